@@ -1,0 +1,86 @@
+#include "harness/cli_common.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+namespace nanguard {
+
+void add_model_flags(CLI::App& app, CommonArgs& args) {
+  app.add_option("model", args.model, "ONNX model file")->required();
+  app.add_option("--dim", args.dims, "bind a symbolic dimension: NAME=N (default 1)");
+}
+
+void add_range_flags(CLI::App& app, CommonArgs& args) {
+  app.add_option("--range", args.ranges, "input range: NAME=LO,HI (repeatable)");
+  app.add_option("--ranges", args.ranges_file, "JSON file of input ranges: {\"NAME\": [LO, HI]}");
+  app.add_option("--device", args.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+}
+
+void add_output_flags(CLI::App& app, CommonArgs& args) {
+  app.add_option("--format", args.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  app.add_option("-o,--output", args.output, "write the report to FILE instead of stdout");
+}
+
+Result<LoadOptions> load_options(const CommonArgs& args) {
+  LoadOptions opt;
+  for (const auto& spec : args.dims) {
+    auto kv = parse_assignment(spec, "--dim");
+    if (!kv.ok()) return kv.status();
+    try {
+      size_t used = 0;
+      long long v = std::stoll(kv->second, &used);
+      if (used != kv->second.size() || v < 0) throw std::invalid_argument("");
+      opt.dims[kv->first] = v;
+    } catch (const std::exception&) {
+      return Status::Error(fmt::format("--dim '{}': expected NAME=N with N a non-negative integer", spec));
+    }
+  }
+  return opt;
+}
+
+Result<RangeMap> range_map(const CommonArgs& args) {
+  RangeMap ranges;
+  if (!args.ranges_file.empty()) {
+    std::ifstream in(args.ranges_file);
+    if (!in) return Status::Error(fmt::format("{}: cannot open ranges file", args.ranges_file));
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      return Status::Error(fmt::format("{}: expected a JSON object {{\"NAME\": [LO, HI]}}", args.ranges_file));
+    for (auto& [name, v] : j.items()) {
+      if (!v.is_array() || v.size() != 2 || !v[0].is_number() || !v[1].is_number() ||
+          v[0].get<double>() > v[1].get<double>())
+        return Status::Error(fmt::format("{}: range of '{}' must be [LO, HI] with LO <= HI", args.ranges_file, name));
+      ranges[name] = Range{v[0].get<double>(), v[1].get<double>()};
+    }
+  }
+  for (const auto& spec : args.ranges) {
+    auto r = parse_range(spec);
+    if (!r.ok()) return r.status();
+    ranges[r->first] = r->second;
+  }
+  return ranges;
+}
+
+Status emit(const CommonArgs& args, const std::string& text) {
+  if (args.output.empty()) {
+    std::cout << text;
+    std::cout.flush();
+    return Status::Ok();
+  }
+  std::string tmp = args.output + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out || !(out << text)) return Status::Error(fmt::format("{}: cannot write", args.output));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, args.output, ec);
+  if (ec) return Status::Error(fmt::format("{}: cannot write: {}", args.output, ec.message()));
+  return Status::Ok();
+}
+
+}  // namespace nanguard

@@ -1,0 +1,35 @@
+// Flags shared by the nanguard subcommands (model, ranges, dims, device, format)
+// and their conversion into loader / executor options.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "model/onnx_loader.h"
+#include "oracle/input_source.h"
+
+namespace nanguard {
+
+struct CommonArgs {
+  std::string model;
+  std::vector<std::string> ranges;  // NAME=LO,HI
+  std::string ranges_file;          // JSON: {"NAME": [LO, HI], ...}
+  std::vector<std::string> dims;    // NAME=N
+  std::string device = "cpu";
+  std::string format = "text";
+  std::string output;               // -o FILE (default stdout)
+};
+
+void add_model_flags(CLI::App& app, CommonArgs& args);
+void add_range_flags(CLI::App& app, CommonArgs& args);
+void add_output_flags(CLI::App& app, CommonArgs& args);
+
+Result<LoadOptions> load_options(const CommonArgs& args);
+Result<RangeMap> range_map(const CommonArgs& args);
+
+// Writes `text` to args.output atomically, or to stdout when none was given.
+Status emit(const CommonArgs& args, const std::string& text);
+
+}  // namespace nanguard

@@ -1,0 +1,150 @@
+#include "harness/conformance.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include <fmt/core.h>
+
+#include "model/onnx_loader.h"
+#include "oracle/executor.h"
+#include "oracle/input_source.h"
+#include "ops/op_registry.h"
+
+namespace nanguard {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Ops whose values depend on the generator, not on the spec.
+const std::set<std::string> kRandomOps{"RandomNormal", "RandomUniform", "RandomNormalLike",
+                                       "RandomUniformLike", "Bernoulli", "Multinomial"};
+
+ConformanceResult skip(ConformanceResult r, std::string why) {
+  r.verdict = Verdict::kSkipped;
+  r.reason = std::move(why);
+  return r;
+}
+ConformanceResult fail(ConformanceResult r, std::string why) {
+  r.verdict = Verdict::kFailed;
+  r.reason = std::move(why);
+  return r;
+}
+
+// Empty string when `got` matches `want` (shape, values within tolerance, NaN where NaN).
+std::string compare(const at::Tensor& got_in, const at::Tensor& want_in, const ConformanceOptions& opt) {
+  at::Tensor got = got_in.detach().to(at::kCPU), want = want_in.detach().to(at::kCPU);
+  if (got.sizes() != want.sizes())
+    return fmt::format("shape {} expected {}", c10::str(got.sizes()), c10::str(want.sizes()));
+  if (got.numel() == 0) return "";
+  if (want.scalar_type() == at::kBool || got.scalar_type() == at::kBool) {
+    return at::equal(got.to(at::kBool), want.to(at::kBool)) ? "" : "boolean values differ";
+  }
+  if (!at::isFloatingType(want.scalar_type())) {
+    return at::equal(got.to(at::kLong), want.to(at::kLong)) ? "" : fmt::format("integer values differ (max |diff| {})", (got.to(at::kLong) - want.to(at::kLong)).abs().max().item<int64_t>());
+  }
+  at::Tensor g = got.to(at::kDouble), w = want.to(at::kDouble);
+  at::Tensor nan_mismatch = g.isnan().logical_xor(w.isnan());
+  if (nan_mismatch.any().item<bool>()) return "NaN positions differ";
+  at::Tensor both = g.isnan().logical_not();
+  at::Tensor gg = g.masked_select(both), ww = w.masked_select(both);
+  at::Tensor inf_mismatch = (gg.isinf().logical_or(ww.isinf())).logical_and(gg != ww);
+  if (inf_mismatch.any().item<bool>()) return "INF values differ";
+  at::Tensor fin = gg.isfinite();
+  gg = gg.masked_select(fin); ww = ww.masked_select(fin);
+  at::Tensor diff = (gg - ww).abs();
+  at::Tensor bad = diff > (opt.atol + opt.rtol * ww.abs());
+  if (bad.any().item<bool>())
+    return fmt::format("values differ: max |diff| {:.3g}", diff.max().item<double>());
+  return "";
+}
+
+std::vector<std::string> data_files(const fs::path& set, const std::string& prefix) {
+  std::vector<std::string> files;
+  for (int i = 0;; ++i) {
+    fs::path p = set / fmt::format("{}_{}.pb", prefix, i);
+    if (!fs::exists(p)) break;
+    files.push_back(p.string());
+  }
+  return files;
+}
+
+ConformanceResult run_set(ConformanceResult r, const Graph& g, const Executor& ex, const fs::path& set,
+                          const ConformanceOptions& opt) {
+  auto inputs = data_files(set, "input");
+  auto outputs = data_files(set, "output");
+  TensorMap feeds;
+  if (inputs.size() != g.inputs.size())
+    return skip(r, fmt::format("{} input files for {} graph inputs", inputs.size(), g.inputs.size()));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    auto t = read_tensor_file(inputs[i]);
+    if (!t.ok()) return skip(r, "input is not a supported tensor: " + t.status().message());
+    feeds[g.inputs[i]] = *t;
+  }
+  std::vector<at::Tensor> expected;
+  for (const auto& f : outputs) {
+    auto t = read_tensor_file(f);
+    if (!t.ok()) return skip(r, "expected output is not a supported tensor: " + t.status().message());
+    expected.push_back(*t);
+  }
+  auto run = ex.run(feeds);
+  if (!run.ok()) {
+    const std::string& m = run.status().message();
+    bool unsupported = m.find("not supported") != std::string::npos;
+    return unsupported ? skip(r, m.substr(m.find(": ") + 2)) : fail(r, m.substr(m.find(": ") + 2));
+  }
+  for (size_t i = 0; i < expected.size() && i < run->outputs.size(); ++i) {
+    std::string diff = compare(run->outputs[i], expected[i], opt);
+    if (!diff.empty()) return fail(r, fmt::format("output {} ('{}'): {}", i, g.outputs[i], diff));
+  }
+  r.verdict = Verdict::kPassed;
+  return r;
+}
+
+}  // namespace
+
+ConformanceResult run_conformance_test(const std::string& dir, const std::string& label, const ConformanceOptions& opt) {
+  ConformanceResult r;
+  r.test = label;
+  auto graph = load_model((fs::path(dir) / "model.onnx").string());
+  if (!graph.ok()) {
+    const std::string& m = graph.status().message();
+    return skip(r, "load: " + m.substr(m.find(": ") + 2));
+  }
+  for (const Node& n : graph->nodes) r.op_types.insert(n.domain.empty() ? n.op_type : n.domain + "." + n.op_type);
+  if (graph->nodes.empty()) r.op_types.insert("Constant");
+  auto missing = unsupported_op_types(*graph);
+  if (!missing.empty()) return skip(r, "unsupported op " + missing.front());
+  for (const auto& op : r.op_types)
+    if (kRandomOps.count(op)) return skip(r, "random op: values depend on the generator");
+  ExecOptions eopt;
+  // The expected outputs of float64 tests need float64 arithmetic.
+  for (const auto& in : graph->inputs)
+    if (graph->type_of(in) && graph->type_of(in)->elem_type == onnx::TensorProto::DOUBLE) eopt.float_type = at::kDouble;
+  auto ex = Executor::create(*graph, eopt);
+  if (!ex.ok()) return skip(r, ex.status().message());
+  std::vector<fs::path> sets;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_directory() && e.path().filename().string().rfind("test_data_set_", 0) == 0) sets.push_back(e.path());
+  std::sort(sets.begin(), sets.end());
+  if (sets.empty()) return skip(r, "no test data");
+  for (const auto& set : sets) {
+    r = run_set(r, *graph, *ex, set, opt);
+    if (r.verdict != Verdict::kPassed) return r;
+  }
+  return r;
+}
+
+std::vector<std::pair<std::string, std::string>> list_conformance_tests(const std::vector<std::string>& suites) {
+  std::vector<std::pair<std::string, std::string>> tests;
+  for (const auto& suite : suites) {
+    if (!fs::is_directory(suite)) continue;
+    std::string suite_name = fs::path(suite).filename().string();
+    for (const auto& e : fs::directory_iterator(suite))
+      if (fs::exists(e.path() / "model.onnx"))
+        tests.emplace_back(e.path().string(), suite_name + "/" + e.path().filename().string());
+  }
+  std::sort(tests.begin(), tests.end(), [](auto& a, auto& b) { return a.second < b.second; });
+  return tests;
+}
+
+}  // namespace nanguard

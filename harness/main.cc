@@ -1,0 +1,33 @@
+// The nanguard command line: parses the subcommand and maps every usage error to
+// one line on stderr and exit code 2.
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "harness/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"nanguard: find, prove, reproduce and fix NaN/INF in ONNX models"};
+  app.require_subcommand(1);
+  std::vector<nanguard::CommandFn> commands{nanguard::add_run_command(app)};
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "nanguard: " << e.what() << " (see nanguard --help)\n";
+    return 2;
+  }
+  try {
+    for (const auto& cmd : commands) {
+      int rc = cmd();
+      if (rc >= 0) return rc;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "nanguard: error: " << e.what() << "\n";
+    return 2;
+  }
+  return 2;
+}

@@ -1,0 +1,194 @@
+// `nanguard run`: executes a model for real (given or random inputs) and reports
+// its outputs and every node whose output holds NaN or INF.
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <memory>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "harness/cli_common.h"
+#include "harness/commands.h"
+#include "oracle/nonfinite.h"
+#include "ops/tensor_proto.h"
+
+namespace nanguard {
+namespace {
+
+using json = nlohmann::json;
+
+struct RunArgs {
+  CommonArgs common;
+  std::vector<std::string> inputs;  // NAME=FILE.pb
+  uint64_t seed = 0;
+  int64_t samples = 1;
+  bool float64 = false;
+  std::string save_outputs;
+};
+
+std::string shape_str(const at::Tensor& t) {
+  std::string s = std::string(c10::toString(t.scalar_type())) + "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? "," : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+json tensor_summary(const std::string& name, const at::Tensor& t) {
+  json j{{"name", name}, {"dtype", c10::toString(t.scalar_type())}, {"shape", t.sizes().vec()}};
+  NonFiniteRecord r = count_nonfinite(t);
+  j["nan"] = r.nan_count;
+  j["inf"] = r.inf_count;
+  if (t.numel() > 0 && t.scalar_type() != at::kBool) {
+    at::Tensor d = t.detach().to(at::kCPU).to(at::kDouble);
+    at::Tensor finite = d.masked_select(d.isfinite());
+    if (finite.numel() > 0) {
+      j["min"] = finite.min().item<double>();
+      j["max"] = finite.max().item<double>();
+      j["mean"] = finite.mean().item<double>();
+    }
+  }
+  return j;
+}
+
+std::string text_summary(const json& t) {
+  std::string s = fmt::format("  {}  {}[", t["name"].get<std::string>(), t["dtype"].get<std::string>());
+  bool first = true;
+  for (auto d : t["shape"]) { s += (first ? "" : ",") + std::to_string(d.get<int64_t>()); first = false; }
+  s += "]";
+  if (t.contains("min"))
+    s += fmt::format("  min {:.6g}  max {:.6g}  mean {:.6g}", t["min"].get<double>(), t["max"].get<double>(), t["mean"].get<double>());
+  if (t["nan"].get<int64_t>() || t["inf"].get<int64_t>())
+    s += fmt::format("  NaN {}  INF {}", t["nan"].get<int64_t>(), t["inf"].get<int64_t>());
+  return s + "\n";
+}
+
+struct NodeTally {
+  NonFiniteRecord first_record;
+  int64_t samples = 0;
+  int64_t first_sample = -1;
+};
+
+Result<TensorMap> given_inputs(const RunArgs& a) {
+  TensorMap given;
+  for (const auto& spec : a.inputs) {
+    auto kv = parse_assignment(spec, "--input");
+    if (!kv.ok()) return kv.status();
+    auto t = read_tensor_file(kv->second);
+    if (!t.ok()) return t.status();
+    given[kv->first] = *t;
+  }
+  return given;
+}
+
+Status save_outputs(const Graph& g, const ExecResult& exec, const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::Error(fmt::format("{}: cannot create folder: {}", dir, ec.message()));
+  for (size_t i = 0; i < g.outputs.size(); ++i) {
+    const TensorType* type = g.type_of(g.outputs[i]);
+    int32_t elem = type && type->elem_type ? type->elem_type : 0;
+    at::Tensor t = exec.outputs[i];
+    if (at::isFloatingType(t.scalar_type()) && elem == onnx::TensorProto::FLOAT) t = t.to(at::kFloat);
+    Status s = write_tensor_file(t, g.outputs[i], fmt::format("{}/output_{}.pb", dir, i), elem);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+int run(const RunArgs& a) {
+  auto fail = [](const Status& s) { std::cerr << "nanguard: " << s.message() << "\n"; return 2; };
+  auto lopt = load_options(a.common);
+  if (!lopt.ok()) return fail(lopt.status());
+  auto ranges = range_map(a.common);
+  if (!ranges.ok()) return fail(ranges.status());
+  auto device = parse_device(a.common.device);
+  if (!device.ok()) return fail(device.status());
+  auto graph = load_model(a.common.model, *lopt);
+  if (!graph.ok()) return fail(graph.status());
+  if (Status s = check_range_names(*graph, *ranges); !s.ok()) return fail(s);
+  auto given = given_inputs(a);
+  if (!given.ok()) return fail(given.status());
+  for (const auto& [name, t] : *given)
+    if (std::find(graph->inputs.begin(), graph->inputs.end(), name) == graph->inputs.end())
+      return fail(Status::Error(fmt::format("{}: --input names '{}', which is not an input of the model", graph->model_path, name)));
+  ExecOptions eopt;
+  eopt.device = *device;
+  eopt.float_type = a.float64 ? at::kDouble : at::kFloat;
+  eopt.seed = a.seed;
+  eopt.keep_intermediates = false;
+  auto executor = Executor::create(*graph, eopt);
+  if (!executor.ok()) return fail(executor.status());
+
+  std::map<int, NodeTally> tallies;  // by node index: topological order
+  json outputs = json::array();
+  json inputs = json::array();
+  int64_t failing_samples = 0;
+  for (int64_t s = 0; s < a.samples; ++s) {
+    auto feeds = random_inputs(*graph, *ranges, a.seed + static_cast<uint64_t>(s), *given);
+    if (!feeds.ok()) return fail(feeds.status());
+    auto run = run_with_oracle(*executor, *feeds);
+    if (!run.ok()) return fail(run.status());
+    if (!run->nonfinite.empty()) ++failing_samples;
+    for (const auto& r : run->nonfinite) {
+      NodeTally& t = tallies[graph->find_node(r.node)->index];
+      if (t.samples++ == 0) { t.first_record = r; t.first_sample = s; }
+    }
+    if (s > 0) continue;
+    for (const auto& name : graph->inputs) inputs.push_back(tensor_summary(name, feeds->at(name)));
+    for (size_t i = 0; i < graph->outputs.size(); ++i) outputs.push_back(tensor_summary(graph->outputs[i], run->exec.outputs[i]));
+    if (!a.save_outputs.empty())
+      if (Status st = save_outputs(*graph, run->exec, a.save_outputs); !st.ok()) return fail(st);
+  }
+
+  json nodes = json::array();
+  for (const auto& [idx, t] : tallies)
+    nodes.push_back({{"node", t.first_record.node}, {"op", t.first_record.op_type}, {"tensor", t.first_record.tensor},
+                     {"nan", t.first_record.nan_count}, {"inf", t.first_record.inf_count},
+                     {"numel", t.first_record.numel}, {"samples", t.samples}, {"first_sample", t.first_sample}});
+  json report{{"model", graph->model_path}, {"opset", graph->opset}, {"device", a.common.device},
+              {"dtype", a.float64 ? "float64" : "float32"}, {"seed", a.seed}, {"samples", a.samples},
+              {"failing_samples", failing_samples}, {"inputs", inputs}, {"outputs", outputs},
+              {"nonfinite_nodes", nodes}, {"first_nonfinite", nodes.empty() ? json(nullptr) : nodes[0]["node"]}};
+  std::string text;
+  if (a.common.format == "json") {
+    text = report.dump(2) + "\n";
+  } else {
+    text = fmt::format("model: {} (opset {}, {} nodes, {}, {})\n", graph->model_path, graph->opset,
+                       graph->nodes.size(), a.common.device, a.float64 ? "float64" : "float32");
+    text += "inputs:\n";
+    for (const auto& t : inputs) text += text_summary(t);
+    text += "outputs:\n";
+    for (const auto& t : outputs) text += text_summary(t);
+    if (nodes.empty()) {
+      text += fmt::format("NaN/INF: none in {} run{}\n", a.samples, a.samples > 1 ? "s" : "");
+    } else {
+      text += fmt::format("NaN/INF at {} node{} ({} of {} runs); first: '{}'\n", nodes.size(),
+                          nodes.size() > 1 ? "s" : "", failing_samples, a.samples, nodes[0]["node"].get<std::string>());
+      for (const auto& n : nodes)
+        text += fmt::format("  {} ({}) -> '{}': {} NaN, {} INF of {} values; in {} run(s), first run {}\n",
+                            n["node"].get<std::string>(), n["op"].get<std::string>(), n["tensor"].get<std::string>(),
+                            n["nan"].get<int64_t>(), n["inf"].get<int64_t>(), n["numel"].get<int64_t>(),
+                            n["samples"].get<int64_t>(), n["first_sample"].get<int64_t>());
+    }
+  }
+  if (Status s = emit(a.common, text); !s.ok()) return fail(s);
+  return nodes.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+CommandFn add_run_command(CLI::App& app) {
+  auto args = std::make_shared<RunArgs>();
+  CLI::App* cmd = app.add_subcommand("run", "run a model for real and locate NaN/INF");
+  add_model_flags(*cmd, args->common);
+  add_range_flags(*cmd, args->common);
+  add_output_flags(*cmd, args->common);
+  cmd->add_option("--input", args->inputs, "input tensor from a TensorProto file: NAME=FILE.pb (repeatable)");
+  cmd->add_option("--seed", args->seed, "seed of the random inputs (default 0)");
+  cmd->add_option("--samples", args->samples, "number of random runs (seeds SEED, SEED+1, ...)")->check(CLI::PositiveNumber);
+  cmd->add_flag("--float64", args->float64, "run in float64 instead of float32");
+  cmd->add_option("--save-outputs", args->save_outputs, "write the first run's outputs as DIR/output_N.pb");
+  return [cmd, args]() -> int { return cmd->parsed() ? run(*args) : -1; };
+}
+
+}  // namespace nanguard

@@ -1,0 +1,58 @@
+#include "model/graph.h"
+
+namespace nanguard {
+
+std::optional<int64_t> TensorType::element_count() const {
+  if (!dims) return std::nullopt;
+  int64_t n = 1;
+  for (int64_t d : *dims) {
+    if (d < 0) return std::nullopt;
+    n *= d;
+  }
+  return n;
+}
+
+const Node* Graph::find_node(const std::string& name) const {
+  for (const Node& n : nodes)
+    if (n.name == name) return &n;
+  return nullptr;
+}
+
+const Node* Graph::producer(const std::string& tensor) const {
+  auto it = producer_index_.find(tensor);
+  return it == producer_index_.end() ? nullptr : &nodes[it->second];
+}
+
+const TensorType* Graph::type_of(const std::string& tensor) const {
+  auto it = types.find(tensor);
+  return it == types.end() ? nullptr : &it->second;
+}
+
+void Graph::index_producers() {
+  producer_index_.clear();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    nodes[i].index = static_cast<int>(i);
+    for (const std::string& out : nodes[i].outputs)
+      if (!out.empty()) producer_index_[out] = static_cast<int>(i);
+  }
+}
+
+int64_t element_size(int32_t t) {
+  using TP = onnx::TensorProto;
+  switch (t) {
+    case TP::FLOAT: case TP::INT32: case TP::UINT32: return 4;
+    case TP::DOUBLE: case TP::INT64: case TP::UINT64: case TP::COMPLEX64: return 8;
+    case TP::FLOAT16: case TP::BFLOAT16: case TP::INT16: case TP::UINT16: return 2;
+    case TP::INT8: case TP::UINT8: case TP::BOOL: return 1;
+    case TP::COMPLEX128: return 16;
+    default: return 0;
+  }
+}
+
+std::string elem_type_name(int32_t t) {
+  if (onnx::TensorProto_DataType_IsValid(t))
+    return onnx::TensorProto_DataType_Name(static_cast<onnx::TensorProto_DataType>(t));
+  return "type" + std::to_string(t);
+}
+
+}  // namespace nanguard

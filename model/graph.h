@@ -1,0 +1,62 @@
+// The graph IR: nodes in topological order, typed and shaped tensors, initializers.
+// Produced by the loader (onnx_loader.h); consumed by ops/, analyzer/ and oracle/.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <onnx/onnx_pb.h>
+
+namespace nanguard {
+
+// A tensor's static type: ONNX element type and, when known, its dimensions
+// (-1 for a dimension shape inference could not determine).
+struct TensorType {
+  int32_t elem_type = 0;  // onnx::TensorProto_DataType
+  std::optional<std::vector<int64_t>> dims;
+
+  std::optional<int64_t> element_count() const;
+};
+
+struct Node {
+  std::string name;  // never empty: the loader names unnamed nodes "<OpType>_<index>"
+  std::string op_type;
+  std::string domain;  // "" for the default ONNX domain
+  std::vector<std::string> inputs;  // "" marks an omitted optional input
+  std::vector<std::string> outputs;
+  std::map<std::string, onnx::AttributeProto> attributes;
+  int index = 0;  // position in Graph::nodes
+};
+
+struct Graph {
+  std::string model_path;
+  int64_t opset = 0;  // of the default domain
+  std::vector<std::string> inputs;  // runtime inputs (initializers excluded)
+  std::vector<std::string> outputs;
+  std::vector<Node> nodes;  // topologically sorted
+  // Weights and folded Constant nodes; external data already read in.
+  std::unordered_map<std::string, onnx::TensorProto> initializers;
+  std::unordered_map<std::string, TensorType> types;  // inferred, per tensor name
+
+  const Node* find_node(const std::string& name) const;
+  // The node producing `tensor`, or nullptr for inputs and initializers.
+  const Node* producer(const std::string& tensor) const;
+  const TensorType* type_of(const std::string& tensor) const;
+  bool is_initializer(const std::string& tensor) const { return initializers.count(tensor) > 0; }
+
+  // Rebuilt by the loader after any change to `nodes`.
+  void index_producers();
+
+ private:
+  std::unordered_map<std::string, int> producer_index_;
+};
+
+// Bytes per element of an ONNX element type; 0 for string / undefined.
+int64_t element_size(int32_t elem_type);
+std::string elem_type_name(int32_t elem_type);
+
+}  // namespace nanguard

@@ -1,0 +1,278 @@
+#include "model/onnx_loader.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <queue>
+#include <sstream>
+#include <unordered_set>
+
+#include <fmt/core.h>
+#include <onnx/checker.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include "model/constant_folding.h"
+
+namespace nanguard {
+namespace {
+
+namespace fs = std::filesystem;
+
+Result<std::string> read_file(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return Status::Error(fmt::format("{}: no such file", path));
+  if (fs::is_directory(path, ec)) return Status::Error(fmt::format("{}: is a directory, not an ONNX file", path));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Error(fmt::format("{}: cannot open for reading", path));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Result<int64_t> default_opset(const onnx::ModelProto& m, const std::string& path) {
+  for (const auto& imp : m.opset_import()) {
+    if (imp.domain().empty() || imp.domain() == "ai.onnx") {
+      int64_t v = imp.version();
+      if (v > kMaxOpset)
+        return Status::Error(fmt::format("{}: opset {} is newer than {}, the newest this build supports", path, v, kMaxOpset));
+      if (v < kMinOpset)
+        return Status::Error(fmt::format("{}: opset {} is older than {}, the oldest supported", path, v, kMinOpset));
+      return v;
+    }
+  }
+  return Status::Error(fmt::format("{}: no opset import for the default ONNX domain", path));
+}
+
+void bind_dims(onnx::ModelProto& m, const LoadOptions& opt) {
+  for (auto& in : *m.mutable_graph()->mutable_input()) {
+    if (!in.type().has_tensor_type() || !in.type().tensor_type().has_shape()) continue;
+    for (auto& d : *in.mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim()) {
+      if (d.has_dim_value()) continue;
+      auto it = d.has_dim_param() ? opt.dims.find(d.dim_param()) : opt.dims.end();
+      d.set_dim_value(it != opt.dims.end() ? it->second : 1);
+    }
+  }
+}
+
+// Resolves one external-data reference, refusing paths that leave the model's folder.
+Status read_external(onnx::TensorProto& t, const fs::path& dir, const std::string& path) {
+  std::string location;
+  int64_t offset = 0, length = -1;
+  for (const auto& kv : t.external_data()) {
+    if (kv.key() == "location") location = kv.value();
+    else if (kv.key() == "offset") offset = std::stoll(kv.value());
+    else if (kv.key() == "length") length = std::stoll(kv.value());
+  }
+  fs::path rel(location);
+  if (location.empty() || rel.is_absolute())
+    return Status::Error(fmt::format("{}: tensor '{}': external data location '{}' must be a relative path inside the model's folder", path, t.name(), location));
+  std::error_code ec;
+  fs::path base = fs::weakly_canonical(dir, ec);
+  fs::path target = fs::weakly_canonical(dir / rel, ec);
+  auto [b, _] = std::mismatch(base.begin(), base.end(), target.begin(), target.end());
+  if (ec || b != base.end())
+    return Status::Error(fmt::format("{}: tensor '{}': external data path '{}' leaves the model's folder", path, t.name(), location));
+  std::ifstream in(target, std::ios::binary);
+  if (!in) return Status::Error(fmt::format("{}: tensor '{}': cannot open external data file '{}'", path, t.name(), location));
+  in.seekg(0, std::ios::end);
+  int64_t size = in.tellg();
+  if (length < 0) length = size - offset;
+  if (offset < 0 || offset + length > size)
+    return Status::Error(fmt::format("{}: tensor '{}': external data range [{}, {}) is outside '{}' ({} bytes)", path, t.name(), offset, offset + length, location, size));
+  std::string bytes(static_cast<size_t>(length), '\0');
+  in.seekg(offset);
+  in.read(bytes.data(), length);
+  t.set_raw_data(std::move(bytes));
+  t.clear_external_data();
+  t.set_data_location(onnx::TensorProto::DEFAULT);
+  return Status::Ok();
+}
+
+Status load_external_data(onnx::ModelProto& m, const std::string& path) {
+  fs::path dir = fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  for (auto& t : *m.mutable_graph()->mutable_initializer()) {
+    if (t.data_location() != onnx::TensorProto::EXTERNAL) continue;
+    if (Status s = read_external(t, dir, path); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+TensorType to_tensor_type(const onnx::TypeProto& tp) {
+  TensorType t;
+  if (!tp.has_tensor_type()) return t;
+  t.elem_type = tp.tensor_type().elem_type();
+  if (tp.tensor_type().has_shape()) {
+    std::vector<int64_t> dims;
+    for (const auto& d : tp.tensor_type().shape().dim()) dims.push_back(d.has_dim_value() ? d.dim_value() : -1);
+    t.dims = dims;
+  }
+  return t;
+}
+
+TensorType type_of_proto(const onnx::TensorProto& t) {
+  return TensorType{t.data_type(), std::vector<int64_t>(t.dims().begin(), t.dims().end())};
+}
+
+Node to_node(const onnx::NodeProto& np, int index) {
+  Node n;
+  n.op_type = np.op_type();
+  n.domain = np.domain() == "ai.onnx" ? "" : np.domain();
+  n.name = np.name().empty() ? fmt::format("{}_{}", np.op_type(), index) : np.name();
+  n.inputs.assign(np.input().begin(), np.input().end());
+  n.outputs.assign(np.output().begin(), np.output().end());
+  for (const auto& a : np.attribute()) n.attributes[a.name()] = a;
+  n.index = index;
+  return n;
+}
+
+// Kahn's algorithm; also rejects references to tensors nothing defines. Returns the
+// original indices of the nodes in sorted order.
+Result<std::vector<int>> sort_nodes(Graph& g, const std::string& path) {
+  std::unordered_map<std::string, int> producer;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (const auto& o : g.nodes[i].outputs) {
+      if (o.empty()) continue;
+      if (producer.count(o) || g.initializers.count(o))
+        return Status::Error(fmt::format("{}: tensor '{}' is defined twice (node '{}')", path, o, g.nodes[i].name));
+      producer[o] = static_cast<int>(i);
+    }
+  std::unordered_set<std::string> graph_inputs(g.inputs.begin(), g.inputs.end());
+  std::vector<int> pending(g.nodes.size(), 0);
+  std::vector<std::vector<int>> users(g.nodes.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    for (const auto& in : g.nodes[i].inputs) {
+      if (in.empty() || g.initializers.count(in) || graph_inputs.count(in)) continue;
+      auto it = producer.find(in);
+      if (it == producer.end())
+        return Status::Error(fmt::format("{}: node '{}' ({}) reads tensor '{}', which no node, input or initializer defines", path, g.nodes[i].name, g.nodes[i].op_type, in));
+      ++pending[i];
+      users[it->second].push_back(static_cast<int>(i));
+    }
+  }
+  std::queue<int> ready;
+  for (size_t i = 0; i < g.nodes.size(); ++i) if (pending[i] == 0) ready.push(static_cast<int>(i));
+  std::vector<int> sorted;
+  while (!ready.empty()) {
+    int i = ready.front(); ready.pop();
+    sorted.push_back(i);
+    for (int u : users[i]) if (--pending[u] == 0) ready.push(u);
+  }
+  if (sorted.size() != g.nodes.size()) {
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+      if (pending[i] > 0)
+        return Status::Error(fmt::format("{}: the graph has a cycle through node '{}' ({})", path, g.nodes[i].name, g.nodes[i].op_type));
+  }
+  for (const auto& o : g.outputs)
+    if (!producer.count(o) && !g.initializers.count(o) && !graph_inputs.count(o))
+      return Status::Error(fmt::format("{}: graph output '{}' is not defined by any node, input or initializer", path, o));
+  return sorted;
+}
+
+// Validates structure with our own messages, then puts the proto's nodes in
+// topological order (the checker insists on it; exporters do not always comply).
+Status sort_proto_nodes(onnx::ModelProto& m, const std::string& path) {
+  Graph g;
+  for (const auto& t : m.graph().initializer()) g.initializers[t.name()] = onnx::TensorProto();
+  for (const auto& vi : m.graph().input()) if (!g.initializers.count(vi.name())) g.inputs.push_back(vi.name());
+  for (const auto& vi : m.graph().output()) g.outputs.push_back(vi.name());
+  for (int i = 0; i < m.graph().node_size(); ++i) g.nodes.push_back(to_node(m.graph().node(i), i));
+  auto order = sort_nodes(g, path);
+  if (!order.ok()) return order.status();
+  google::protobuf::RepeatedPtrField<onnx::NodeProto> sorted;
+  for (int i : *order) *sorted.Add() = m.graph().node(i);
+  m.mutable_graph()->mutable_node()->Swap(&sorted);
+  return Status::Ok();
+}
+
+// Checked in a stable order (inputs, weights, then node outputs) so the error names
+// the earliest offending tensor.
+Status check_sizes(const Graph& g, const LoadOptions& opt, const std::string& path) {
+  std::vector<std::string> names = g.inputs;
+  for (const auto& [name, t] : g.initializers) names.push_back(name);
+  std::sort(names.begin() + static_cast<long>(g.inputs.size()), names.end());
+  for (const Node& n : g.nodes) names.insert(names.end(), n.outputs.begin(), n.outputs.end());
+  for (const auto& name : names) {
+    const TensorType* t = g.type_of(name);
+    if (!t) continue;
+    auto n = t->element_count();
+    int64_t es = element_size(t->elem_type);
+    if (!n || es == 0) continue;
+    if (*n > opt.max_tensor_bytes / es)
+      return Status::Error(fmt::format("{}: tensor '{}' would hold {} elements ({} bytes), over the cap of {} bytes per tensor", path, name, *n, *n * es, opt.max_tensor_bytes));
+  }
+  return Status::Ok();
+}
+
+Status build_graph(const onnx::ModelProto& m, Graph& g, const std::string& path) {
+  const auto& gp = m.graph();
+  for (const auto& t : gp.initializer()) {
+    g.initializers[t.name()] = t;
+    g.types[t.name()] = type_of_proto(t);
+  }
+  for (const auto& vi : gp.input()) {
+    if (!g.initializers.count(vi.name())) g.inputs.push_back(vi.name());
+    if (!g.types.count(vi.name())) g.types[vi.name()] = to_tensor_type(vi.type());
+  }
+  for (const auto& vi : gp.value_info()) g.types[vi.name()] = to_tensor_type(vi.type());
+  for (const auto& vi : gp.output()) {
+    g.outputs.push_back(vi.name());
+    if (vi.type().has_tensor_type()) g.types[vi.name()] = to_tensor_type(vi.type());
+  }
+  for (int i = 0; i < gp.node_size(); ++i) {
+    Node n = to_node(gp.node(i), i);
+    if (n.op_type == "Constant" && n.domain.empty() && n.outputs.size() == 1) {
+      try {
+        onnx::TensorProto t = constant_tensor(n);
+        g.types[n.outputs[0]] = type_of_proto(t);
+        g.initializers[n.outputs[0]] = std::move(t);
+        continue;
+      } catch (const ModelError& e) {
+        return Status::Error(fmt::format("{}: {}", path, e.what()));
+      }
+    }
+    g.nodes.push_back(std::move(n));
+  }
+  g.index_producers();
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Graph> load_model(const std::string& path, const LoadOptions& options) {
+  auto bytes = read_file(path);
+  if (!bytes.ok()) return bytes.status();
+  onnx::ModelProto m;
+  if (bytes->empty() || !m.ParseFromString(*bytes) || !m.has_graph())
+    return Status::Error(fmt::format("{}: not a valid ONNX model (protobuf parse failed)", path));
+  return load_model_proto(std::move(m), path, options);
+}
+
+Result<Graph> load_model_proto(onnx::ModelProto m, const std::string& path, const LoadOptions& options) {
+  auto opset = default_opset(m, path);
+  if (!opset.ok()) return opset.status();
+  if (Status s = load_external_data(m, path); !s.ok()) return s;
+  bind_dims(m, options);
+  if (Status s = sort_proto_nodes(m, path); !s.ok()) return s;
+  try {
+    onnx::checker::check_model(m);
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
+    return Status::Error(fmt::format("{}: invalid ONNX model: {}", path, msg));
+  }
+  try {
+    onnx::shape_inference::InferShapes(m);
+  } catch (const std::exception&) {
+    // Shapes are advisory (size checks, the analyzer's first guess); execution
+    // re-derives them, so a model whose inference fails still loads.
+  }
+  Graph g;
+  g.model_path = path;
+  g.opset = *opset;
+  if (Status s = build_graph(m, g, path); !s.ok()) return s;
+  if (Status s = check_sizes(g, options, path); !s.ok()) return s;
+  return g;
+}
+
+}  // namespace nanguard

@@ -1,0 +1,30 @@
+// Loads an ONNX file into the graph IR: validates it (libonnx checker), binds symbolic
+// dimensions, reads external data that stays inside the model's folder, infers shapes,
+// folds Constant nodes into initializers and sorts nodes topologically.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "model/graph.h"
+#include "model/status.h"
+
+namespace nanguard {
+
+constexpr int64_t kMinOpset = 7;
+constexpr int64_t kMaxOpset = 17;  // the newest opset libonnx 1.12 knows
+// Documented cap on any one tensor (initializer, input or inferred intermediate).
+constexpr int64_t kDefaultMaxTensorBytes = int64_t{1} << 30;
+
+struct LoadOptions {
+  std::map<std::string, int64_t> dims;  // symbolic dimension -> value (unbound: 1)
+  int64_t max_tensor_bytes = kDefaultMaxTensorBytes;
+};
+
+Result<Graph> load_model(const std::string& path, const LoadOptions& options = {});
+// For models built in memory (tests); `path` locates external data.
+Result<Graph> load_model_proto(onnx::ModelProto model, const std::string& path,
+                               const LoadOptions& options = {});
+
+}  // namespace nanguard

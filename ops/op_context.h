@@ -1,0 +1,40 @@
+// What an op's lowering sees: the node (attributes), the opset in force, and the
+// input tensors (an undefined tensor for an omitted optional input).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "model/attributes.h"
+#include "model/graph.h"
+#include "model/status.h"
+
+namespace nanguard {
+
+struct OpContext {
+  const Node& node;
+  int64_t opset;
+  std::vector<at::Tensor> inputs;
+  at::ScalarType float_type = at::kFloat;  // the run's float type (for random ops)
+  at::Device device = at::kCPU;
+  int64_t max_tensor_bytes = int64_t{1} << 30;
+  at::Generator* generator = nullptr;  // seeded per run; for random ops
+
+  size_t num_inputs() const { return inputs.size(); }
+  size_t num_outputs() const { return node.outputs.size(); }
+  bool has_input(size_t i) const { return i < inputs.size() && inputs[i].defined(); }
+  // Throws ModelError naming the node when a required input is missing.
+  const at::Tensor& input(size_t i) const;
+  // A small integer tensor (shape, axes, pads...) read as a vector.
+  std::vector<int64_t> input_ints(size_t i) const;
+  // Throws ModelError unless `numel` elements of `type` fit under the tensor cap.
+  void check_size(int64_t numel, at::ScalarType type) const;
+  [[noreturn]] void fail(const std::string& message) const;
+};
+
+// Normalises a possibly negative axis against `rank`; throws on out-of-range.
+int64_t normalize_axis(const OpContext& ctx, int64_t axis, int64_t rank);
+
+}  // namespace nanguard

@@ -1,0 +1,52 @@
+// The registry of op semantics. Each ops/<family>.cc file defines, per ONNX op, its
+// facets (today the LibTorch lowering; the abstract transfer functions and hazard
+// conditions join the same OpDef) and registers them from that file with
+// NANGUARD_REGISTER_OPS, so adding an op never touches a second table.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "model/graph.h"
+#include "ops/op_context.h"
+
+namespace nanguard {
+
+// Computes the node's outputs from its inputs with ATen ops, so that the result is
+// what the ONNX spec defines and autograd can differentiate through it.
+using LowerFn = std::function<std::vector<at::Tensor>(const OpContext&)>;
+
+struct OpDef {
+  std::string op_type;
+  LowerFn lower;
+  std::string domain = "";  // default ONNX domain
+};
+
+class OpRegistry {
+ public:
+  static OpRegistry& instance();
+  void add(OpDef def);  // aborts on a duplicate: two homes for one op is a bug
+  const OpDef* find(const std::string& op_type, const std::string& domain = "") const;
+  std::vector<std::string> op_types() const;  // sorted
+
+ private:
+  std::vector<OpDef> defs_;
+};
+
+struct OpRegistrar {
+  explicit OpRegistrar(std::vector<OpDef> defs);
+};
+
+// The op types of `graph` that the registry does not know, each once, in order of
+// first appearance (with the domain prefixed when not the default one).
+std::vector<std::string> unsupported_op_types(const Graph& graph);
+
+#define NANGUARD_CONCAT_INNER(a, b) a##b
+#define NANGUARD_CONCAT(a, b) NANGUARD_CONCAT_INNER(a, b)
+#define NANGUARD_REGISTER_OPS(...) \
+  static const ::nanguard::OpRegistrar NANGUARD_CONCAT(nanguard_registrar_, __LINE__)(__VA_ARGS__)
+
+}  // namespace nanguard

@@ -1,0 +1,2 @@
+// Placeholder: the ops of this family are being written.
+#include "ops/op_registry.h"

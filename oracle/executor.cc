@@ -1,0 +1,95 @@
+#include "oracle/executor.h"
+
+#include <fmt/core.h>
+
+#include "ops/op_registry.h"
+#include "ops/tensor_proto.h"
+
+namespace nanguard {
+
+Result<at::Device> parse_device(const std::string& name) {
+  if (name == "cpu") return at::Device(at::kCPU);
+  if (name == "cuda") {
+    if (!at::hasCUDA())
+      return Status::Error("--device cuda: this LibTorch build has no CUDA support (or no GPU is visible)");
+    return at::Device(at::kCUDA, 0);
+  }
+  return Status::Error(fmt::format("unknown device '{}' (expected cpu or cuda)", name));
+}
+
+at::Tensor to_run_type(const at::Tensor& t, const ExecOptions& options) {
+  at::Tensor r = t;
+  // Only float32 <-> float64 follow the run's type; half precision stays as given.
+  bool wide_float = r.scalar_type() == at::kFloat || r.scalar_type() == at::kDouble;
+  if (wide_float && r.scalar_type() != options.float_type) r = r.to(options.float_type);
+  return r.device() == options.device ? r : r.to(options.device);
+}
+
+Result<Executor> Executor::create(const Graph& graph, ExecOptions options) {
+  std::vector<std::string> missing = unsupported_op_types(graph);
+  if (!missing.empty()) {
+    std::string list;
+    for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+    return Status::Error(fmt::format("{}: unsupported ONNX op{}: {}", graph.model_path,
+                                     missing.size() > 1 ? "s" : "", list));
+  }
+  Executor ex(graph, std::move(options));
+  for (const auto& [name, proto] : graph.initializers) {
+    try {
+      ex.weights_[name] = to_run_type(tensor_from_proto(proto), ex.options_);
+    } catch (const std::exception& e) {
+      return Status::Error(fmt::format("{}: initializer '{}': {}", graph.model_path, name, e.what()));
+    }
+  }
+  return ex;
+}
+
+Result<ExecResult> Executor::run(const TensorMap& feeds, const NodeHook& hook) const {
+  const Graph& g = *graph_;
+  ExecResult result;
+  TensorMap& values = result.values;
+  values = weights_;
+  for (const auto& [name, t] : feeds) values[name] = to_run_type(t, options_);
+  for (const auto& in : g.inputs)
+    if (!values.count(in)) return Status::Error(fmt::format("{}: no value given for input '{}'", g.model_path, in));
+
+  at::Generator gen = at::detail::createCPUGenerator(options_.seed);
+  // Without keep_intermediates a tensor is dropped after its last reader, so long
+  // runs (sampling) hold only the live frontier.
+  std::unordered_map<std::string, int> last_reader;
+  if (!options_.keep_intermediates) {
+    for (const Node& n : g.nodes) for (const auto& in : n.inputs) last_reader[in] = n.index;
+    for (const auto& o : g.outputs) last_reader[o] = static_cast<int>(g.nodes.size());
+  }
+
+  for (const Node& node : g.nodes) {
+    OpContext ctx{node, g.opset, {}, options_.float_type, options_.device, options_.max_tensor_bytes, &gen};
+    for (const auto& in : node.inputs) ctx.inputs.push_back(in.empty() ? at::Tensor() : values.at(in));
+    std::vector<at::Tensor> outs;
+    try {
+      outs = OpRegistry::instance().find(node.op_type, node.domain)->lower(ctx);
+    } catch (const ModelError& e) {
+      return Status::Error(fmt::format("{}: {}", g.model_path, e.what()));
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
+      return Status::Error(fmt::format("{}: node '{}' ({}): execution failed: {}", g.model_path, node.name, node.op_type, msg));
+    }
+    if (outs.size() < node.outputs.size()) {
+      // Optional outputs a lowering does not compute must not be consumed.
+      for (size_t i = outs.size(); i < node.outputs.size(); ++i)
+        if (!node.outputs[i].empty())
+          return Status::Error(fmt::format("{}: node '{}' ({}): output {} is not supported", g.model_path, node.name, node.op_type, i));
+    }
+    for (size_t i = 0; i < node.outputs.size(); ++i)
+      if (!node.outputs[i].empty()) values[node.outputs[i]] = outs[i];
+    if (hook) hook(node, outs);
+    if (!options_.keep_intermediates)
+      for (const auto& in : node.inputs)
+        if (!in.empty() && last_reader[in] == node.index && !g.is_initializer(in)) values.erase(in);
+  }
+  for (const auto& o : g.outputs) result.outputs.push_back(values.at(o));
+  return result;
+}
+
+}  // namespace nanguard

@@ -1,0 +1,64 @@
+// The concrete executor: runs a graph node by node with each op's LibTorch lowering,
+// in float32 (or float64 on request), on CPU or CUDA, differentiably.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "model/graph.h"
+#include "model/status.h"
+
+namespace nanguard {
+
+using TensorMap = std::unordered_map<std::string, at::Tensor>;
+
+struct ExecOptions {
+  at::Device device = at::kCPU;
+  at::ScalarType float_type = at::kFloat;  // kFloat or kDouble
+  uint64_t seed = 0;                       // for RandomNormal & co.
+  int64_t max_tensor_bytes = int64_t{1} << 30;
+  bool keep_intermediates = true;          // keep every tensor in ExecResult::values
+};
+
+// Called after each node with its outputs (the oracle's hook).
+using NodeHook = std::function<void(const Node&, const std::vector<at::Tensor>&)>;
+
+struct ExecResult {
+  TensorMap values;                 // every tensor computed (inputs and weights too)
+  std::vector<at::Tensor> outputs;  // graph outputs, in graph order
+};
+
+// Checks the device against the LibTorch build: a clear error when CUDA is asked
+// for and unavailable.
+Result<at::Device> parse_device(const std::string& name);
+
+class Executor {
+ public:
+  // Fails when the graph holds ops the registry does not know (all named at once)
+  // or weights that cannot be converted.
+  static Result<Executor> create(const Graph& graph, ExecOptions options = {});
+
+  // `feeds` gives every runtime input and may override weights by name (free
+  // weights, tensors that require grad). Missing inputs are an error.
+  Result<ExecResult> run(const TensorMap& feeds, const NodeHook& hook = {}) const;
+
+  const Graph& graph() const { return *graph_; }
+  const ExecOptions& options() const { return options_; }
+  const TensorMap& weights() const { return weights_; }
+
+ private:
+  Executor(const Graph& graph, ExecOptions options) : graph_(&graph), options_(std::move(options)) {}
+  const Graph* graph_;
+  ExecOptions options_;
+  TensorMap weights_;  // initializers as tensors, on the device, in the run's float type
+};
+
+// Casts floating tensors to the run's float type and moves them to its device.
+at::Tensor to_run_type(const at::Tensor& t, const ExecOptions& options);
+
+}  // namespace nanguard

@@ -1,0 +1,68 @@
+// Unary lowerings follow IEEE/ONNX at the edges that decide NaN/INF.
+#include <cmath>
+#include <limits>
+
+#include <gtest/gtest.h>
+
+#include "model/onnx_loader.h"
+#include "oracle/executor.h"
+#include "test_models.h"
+
+namespace nanguard {
+namespace {
+
+at::Tensor run_unary(const std::string& op, const at::Tensor& x) {
+  testing::ModelBuilder b;
+  b.input("x", {x.size(0)}).output("y", {x.size(0)});
+  b.node(op, {"x"}, {"y"}, "n");
+  auto g = load_model_proto(b.proto(), op + ".onnx");
+  EXPECT_TRUE(g.ok()) << g.status().message();
+  auto ex = Executor::create(*g);
+  EXPECT_TRUE(ex.ok()) << ex.status().message();
+  auto r = ex->run({{"x", x}});
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  return r->outputs[0];
+}
+
+TEST(Unary, LogEdges) {
+  at::Tensor y = run_unary("Log", at::tensor({0.f, -0.f, -1.f, 1.f}));
+  EXPECT_EQ(y[0].item<float>(), -std::numeric_limits<float>::infinity());
+  EXPECT_EQ(y[1].item<float>(), -std::numeric_limits<float>::infinity());
+  EXPECT_TRUE(std::isnan(y[2].item<float>()));
+  EXPECT_EQ(y[3].item<float>(), 0.f);
+}
+
+TEST(Unary, SqrtAndReciprocalEdges) {
+  at::Tensor s = run_unary("Sqrt", at::tensor({-1e-30f, 0.f}));
+  EXPECT_TRUE(std::isnan(s[0].item<float>()));
+  EXPECT_EQ(s[1].item<float>(), 0.f);
+  at::Tensor r = run_unary("Reciprocal", at::tensor({0.f, -0.f, 1e-39f}));
+  EXPECT_EQ(r[0].item<float>(), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(r[1].item<float>(), -std::numeric_limits<float>::infinity());
+  EXPECT_TRUE(std::isinf(r[2].item<float>()));  // 1/denormal overflows float32
+}
+
+TEST(Unary, ExpOverflowThresholdInFloat32) {
+  float below = std::nextafter(88.72283935546875f, 0.f);
+  at::Tensor y = run_unary("Exp", at::tensor({below, 88.72283935546875f}));
+  EXPECT_TRUE(std::isfinite(y[0].item<float>()));
+  EXPECT_TRUE(std::isinf(y[1].item<float>()));
+}
+
+TEST(Unary, DomainErrorsAreNaN) {
+  EXPECT_TRUE(std::isnan(run_unary("Acos", at::tensor({1.0001f}))[0].item<float>()));
+  EXPECT_TRUE(std::isnan(run_unary("Asin", at::tensor({-1.0001f}))[0].item<float>()));
+  EXPECT_TRUE(std::isnan(run_unary("Acosh", at::tensor({0.5f}))[0].item<float>()));
+  EXPECT_TRUE(std::isinf(run_unary("Atanh", at::tensor({1.f}))[0].item<float>()));
+}
+
+TEST(Unary, RoundIsHalfToEven) {
+  at::Tensor y = run_unary("Round", at::tensor({0.5f, 1.5f, 2.5f, -0.5f}));
+  EXPECT_EQ(y[0].item<float>(), 0.f);
+  EXPECT_EQ(y[1].item<float>(), 2.f);
+  EXPECT_EQ(y[2].item<float>(), 2.f);
+  EXPECT_EQ(y[3].item<float>(), -0.f);
+}
+
+}  // namespace
+}  // namespace nanguard

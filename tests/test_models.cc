@@ -1,0 +1,96 @@
+#include "test_models.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "ops/tensor_proto.h"
+
+namespace nanguard::testing {
+
+ModelBuilder::ModelBuilder(int64_t opset) {
+  model_.set_ir_version(8);
+  auto* imp = model_.add_opset_import();
+  imp->set_domain("");
+  imp->set_version(opset);
+  model_.mutable_graph()->set_name("test");
+}
+
+ModelBuilder& ModelBuilder::input(const std::string& name, std::vector<int64_t> dims, int32_t elem_type) {
+  auto* vi = model_.mutable_graph()->add_input();
+  vi->set_name(name);
+  auto* tt = vi->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(elem_type);
+  for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+  return *this;
+}
+
+ModelBuilder& ModelBuilder::symbolic_input(const std::string& name, std::vector<std::string> dims) {
+  auto* vi = model_.mutable_graph()->add_input();
+  vi->set_name(name);
+  auto* tt = vi->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(onnx::TensorProto::FLOAT);
+  for (const auto& d : dims) tt->mutable_shape()->add_dim()->set_dim_param(d);
+  return *this;
+}
+
+ModelBuilder& ModelBuilder::output(const std::string& name, std::vector<int64_t> dims, int32_t elem_type) {
+  auto* vi = model_.mutable_graph()->add_output();
+  vi->set_name(name);
+  auto* tt = vi->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(elem_type);
+  for (int64_t d : dims) {
+    auto* dim = tt->mutable_shape()->add_dim();
+    if (d >= 0) dim->set_dim_value(d);
+  }
+  return *this;
+}
+
+ModelBuilder& ModelBuilder::initializer(const std::string& name, const at::Tensor& value) {
+  *model_.mutable_graph()->add_initializer() = tensor_to_proto(value, name);
+  return *this;
+}
+
+onnx::NodeProto& ModelBuilder::node(const std::string& op_type, std::vector<std::string> inputs,
+                                    std::vector<std::string> outputs, const std::string& name) {
+  auto* n = model_.mutable_graph()->add_node();
+  n->set_op_type(op_type);
+  n->set_name(name);
+  for (const auto& i : inputs) n->add_input(i);
+  for (const auto& o : outputs) n->add_output(o);
+  return *n;
+}
+
+std::string ModelBuilder::bytes() const { return model_.SerializeAsString(); }
+
+std::string test_tmp_dir() {
+  std::string dir = NANGUARD_TEST_TMP;
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+std::string ModelBuilder::save(const std::string& file_name) const {
+  std::string path = test_tmp_dir() + "/" + file_name;
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes();
+  return path;
+}
+
+void set_attr(onnx::NodeProto& node, const std::string& name, int64_t value) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(value);
+}
+void set_attr(onnx::NodeProto& node, const std::string& name, float value) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(value);
+}
+void set_attr(onnx::NodeProto& node, const std::string& name, const std::vector<int64_t>& value) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INTS);
+  for (int64_t v : value) a->add_ints(v);
+}
+
+}  // namespace nanguard::testing
