@@ -1,0 +1,1 @@
+// Tests for ops/activation.cc are being written.

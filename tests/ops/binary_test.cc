@@ -1,0 +1,1 @@
+// Tests for ops/binary.cc are being written.

@@ -1,0 +1,1 @@
+// Tests for ops/cast.cc are being written.

@@ -1,0 +1,1 @@
+// Tests for ops/conv.cc are being written.

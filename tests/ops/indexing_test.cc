@@ -1,0 +1,1 @@
+// Tests for ops/indexing.cc are being written.

@@ -1,0 +1,1 @@
+// Tests for ops/linear.cc are being written.

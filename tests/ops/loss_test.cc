@@ -1,0 +1,1 @@
+// Tests for ops/loss.cc are being written.

@@ -1,0 +1,1 @@
+// Tests for ops/normalization.cc are being written.

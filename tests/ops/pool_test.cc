@@ -1,0 +1,1 @@
+// Tests for ops/pool.cc are being written.

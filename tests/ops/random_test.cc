@@ -1,0 +1,1 @@
+// Tests for ops/random.cc are being written.

@@ -1,0 +1,1 @@
+// Tests for ops/reduce.cc are being written.

@@ -1,0 +1,1 @@
+// Tests for ops/sequence_misc.cc are being written.

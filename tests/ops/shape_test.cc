@@ -1,0 +1,1 @@
+// Tests for ops/shape.cc are being written.

@@ -1,0 +1,1 @@
+// Tests for ops/softmax.cc are being written.
