@@ -1,0 +1,129 @@
+"""Export the GRIST corpus: corpora/grist/<id>/{model.onnx, fixed.onnx, case.json}.
+
+    export.py [--missing] [--only 3,11,...]
+
+Deterministic: each program's weights come from torch.manual_seed(<program id>), the
+defective model and its twin are built from the same seed (so they share weights), and
+the exported bytes do not depend on the run. case.json is rewritten every time (cheap);
+its node names are read from the exported model.onnx. Models above LARGE_BYTES are
+listed in corpora/grist/.gitignore and generated on demand instead of committed.
+"""
+import argparse
+import io
+import json
+import os
+import sys
+import warnings
+
+import onnx
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from registry import Case, all_cases  # noqa: E402
+
+LARGE_BYTES = 1_000_000
+
+
+def keep_initializers_apart(model):
+    """Stop torch.onnx.export from merging initializers that merely hold equal values.
+
+    In eval mode the exporter fuses equal tensors (two biases that both start at 0.1
+    become one initializer), which would tie unknowns that training moves apart under
+    free-weight analysis. It only merges by value when the top module's `training` flag
+    is off, so that flag stays on while every submodule (Dropout included) is in eval.
+    The top module's own forward never reads the flag.
+    """
+    def train(mode=True):
+        for child in model.children():
+            child.train(mode)
+        return model
+    model.eval()
+    model.training = True
+    model.train = train
+    return model
+
+
+def export_bytes(case: Case, fixed: bool) -> bytes:
+    torch.manual_seed(int(case.program))
+    model = keep_initializers_apart(case.build(fixed))
+    from registry import sample_inputs
+    args = tuple(sample_inputs(case, seed=0))
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer chatter about constants and shapes
+        torch.onnx.export(model, args, buf, opset_version=case.opset,
+                          input_names=[i.name for i in case.inputs],
+                          output_names=list(case.outputs), do_constant_folding=case.fold,
+                          training=torch.onnx.TrainingMode.EVAL)
+    return buf.getvalue()
+
+
+def resolve_node(graph, scope: str, op: str) -> str:
+    """The one node of type `op` under module scope `scope` (e.g. head.log_p)."""
+    prefix = "/" + scope.replace(".", "/") + "/"
+    hits = [n.name for n in graph.node if n.op_type == op and n.name.startswith(prefix)]
+    if len(hits) != 1:
+        raise RuntimeError(f"scope {scope}: expected one {op} node, found {hits}")
+    return hits[0]
+
+
+def case_json(case: Case, graph) -> dict:
+    inputs = {i.name: ([int(i.lo), int(i.hi)] if i.is_int else [i.lo, i.hi])
+              for i in case.inputs}
+    return {
+        "program": case.program,
+        "framework": case.framework,
+        "description": case.description,
+        "inputs": inputs,
+        "input_notes": case.input_notes,
+        "weights": case.weights,
+        "dims": {},
+        "defects": [{"id": d.id, "node": resolve_node(graph, d.scope, d.op), "op": d.op,
+                     "kind": d.kind, "hazard": d.hazard, "note": d.note}
+                    for d in case.defects],
+        "fixed": {"model": "fixed.onnx", "safe": True, "fix": case.fix},
+    }
+
+
+def export_case(case: Case, missing: bool) -> list:
+    """Writes the case; returns the paths (relative to HERE) that are too large to commit."""
+    folder = os.path.join(HERE, case.program)
+    os.makedirs(folder, exist_ok=True)
+    large = []
+    for name, fixed in (("model.onnx", False), ("fixed.onnx", True)):
+        path = os.path.join(folder, name)
+        if not (missing and os.path.exists(path)):
+            data = export_bytes(case, fixed)
+            with open(path, "wb") as f:
+                f.write(data)
+        if case.large or os.path.getsize(path) > LARGE_BYTES:
+            large.append(f"{case.program}/{name}")
+    graph = onnx.load(os.path.join(folder, "model.onnx"), load_external_data=False).graph
+    with open(os.path.join(folder, "case.json"), "w") as f:
+        json.dump(case_json(case, graph), f, indent=2)
+        f.write("\n")
+    return large
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--missing", action="store_true", help="only export absent files")
+    ap.add_argument("--only", default="", help="comma-separated program ids")
+    a = ap.parse_args()
+    only = set(filter(None, a.only.split(",")))
+    large = []
+    for case in all_cases():
+        if only and case.program not in only:
+            continue
+        large += export_case(case, a.missing)
+        print(f"grist {case.program}: ok", flush=True)
+    if not only:  # the ignore list only makes sense for a full run
+        with open(os.path.join(HERE, ".gitignore"), "w") as f:
+            f.write("# Generated by export.py: models over 1 MB are built on demand "
+                    "(scripts/corpus --missing), never committed.\n")
+            f.write("".join(f"/{p}\n" for p in sorted(large, key=lambda p: (int(p.split('/')[0]), p))))
+
+
+if __name__ == "__main__":
+    main()
