@@ -1,0 +1,180 @@
+// The nanguard binary end to end: bad input is one clear line and exit code 2 with
+// nothing written; a NaN model exits 1 naming the node; a clean one exits 0.
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "test_models.h"
+
+namespace nanguard {
+namespace {
+
+using testing::ModelBuilder;
+
+struct CliResult {
+  int code = -1;
+  std::string out, err;
+};
+
+CliResult run_cli(const std::string& args) {
+  std::string err_path = testing::test_tmp_dir() + "/stderr.txt";
+  std::string cmd = std::string(NANGUARD_BINARY) + " " + args + " 2>" + err_path;
+  CliResult r;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.out.append(buf.data(), n);
+  int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(err_path);
+  r.err.assign(std::istreambuf_iterator<char>(in), {});
+  return r;
+}
+
+void expect_usage_error(const CliResult& r, const std::string& part) {
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find(part), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line expected: " << r.err;
+}
+
+std::string log_model() {
+  ModelBuilder b;
+  b.input("x", {2, 3}).initializer("one", at::ones({1})).output("y", {2, 3});
+  b.node("Sub", {"x", "x"}, {"zero"}, "sub_xx");
+  b.node("Sub", {"zero", "one"}, {"minus_one"}, "sub_one");
+  b.node("Log", {"minus_one"}, {"y"}, "log");
+  return b.save("cli_log.onnx");
+}
+
+std::string exp_model() {
+  ModelBuilder b;
+  b.input("x", {3}).output("y", {3});
+  b.node("Exp", {"x"}, {"y"}, "exp");
+  return b.save("cli_exp.onnx");
+}
+
+TEST(Cli, NaNModelExitsOneAndNamesTheLogNode) {
+  CliResult r = run_cli("run " + log_model() + " --range x=0,1 --format json");
+  EXPECT_EQ(r.code, 1) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["first_nonfinite"], "log");
+  EXPECT_EQ(j["nonfinite_nodes"][0]["op"], "Log");
+  EXPECT_EQ(j["nonfinite_nodes"][0]["nan"], 6);
+  CliResult text = run_cli("run " + log_model());
+  EXPECT_EQ(text.code, 1);
+  EXPECT_NE(text.out.find("first: 'log'"), std::string::npos) << text.out;
+}
+
+TEST(Cli, RangesDecideAndSamplesCount) {
+  EXPECT_EQ(run_cli("run " + exp_model() + " --range x=-10,10").code, 0);
+  CliResult r = run_cli("run " + exp_model() + " --range x=89,100 --samples 3 --format json");
+  EXPECT_EQ(r.code, 1);
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["failing_samples"], 3);
+  EXPECT_EQ(j["nonfinite_nodes"][0]["node"], "exp");
+}
+
+TEST(Cli, InputsFromTensorFilesAndSavedOutputs) {
+  std::string dir = testing::test_tmp_dir() + "/cli_io";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    onnx::TensorProto t;
+    t.set_data_type(onnx::TensorProto::FLOAT);
+    t.add_dims(3);
+    for (float v : {0.f, 1.f, 2.f}) t.add_float_data(v);
+    std::ofstream(dir + "/x.pb", std::ios::binary) << t.SerializeAsString();
+  }
+  CliResult r = run_cli("run " + exp_model() + " --input x=" + dir + "/x.pb --save-outputs " + dir + "/out");
+  EXPECT_EQ(r.code, 0) << r.err;
+  onnx::TensorProto y;
+  std::ifstream in(dir + "/out/output_0.pb", std::ios::binary);
+  ASSERT_TRUE(y.ParseFromIstream(&in));
+  ASSERT_EQ(y.raw_data().size(), 12u);
+  float v[3];
+  std::memcpy(v, y.raw_data().data(), 12);
+  EXPECT_FLOAT_EQ(v[2], std::exp(2.f));
+}
+
+TEST(Cli, BadInputsExitTwoWithOneLine) {
+  std::string dir = testing::test_tmp_dir();
+  std::ofstream(dir + "/garbage.onnx", std::ios::binary) << "\x0a\xff\xff\xff\xff garbage";
+  expect_usage_error(run_cli("run " + dir + "/missing.onnx"), "no such file");
+  expect_usage_error(run_cli("run " + dir + "/garbage.onnx"), "not a valid ONNX model");
+  expect_usage_error(run_cli("run " + log_model() + " --range x=1"), "expected NAME=LO,HI");
+  expect_usage_error(run_cli("run " + log_model() + " --range x=2,1"), "LO is greater than HI");
+  expect_usage_error(run_cli("run " + log_model() + " --range nope=0,1"), "not an input of the model");
+  expect_usage_error(run_cli("run " + log_model() + " --input x=" + dir + "/missing.pb"), "cannot open tensor file");
+  expect_usage_error(run_cli("run " + log_model() + " --dim N=abc"), "--dim 'N=abc'");
+  expect_usage_error(run_cli("run " + log_model() + " --bogus"), "nanguard:");
+  expect_usage_error(run_cli("frobnicate"), "nanguard:");
+  if (!at::hasCUDA()) expect_usage_error(run_cli("run " + log_model() + " --device cuda"), "no CUDA");
+}
+
+TEST(Cli, ModelErrorsExitTwo) {
+  ModelBuilder newer(18);
+  newer.input("x", {2}).output("y", {2});
+  newer.node("Relu", {"x"}, {"y"});
+  expect_usage_error(run_cli("run " + newer.save("cli_opset18.onnx")), "opset 18 is newer than 17");
+
+  ModelBuilder cycle;
+  cycle.input("x", {2}).output("y", {2});
+  cycle.node("Add", {"x", "b"}, {"a"}, "first");
+  cycle.node("Relu", {"a"}, {"b"}, "second");
+  cycle.node("Relu", {"a"}, {"y"}, "third");
+  expect_usage_error(run_cli("run " + cycle.save("cli_cycle.onnx")), "cycle through node");
+
+  ModelBuilder undefined;
+  undefined.input("x", {2}).output("y", {2});
+  undefined.node("Add", {"x", "ghost"}, {"y"}, "add");
+  expect_usage_error(run_cli("run " + undefined.save("cli_undef.onnx")), "reads tensor 'ghost'");
+
+  ModelBuilder big;
+  big.symbolic_input("x", {"N", "M"}).output("y", {-1, -1});
+  big.node("Relu", {"x"}, {"y"});
+  expect_usage_error(run_cli("run " + big.save("cli_big.onnx") + " --dim N=65536 --dim M=65536"),
+                     "over the cap");
+
+  ModelBuilder unsupported;
+  unsupported.input("x", {2}).output("y", {-1});
+  unsupported.node("NonMaxSuppression", {"x", "x"}, {"y"});
+  expect_usage_error(run_cli("run " + unsupported.save("cli_nms.onnx")), "unsupported ONNX op: NonMaxSuppression");
+}
+
+TEST(Cli, ExternalDataOutsideTheFolderIsRefused) {
+  namespace fs = std::filesystem;
+  std::string dir = testing::test_tmp_dir() + "/cli_ext/model";
+  fs::create_directories(dir);
+  ModelBuilder b;
+  b.input("x", {2}).output("y", {2});
+  b.node("Add", {"x", "w"}, {"y"}, "add");
+  auto* w = b.proto().mutable_graph()->add_initializer();
+  w->set_name("w");
+  w->set_data_type(onnx::TensorProto::FLOAT);
+  w->add_dims(2);
+  w->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* kv = w->add_external_data();
+  kv->set_key("location");
+  kv->set_value("../../../../etc/passwd");
+  std::ofstream(dir + "/model.onnx", std::ios::binary | std::ios::trunc) << b.bytes();
+  expect_usage_error(run_cli("run " + dir + "/model.onnx"), "leaves the model's folder");
+}
+
+TEST(Cli, NoHalfWrittenReportOnError) {
+  std::string out = testing::test_tmp_dir() + "/report.json";
+  std::filesystem::remove(out);
+  CliResult r = run_cli("run " + testing::test_tmp_dir() + "/missing.onnx -o " + out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_FALSE(std::filesystem::exists(out));
+  EXPECT_EQ(run_cli("run " + log_model() + " --format json -o " + out).code, 1);
+  std::ifstream in(out);
+  EXPECT_EQ(nlohmann::json::parse(in)["first_nonfinite"], "log");
+}
+
+}  // namespace
+}  // namespace nanguard
