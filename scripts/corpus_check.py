@@ -204,8 +204,9 @@ def check_zoo(binary, rep):
     for spec, variant, path, doc in export_zoo.cached_cases():
         where = f"zoo/{spec.name}/{variant}"
         model = onnx.load(path)
-        onnx.checker.check_model(model)
-        check_case_json(where, doc, model.graph, rep)
+        onnx.checker.check_model(model, full_check=False)
+        if variant == "model":  # the truth node lives in the naive head only
+            check_case_json(where, doc, model.graph, rep)
         module, inputs = export_zoo.build(spec, variant, seed_inputs=1)
         check_run(where, path, model.graph, module, [i.name for i in spec.inputs], inputs,
                   binary, rep)
