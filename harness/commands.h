@@ -12,5 +12,6 @@ namespace nanguard {
 using CommandFn = std::function<int()>;
 
 CommandFn add_run_command(CLI::App& app);
+CommandFn add_analyze_command(CLI::App& app);
 
 }  // namespace nanguard

@@ -2,10 +2,16 @@
 // variadic Max/Min/Sum/Mean, comparisons, logic, BitShift, Where, PRelu.
 #include <ATen/ATen.h>
 
+#include <cmath>
+#include <limits>
+
+#include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 
 namespace nanguard {
 namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
 
 OpDef binary(const char* op_type, at::Tensor (*f)(const at::Tensor&, const at::Tensor&)) {
   return OpDef{op_type, [f](const OpContext& ctx) {
@@ -63,28 +69,221 @@ std::vector<at::Tensor> lower_prelu(const OpContext& ctx) {
   return {at::where(x < 0, x * slope, x)};
 }
 
+// ---- abstract semantics ----------------------------------------------------
+
+std::vector<int64_t> out_shape(const AbstractContext& a) {
+  std::vector<int64_t> s = a.input(0).shape;
+  for (size_t i = 1; i < a.num_inputs(); ++i) s = broadcast_shape(s, a.input(i).shape);
+  return s;
+}
+
+at::ScalarType out_dtype(const AbstractContext& a) { return a.input(0).dtype; }
+
+bool same_tensor(const AbstractContext& a) { return a.node.inputs.size() >= 2 && a.node.inputs[0] == a.node.inputs[1]; }
+
+std::vector<IntervalTensor> add_interval(const AbstractContext& a) {
+  return {make_interval(bounds_add(bounds_of(a.input(0)), bounds_of(a.input(1))), out_shape(a), out_dtype(a), 1)};
+}
+
+// x - ReduceMax(x) <= 0 (stable softmax), and x - x == 0 exactly for finite x.
+bool subtracts_own_max(const AbstractContext& a) {
+  const Node* p = a.producer(1);
+  return p && p->op_type == "ReduceMax" && !p->inputs.empty() && p->inputs[0] == a.node.inputs[0];
+}
+
+std::vector<IntervalTensor> sub_interval(const AbstractContext& a) {
+  if (same_tensor(a)) return {IntervalTensor::uniform(a.input(0).shape, out_dtype(a), 0, 0)};
+  Bounds b = bounds_sub(bounds_of(a.input(0)), bounds_of(a.input(1)));
+  IntervalTensor r = make_interval(b, out_shape(a), out_dtype(a), 1);
+  if (subtracts_own_max(a)) r.hi = r.hi.clamp_max(0.0);  // exact: x - max(x) rounds to <= 0
+  return {r};
+}
+
+std::vector<IntervalTensor> mul_interval(const AbstractContext& a) {
+  if (same_tensor(a)) {  // x * x >= 0
+    Bounds b = bounds_mul(bounds_of(a.input(0)), bounds_of(a.input(1)));
+    const IntervalTensor& x = a.input(0);
+    at::Tensor lo = at::where(contains_zero(x), at::zeros_like(b.lo), at::minimum(x.lo * x.lo, x.hi * x.hi));
+    return {make_interval({lo, b.hi}, out_shape(a), out_dtype(a), 1)};
+  }
+  return {make_interval(bounds_mul(bounds_of(a.input(0)), bounds_of(a.input(1))), out_shape(a), out_dtype(a), 1)};
+}
+
+std::vector<IntervalTensor> div_interval(const AbstractContext& a) {
+  const IntervalTensor &x = a.input(0), &y = a.input(1);
+  if (contains_zero(y).any().item<bool>()) return {IntervalTensor::top(out_shape(a), out_dtype(a))};
+  if (!x.is_float()) return {IntervalTensor::top(out_shape(a), out_dtype(a))};
+  return {make_interval(bounds_div_nonzero(bounds_of(x), bounds_of(y)), out_shape(a), out_dtype(a), 1)};
+}
+
+HazardReport hazard(const char* name, HazardKind kind, int operand, const char* cond, bool definite = false) {
+  return HazardReport{name, kind, operand, cond, definite};
+}
+
+bool all_zero(const IntervalTensor& t) { return (t.lo == 0).logical_and(t.hi == 0).all().item<bool>(); }
+
+std::vector<HazardReport> div_hazards(const AbstractContext& a) {
+  const IntervalTensor &x = a.input(0), &y = a.input(1);
+  if (contains_zero(y).any().item<bool>()) {
+    if (!y.is_float()) return {hazard("int-div-by-zero", HazardKind::kCrash, 1, "y == 0", all_zero(y))};
+    return {hazard("div-by-zero", HazardKind::kForward, 1, "y == 0", all_zero(y))};
+  }
+  if (!x.is_float()) return {};
+  Bounds q = bounds_div_nonzero(bounds_of(x), bounds_of(y));
+  if ((q.hi > kFloat32Max).logical_or(q.lo < -kFloat32Max).any().item<bool>())
+    return {hazard("div-overflow", HazardKind::kForward, 1, "|x / y| > 3.4028235e38")};
+  return {};
+}
+
+std::vector<HazardReport> mod_hazards(const AbstractContext& a) {
+  const IntervalTensor& y = a.input(1);
+  if (!contains_zero(y).any().item<bool>()) return {};
+  if (!y.is_float()) return {hazard("int-mod-by-zero", HazardKind::kCrash, 1, "y == 0", all_zero(y))};
+  return {hazard("mod-by-zero", HazardKind::kForward, 1, "y == 0", all_zero(y))};
+}
+
+// |x mod y| < |y|; fmod keeps the dividend's sign, Python mod the divisor's.
+std::vector<IntervalTensor> mod_interval(const AbstractContext& a) {
+  const IntervalTensor &x = a.input(0), &y = a.input(1);
+  at::Tensor m = at::maximum(y.lo.abs(), y.hi.abs());
+  bool fmod = attr_int(a.node, "fmod", 0) != 0;
+  at::Tensor sign_lo = fmod ? x.lo : y.lo, sign_hi = fmod ? x.hi : y.hi;
+  at::Tensor lo = at::where(sign_lo >= 0, at::zeros_like(m), -m), hi = at::where(sign_hi <= 0, at::zeros_like(m), m);
+  if (fmod) { lo = at::maximum(lo, at::minimum(x.lo, at::zeros_like(x.lo))); hi = at::minimum(hi, at::maximum(x.hi, at::zeros_like(x.hi))); }
+  return {make_interval({lo, hi}, out_shape(a), out_dtype(a), 1)};
+}
+
+// Pow with a known scalar exponent (the common x**2, x**0.5, x**-1); otherwise
+// exp(y * log(x)) on the safe state x > 0.
+std::vector<IntervalTensor> pow_interval(const AbstractContext& a) {
+  const IntervalTensor &x = a.input(0), &y = a.input(1);
+  std::vector<int64_t> shape = out_shape(a);
+  if (y.exact() && y.value.numel() == 1) {
+    double e = y.value.to(at::kDouble).item<double>();
+    bool integer = std::floor(e) == e;
+    Bounds base = bounds_of(x);
+    if (!integer) base = {x.lo.clamp_min(0.0), x.hi.clamp_min(0.0)};
+    bool even = integer && std::fmod(std::abs(e), 2.0) == 0;
+    if (even) base = {at::where(contains_zero(x), at::zeros_like(x.lo), at::minimum(x.lo.abs(), x.hi.abs())), at::maximum(x.lo.abs(), x.hi.abs())};
+    if (e < 0 && contains_zero(x).any().item<bool>()) return {IntervalTensor::top(shape, out_dtype(a))};
+    at::Tensor p1 = base.lo.pow(e), p2 = base.hi.pow(e);
+    return {make_interval({at::minimum(p1, p2), at::maximum(p1, p2)}, shape, out_dtype(a), 4)};
+  }
+  Bounds lx{x.lo.clamp_min(kFloat32MinSubnormal).log(), x.hi.clamp_min(kFloat32MinSubnormal).log()};
+  Bounds p = bounds_mul(lx, bounds_of(y));
+  return {make_interval({p.lo.exp(), p.hi.exp()}, shape, out_dtype(a), 8)};
+}
+
+std::vector<HazardReport> pow_hazards(const AbstractContext& a) {
+  const IntervalTensor &x = a.input(0), &y = a.input(1);
+  bool y_integer = y.exact() && at::equal(y.value.to(at::kDouble).floor(), y.value.to(at::kDouble));
+  if (!y_integer && (x.lo < 0).any().item<bool>())
+    return {hazard("pow-negative-base", HazardKind::kForward, 0, "x < 0 and y not an integer")};
+  if ((y.lo < 0).any().item<bool>() && contains_zero(x).any().item<bool>())
+    return {hazard("pow-zero-negative-exponent", HazardKind::kForward, 0, "x == 0 and y < 0")};
+  if ((y.lo < 1).logical_and(y.hi > 0).any().item<bool>() && contains_zero(x).any().item<bool>() && !y_integer)
+    return {hazard("pow-zero-gradient", HazardKind::kGradient, 0, "x == 0 and 0 < y < 1")};
+  return {};
+}
+
+std::vector<IntervalTensor> extremum_interval(const AbstractContext& a, bool is_max) {
+  Bounds acc = bounds_of(a.input(0));
+  for (size_t i = 1; i < a.num_inputs(); ++i) {
+    Bounds b = bounds_of(a.input(i));
+    acc = is_max ? Bounds{at::maximum(acc.lo, b.lo), at::maximum(acc.hi, b.hi)}
+                 : Bounds{at::minimum(acc.lo, b.lo), at::minimum(acc.hi, b.hi)};
+  }
+  return {make_interval(acc, out_shape(a), out_dtype(a), 0)};
+}
+
+std::vector<IntervalTensor> sum_interval(const AbstractContext& a, bool mean) {
+  Bounds acc = bounds_of(a.input(0));
+  for (size_t i = 1; i < a.num_inputs(); ++i) acc = bounds_add(acc, bounds_of(a.input(i)));
+  double n = static_cast<double>(a.num_inputs());
+  if (mean) acc = {acc.lo / n, acc.hi / n};
+  return {make_interval(acc, out_shape(a), out_dtype(a), static_cast<int>(a.num_inputs()) + (mean ? 1 : 0))};
+}
+
+// Comparisons decide where the ranges do not overlap, else {0, 1}.
+IntervalFn compare(int which) {
+  return [which](const AbstractContext& a) {
+    const IntervalTensor &x = a.input(0), &y = a.input(1);
+    at::Tensor sure, maybe;
+    switch (which) {
+      case 0: sure = (x.hi < y.lo); maybe = (x.lo < y.hi); break;             // Less
+      case 1: sure = (x.hi <= y.lo); maybe = (x.lo <= y.hi); break;           // LessOrEqual
+      case 2: sure = (x.lo > y.hi); maybe = (x.hi > y.lo); break;             // Greater
+      case 3: sure = (x.lo >= y.hi); maybe = (x.hi >= y.lo); break;           // GreaterOrEqual
+      default: sure = (x.lo == x.hi).logical_and(y.lo == y.hi).logical_and(x.lo == y.lo);  // Equal
+               maybe = (x.lo <= y.hi).logical_and(y.lo <= x.hi);
+    }
+    return std::vector<IntervalTensor>{make_interval({sure.to(at::kDouble), maybe.to(at::kDouble)}, out_shape(a), at::kBool, 0)};
+  };
+}
+
+std::vector<IntervalTensor> logic_interval(const AbstractContext& a, int which) {
+  const IntervalTensor &x = a.input(0), &y = a.input(1);
+  Bounds b;
+  if (which == 0) b = {x.lo * y.lo, x.hi * y.hi};                                // And
+  else if (which == 1) b = {at::maximum(x.lo, y.lo), at::maximum(x.hi, y.hi)};   // Or
+  else b = {at::zeros_like(x.lo * y.lo), at::ones_like(x.lo * y.lo)};           // Xor
+  return {make_interval(b, out_shape(a), at::kBool, 0)};
+}
+
+std::vector<IntervalTensor> where_interval(const AbstractContext& a) {
+  const IntervalTensor &c = a.input(0), &x = a.input(1), &y = a.input(2);
+  at::Tensor pick_x = c.lo >= 1, pick_y = c.hi <= 0;
+  at::Tensor lo = at::where(pick_x, x.lo, at::where(pick_y, y.lo, at::minimum(x.lo, y.lo)));
+  at::Tensor hi = at::where(pick_x, x.hi, at::where(pick_y, y.hi, at::maximum(x.hi, y.hi)));
+  std::vector<int64_t> shape = broadcast_shape(c.shape, broadcast_shape(x.shape, y.shape));
+  return {make_interval({lo, hi}, shape, x.dtype, 0)};
+}
+
+std::vector<IntervalTensor> prelu_interval(const AbstractContext& a) {
+  const IntervalTensor &x = a.input(0), &s = a.input(1);
+  at::Tensor zero = at::zeros_like(x.lo);
+  Bounds neg = bounds_mul({at::minimum(x.lo, zero), at::minimum(x.hi, zero)}, bounds_of(s));
+  Bounds pos{at::maximum(x.lo, zero), at::maximum(x.hi, zero)};
+  at::Tensor lo = at::where(x.lo >= 0, pos.lo, at::where(x.hi <= 0, neg.lo, at::minimum(neg.lo, pos.lo)));
+  at::Tensor hi = at::where(x.lo >= 0, pos.hi, at::where(x.hi <= 0, neg.hi, at::maximum(neg.hi, pos.hi)));
+  return {make_interval({lo, hi}, x.shape, x.dtype, 1)};
+}
+
+OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
+  d.interval = std::move(interval);
+  d.hazards = std::move(hazards);
+  return d;
+}
+
 NANGUARD_REGISTER_OPS({
-    binary("Add", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }),
-    binary("Sub", [](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b); }),
-    binary("Mul", [](const at::Tensor& a, const at::Tensor& b) { return at::mul(a, b); }),
-    binary("Div", divide),
-    binary("Pow", power),
-    OpDef{"Mod", lower_mod},
-    variadic("Max", [](const at::Tensor& a, const at::Tensor& b) { return at::maximum(a, b); }, false),
-    variadic("Min", [](const at::Tensor& a, const at::Tensor& b) { return at::minimum(a, b); }, false),
-    variadic("Sum", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }, false),
-    variadic("Mean", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }, true),
-    binary("Equal", [](const at::Tensor& a, const at::Tensor& b) { return at::eq(a, b); }),
-    binary("Less", [](const at::Tensor& a, const at::Tensor& b) { return at::lt(a, b); }),
-    binary("LessOrEqual", [](const at::Tensor& a, const at::Tensor& b) { return at::le(a, b); }),
-    binary("Greater", [](const at::Tensor& a, const at::Tensor& b) { return at::gt(a, b); }),
-    binary("GreaterOrEqual", [](const at::Tensor& a, const at::Tensor& b) { return at::ge(a, b); }),
-    binary("And", [](const at::Tensor& a, const at::Tensor& b) { return at::logical_and(a, b); }),
-    binary("Or", [](const at::Tensor& a, const at::Tensor& b) { return at::logical_or(a, b); }),
-    binary("Xor", [](const at::Tensor& a, const at::Tensor& b) { return at::logical_xor(a, b); }),
+    with(binary("Add", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }), add_interval),
+    with(binary("Sub", [](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b); }), sub_interval),
+    with(binary("Mul", [](const at::Tensor& a, const at::Tensor& b) { return at::mul(a, b); }), mul_interval),
+    with(binary("Div", divide), div_interval, div_hazards),
+    with(binary("Pow", power), pow_interval, pow_hazards),
+    with(OpDef{"Mod", lower_mod}, mod_interval, mod_hazards),
+    with(variadic("Max", [](const at::Tensor& a, const at::Tensor& b) { return at::maximum(a, b); }, false),
+         [](const AbstractContext& a) { return extremum_interval(a, true); }),
+    with(variadic("Min", [](const at::Tensor& a, const at::Tensor& b) { return at::minimum(a, b); }, false),
+         [](const AbstractContext& a) { return extremum_interval(a, false); }),
+    with(variadic("Sum", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }, false),
+         [](const AbstractContext& a) { return sum_interval(a, false); }),
+    with(variadic("Mean", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }, true),
+         [](const AbstractContext& a) { return sum_interval(a, true); }),
+    with(binary("Equal", [](const at::Tensor& a, const at::Tensor& b) { return at::eq(a, b); }), compare(4)),
+    with(binary("Less", [](const at::Tensor& a, const at::Tensor& b) { return at::lt(a, b); }), compare(0)),
+    with(binary("LessOrEqual", [](const at::Tensor& a, const at::Tensor& b) { return at::le(a, b); }), compare(1)),
+    with(binary("Greater", [](const at::Tensor& a, const at::Tensor& b) { return at::gt(a, b); }), compare(2)),
+    with(binary("GreaterOrEqual", [](const at::Tensor& a, const at::Tensor& b) { return at::ge(a, b); }), compare(3)),
+    with(binary("And", [](const at::Tensor& a, const at::Tensor& b) { return at::logical_and(a, b); }),
+         [](const AbstractContext& a) { return logic_interval(a, 0); }),
+    with(binary("Or", [](const at::Tensor& a, const at::Tensor& b) { return at::logical_or(a, b); }),
+         [](const AbstractContext& a) { return logic_interval(a, 1); }),
+    with(binary("Xor", [](const at::Tensor& a, const at::Tensor& b) { return at::logical_xor(a, b); }),
+         [](const AbstractContext& a) { return logic_interval(a, 2); }),
     OpDef{"BitShift", lower_bitshift},
-    OpDef{"Where", lower_where},
-    OpDef{"PRelu", lower_prelu},
+    with(OpDef{"Where", lower_where}, where_interval),
+    with(OpDef{"PRelu", lower_prelu}, prelu_interval),
 });
 
 }  // namespace

@@ -11,6 +11,8 @@
 #include <ATen/ATen.h>
 
 #include "model/graph.h"
+#include "ops/abstract_context.h"
+#include "ops/hazard.h"
 #include "ops/op_context.h"
 
 namespace nanguard {
@@ -19,10 +21,26 @@ namespace nanguard {
 // what the ONNX spec defines and autograd can differentiate through it.
 using LowerFn = std::function<std::vector<at::Tensor>(const OpContext&)>;
 
+// Sound interval bounds of the node's outputs given its input intervals, in float32
+// (results rounded outward). Shapes of outputs must be exact.
+using IntervalFn = std::function<std::vector<IntervalTensor>(const AbstractContext&)>;
+// Which hazards are possible for these input intervals (empty: proved safe).
+using HazardFn = std::function<std::vector<HazardReport>(const AbstractContext&)>;
+
+// How the analyzer may derive an interval transfer from the lowering when the op
+// gives none: kIncreasing/kDecreasing elementwise functions of input 0 are applied
+// to the bounds; kDataMovement ops (Reshape, Transpose, Slice, Concat, Gather with
+// known indices...) only move values, so they are applied to lo and to hi.
+enum class Monotone { kNone, kIncreasing, kDecreasing, kDataMovement };
+
 struct OpDef {
   std::string op_type;
   LowerFn lower;
   std::string domain = "";  // default ONNX domain
+  IntervalFn interval = nullptr;
+  HazardFn hazards = nullptr;
+  Monotone monotone = Monotone::kNone;
+  int ulps = 0;  // float32 rounding error of the result, for derived transfers
 };
 
 class OpRegistry {

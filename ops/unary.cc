@@ -1,17 +1,155 @@
 // Elementwise math: Abs, Neg, Exp, Log, Sqrt, Reciprocal, rounding, trigonometric
 // and hyperbolic functions, Erf, Not, IsNaN, IsInf, Identity.
-// Each op's lowering is the ATen function of the same meaning; ATen follows IEEE
-// (log(0) = -inf, log(-1) = NaN, sqrt(-1) = NaN), which is what ONNX specifies.
-#include <ATen/ATen.h>
+// Lowerings are the ATen functions of the same meaning; ATen follows IEEE (log(0) =
+// -inf, log(-1) = NaN, sqrt(-1) = NaN), which is what ONNX specifies. Transfers work
+// on float64 bounds; `ulps` covers the float32 rounding of the result (4 for the
+// vectorised transcendental kernels, 1 for correctly rounded ops, 0 for exact ones).
+#include <cmath>
+#include <limits>
 
+#include <ATen/ATen.h>
+#include <fmt/core.h>
+
+#include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 
 namespace nanguard {
 namespace {
 
-// An op whose one output is f(input 0).
-OpDef unary(const char* op_type, at::Tensor (*f)(const at::Tensor&)) {
-  return OpDef{op_type, [f](const OpContext& ctx) { return std::vector<at::Tensor>{f(ctx.input(0))}; }};
+using F = at::Tensor (*)(const at::Tensor&);
+constexpr double kInf = std::numeric_limits<double>::infinity();
+// The smallest positive float32: the safe state of a guarded operand.
+constexpr double kTiny = kFloat32MinSubnormal;
+
+OpDef unary(const char* op_type, F f, Monotone m = Monotone::kNone, int ulps = 0) {
+  OpDef d{op_type, [f](const OpContext& ctx) { return std::vector<at::Tensor>{f(ctx.input(0))}; }};
+  d.monotone = m;
+  d.ulps = ulps;
+  return d;
+}
+
+// An increasing function applied to the operand clamped to [lo_min, hi_max]: the
+// analysis continues on the safe state once the hazard outside it is reported.
+IntervalFn increasing_on(F f, double lo_min, double hi_max, int ulps, double out_lo = -kInf, double out_hi = kInf) {
+  return [=](const AbstractContext& a) {
+    const IntervalTensor& x = a.input(0);
+    at::Tensor lo = f(x.lo.clamp(lo_min, hi_max)), hi = f(x.hi.clamp(lo_min, hi_max));
+    IntervalTensor r = round_out(IntervalTensor::of_bounds(lo, hi, x.shape, x.dtype), ulps);
+    r.lo = r.lo.clamp(out_lo, out_hi);
+    r.hi = r.hi.clamp(out_lo, out_hi);
+    return std::vector<IntervalTensor>{r};
+  };
+}
+
+HazardReport report(const char* hazard, HazardKind kind, const std::string& cond, bool definite) {
+  return HazardReport{hazard, kind, 0, cond, definite};
+}
+
+std::vector<HazardReport> log_hazards(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  if ((x.lo <= 0).any().item<bool>())
+    return {report("log-nonpositive", HazardKind::kForward, "x <= 0", (x.hi <= 0).all().item<bool>())};
+  // d log(x)/dx = 1/x overflows float32 for x below 1/FLT_MAX (denormal operands).
+  if ((x.lo < 1.0 / kFloat32Max).any().item<bool>())
+    return {report("log-gradient-overflow", HazardKind::kGradient, "0 < x < 2.94e-39", false)};
+  return {};
+}
+
+std::vector<HazardReport> exp_hazards(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  if ((x.hi >= kExpOverflowFloat32).any().item<bool>())
+    return {report("exp-overflow", HazardKind::kForward, "x >= 88.72283935546875", (x.lo >= kExpOverflowFloat32).all().item<bool>())};
+  return {};
+}
+
+std::vector<HazardReport> sqrt_hazards(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  if ((x.lo < 0).any().item<bool>())
+    return {report("sqrt-negative", HazardKind::kForward, "x < 0", (x.hi < 0).all().item<bool>())};
+  // d sqrt(x)/dx = 0.5/sqrt(x) is infinite at x == 0: finite value, infinite gradient.
+  if ((x.lo <= 0).any().item<bool>())
+    return {report("sqrt-zero-gradient", HazardKind::kGradient, "x == 0", false)};
+  return {};
+}
+
+std::vector<HazardReport> reciprocal_hazards(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  if (contains_zero(x).any().item<bool>())
+    return {report("div-by-zero", HazardKind::kForward, "x == 0", (x.lo == 0).logical_and(x.hi == 0).all().item<bool>())};
+  at::Tensor mag = at::minimum(x.lo.abs(), x.hi.abs());
+  if ((mag < 1.0 / kFloat32Max).any().item<bool>())
+    return {report("div-overflow", HazardKind::kForward, "|x| < 2.94e-39", false)};
+  return {};
+}
+
+std::vector<IntervalTensor> reciprocal_interval(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  if (contains_zero(x).any().item<bool>())
+    return {IntervalTensor::top(x.shape, x.dtype)};
+  return {round_out(IntervalTensor::of_bounds(x.hi.reciprocal(), x.lo.reciprocal(), x.shape, x.dtype), 1)};
+}
+
+// A domain [lo, hi] outside which the op returns NaN; at the ends the derivative is
+// infinite (asin/acos at +-1) or the value itself is (atanh at +-1).
+HazardFn domain_hazards(const char* hazard, double lo, double hi, bool open, const char* grad_hazard) {
+  return [=](const AbstractContext& a) -> std::vector<HazardReport> {
+    const IntervalTensor& x = a.input(0);
+    at::Tensor out = open ? (x.lo <= lo).logical_or(x.hi >= hi) : (x.lo < lo).logical_or(x.hi > hi);
+    if (out.any().item<bool>())
+      return {report(hazard, HazardKind::kForward, fmt::format("x outside {}{}, {}{}", open ? "(" : "[", lo, hi, open ? ")" : "]"), false)};
+    if (grad_hazard && (x.lo <= lo).logical_or(x.hi >= hi).any().item<bool>())
+      return {report(grad_hazard, HazardKind::kGradient, fmt::format("x == {} or x == {}", lo, hi), false)};
+    return {};
+  };
+}
+
+// A function whose float32 result overflows past a threshold on |x|.
+HazardFn overflow_hazard(const char* hazard, F f) {
+  return [=](const AbstractContext& a) -> std::vector<HazardReport> {
+    const IntervalTensor& x = a.input(0);
+    at::Tensor m = at::maximum(f(x.lo).abs(), f(x.hi).abs());
+    if ((m >= kFloat32Max).any().item<bool>()) return {report(hazard, HazardKind::kForward, "|f(x)| > 3.4028235e38", false)};
+    return {};
+  };
+}
+
+std::vector<IntervalTensor> abs_interval(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  at::Tensor lo = at::where(x.lo > 0, x.lo, at::where(x.hi < 0, -x.hi, at::zeros_like(x.lo)));
+  return {IntervalTensor::of_bounds(lo, at::maximum(x.lo.abs(), x.hi.abs()), x.shape, x.dtype)};
+}
+
+std::vector<IntervalTensor> cosh_interval(const AbstractContext& a) {
+  std::vector<IntervalTensor> m = abs_interval(a);
+  return {round_out(IntervalTensor::of_bounds(m[0].lo.cosh(), m[0].hi.cosh(), m[0].shape, m[0].dtype), 4)};
+}
+
+std::vector<IntervalTensor> bounded_interval(const AbstractContext& a, double lo, double hi) {
+  return {IntervalTensor::uniform(a.input(0).shape, a.input(0).dtype, lo, hi)};
+}
+
+// tan is increasing on each branch (-pi/2, pi/2) + k*pi; outside one branch, unbounded.
+std::vector<IntervalTensor> tan_interval(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  at::Tensor k_lo = at::floor((x.lo + M_PI / 2) / M_PI), k_hi = at::floor((x.hi + M_PI / 2) / M_PI);
+  at::Tensor same = k_lo == k_hi;
+  at::Tensor lo = at::where(same, x.lo.tan(), at::full_like(x.lo, -kInf));
+  at::Tensor hi = at::where(same, x.hi.tan(), at::full_like(x.hi, kInf));
+  return {round_out(IntervalTensor::of_bounds(lo, hi, x.shape, x.dtype), 4)};
+}
+
+std::vector<IntervalTensor> not_interval(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  return {IntervalTensor::of_bounds(1 - x.hi, 1 - x.lo, x.shape, at::kBool)};
+}
+
+// The analysis runs on the safe state (no NaN/INF upstream; any was reported), so
+// IsNaN is false, and IsInf is false wherever the bounds are finite.
+std::vector<IntervalTensor> isnan_interval(const AbstractContext& a) { return {IntervalTensor::uniform(a.input(0).shape, at::kBool, 0, 0)}; }
+std::vector<IntervalTensor> isinf_interval(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  at::Tensor may = x.lo.isinf().logical_or(x.hi.isinf()).to(at::kDouble);
+  return {IntervalTensor::of_bounds(at::zeros_like(may), may, x.shape, at::kBool)};
 }
 
 std::vector<at::Tensor> lower_is_inf(const OpContext& ctx) {
@@ -24,35 +162,52 @@ std::vector<at::Tensor> lower_is_inf(const OpContext& ctx) {
   return {inf};
 }
 
+OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
+  d.interval = std::move(interval);
+  d.hazards = std::move(hazards);
+  return d;
+}
+
+using T = const at::Tensor&;
+const double kAtanhEdge = 1.0 - 5.960464477539063e-08;  // the float32 just below 1
+
 // ONNX Round is round-half-to-even, as is at::round.
 NANGUARD_REGISTER_OPS({
-    unary("Abs", [](const at::Tensor& x) { return x.abs(); }),
-    unary("Neg", [](const at::Tensor& x) { return x.neg(); }),
-    unary("Exp", [](const at::Tensor& x) { return x.exp(); }),
-    unary("Log", [](const at::Tensor& x) { return x.log(); }),
-    unary("Sqrt", [](const at::Tensor& x) { return x.sqrt(); }),
-    unary("Reciprocal", [](const at::Tensor& x) { return x.reciprocal(); }),
-    unary("Floor", [](const at::Tensor& x) { return x.floor(); }),
-    unary("Ceil", [](const at::Tensor& x) { return x.ceil(); }),
-    unary("Round", [](const at::Tensor& x) { return x.round(); }),
-    unary("Sign", [](const at::Tensor& x) { return x.sign(); }),
-    unary("Sin", [](const at::Tensor& x) { return x.sin(); }),
-    unary("Cos", [](const at::Tensor& x) { return x.cos(); }),
-    unary("Tan", [](const at::Tensor& x) { return x.tan(); }),
-    unary("Asin", [](const at::Tensor& x) { return x.asin(); }),
-    unary("Acos", [](const at::Tensor& x) { return x.acos(); }),
-    unary("Atan", [](const at::Tensor& x) { return x.atan(); }),
-    unary("Sinh", [](const at::Tensor& x) { return x.sinh(); }),
-    unary("Cosh", [](const at::Tensor& x) { return x.cosh(); }),
-    unary("Tanh", [](const at::Tensor& x) { return x.tanh(); }),
-    unary("Asinh", [](const at::Tensor& x) { return x.asinh(); }),
-    unary("Acosh", [](const at::Tensor& x) { return x.acosh(); }),
-    unary("Atanh", [](const at::Tensor& x) { return x.atanh(); }),
-    unary("Erf", [](const at::Tensor& x) { return x.erf(); }),
-    unary("Not", [](const at::Tensor& x) { return x.logical_not(); }),
-    unary("IsNaN", [](const at::Tensor& x) { return x.isnan(); }),
-    unary("Identity", [](const at::Tensor& x) { return x; }),
-    OpDef{"IsInf", lower_is_inf},
+    with(unary("Abs", [](T x) { return x.abs(); }), abs_interval),
+    unary("Neg", [](T x) { return x.neg(); }, Monotone::kDecreasing),
+    with(unary("Exp", [](T x) { return x.exp(); }), increasing_on([](T x) { return x.exp(); }, -kInf, kInf, 4, 0.0), exp_hazards),
+    with(unary("Log", [](T x) { return x.log(); }), increasing_on([](T x) { return x.log(); }, kTiny, kInf, 4), log_hazards),
+    with(unary("Sqrt", [](T x) { return x.sqrt(); }), increasing_on([](T x) { return x.sqrt(); }, 0.0, kInf, 1, 0.0), sqrt_hazards),
+    with(unary("Reciprocal", [](T x) { return x.reciprocal(); }), reciprocal_interval, reciprocal_hazards),
+    unary("Floor", [](T x) { return x.floor(); }, Monotone::kIncreasing),
+    unary("Ceil", [](T x) { return x.ceil(); }, Monotone::kIncreasing),
+    unary("Round", [](T x) { return x.round(); }, Monotone::kIncreasing),
+    unary("Sign", [](T x) { return x.sign(); }, Monotone::kIncreasing),
+    with(unary("Sin", [](T x) { return x.sin(); }), [](const AbstractContext& a) { return bounded_interval(a, -1, 1); }),
+    with(unary("Cos", [](T x) { return x.cos(); }), [](const AbstractContext& a) { return bounded_interval(a, -1, 1); }),
+    with(unary("Tan", [](T x) { return x.tan(); }), tan_interval),
+    with(unary("Asin", [](T x) { return x.asin(); }), increasing_on([](T x) { return x.asin(); }, -1, 1, 4, -M_PI / 2, M_PI / 2),
+         domain_hazards("asin-domain", -1, 1, false, "asin-gradient")),
+    with(unary("Acos", [](T x) { return x.acos(); }), [](const AbstractContext& a) {
+           const IntervalTensor& x = a.input(0);
+           auto r = IntervalTensor::of_bounds(x.hi.clamp(-1, 1).acos(), x.lo.clamp(-1, 1).acos(), x.shape, x.dtype);
+           return std::vector<IntervalTensor>{round_out(r, 4)};
+         }, domain_hazards("acos-domain", -1, 1, false, "acos-gradient")),
+    unary("Atan", [](T x) { return x.atan(); }, Monotone::kIncreasing, 4),
+    with(unary("Sinh", [](T x) { return x.sinh(); }), increasing_on([](T x) { return x.sinh(); }, -kInf, kInf, 4),
+         overflow_hazard("sinh-overflow", [](T x) { return x.sinh(); })),
+    with(unary("Cosh", [](T x) { return x.cosh(); }), cosh_interval, overflow_hazard("cosh-overflow", [](T x) { return x.cosh(); })),
+    with(unary("Tanh", [](T x) { return x.tanh(); }), increasing_on([](T x) { return x.tanh(); }, -kInf, kInf, 4, -1, 1)),
+    unary("Asinh", [](T x) { return x.asinh(); }, Monotone::kIncreasing, 4),
+    with(unary("Acosh", [](T x) { return x.acosh(); }), increasing_on([](T x) { return x.acosh(); }, 1, kInf, 4, 0.0),
+         domain_hazards("acosh-domain", 1, kInf, false, "acosh-gradient")),
+    with(unary("Atanh", [](T x) { return x.atanh(); }), increasing_on([](T x) { return x.atanh(); }, -kAtanhEdge, kAtanhEdge, 4),
+         domain_hazards("atanh-domain", -1, 1, true, nullptr)),
+    with(unary("Erf", [](T x) { return x.erf(); }), increasing_on([](T x) { return x.erf(); }, -kInf, kInf, 4, -1, 1)),
+    with(unary("Not", [](T x) { return x.logical_not(); }), not_interval),
+    with(unary("IsNaN", [](T x) { return x.isnan(); }), isnan_interval),
+    unary("Identity", [](T x) { return x; }, Monotone::kDataMovement),
+    with(OpDef{"IsInf", lower_is_inf}, isinf_interval),
 });
 
 }  // namespace

@@ -7,16 +7,12 @@
 #include <vector>
 
 #include "model/graph.h"
+#include "model/ranges.h"
 #include "model/status.h"
 #include "oracle/executor.h"
 
 namespace nanguard {
 
-struct Range {
-  double lo = 0;
-  double hi = 0;
-};
-using RangeMap = std::map<std::string, Range>;
 
 // Default range for inputs given none: floats in [-1, 1], integers in [0, 1].
 constexpr Range kDefaultFloatRange{-1.0, 1.0};

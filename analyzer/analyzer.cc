@@ -1,0 +1,194 @@
+#include "analyzer/analyzer.h"
+
+#include <limits>
+#include <unordered_set>
+
+#include <fmt/core.h>
+
+#include "ops/op_registry.h"
+
+namespace nanguard {
+namespace {
+
+// Concrete inputs (all exact): the op runs for real, in the run's float type, so the
+// result is the very value execution will see.
+std::vector<IntervalTensor> transfer_exact(const OpDef& def, const AbstractContext& a) {
+  OpContext c{a.node, a.opset, {}, a.float_type};
+  for (const auto& in : a.inputs) c.inputs.push_back(in.lo.defined() ? in.value : at::Tensor());
+  std::vector<IntervalTensor> out;
+  for (const at::Tensor& t : def.lower(c)) out.push_back(t.defined() ? IntervalTensor::of_value(t) : IntervalTensor());
+  return out;
+}
+
+// Runs the lowering on float64 bound tensors: `pick(input)` chooses lo or hi.
+template <typename Pick>
+std::vector<at::Tensor> lower_on(const OpDef& def, const AbstractContext& a, Pick pick, bool full) {
+  OpContext c{a.node, a.opset, {}, at::kDouble};
+  for (const auto& in : a.inputs) {
+    if (!in.lo.defined()) { c.inputs.push_back(at::Tensor()); continue; }
+    if (!in.is_float()) {
+      if (!in.exact()) a.fail("an integer operand with a range is not supported by this transfer");
+      c.inputs.push_back(in.value);
+      continue;
+    }
+    at::Tensor b = pick(in);
+    c.inputs.push_back(full ? b.expand(in.shape).contiguous() : b);
+  }
+  return def.lower(c);
+}
+
+std::vector<IntervalTensor> transfer_derived(const OpDef& def, const AbstractContext& a) {
+  auto lo_of = [](const IntervalTensor& t) { return t.lo; };
+  auto hi_of = [](const IntervalTensor& t) { return t.hi; };
+  bool full = def.monotone == Monotone::kDataMovement;
+  std::vector<at::Tensor> lo = lower_on(def, a, lo_of, full), hi = lower_on(def, a, hi_of, full);
+  if (def.monotone == Monotone::kDecreasing) std::swap(lo, hi);
+  std::vector<IntervalTensor> out;
+  for (size_t i = 0; i < lo.size(); ++i) {
+    if (!lo[i].defined()) { out.emplace_back(); continue; }
+    at::ScalarType dtype = at::isFloatingType(lo[i].scalar_type()) ? a.input(0).dtype : lo[i].scalar_type();
+    std::vector<int64_t> shape = def.monotone == Monotone::kDataMovement ? lo[i].sizes().vec() : a.input(0).shape;
+    out.push_back(round_out(IntervalTensor::of_bounds(lo[i], hi[i], shape, dtype), def.ulps));
+  }
+  return out;
+}
+
+// The shape an output has, for ops the analysis cannot follow: run the lowering on
+// the lower bounds (finite stand-ins) when there is one, else the inferred type.
+std::vector<IntervalTensor> transfer_unknown(const OpDef* def, const AbstractContext& a) {
+  std::vector<IntervalTensor> out;
+  for (size_t i = 0; i < a.node.outputs.size(); ++i) {
+    const TensorType* t = a.graph.type_of(a.node.outputs[i]);
+    if (!t || !t->dims || t->element_count() == std::nullopt) {
+      if (!def) a.fail("the analysis cannot continue past this op: its output shape is unknown");
+      break;
+    }
+    out.push_back(IntervalTensor::top(*t->dims, at::kFloat));
+  }
+  if (out.size() == a.node.outputs.size() || !def) return out;
+  out.clear();
+  auto mid = [](const IntervalTensor& t) { return t.lo.clamp(-1e30, 1e30); };
+  for (const at::Tensor& t : lower_on(*def, a, mid, true))
+    out.push_back(IntervalTensor::top(t.sizes().vec(), t.scalar_type() == at::kDouble ? at::kFloat : t.scalar_type()));
+  return out;
+}
+
+std::vector<std::string> path_to(const Graph& g, const Node& node) {
+  std::vector<std::string> path{node.name};
+  const Node* cur = &node;
+  for (int guard = 0; guard < 10000; ++guard) {
+    const Node* next = nullptr;
+    std::string source;
+    for (const auto& in : cur->inputs) {
+      if (in.empty() || g.is_initializer(in)) continue;
+      next = g.producer(in);
+      source = in;
+      break;
+    }
+    if (!next) {
+      if (!source.empty()) path.push_back(source);
+      break;
+    }
+    path.push_back(next->name);
+    cur = next;
+  }
+  return {path.rbegin(), path.rend()};
+}
+
+Finding make_finding(const AbstractContext& a, const HazardReport& h) {
+  Finding f;
+  f.node = a.node.name;
+  f.op_type = a.node.op_type;
+  f.kind = h.kind;
+  f.hazard = h.hazard;
+  f.condition = h.condition;
+  f.status = h.definite ? "definite" : "possible";
+  for (size_t i = 0; i < a.inputs.size(); ++i)
+    if (a.inputs[i].lo.defined() && a.inputs[i].is_float())
+      f.operands.push_back({a.node.inputs[i], a.inputs[i].min(), a.inputs[i].max()});
+  f.path = path_to(a.graph, a.node);
+  return f;
+}
+
+// Every float output whose bounds pass the float32 limit may overflow to INF. An op
+// fed by an already unbounded tensor (unsupported op, earlier overflow) is not an
+// origin: it is not reported again, only its outputs stay marked unbounded.
+void check_overflow(const AbstractContext& a, std::vector<IntervalTensor>& outs, AnalysisResult& result,
+                    bool op_reported, bool fed_unbounded, std::unordered_set<std::string>& unbounded) {
+  double limit = a.float_type == at::kDouble ? std::numeric_limits<double>::max() : kFloat32Max;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    IntervalTensor& t = outs[i];
+    if (!t.lo.defined() || !t.is_float() || t.exact() || t.numel() == 0) continue;
+    double lo = t.min(), hi = t.max();
+    if (hi <= limit && lo >= -limit) continue;
+    unbounded.insert(a.node.outputs[i]);
+    if (!op_reported && !fed_unbounded) {
+      HazardReport h{"overflow", HazardKind::kForward, 0, fmt::format("|result| > {:.7g}", limit)};
+      Finding f = make_finding(a, h);
+      f.result = {a.node.outputs[i], lo, hi};
+      result.findings.push_back(std::move(f));
+      op_reported = true;
+    }
+    t = clamp_finite(std::move(t));
+  }
+}
+
+}  // namespace
+
+Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options) {
+  auto init = initial_intervals(graph, options);
+  if (!init.ok()) return init.status();
+  AnalysisResult result;
+  result.intervals = std::move(init.value());
+  std::unordered_set<std::string> unbounded;  // tensors downstream of an unbounded origin
+  for (const Node& node : graph.nodes) {
+    AbstractContext a{node, graph, graph.opset, {}, options.float_type};
+    bool all_exact = true;
+    for (const auto& in : node.inputs) {
+      a.inputs.push_back(in.empty() ? IntervalTensor() : result.intervals.at(in));
+      if (!in.empty() && !a.inputs.back().exact()) all_exact = false;
+    }
+    const OpDef* def = OpRegistry::instance().find(node.op_type, node.domain);
+    std::vector<IntervalTensor> outs;
+    bool supported = def && (def->interval || def->monotone != Monotone::kNone);
+    try {
+      if (def && all_exact) outs = transfer_exact(*def, a);
+      else if (def && def->interval) outs = def->interval(a);
+      else if (supported) outs = transfer_derived(*def, a);
+    } catch (const std::exception& e) {
+      supported = false;
+      outs.clear();
+      HazardReport h{"unsupported", HazardKind::kForward, 0, std::string("abstract semantics failed: ") + e.what()};
+      result.findings.push_back(make_finding(a, h));
+    }
+    if (!(def && all_exact) && !supported) {
+      std::string name = node.domain.empty() ? node.op_type : node.domain + "." + node.op_type;
+      if (std::find(result.unsupported.begin(), result.unsupported.end(), name) == result.unsupported.end())
+        result.unsupported.push_back(name);
+      if (result.findings.empty() || result.findings.back().node != node.name)
+        result.findings.push_back(make_finding(a, HazardReport{"unsupported", HazardKind::kForward, 0, "no abstract semantics for " + name}));
+      try {
+        outs = transfer_unknown(def, a);
+      } catch (const ModelError& e) {
+        return Status::Error(fmt::format("{}: {}", graph.model_path, e.what()));
+      }
+    }
+    bool reported = false;
+    if (def && def->hazards && supported) {
+      for (const HazardReport& h : def->hazards(a)) {
+        result.findings.push_back(make_finding(a, h));
+        reported = true;
+      }
+    }
+    bool fed_unbounded = false;
+    for (const auto& in : node.inputs) fed_unbounded |= unbounded.count(in) > 0;
+    if (!(def && all_exact) && !supported)
+      for (const auto& o : node.outputs) unbounded.insert(o);
+    check_overflow(a, outs, result, reported || !supported, fed_unbounded, unbounded);
+    for (size_t i = 0; i < node.outputs.size() && i < outs.size(); ++i)
+      if (!node.outputs[i].empty()) result.intervals[node.outputs[i]] = std::move(outs[i]);
+  }
+  return result;
+}
+
+}  // namespace nanguard

@@ -1,0 +1,46 @@
+// The abstract interpreter: propagates IntervalTensors through the graph in
+// topological order using each op's transfer functions (ops/), checks each op's
+// hazards, and continues on the safe state after a finding so that one defect does
+// not cascade into spurious ones downstream.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "analyzer/finding.h"
+#include "model/graph.h"
+#include "model/ranges.h"
+#include "model/status.h"
+#include "ops/interval.h"
+
+namespace nanguard {
+
+enum class WeightMode { kFixed, kFree };
+
+struct AnalyzeOptions {
+  RangeMap ranges;  // runtime inputs; missing ones use the defaults below
+  WeightMode weights = WeightMode::kFixed;
+  // Free weights: every float initializer lies in this range; without it, in its
+  // stored [min, max] widened by its own width on each side.
+  std::optional<Range> weight_range;
+  at::ScalarType float_type = at::kFloat;
+};
+
+// Default range of an input with none given (must match the random sampler's).
+constexpr Range kAnalyzeDefaultFloatRange{-1.0, 1.0};
+
+struct AnalysisResult {
+  std::vector<Finding> findings;  // topological order
+  std::unordered_map<std::string, IntervalTensor> intervals;  // per tensor
+  std::vector<std::string> unsupported;  // op types without abstract semantics
+};
+
+Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options);
+
+// The interval every runtime input and (free) weight starts from.
+Result<std::unordered_map<std::string, IntervalTensor>> initial_intervals(const Graph& graph,
+                                                                          const AnalyzeOptions& options);
+
+}  // namespace nanguard

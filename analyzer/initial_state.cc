@@ -1,0 +1,85 @@
+// The analysis' starting point: input ranges and weights (fixed: exact values;
+// free: ranges that keep the weights' meaning).
+#include <limits>
+
+#include <fmt/core.h>
+
+#include "analyzer/analyzer.h"
+#include "ops/tensor_proto.h"
+
+namespace nanguard {
+namespace {
+
+// Free weights keep their meaning: a variance stays >= 0, and a tensor read as
+// parameters of the computation's structure (Resize scales) stays fixed.
+bool keeps_fixed(const Graph& g, const std::string& name, bool& nonnegative) {
+  for (const Node& n : g.nodes)
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      if (n.inputs[i] != name) continue;
+      if (n.op_type == "BatchNormalization" && i == 4) nonnegative = true;
+      if ((n.op_type == "Resize" || n.op_type == "Upsample") && i >= 1) return true;
+    }
+  return false;
+}
+
+IntervalTensor free_weight(const Graph& g, const std::string& name, const at::Tensor& w,
+                           const AnalyzeOptions& opt) {
+  bool nonnegative = false;
+  if (w.numel() == 0 || keeps_fixed(g, name, nonnegative)) return IntervalTensor::of_value(w);
+  double lo, hi;
+  if (opt.weight_range) {
+    lo = opt.weight_range->lo;
+    hi = opt.weight_range->hi;
+  } else {
+    double mn = w.min().item<double>(), mx = w.max().item<double>();
+    lo = mn - (mx - mn);
+    hi = mx + (mx - mn);
+  }
+  if (nonnegative) lo = std::max(lo, 0.0);
+  return IntervalTensor::uniform(w.sizes().vec(), w.scalar_type(), lo, std::max(lo, hi));
+}
+
+}  // namespace
+
+Result<std::unordered_map<std::string, IntervalTensor>> initial_intervals(const Graph& g, const AnalyzeOptions& opt) {
+  std::unordered_map<std::string, IntervalTensor> state;
+  for (const auto& [name, proto] : g.initializers) {
+    at::Tensor w;
+    try {
+      w = tensor_from_proto(proto);
+    } catch (const std::exception& e) {
+      return Status::Error(fmt::format("{}: initializer '{}': {}", g.model_path, name, e.what()));
+    }
+    bool free = opt.weights == WeightMode::kFree && at::isFloatingType(w.scalar_type());
+    state[name] = free ? free_weight(g, name, w, opt) : IntervalTensor::of_value(w);
+  }
+  for (const auto& name : g.inputs) {
+    const TensorType* t = g.type_of(name);
+    if (!t || !t->dims) return Status::Error(fmt::format("{}: input '{}' has no known shape", g.model_path, name));
+    for (int64_t d : *t->dims)
+      if (d < 0) return Status::Error(fmt::format("{}: input '{}' has an unknown dimension; bind it with --dim", g.model_path, name));
+    at::ScalarType st;
+    try {
+      st = scalar_type_for(t->elem_type);
+    } catch (const std::exception& e) {
+      return Status::Error(fmt::format("{}: input '{}': {}", g.model_path, name, e.what()));
+    }
+    auto it = opt.ranges.find(name);
+    Range r = it != opt.ranges.end() ? it->second
+              : at::isFloatingType(st) ? kAnalyzeDefaultFloatRange : Range{0, 1};
+    if (st == at::kBool) r = Range{0, 1};
+    IntervalTensor iv = IntervalTensor::uniform(*t->dims, st, r.lo, r.hi);
+    // A float32 input holds the float32 values in range: round the ends inward.
+    if (st == at::kFloat) {
+      iv.lo = iv.lo.to(at::kFloat).to(at::kDouble).clamp_min(r.lo);
+      iv.hi = iv.hi.to(at::kFloat).to(at::kDouble).clamp_max(r.hi);
+    } else if (!at::isFloatingType(st)) {
+      iv.lo = iv.lo.ceil();
+      iv.hi = iv.hi.floor();
+    }
+    state[name] = iv;
+  }
+  return state;
+}
+
+}  // namespace nanguard

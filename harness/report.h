@@ -1,0 +1,26 @@
+// Report writers for findings: readable text, JSON (top-level `findings`), and
+// SARIF 2.1.0 (one rule per hazard, node names as logical locations).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "analyzer/analyzer.h"
+
+namespace nanguard {
+
+struct ReportContext {
+  std::string model_path;
+  const Graph* graph = nullptr;
+  std::string weights;  // "fixed" or "free[...]"
+  RangeMap ranges;
+};
+
+nlohmann::json finding_json(const Finding& f);
+std::string findings_json(const ReportContext& ctx, const AnalysisResult& r);
+std::string findings_sarif(const ReportContext& ctx, const AnalysisResult& r);
+std::string findings_text(const ReportContext& ctx, const AnalysisResult& r);
+
+}  // namespace nanguard

@@ -1,0 +1,96 @@
+#include "ops/interval.h"
+
+#include <limits>
+#include <sstream>
+
+namespace nanguard {
+
+IntervalTensor IntervalTensor::of_value(const at::Tensor& v) {
+  IntervalTensor t;
+  t.value = v.detach();
+  t.dtype = v.scalar_type();
+  t.shape = v.sizes().vec();
+  at::Tensor d = v.detach().to(at::kCPU).to(at::kDouble);
+  t.lo = d;
+  t.hi = d;
+  return t;
+}
+
+IntervalTensor IntervalTensor::uniform(std::vector<int64_t> shape, at::ScalarType dtype, double lo, double hi) {
+  std::vector<int64_t> cell(shape.size(), 1);
+  return of_bounds(at::full(cell, lo, at::kDouble), at::full(cell, hi, at::kDouble), std::move(shape), dtype);
+}
+
+IntervalTensor IntervalTensor::top(std::vector<int64_t> shape, at::ScalarType dtype) {
+  double inf = std::numeric_limits<double>::infinity();
+  return uniform(std::move(shape), dtype, -inf, inf);
+}
+
+IntervalTensor IntervalTensor::of_bounds(at::Tensor lo, at::Tensor hi, std::vector<int64_t> shape, at::ScalarType dtype) {
+  IntervalTensor t;
+  t.lo = lo.to(at::kDouble);
+  t.hi = hi.to(at::kDouble);
+  t.shape = std::move(shape);
+  t.dtype = dtype;
+  return t;
+}
+
+int64_t IntervalTensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+at::Tensor IntervalTensor::full_lo() const { return lo.expand(shape); }
+at::Tensor IntervalTensor::full_hi() const { return hi.expand(shape); }
+
+double IntervalTensor::min() const {
+  return lo.numel() == 0 ? std::numeric_limits<double>::infinity() : lo.min().item<double>();
+}
+double IntervalTensor::max() const {
+  return hi.numel() == 0 ? -std::numeric_limits<double>::infinity() : hi.max().item<double>();
+}
+
+std::string IntervalTensor::str() const {
+  std::ostringstream s;
+  s.precision(9);
+  s << "[" << min() << ", " << max() << "]";
+  return s.str();
+}
+
+IntervalTensor round_out(IntervalTensor t, int ulps) {
+  if (t.exact()) return t;
+  if (!t.is_float()) {
+    t.lo = t.lo.floor();
+    t.hi = t.hi.ceil();
+    return t;
+  }
+  if (ulps <= 0) return t;
+  double rel = ulps * kFloat32Ulp, abs = ulps * kFloat32MinSubnormal;
+  t.lo = t.lo - t.lo.abs() * rel - abs;
+  t.hi = t.hi + t.hi.abs() * rel + abs;
+  return t;
+}
+
+IntervalTensor clamp_finite(IntervalTensor t) {
+  if (!t.is_float() || t.exact()) return t;
+  double m = t.dtype == at::kDouble ? std::numeric_limits<double>::max() : kFloat32Max;
+  t.lo = t.lo.clamp(-m, m);
+  t.hi = t.hi.clamp(-m, m);
+  return t;
+}
+
+IntervalTensor compact(IntervalTensor t) {
+  if (t.exact()) return t;
+  for (int64_t d = 0; d < t.lo.dim(); ++d) {
+    if (t.lo.size(d) <= 1) continue;
+    at::Tensor lo_min = t.lo.amin(d, true), hi_max = t.hi.amax(d, true);
+    if (at::equal(lo_min.expand_as(t.lo), t.lo) && at::equal(hi_max.expand_as(t.hi), t.hi)) {
+      t.lo = lo_min;
+      t.hi = hi_max;
+    }
+  }
+  return t;
+}
+
+}  // namespace nanguard
