@@ -139,9 +139,21 @@ class GatherND(torch.autograd.Function):
     """ONNX GatherND with batch_dims=1 (the catalogue's tf.gather_nd, kept as one node)."""
 
     @staticmethod
-    def forward(ctx, data, idx):
+    def _index(data, idx):
         b = torch.arange(data.shape[0]).reshape(-1, *([1] * (idx.dim() - 1)))
-        return data[(b,) + tuple(idx[..., k] for k in range(idx.shape[-1]))]
+        return (b,) + tuple(idx[..., k] for k in range(idx.shape[-1]))
+
+    @staticmethod
+    def forward(ctx, data, idx):
+        ctx.save_for_backward(idx)
+        ctx.shape = data.shape
+        return data[GatherND._index(data, idx)]
+
+    @staticmethod
+    def backward(ctx, grad):
+        (idx,) = ctx.saved_tensors
+        out = grad.new_zeros(ctx.shape)
+        return out.index_put_(GatherND._index(out, idx), grad, accumulate=True), None
 
     @staticmethod
     def symbolic(g, data, idx):

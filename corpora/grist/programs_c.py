@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from blocks import BCE, Exp, Log, Div
-from registry import FIXED, Case, Defect, Input, UNBOUNDED, onehot, register, unbounded
+from registry import FIXED, Case, Defect, Input, free, onehot, register, unbounded
 
 LOG0 = "log-nonpositive"
 WIDE = (-100.0, 100.0)
@@ -133,6 +133,9 @@ class LogisticRegression(nn.Module):
         return self.head(self.fc(x), y)
 
 
+# A weight of one or two elements has a (nearly) degenerate derived range, and with
+# |w| < 2 the sigmoid of w*x, |x| <= 50, never reaches 0: the weights get a box.
+LR_WEIGHTS = free(-5.0, 5.0)
 LR62_NOTE = "x starts at [[1,2],[2,3],[3,1],[4,3],[5,3],[6,2]]; " + PLAIN_NOTE
 for pid in ("26", "33", "56", "37"):
     register(Case(
@@ -142,20 +145,23 @@ for pid in ("26", "33", "56", "37"):
         [Defect(pid, "head.log_h", "Log", LOG0,
                 note="log(h), h underflows to 0; log(1-h) (head.log_1mh) is the same defect "
                 "on the other label and is not counted separately by the catalogue")],
-        "hand BCE -> BCE-with-logits", input_notes=LR62_NOTE + "; y in {0,1}"))
+        "hand BCE -> BCE-with-logits", weights=LR_WEIGHTS,
+        input_notes=LR62_NOTE + "; y in {0,1}"))
 
 register(Case(
     "38", "PyTorch", "XOR: x[4,2] -> Linear(2,1) -> Sigmoid -> -mean(y log h + (1-y) log(1-h)).",
     LogisticRegression, [unbounded("x", (4, 2)), Input("y", (4, 1), 0, 1, sample="int")],
     [Defect("38", "head.log_h", "Log", LOG0, note="log(1-h) is the same defect on label 0")],
-    "hand BCE -> BCE-with-logits", input_notes="x starts in {0,1}; " + PLAIN_NOTE))
+    "hand BCE -> BCE-with-logits", weights=LR_WEIGHTS,
+    input_notes="x starts in {0,1}; " + PLAIN_NOTE))
 
 register(Case(
     "53", "PyTorch", "x[12,1] -> Linear(1,1) -> Sigmoid -> -mean(y log h + (1-y) log(1-h)).",
     lambda fixed: LogisticRegression(fixed, k=1),
     [unbounded("x", (12, 1)), Input("y", (12, 1), 0, 1, sample="int")],
     [Defect("53", "head.log_h", "Log", LOG0, note="log(1-h) is the same defect on label 0")],
-    "hand BCE -> BCE-with-logits", input_notes="x starts in [0,5]; " + PLAIN_NOTE))
+    "hand BCE -> BCE-with-logits", weights=LR_WEIGHTS,
+    input_notes="x starts in [0,5]; " + PLAIN_NOTE))
 
 
 class Softmax4to3(nn.Module):
