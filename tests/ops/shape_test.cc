@@ -1,1 +1,211 @@
-// Tests for ops/shape.cc are being written.
+// Shape ops: the opset-dependent forms (attribute vs input), the clamping and
+// negative-step rules of Slice, Pad's modes and negative pads, Dropout's
+// inference/training split, and the size cap on data-sized outputs.
+#include <limits>
+
+#include <gtest/gtest.h>
+
+#include "model/onnx_loader.h"
+#include "oracle/executor.h"
+#include "test_models.h"
+
+namespace nanguard {
+namespace {
+
+using TP = onnx::TensorProto;
+using testing::set_attr;
+
+void set_string(onnx::NodeProto& node, const std::string& name, const std::string& value) {
+  auto* a = node.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s(value);
+}
+
+// Runs a built model; the graph outlives the run.
+Result<ExecResult> run(testing::ModelBuilder& b, const TensorMap& feeds) {
+  auto g = load_model_proto(b.proto(), "shape_test.onnx");
+  if (!g.ok()) return g.status();
+  auto ex = Executor::create(*g);
+  if (!ex.ok()) return ex.status();
+  return ex->run(feeds);
+}
+
+at::Tensor run_ok(testing::ModelBuilder& b, const TensorMap& feeds, size_t output = 0) {
+  auto r = run(b, feeds);
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  return r.ok() ? r->outputs.at(output) : at::Tensor();
+}
+
+at::Tensor longs(std::vector<int64_t> v) { return at::tensor(v, at::kLong); }
+
+TEST(Shape, ReshapeZeroCopiesUnlessAllowzero) {
+  at::Tensor x = at::zeros({0, 3});
+  testing::ModelBuilder copy(13);
+  copy.input("x", {0, 3}).output("y", {-1, -1}).initializer("s", longs({3, 0}));
+  copy.node("Reshape", {"x", "s"}, {"y"}, "r");
+  // Without allowzero the 0 copies x's dimension 1 (3): [3, 3] cannot hold 0 elements.
+  EXPECT_FALSE(run(copy, {{"x", x}}).ok());
+  testing::ModelBuilder zero(14);
+  zero.input("x", {0, 3}).output("y", {-1, -1}).initializer("s", longs({3, 0}));
+  set_attr(zero.node("Reshape", {"x", "s"}, {"y"}, "r"), "allowzero", int64_t{1});
+  EXPECT_EQ(run_ok(zero, {{"x", x}}).sizes(), at::IntArrayRef({3, 0}));
+  testing::ModelBuilder infer(13);
+  infer.input("x", {2, 3, 4}).output("y", {-1, -1}).initializer("s", longs({0, -1}));
+  infer.node("Reshape", {"x", "s"}, {"y"}, "r");
+  EXPECT_EQ(run_ok(infer, {{"x", at::zeros({2, 3, 4})}}).sizes(), at::IntArrayRef({2, 12}));
+}
+
+TEST(Shape, SqueezeUnsqueezeAxesMoveToInputAt13) {
+  at::Tensor x = at::arange(6, at::kFloat).reshape({1, 2, 1, 3});
+  testing::ModelBuilder old_form(11);
+  old_form.input("x", {1, 2, 1, 3}).output("y", {2, 3}).output("z", {2, 1, 3});
+  set_attr(old_form.node("Squeeze", {"x"}, {"y"}, "s"), "axes", std::vector<int64_t>{0, -2});
+  set_attr(old_form.node("Unsqueeze", {"y"}, {"z"}, "u"), "axes", std::vector<int64_t>{-2});
+  testing::ModelBuilder new_form(13);
+  new_form.input("x", {1, 2, 1, 3}).output("y", {2, 3}).output("z", {2, 1, 3});
+  new_form.initializer("a", longs({0, -2})).initializer("b", longs({-2}));
+  new_form.node("Squeeze", {"x", "a"}, {"y"}, "s");
+  new_form.node("Unsqueeze", {"y", "b"}, {"z"}, "u");
+  for (auto* b : {&old_form, &new_form}) {
+    auto r = run(*b, {{"x", x}});
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(r->outputs[0].sizes(), at::IntArrayRef({2, 3}));
+    EXPECT_EQ(r->outputs[1].sizes(), at::IntArrayRef({2, 1, 3}));
+  }
+  // Squeezing a dimension that is not 1 is an error that names the axis.
+  testing::ModelBuilder bad(13);
+  bad.input("x", {1, 2, 1, 3}).output("y", {-1}).initializer("a", longs({1}));
+  bad.node("Squeeze", {"x", "a"}, {"y"}, "s");
+  auto r = run(bad, {{"x", x}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("cannot squeeze axis 1 of size 2"), std::string::npos) << r.status().message();
+}
+
+TEST(Shape, SplitSizesAttributeBefore13InputFrom13) {
+  at::Tensor x = at::arange(5, at::kFloat);
+  testing::ModelBuilder old_form(11);
+  old_form.input("x", {5}).output("a", {2}).output("b", {3});
+  set_attr(old_form.node("Split", {"x"}, {"a", "b"}, "s"), "split", std::vector<int64_t>{2, 3});
+  testing::ModelBuilder new_form(13);
+  new_form.input("x", {5}).output("a", {2}).output("b", {3}).initializer("sp", longs({2, 3}));
+  new_form.node("Split", {"x", "sp"}, {"a", "b"}, "s");
+  for (auto* b : {&old_form, &new_form}) {
+    auto r = run(*b, {{"x", x}});
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_TRUE(at::equal(r->outputs[1], at::tensor({2.f, 3.f, 4.f})));
+  }
+  testing::ModelBuilder uneven(13);
+  uneven.input("x", {5}).output("a", {-1}).output("b", {-1});
+  uneven.node("Split", {"x"}, {"a", "b"}, "s");
+  EXPECT_FALSE(run(uneven, {{"x", x}}).ok());
+}
+
+TEST(Shape, SliceNegativeStepClampsAndCarriesGradient) {
+  at::Tensor x = at::arange(6, at::kFloat).requires_grad_();
+  testing::ModelBuilder b(13);
+  b.input("x", {6}).output("y", {-1});
+  // start 100 clamps to 5; end INT64_MIN clamps to -1 (one before the first).
+  b.initializer("st", longs({100})).initializer("en", longs({std::numeric_limits<int64_t>::min()}));
+  b.initializer("ax", longs({0})).initializer("sp", longs({-2}));
+  b.node("Slice", {"x", "st", "en", "ax", "sp"}, {"y"}, "s");
+  at::Tensor y = run_ok(b, {{"x", x}});
+  EXPECT_TRUE(at::equal(y.detach(), at::tensor({5.f, 3.f, 1.f})));
+  y.sum().backward();
+  EXPECT_TRUE(at::equal(x.grad(), at::tensor({0.f, 1.f, 0.f, 1.f, 0.f, 1.f})));
+  // Opset 9: attributes, positive steps only; an end past the axis clamps.
+  testing::ModelBuilder old_form(9);
+  old_form.input("x", {6}).output("y", {-1});
+  auto& n = old_form.node("Slice", {"x"}, {"y"}, "s");
+  set_attr(n, "starts", std::vector<int64_t>{-2});
+  set_attr(n, "ends", std::vector<int64_t>{1000});
+  EXPECT_TRUE(at::equal(run_ok(old_form, {{"x", x.detach()}}), at::tensor({4.f, 5.f})));
+}
+
+TEST(Shape, PadModesNegativePadsAndAttributeForm) {
+  at::Tensor x = at::tensor({1.f, 2.f, 3.f});
+  auto pad = [&](const std::string& mode, std::vector<int64_t> pads) {
+    testing::ModelBuilder b(13);
+    b.input("x", {3}).output("y", {-1}).initializer("p", longs(pads));
+    set_string(b.node("Pad", {"x", "p"}, {"y"}, "p"), "mode", mode);
+    return run_ok(b, {{"x", x}});
+  };
+  // A reflect pad longer than the axis keeps reflecting, as numpy.pad does.
+  EXPECT_TRUE(at::equal(pad("reflect", {4, 0}), at::tensor({1.f, 2.f, 3.f, 2.f, 1.f, 2.f, 3.f})));
+  EXPECT_TRUE(at::equal(pad("edge", {-1, 2}), at::tensor({2.f, 3.f, 3.f, 3.f})));
+  EXPECT_TRUE(at::equal(pad("constant", {1, -2}), at::tensor({0.f, 1.f})));
+  // Opset 2 takes pads and the value as attributes.
+  testing::ModelBuilder old_form(7);
+  old_form.input("x", {3}).output("y", {-1});
+  auto& n = old_form.node("Pad", {"x"}, {"y"}, "p");
+  set_attr(n, "pads", std::vector<int64_t>{1, 1});
+  set_attr(n, "value", 7.5f);
+  EXPECT_TRUE(at::equal(run_ok(old_form, {{"x", x}}), at::tensor({7.5f, 1.f, 2.f, 3.f, 7.5f})));
+  // The constant_value input (opset 11+) receives a gradient per padded cell.
+  testing::ModelBuilder cv(13);
+  cv.input("x", {3}).input("c", {}).output("y", {-1}).initializer("p", longs({2, 1}));
+  cv.node("Pad", {"x", "p", "c"}, {"y"}, "p");
+  // ModelBuilder::input({}) leaves the shape out; a scalar needs an empty shape.
+  cv.proto().mutable_graph()->mutable_input(1)->mutable_type()->mutable_tensor_type()->mutable_shape();
+  at::Tensor c = at::scalar_tensor(-1.f).requires_grad_();
+  at::Tensor y = run_ok(cv, {{"x", x}, {"c", c}});
+  EXPECT_TRUE(at::equal(y.detach(), at::tensor({-1.f, -1.f, 1.f, 2.f, 3.f, -1.f})));
+  y.sum().backward();
+  EXPECT_EQ(c.grad().item<float>(), 3.f);
+}
+
+TEST(Shape, PadUnknownModeIsNotSupported) {
+  testing::ModelBuilder b(13);
+  b.input("x", {3}).output("y", {-1}).initializer("p", longs({1, 1}));
+  set_string(b.node("Pad", {"x", "p"}, {"y"}, "p"), "mode", "wrap");
+  auto r = run(b, {{"x", at::ones({3})}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("mode 'wrap' is not supported"), std::string::npos) << r.status().message();
+}
+
+TEST(Shape, DropoutIsIdentityInInferenceAndRefusesTraining) {
+  at::Tensor x = at::tensor({1.f, std::numeric_limits<float>::quiet_NaN()});
+  testing::ModelBuilder infer(13);
+  infer.input("x", {2}).output("y", {2}).output("m", {2}, TP::BOOL);
+  infer.node("Dropout", {"x"}, {"y", "m"}, "d");
+  auto r = run(infer, {{"x", x}});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(at::allclose(r->outputs[0], x, 0, 0, /*equal_nan=*/true));
+  EXPECT_TRUE(r->outputs[1].all().item<bool>());
+  auto train = [&](float ratio) {
+    testing::ModelBuilder b(13);
+    b.input("x", {2}).output("y", {2}).initializer("r", at::scalar_tensor(ratio));
+    b.initializer("t", at::scalar_tensor(true, at::kBool));
+    b.node("Dropout", {"x", "r", "t"}, {"y"}, "d");
+    return run(b, {{"x", x}});
+  };
+  auto refused = train(0.5f);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("training-mode Dropout is not supported"), std::string::npos);
+  EXPECT_TRUE(train(0.f).ok());
+}
+
+TEST(Shape, DataSizedOutputsAreCapped) {
+  testing::ModelBuilder b(13);
+  b.input("x", {1}).output("y", {-1, -1}).initializer("s", longs({1 << 20, 1 << 20}));
+  b.node("Expand", {"x", "s"}, {"y"}, "e");
+  auto r = run(b, {{"x", at::ones({1})}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("over the cap"), std::string::npos) << r.status().message();
+}
+
+TEST(Shape, RangeAndShapeSlice) {
+  testing::ModelBuilder b(15);
+  b.input("x", {2, 3, 4}).output("r", {-1}, TP::INT32).output("s", {-1}, TP::INT64);
+  b.initializer("a", at::scalar_tensor(10, at::kInt)).initializer("l", at::scalar_tensor(4, at::kInt));
+  b.initializer("d", at::scalar_tensor(-3, at::kInt));
+  b.node("Range", {"a", "l", "d"}, {"r"}, "range");
+  set_attr(b.node("Shape", {"x"}, {"s"}, "shape"), "start", int64_t{-2});
+  auto r = run(b, {{"x", at::zeros({2, 3, 4})}});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(at::equal(r->outputs[0], at::tensor({10, 7}, at::kInt)));
+  EXPECT_TRUE(at::equal(r->outputs[1], longs({3, 4})));
+}
+
+}  // namespace
+}  // namespace nanguard
