@@ -1,2 +1,112 @@
-// Placeholder: the ops of this family are being written.
+// Convolutions: Conv and ConvTranspose over 1-D, 2-D and 3-D inputs (N, C, spatial...),
+// with groups, strides, dilations, explicit or automatic padding.
+// ONNX pads may be asymmetric and ATen's are not, so uneven pads are applied with
+// constant_pad_nd (zeros, as ONNX pads: a padded 0 times an INF weight is NaN in both).
+#include <ATen/ATen.h>
+#include <fmt/core.h>
+
 #include "ops/op_registry.h"
+#include "ops/spatial_pads.h"
+
+namespace nanguard {
+namespace {
+
+struct Window {
+  int64_t rank = 0;  // spatial axes
+  std::vector<int64_t> in, kernel, strides, dilations, extent;  // extent: dilated kernel
+  int64_t group = 1;
+};
+
+// Reads the window of a Conv/ConvTranspose: kernel_shape comes from W when absent.
+Window conv_window(const OpContext& ctx) {
+  const at::Tensor &x = ctx.input(0), &w = ctx.input(1);
+  Window win;
+  win.rank = x.dim() - 2;
+  if (win.rank < 1 || win.rank > 3) ctx.fail(fmt::format("input of rank {} is not supported", x.dim()));
+  if (w.dim() != x.dim()) ctx.fail(fmt::format("W has rank {} for an input of rank {}", w.dim(), x.dim()));
+  auto n = static_cast<size_t>(win.rank);
+  win.in.assign(x.sizes().begin() + 2, x.sizes().end());
+  win.kernel.assign(w.sizes().begin() + 2, w.sizes().end());
+  if (auto ks = attr_ints_opt(ctx.node, "kernel_shape"); ks && *ks != win.kernel)
+    ctx.fail("attribute 'kernel_shape' does not match the shape of W");
+  win.strides = spatial_attr(ctx, "strides", n, 1);
+  win.dilations = spatial_attr(ctx, "dilations", n, 1);
+  for (size_t i = 0; i < n; ++i) win.extent.push_back((win.kernel[i] - 1) * win.dilations[i] + 1);
+  win.group = attr_int(ctx.node, "group", 1);
+  if (win.group < 1) ctx.fail("attribute 'group' must be positive");
+  return win;
+}
+
+std::vector<at::Tensor> lower_conv(const OpContext& ctx) {
+  at::Tensor x = ctx.input(0);
+  Window win = conv_window(ctx);
+  SpatialPads pads = spatial_pads(ctx, win.in, win.extent, win.strides);
+  std::vector<int64_t> padding(win.rank, 0);
+  if (pads.symmetric()) {
+    padding = pads.begin;
+  } else {
+    x = pad_spatial(x, pads, 0.0);
+  }
+  at::Tensor bias = ctx.has_input(2) ? ctx.input(2) : at::Tensor();
+  return {at::convolution(x, ctx.input(1), bias, win.strides, padding, win.dilations, /*transposed=*/false,
+                          std::vector<int64_t>(win.rank, 0), win.group)};
+}
+
+// ConvTranspose pads crop the full transposed output; output_padding extends its end.
+// With output_shape, the pads follow the spec's equations: total = full - output_shape,
+// SAME_UPPER puts total/2 at the beginning, anything else puts total/2 at the end.
+// Decision: a negative total (output_shape larger than the full output) extends the
+// end only, as output_padding does; that is what the ONNX backend test expects.
+SpatialPads transpose_pads(const OpContext& ctx, const Window& win, const std::vector<int64_t>& full) {
+  auto n = static_cast<size_t>(win.rank);
+  std::string auto_pad = attr_string(ctx.node, "auto_pad", "NOTSET");
+  auto out_shape = attr_ints_opt(ctx.node, "output_shape");
+  if (!out_shape && (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER")) {
+    out_shape = std::vector<int64_t>(n);
+    for (size_t i = 0; i < n; ++i) (*out_shape)[i] = win.in[i] * win.strides[i];
+  }
+  if (!out_shape) return spatial_pads(ctx, win.in, win.extent, win.strides);
+  if (out_shape->size() < n) ctx.fail("attribute 'output_shape' has too few values");
+  SpatialPads p{std::vector<int64_t>(n), std::vector<int64_t>(n)};
+  for (size_t i = 0; i < n; ++i) {
+    int64_t total = full[i] - (*out_shape)[out_shape->size() - n + i];
+    int64_t half = total / 2;
+    p.begin[i] = total < 0 ? 0 : auto_pad == "SAME_UPPER" ? half : total - half;
+    p.end[i] = total - p.begin[i];
+  }
+  return p;
+}
+
+std::vector<at::Tensor> lower_conv_transpose(const OpContext& ctx) {
+  const at::Tensor &x = ctx.input(0), &w = ctx.input(1);
+  Window win = conv_window(ctx);
+  auto n = static_cast<size_t>(win.rank);
+  std::vector<int64_t> out_pad = spatial_attr(ctx, "output_padding", n, 0);
+  std::vector<int64_t> full(n);  // the transposed output before any padding
+  for (size_t i = 0; i < n; ++i) full[i] = win.strides[i] * (win.in[i] - 1) + win.extent[i] + out_pad[i];
+  SpatialPads pads = transpose_pads(ctx, win, full);
+  at::Tensor y = at::convolution(x, w, at::Tensor(), win.strides, std::vector<int64_t>(n, 0), win.dilations,
+                                 /*transposed=*/true, std::vector<int64_t>(n, 0), win.group);
+  // y lacks the output_padding tail: the crop below appends it as zeros.
+  SpatialPads crop{std::vector<int64_t>(n), std::vector<int64_t>(n)};
+  for (size_t i = 0; i < n; ++i) {
+    crop.begin[i] = -pads.begin[i];
+    crop.end[i] = out_pad[i] - pads.end[i];
+    if (full[i] - pads.begin[i] - pads.end[i] <= 0) ctx.fail("the pads leave an empty output");
+  }
+  y = pad_spatial(y, crop, 0.0);
+  if (ctx.has_input(2)) {
+    std::vector<int64_t> shape(x.dim(), 1);
+    shape[1] = -1;
+    y = y + ctx.input(2).reshape(shape);
+  }
+  return {y};
+}
+
+NANGUARD_REGISTER_OPS({
+    OpDef{"Conv", lower_conv},
+    OpDef{"ConvTranspose", lower_conv_transpose},
+});
+
+}  // namespace
+}  // namespace nanguard
