@@ -1,1 +1,106 @@
-// Tests for ops/pool.cc are being written.
+// Pools: ONNX's asymmetric pads (-inf for MaxPool, excluded or counted zeros for
+// AveragePool), ceil_mode, the Indices output, dtypes, NaN propagation, gradients.
+#include <cmath>
+#include <limits>
+
+#include <gtest/gtest.h>
+
+#include "tests/ops/node_runner.h"
+
+namespace nanguard {
+namespace {
+
+using testing::run_node;
+using testing::set_attr;
+using testing::set_string;
+
+at::Tensor seq(std::vector<float> v) { return at::tensor(v).reshape({1, 1, -1}); }
+
+testing::AttrFn window(std::vector<int64_t> k, std::vector<int64_t> pads, int64_t include_pad = 0,
+                       int64_t ceil = 0, std::vector<int64_t> strides = {}) {
+  return [=](onnx::NodeProto& n) {
+    set_attr(n, "kernel_shape", k);
+    if (!pads.empty()) set_attr(n, "pads", pads);
+    if (!strides.empty()) set_attr(n, "strides", strides);
+    if (include_pad) set_attr(n, "count_include_pad", include_pad);
+    if (ceil) set_attr(n, "ceil_mode", ceil);
+  };
+}
+
+TEST(Pool, MaxPoolPadsWithMinusInfinityAndPropagatesNaN) {
+  auto r = run_node(12, "MaxPool", {{"x", seq({-1, -2, -3})}}, window({2}, {1, 0}), 1, 3);
+  ASSERT_EQ(r.error, "");
+  EXPECT_TRUE(at::equal(r.outputs[0], seq({-1, -1, -2})));  // a zero pad would give 0 first
+  float nan = std::numeric_limits<float>::quiet_NaN();
+  auto n = run_node(12, "MaxPool", {{"x", seq({1, nan, 3, 4})}}, window({2}, {}), 1, 3);
+  ASSERT_EQ(n.error, "");
+  EXPECT_TRUE(std::isnan(n.outputs[0][0][0][0].item<float>()));
+  EXPECT_TRUE(std::isnan(n.outputs[0][0][0][1].item<float>()));
+  EXPECT_EQ(n.outputs[0][0][0][2].item<float>(), 4.f);
+  auto g = run_node(12, "GlobalMaxPool", {{"x", seq({1, nan, 3})}}, {}, 1, 3);
+  ASSERT_EQ(g.error, "");
+  EXPECT_TRUE(std::isnan(g.outputs[0].item<float>()));
+}
+
+TEST(Pool, AveragePoolCountIncludePadAndCeilMode) {
+  at::Tensor x = seq({2, 4, 6, 8});
+  auto excl = run_node(11, "AveragePool", {{"x", x}}, window({3}, {2, 0}), 1, 3);
+  auto incl = run_node(11, "AveragePool", {{"x", x}}, window({3}, {2, 0}, 1), 1, 3);
+  ASSERT_EQ(excl.error, "");
+  ASSERT_EQ(incl.error, "");
+  EXPECT_TRUE(at::allclose(excl.outputs[0], seq({2, 3, 4, 6})));
+  EXPECT_TRUE(at::allclose(incl.outputs[0], seq({2.f / 3, 2, 4, 6})));
+  // ceil_mode: the last window (8 and what lies past the end) averages only the 8.
+  auto ceil = run_node(11, "AveragePool", {{"x", x}}, window({2}, {}, 1, 1, {3}), 1, 3);
+  ASSERT_EQ(ceil.error, "");
+  EXPECT_TRUE(at::allclose(ceil.outputs[0], seq({3, 8})));
+}
+
+TEST(Pool, AveragePoolGradientAndSameLower) {
+  at::Tensor x = at::tensor({1.f, 2.f, 3.f}).reshape({1, 1, 3}).requires_grad_(true);
+  auto r = run_node(11, "AveragePool", {{"x", x}}, [](onnx::NodeProto& n) {
+    set_attr(n, "kernel_shape", std::vector<int64_t>{2});
+    set_string(n, "auto_pad", "SAME_LOWER");
+  }, 1, 3);
+  ASSERT_EQ(r.error, "");
+  EXPECT_TRUE(at::allclose(r.outputs[0], seq({1, 1.5, 2.5})));  // the pad is at the front, uncounted
+  r.outputs[0].sum().backward();
+  EXPECT_TRUE(at::allclose(x.grad(), seq({1.5, 1, 0.5})));
+}
+
+TEST(Pool, MaxPoolIndicesIgnorePaddingAndFollowStorageOrder) {
+  at::Tensor x = at::tensor({1.f, 9.f, 3.f, 4.f, 5.f, 6.f}).reshape({1, 1, 2, 3});
+  auto attrs = [](int64_t order) {
+    return [order](onnx::NodeProto& n) {
+      set_attr(n, "kernel_shape", std::vector<int64_t>{2, 2});
+      set_attr(n, "pads", std::vector<int64_t>{0, 1, 0, 0});
+      set_attr(n, "storage_order", order);
+    };
+  };
+  auto row = run_node(12, "MaxPool", {{"x", x}}, attrs(0), 2, 4);
+  ASSERT_EQ(row.error, "");
+  EXPECT_TRUE(at::equal(row.outputs[0].flatten(), at::tensor({4.f, 9.f, 9.f})));
+  EXPECT_TRUE(at::equal(row.outputs[1].flatten(), at::tensor({3, 1, 1}, at::kLong)));
+  auto col = run_node(12, "MaxPool", {{"x", x}}, attrs(1), 2, 4);
+  ASSERT_EQ(col.error, "");
+  EXPECT_TRUE(at::equal(col.outputs[1].flatten(), at::tensor({1, 2, 2}, at::kLong)));
+}
+
+TEST(Pool, IntegerMaxPoolAndLpPools) {
+  at::Tensor q = at::tensor({200, 3, 255, 7}, at::kByte).reshape({1, 1, 4});
+  auto r = run_node(12, "MaxPool", {{"x", q}}, window({2}, {}), 1, 3, onnx::TensorProto::UINT8);
+  ASSERT_EQ(r.error, "");
+  EXPECT_EQ(r.outputs[0].scalar_type(), at::kByte);
+  EXPECT_TRUE(at::equal(r.outputs[0], at::tensor({200, 255, 255}, at::kByte).reshape({1, 1, 3})));
+  auto lp = run_node(11, "LpPool", {{"x", seq({3, -4, 0})}}, window({2}, {}), 1, 3);
+  ASSERT_EQ(lp.error, "");
+  EXPECT_TRUE(at::allclose(lp.outputs[0], seq({5, 4})));
+  auto glp = run_node(11, "GlobalLpPool", {{"x", seq({1, -2, 2})}}, [](onnx::NodeProto& n) {
+    set_attr(n, "p", int64_t{1});
+  }, 1, 3);
+  ASSERT_EQ(glp.error, "");
+  EXPECT_FLOAT_EQ(glp.outputs[0].item<float>(), 5.f);
+}
+
+}  // namespace
+}  // namespace nanguard
