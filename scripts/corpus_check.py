@@ -127,12 +127,12 @@ def run_executor(binary, model_path, names, inputs, tmp):
 
 
 def check_run(where, model_path, graph, module, names, inputs, binary, rep):
-    """Compares the PyTorch module with nanguard's executor on the same inputs."""
+    """Compares the PyTorch module with nanguard's executor; returns a one-word status."""
     with torch.no_grad():
         ref = as_numpy(module(*inputs))
     if binary is None:
         rep.skipped["no executor"] += 1
-        return
+        return "graph-only"
     tmp = tempfile.mkdtemp(prefix="corpus-check-")
     try:
         status, got = run_executor(binary, model_path, names, inputs, tmp)
@@ -144,21 +144,25 @@ def check_run(where, model_path, graph, module, names, inputs, binary, rep):
         rep.skipped["models with unsupported ops"] += 1
         if rep.strict:
             rep.fail(where, f"executor lacks {got}")
-        return
+        return "unsupported-ops"
     if status == "error":
         rep.fail(where, got)
-        return
+        return "ERROR"
     if len(got) != len(ref):
         rep.fail(where, f"{len(got)} outputs from nanguard, {len(ref)} from PyTorch")
-        return
+        return "MISMATCH"
     stochastic = any(n.op_type in RANDOM_OPS for n in graph.node)
+    worst, status = 0.0, "agrees"
     for k, (r, g) in enumerate(zip(ref, got)):
         ok, rel = (r.shape == g.shape, 0.0) if stochastic else compare(r, g)
-        rep.max_rel = max(rep.max_rel, rel if np.isfinite(rel) else 0.0)
+        worst = max(worst, rel if np.isfinite(rel) else 0.0)
         if not ok:
+            status = "MISMATCH"
             rep.fail(where, f"output {k} differs (max rel {rel:.3g}; torch {r.ravel()[:3]}, "
                      f"nanguard {g.ravel()[:3]})")
+    rep.max_rel = max(rep.max_rel, worst)
     rep.compared += 1
+    return "shape-only" if stochastic and status == "agrees" else f"{status}({worst:.2g})"
 
 
 def check_grist(binary, rep, only):
@@ -182,6 +186,7 @@ def check_grist(binary, rep, only):
             rep.fail(f"grist/{case.program}", "program id or fixed.safe wrong in case.json")
         inputs = sample_inputs(case, seed=1)
         names = [i.name for i in case.inputs]
+        status = []
         for name, fixed in (("model.onnx", False), ("fixed.onnx", True)):
             where = f"grist/{case.program}/{name}"
             path = os.path.join(folder, name)
@@ -194,23 +199,26 @@ def check_grist(binary, rep, only):
                     rep.fail(where, "re-export differs from the file (stale or nondeterministic)")
             torch.manual_seed(int(case.program))
             module = case.build(fixed).eval()
-            check_run(where, path, model.graph, module, names, inputs, binary, rep)
-        print(f"grist {case.program}: checked", flush=True)
+            status.append(check_run(where, path, model.graph, module, names, inputs, binary, rep))
+        print(f"grist {case.program}: model {status[0]}, fixed {status[1]}", flush=True)
 
 
 def check_zoo(binary, rep):
     """Zoo cases already exported into corpora/zoo/cache (scripts/corpus --zoo)."""
     export_zoo = load("corpora/zoo/export.py", "zoo_export")
-    for spec, variant, path, doc in export_zoo.cached_cases():
+    cached = list(export_zoo.cached_cases())
+    if not cached:
+        print("zoo: nothing exported yet (scripts/corpus --zoo); skipped")
+    for spec, variant, path, doc in cached:
         where = f"zoo/{spec.name}/{variant}"
         model = onnx.load(path)
         onnx.checker.check_model(model, full_check=False)
         if variant == "model":  # the truth node lives in the naive head only
             check_case_json(where, doc, model.graph, rep)
         module, inputs = export_zoo.build(spec, variant, seed_inputs=1)
-        check_run(where, path, model.graph, module, [i.name for i in spec.inputs], inputs,
-                  binary, rep)
-        print(f"{where}: checked", flush=True)
+        status = check_run(where, path, model.graph, module, [i.name for i in spec.inputs],
+                           inputs, binary, rep)
+        print(f"{where}: {status}", flush=True)
 
 
 def main():
