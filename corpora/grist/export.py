@@ -20,7 +20,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from registry import Case, all_cases  # noqa: E402
+from registry import Case, all_cases, sample_inputs  # noqa: E402
 
 LARGE_BYTES = 1_000_000
 
@@ -47,7 +47,6 @@ def keep_initializers_apart(model):
 def export_bytes(case: Case, fixed: bool) -> bytes:
     torch.manual_seed(int(case.program))
     model = keep_initializers_apart(case.build(fixed))
-    from registry import sample_inputs
     args = tuple(sample_inputs(case, seed=0))
     buf = io.BytesIO()
     with warnings.catch_warnings():

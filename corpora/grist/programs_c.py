@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from blocks import BCE, Exp, Log, Div
+from blocks import BCE, Exp, Log
 from registry import FIXED, Case, Defect, Input, free, onehot, register, unbounded
 
 LOG0 = "log-nonpositive"
