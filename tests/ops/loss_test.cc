@@ -1,1 +1,110 @@
-// Tests for ops/loss.cc are being written.
+// Losses: reductions with weights and ignore_index, the NaN of 'mean' when every
+// target is ignored (0/0, kept on purpose), SoftmaxCrossEntropyLoss's log_prob
+// output and its stability, and the gradient through both.
+#include <cmath>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "model/onnx_loader.h"
+#include "oracle/executor.h"
+#include "test_models.h"
+
+namespace nanguard {
+namespace {
+
+struct LossCase {
+  std::string op;
+  std::string reduction = "mean";
+  bool ignore = false;
+  int64_t ignore_index = 0;
+  at::Tensor weight;  // optional
+  int outputs = 1;
+};
+
+void set_string(onnx::NodeProto& n, const std::string& name, const std::string& v) {
+  auto* a = n.add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s(v);
+}
+
+// Runs the loss on x [N, C] (fed, so that it can require grad) and target [N].
+std::vector<at::Tensor> run_loss(const LossCase& c, const at::Tensor& x, const at::Tensor& target) {
+  testing::ModelBuilder b(13);
+  b.input("x", x.sizes().vec()).input("t", target.sizes().vec(), onnx::TensorProto::INT64);
+  std::vector<std::string> ins{"x", "t"}, outs{"loss"};
+  if (c.weight.defined()) {
+    b.initializer("w", c.weight);
+    ins.push_back("w");
+  }
+  b.output("loss", c.reduction == "none" ? std::vector<int64_t>{x.size(0)} : std::vector<int64_t>{});
+  if (c.outputs == 2) {
+    outs.push_back("log_prob");
+    b.output("log_prob", x.sizes().vec());
+  }
+  for (auto& o : *b.proto().mutable_graph()->mutable_output()) o.mutable_type()->mutable_tensor_type()->mutable_shape();
+  auto& n = b.node(c.op, ins, outs, "n");
+  set_string(n, "reduction", c.reduction);
+  if (c.ignore) testing::set_attr(n, "ignore_index", c.ignore_index);
+  auto g = load_model_proto(b.proto(), c.op + ".onnx");
+  EXPECT_TRUE(g.ok()) << g.status().message();
+  if (!g.ok()) return {};
+  auto ex = Executor::create(*g);
+  EXPECT_TRUE(ex.ok()) << ex.status().message();
+  auto r = ex->run({{"x", x}, {"t", target}});
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  return r.ok() ? r->outputs : std::vector<at::Tensor>{};
+}
+
+const at::Tensor kLogProb = at::tensor({-1.f, -2.f, -3.f, -4.f, -5.f, -6.f}).reshape({3, 2});
+
+TEST(Loss, NllReductionsWeightsAndIgnoreIndex) {
+  at::Tensor t = at::tensor({0, 1, 1}, at::kLong);
+  EXPECT_FLOAT_EQ(run_loss({"NegativeLogLikelihoodLoss", "sum"}, kLogProb, t)[0].item<float>(), 1 + 4 + 6);
+  EXPECT_FLOAT_EQ(run_loss({"NegativeLogLikelihoodLoss"}, kLogProb, t)[0].item<float>(), 11.f / 3);
+  at::Tensor none = run_loss({"NegativeLogLikelihoodLoss", "none"}, kLogProb, t)[0];
+  EXPECT_TRUE(at::equal(none, at::tensor({1.f, 4.f, 6.f})));
+  // weights [2, 0.5]: (2*1 + 0.5*4 + 0.5*6) / (2 + 0.5 + 0.5)
+  LossCase w{"NegativeLogLikelihoodLoss", "mean", false, 0, at::tensor({2.f, 0.5f})};
+  EXPECT_FLOAT_EQ(run_loss(w, kLogProb, t)[0].item<float>(), 7.f / 3);
+  // ignore_index 1 without weights: the mean is over the one remaining target.
+  LossCase ii{"NegativeLogLikelihoodLoss", "mean", true, 1};
+  EXPECT_FLOAT_EQ(run_loss(ii, kLogProb, t)[0].item<float>(), 1.f);
+  // An ignore_index outside [0, C) is never used as an index.
+  LossCase neg{"NegativeLogLikelihoodLoss", "none", true, -100};
+  at::Tensor tn = at::tensor({-100, 1, 0}, at::kLong);
+  EXPECT_TRUE(at::equal(run_loss(neg, kLogProb, tn)[0], at::tensor({0.f, 4.f, 5.f})));
+}
+
+TEST(Loss, MeanOverAllIgnoredTargetsIsNaN) {
+  at::Tensor t = at::tensor({1, 1, 1}, at::kLong);
+  LossCase ii{"NegativeLogLikelihoodLoss", "mean", true, 1};
+  EXPECT_TRUE(std::isnan(run_loss(ii, kLogProb, t)[0].item<float>()));
+  LossCase w{"SoftmaxCrossEntropyLoss", "mean", false, 0, at::tensor({1.f, 0.f})};
+  EXPECT_TRUE(std::isnan(run_loss(w, kLogProb, t)[0].item<float>()));  // total weight 0
+  // 'sum' stays 0, and an ignored NaN score does not leak into the loss.
+  at::Tensor x = kLogProb.clone();
+  x[0][1] = std::nanf("");
+  LossCase s{"NegativeLogLikelihoodLoss", "sum", true, 1};
+  EXPECT_EQ(run_loss(s, x, t)[0].item<float>(), 0.f);
+}
+
+TEST(Loss, SoftmaxCrossEntropyLogProbAndGradient) {
+  at::Tensor x = at::tensor({0.f, -200.f, 1.f, 2.f}).reshape({2, 2}).requires_grad_();
+  at::Tensor t = at::tensor({1, 0}, at::kLong);
+  LossCase c{"SoftmaxCrossEntropyLoss", "none"};
+  c.outputs = 2;
+  auto out = run_loss(c, x, t);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_NEAR(out[1][0][1].item<float>(), -200.f, 1e-3);  // not log(0) = -inf
+  EXPECT_NEAR(out[0][0].item<float>(), 200.f, 1e-3);
+  EXPECT_NEAR(out[0][1].item<float>(), std::log1p(std::exp(1.f)), 1e-5);
+  out[0].sum().backward();
+  ASSERT_TRUE(x.grad().defined());
+  EXPECT_TRUE(at::isfinite(x.grad()).all().item<bool>());
+  EXPECT_NEAR(x.grad()[0][1].item<float>(), -1.f, 1e-6);  // softmax - onehot
+}
+
+}  // namespace
+}  // namespace nanguard
