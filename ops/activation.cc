@@ -3,8 +3,6 @@
 // Each lowering writes the ONNX formula with differentiable ATen ops. Where ONNX's
 // reference implementation (numpy) and a fused ATen kernel differ at NaN/INF, the
 // reference wins; the decision is written next to the op. Gelu (opset 20) is not here.
-#include <limits>
-
 #include <ATen/ATen.h>
 
 #include "ops/op_registry.h"
@@ -77,14 +75,17 @@ Tensors lower_thresholded_relu(const OpContext& ctx) {
 // the exporters' Mish never has).
 Tensors lower_mish(const OpContext& ctx) { return {at::mish(ctx.input(0))}; }
 
-// Clip: before opset 11 min/max are attributes (defaulting to the float range),
+// Clip: before opset 11 min/max are attributes (defaulting to no bound),
 // from 11 optional scalar inputs (any numeric type from 12). NaN stays NaN and
 // min > max gives max everywhere, as np.clip does; at::clamp does both.
 Tensors lower_clip(const OpContext& ctx) {
   const at::Tensor& x = ctx.input(0);
   if (ctx.opset < 11) {
-    float lo = fattr(ctx, "min", std::numeric_limits<float>::lowest());
-    float hi = fattr(ctx, "max", std::numeric_limits<float>::max());
+    // An absent bound is the type's own limit (not float's, which would clip doubles).
+    c10::optional<at::Scalar> lo, hi;
+    if (has_attr(ctx.node, "min")) lo = attr_float(ctx.node, "min");
+    if (has_attr(ctx.node, "max")) hi = attr_float(ctx.node, "max");
+    if (!lo && !hi) return {x};
     return {at::clamp(x, lo, hi)};
   }
   c10::optional<at::Tensor> lo, hi;

@@ -85,7 +85,7 @@ TEST(Activation, ClipFormsAcrossOpsets) {
     testing::set_attr(n, "max", 1.f);
   });
   EXPECT_TRUE(at::equal(a, at::tensor({-1.f, 0.5f, 1.f})));
-  at::Tensor d = run_act("Clip", x, 9);  // attribute defaults: the whole float range
+  at::Tensor d = run_act("Clip", x, 9);  // no attributes: no bounds
   EXPECT_TRUE(at::equal(d, x));
   at::Tensor only_max = run_act("Clip", x, 13, {}, {{"", at::Tensor()}, {"hi", at::tensor(1.f)}});
   EXPECT_TRUE(at::equal(only_max, at::tensor({-5.f, 0.5f, 1.f})));
