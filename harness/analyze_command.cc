@@ -18,7 +18,9 @@ struct AnalyzeArgs {
   std::string weights = "fixed";
 };
 
-Status parse_weights(const std::string& spec, AnalyzeOptions& opt) {
+}  // namespace
+
+Status parse_weights_flag(const std::string& spec, AnalyzeOptions& opt) {
   if (spec == "fixed") return Status::Ok();
   if (spec == "free") { opt.weights = WeightMode::kFree; return Status::Ok(); }
   if (spec.rfind("free=", 0) == 0) {
@@ -31,10 +33,12 @@ Status parse_weights(const std::string& spec, AnalyzeOptions& opt) {
   return Status::Error(fmt::format("--weights '{}': expected fixed, free or free=LO,HI", spec));
 }
 
+namespace {
+
 int run(const AnalyzeArgs& a) {
   auto fail = [](const Status& s) { std::cerr << "nanguard: " << s.message() << "\n"; return 2; };
   AnalyzeOptions opt;
-  if (Status s = parse_weights(a.weights, opt); !s.ok()) return fail(s);
+  if (Status s = parse_weights_flag(a.weights, opt); !s.ok()) return fail(s);
   auto lopt = load_options(a.common);
   if (!lopt.ok()) return fail(lopt.status());
   auto ranges = range_map(a.common);

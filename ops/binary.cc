@@ -169,9 +169,14 @@ std::vector<IntervalTensor> pow_interval(const AbstractContext& a) {
     at::Tensor p1 = base.lo.pow(e), p2 = base.hi.pow(e);
     return {make_interval({at::minimum(p1, p2), at::maximum(p1, p2)}, shape, out_dtype(a), 4)};
   }
-  Bounds lx{x.lo.clamp_min(kFloat32MinSubnormal).log(), x.hi.clamp_min(kFloat32MinSubnormal).log()};
+  // |x|^y = exp(y * log|x|); a negative base with an integral y gives either sign.
+  at::Tensor zero = at::zeros_like(x.lo);
+  Bounds ax{at::where(contains_zero(x), zero, at::minimum(x.lo.abs(), x.hi.abs())), at::maximum(x.lo.abs(), x.hi.abs())};
+  Bounds lx{ax.lo.clamp_min(kFloat32MinSubnormal).log(), ax.hi.clamp_min(kFloat32MinSubnormal).log()};
   Bounds p = bounds_mul(lx, bounds_of(y));
-  return {make_interval({p.lo.exp(), p.hi.exp()}, shape, out_dtype(a), 8)};
+  at::Tensor m_lo = at::where(ax.lo == 0, zero, p.lo.exp()), m_hi = p.hi.exp();
+  at::Tensor neg = x.lo < 0;
+  return {make_interval({at::where(neg, -m_hi, m_lo), m_hi}, shape, out_dtype(a), 8)};
 }
 
 std::vector<HazardReport> pow_hazards(const AbstractContext& a) {

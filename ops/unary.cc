@@ -103,12 +103,13 @@ HazardFn domain_hazards(const char* hazard, double lo, double hi, bool open, con
   };
 }
 
-// A function whose float32 result overflows past a threshold on |x|.
-HazardFn overflow_hazard(const char* hazard, F f) {
+// sinh and cosh overflow float32 once |x| reaches exp's threshold: ATen's float32
+// kernels go through exp(|x|) (measured: sinh(89.0f) = inf though sinh(89) < FLT_MAX).
+HazardFn hyperbolic_overflow(const char* hazard) {
   return [=](const AbstractContext& a) -> std::vector<HazardReport> {
     const IntervalTensor& x = a.input(0);
-    at::Tensor m = at::maximum(f(x.lo).abs(), f(x.hi).abs());
-    if ((m >= kFloat32Max).any().item<bool>()) return {report(hazard, HazardKind::kForward, "|f(x)| > 3.4028235e38", false)};
+    at::Tensor m = at::maximum(x.lo.abs(), x.hi.abs());
+    if ((m >= kExpOverflowFloat32).any().item<bool>()) return {report(hazard, HazardKind::kForward, "|x| >= 88.72283935546875", false)};
     return {};
   };
 }
@@ -170,6 +171,7 @@ OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
 
 using T = const at::Tensor&;
 const double kAtanhEdge = 1.0 - 5.960464477539063e-08;  // the float32 just below 1
+const double kHalfPiUp = 1.5707963705062866;  // float32(pi/2), which is above pi/2
 
 // ONNX Round is round-half-to-even, as is at::round.
 NANGUARD_REGISTER_OPS({
@@ -186,7 +188,7 @@ NANGUARD_REGISTER_OPS({
     with(unary("Sin", [](T x) { return x.sin(); }), [](const AbstractContext& a) { return bounded_interval(a, -1, 1); }),
     with(unary("Cos", [](T x) { return x.cos(); }), [](const AbstractContext& a) { return bounded_interval(a, -1, 1); }),
     with(unary("Tan", [](T x) { return x.tan(); }), tan_interval),
-    with(unary("Asin", [](T x) { return x.asin(); }), increasing_on([](T x) { return x.asin(); }, -1, 1, 4, -M_PI / 2, M_PI / 2),
+    with(unary("Asin", [](T x) { return x.asin(); }), increasing_on([](T x) { return x.asin(); }, -1, 1, 4, -kHalfPiUp, kHalfPiUp),
          domain_hazards("asin-domain", -1, 1, false, "asin-gradient")),
     with(unary("Acos", [](T x) { return x.acos(); }), [](const AbstractContext& a) {
            const IntervalTensor& x = a.input(0);
@@ -195,8 +197,8 @@ NANGUARD_REGISTER_OPS({
          }, domain_hazards("acos-domain", -1, 1, false, "acos-gradient")),
     unary("Atan", [](T x) { return x.atan(); }, Monotone::kIncreasing, 4),
     with(unary("Sinh", [](T x) { return x.sinh(); }), increasing_on([](T x) { return x.sinh(); }, -kInf, kInf, 4),
-         overflow_hazard("sinh-overflow", [](T x) { return x.sinh(); })),
-    with(unary("Cosh", [](T x) { return x.cosh(); }), cosh_interval, overflow_hazard("cosh-overflow", [](T x) { return x.cosh(); })),
+         hyperbolic_overflow("sinh-overflow")),
+    with(unary("Cosh", [](T x) { return x.cosh(); }), cosh_interval, hyperbolic_overflow("cosh-overflow")),
     with(unary("Tanh", [](T x) { return x.tanh(); }), increasing_on([](T x) { return x.tanh(); }, -kInf, kInf, 4, -1, 1)),
     unary("Asinh", [](T x) { return x.asinh(); }, Monotone::kIncreasing, 4),
     with(unary("Acosh", [](T x) { return x.acosh(); }), increasing_on([](T x) { return x.acosh(); }, 1, kInf, 4, 0.0),

@@ -1,0 +1,112 @@
+#include "harness/soundness.h"
+
+#include <limits>
+#include <unordered_set>
+
+#include <fmt/core.h>
+
+#include "oracle/nonfinite.h"
+
+namespace nanguard {
+namespace {
+
+// Sample 0 takes every lower bound, sample 1 every upper bound, sample 2 mixes in
+// float32 edge values that lie in range (0, -0, the smallest subnormals, +-1);
+// the rest are uniform draws inside each cell.
+at::Tensor draw(const IntervalTensor& t, int64_t sample, at::Generator& gen) {
+  at::Tensor lo = t.full_lo(), hi = t.full_hi();
+  at::Tensor finite_lo = lo.clamp(-kFloat32Max, kFloat32Max), finite_hi = hi.clamp(-kFloat32Max, kFloat32Max);
+  at::Tensor v;
+  if (sample == 0) v = finite_lo.clone();
+  else if (sample == 1) v = finite_hi.clone();
+  else v = finite_lo + (finite_hi - finite_lo) * at::empty(lo.sizes(), at::kDouble).uniform_(0, 1, gen);
+  if (sample == 2) {
+    static const double edges[] = {0.0, -0.0, kFloat32MinSubnormal, -kFloat32MinSubnormal, 1.0, -1.0};
+    at::Tensor pick = at::empty(lo.sizes(), at::kLong).random_(0, 12, gen);
+    for (int i = 0; i < 6; ++i) {
+      at::Tensor use = (pick == i).logical_and(lo <= edges[i]).logical_and(hi >= edges[i]);
+      v = at::where(use, at::full_like(v, edges[i]), v);
+    }
+  }
+  if (!t.is_float()) v = v.round().clamp(lo.ceil(), hi.floor());
+  at::Tensor out = v.to(t.dtype);
+  // float32 rounding of a draw may step outside a cell: pull it back inside.
+  if (t.dtype == at::kFloat) out = at::where(out.to(at::kDouble) < lo, lo.to(at::kFloat).nextafter(at::full_like(out, INFINITY)), out);
+  if (t.dtype == at::kFloat) out = at::where(out.to(at::kDouble) > hi, hi.to(at::kFloat).nextafter(at::full_like(out, -INFINITY)), out);
+  return out;
+}
+
+// Nodes at or downstream of a finding: NaN/INF there is explained.
+std::unordered_set<std::string> explained_tensors(const Graph& g, const AnalysisResult& r) {
+  std::unordered_set<std::string> flagged_nodes, tensors;
+  for (const auto& f : r.findings) flagged_nodes.insert(f.node);
+  for (const Node& n : g.nodes) {
+    bool hit = flagged_nodes.count(n.name) > 0;
+    for (const auto& in : n.inputs) hit |= tensors.count(in) > 0;
+    if (hit) tensors.insert(n.outputs.begin(), n.outputs.end());
+  }
+  return tensors;
+}
+
+// `fired` turns true once a reported hazard really produced NaN/INF in this run:
+// from then on, tensors downstream of findings are off the safe state the bounds
+// describe, and are not compared.
+void compare_node(const Node& node, const std::vector<at::Tensor>& outs, const AnalysisResult& r,
+                  const std::unordered_set<std::string>& explained, int64_t sample, bool& fired,
+                  SoundnessReport& rep) {
+  for (size_t i = 0; i < outs.size() && i < node.outputs.size(); ++i) {
+    const std::string& name = node.outputs[i];
+    auto it = r.intervals.find(name);
+    if (it == r.intervals.end() || !outs[i].defined() || !it->second.lo.defined()) continue;
+    at::Tensor v = outs[i].detach().to(at::kCPU).to(at::kDouble);
+    const IntervalTensor& b = it->second;
+    if (v.sizes().vec() != b.shape) {
+      rep.violations.push_back({sample, node.name, name, 0, 0, 0, "shape differs from the analysis"});
+      continue;
+    }
+    at::Tensor nonfinite = v.isfinite().logical_not();
+    if (nonfinite.any().item<bool>()) {
+      if (!explained.count(name))
+        rep.violations.push_back({sample, node.name, name, v.masked_select(nonfinite)[0].item<double>(), b.min(), b.max(), "unreported NaN/INF"});
+      fired = true;
+      continue;
+    }
+    if (fired && explained.count(name)) continue;
+    at::Tensor out = (v < b.full_lo()).logical_or(v > b.full_hi());
+    rep.checked_values += v.numel();
+    if (out.any().item<bool>()) {
+      int64_t k = out.reshape({-1}).nonzero()[0].item<int64_t>();
+      rep.violations.push_back({sample, node.name, name, v.reshape({-1})[k].item<double>(),
+                                b.full_lo().reshape({-1})[k].item<double>(), b.full_hi().reshape({-1})[k].item<double>(), "out of bounds"});
+    }
+  }
+}
+
+}  // namespace
+
+Result<SoundnessReport> check_soundness(const Graph& graph, const AnalyzeOptions& options, int64_t samples, uint64_t seed) {
+  auto analysis = analyze(graph, options);
+  if (!analysis.ok()) return analysis.status();
+  auto init = initial_intervals(graph, options);
+  if (!init.ok()) return init.status();
+  ExecOptions eopt;
+  eopt.float_type = options.float_type;
+  auto ex = Executor::create(graph, eopt);
+  if (!ex.ok()) return ex.status();
+  auto explained = explained_tensors(graph, *analysis);
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  SoundnessReport rep;
+  for (int64_t s = 0; s < samples; ++s) {
+    TensorMap feeds;
+    for (const auto& [name, iv] : *init)
+      if (!iv.exact()) feeds[name] = draw(iv, s, gen);
+    bool fired = false;
+    auto hook = [&](const Node& n, const std::vector<at::Tensor>& outs) { compare_node(n, outs, *analysis, explained, s, fired, rep); };
+    auto run = ex->run(feeds, hook);
+    if (!run.ok()) return run.status();
+    ++rep.samples;
+  }
+  return rep;
+}
+
+}  // namespace nanguard
