@@ -137,7 +137,9 @@ std::vector<at::Tensor> lower_split(const OpContext& ctx) {
 }
 
 // One axis of Slice, clamped as ONNX-10+ specifies; a negative step walks backwards,
-// which ATen's slice cannot, so it slices the flipped axis instead.
+// which ATen's slice cannot, so it slices the flipped axis instead. The spec clamps
+// a negative-step start below -dim to 0 (one element), where numpy gives nothing;
+// nanguard follows the spec text, as onnxruntime does.
 at::Tensor slice_axis(const OpContext& ctx, const at::Tensor& x, int64_t axis, int64_t start, int64_t end,
                       int64_t step) {
   int64_t d = x.size(axis);

@@ -54,7 +54,9 @@ std::vector<at::Tensor> lower_range(const OpContext& ctx) {
     double s = start.item<double>(), l = limit.item<double>(), d = delta.item<double>();
     if (d == 0 || !std::isfinite(s) || !std::isfinite(l) || !std::isfinite(d))
       ctx.fail(fmt::format("range({}, {}, {}) has no finite length", s, l, d));
-    n = std::max<int64_t>(static_cast<int64_t>(std::ceil((l - s) / d)), 0);
+    double count = std::ceil((l - s) / d);
+    if (count > 9e18) ctx.fail(fmt::format("range({}, {}, {}) has {} elements", s, l, d, count));
+    n = std::max<int64_t>(static_cast<int64_t>(count), 0);
   } else {
     int64_t s = start.item<int64_t>(), l = limit.item<int64_t>(), d = delta.item<int64_t>();
     if (d == 0) ctx.fail("delta is 0");

@@ -122,6 +122,40 @@ TEST(Shape, SliceNegativeStepClampsAndCarriesGradient) {
   EXPECT_TRUE(at::equal(run_ok(old_form, {{"x", x.detach()}}), at::tensor({4.f, 5.f})));
 }
 
+// Slice against a plain loop over the ONNX-10+ clamping rules. They match CPython's
+// slice.indices() except for a start below -len with a negative step: ONNX clamps
+// it to 0 (one element), Python to -1 (empty); nanguard follows the spec text, as
+// onnxruntime does.
+std::vector<float> spec_slice(int64_t len, int64_t start, int64_t stop, int64_t step) {
+  auto clamp = [&](int64_t v, int64_t lo, int64_t hi) { v = v < 0 ? v + len : v; return std::min(std::max(v, lo), hi); };
+  int64_t first = step > 0 ? clamp(start, 0, len) : clamp(start, 0, len - 1);
+  int64_t last = step > 0 ? clamp(stop, 0, len) : clamp(stop, -1, len - 1);
+  std::vector<float> out;
+  for (int64_t i = first; step > 0 ? i < last : i > last; i += step) out.push_back(static_cast<float>(i));
+  return out;
+}
+
+TEST(Shape, SliceFollowsTheSpecClampingEverywhere) {
+  testing::ModelBuilder b(13);
+  b.input("x", {5}).input("st", {1}, TP::INT64).input("en", {1}, TP::INT64).input("sp", {1}, TP::INT64);
+  b.output("y", {-1}).initializer("ax", longs({0}));
+  b.node("Slice", {"x", "st", "en", "ax", "sp"}, {"y"}, "s");
+  auto g = load_model_proto(b.proto(), "slice.onnx");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  auto ex = Executor::create(*g);
+  ASSERT_TRUE(ex.ok());
+  at::Tensor x = at::arange(5, at::kFloat);
+  for (int64_t st = -8; st <= 8; ++st)
+    for (int64_t en = -8; en <= 8; ++en)
+      for (int64_t sp : {-3, -2, -1, 1, 2, 3}) {
+        auto r = ex->run({{"x", x}, {"st", longs({st})}, {"en", longs({en})}, {"sp", longs({sp})}});
+        ASSERT_TRUE(r.ok()) << r.status().message();
+        std::vector<float> want = spec_slice(5, st, en, sp);
+        ASSERT_TRUE(at::equal(r->outputs[0], at::tensor(want).reshape({static_cast<int64_t>(want.size())})))
+            << "start " << st << " end " << en << " step " << sp;
+      }
+}
+
 TEST(Shape, PadModesNegativePadsAndAttributeForm) {
   at::Tensor x = at::tensor({1.f, 2.f, 3.f});
   auto pad = [&](const std::string& mode, std::vector<int64_t> pads) {
