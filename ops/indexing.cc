@@ -90,7 +90,7 @@ std::vector<at::Tensor> lower_scatter_elements(const OpContext& ctx) {
   at::Tensor idx = checked_indices(ctx, indices, data.size(axis), axis);
   at::Tensor upd = updates.to(data.scalar_type());
   if (reduction == "none") return {at::scatter(data, axis, idx, upd)};
-  if (reduction == "add") return {at::scatter_reduce(data, axis, idx, upd, "sum", true)};
+  if (reduction == "add") return {at::scatter_add(data, axis, idx, upd)};
   if (reduction == "mul") return {at::scatter_reduce(data, axis, idx, upd, "prod", true)};
   ctx.fail("reduction '" + reduction + "' is not supported");
 }
@@ -167,17 +167,17 @@ std::vector<at::Tensor> lower_compress(const OpContext& ctx) {
   return {x.index_select(axis, keep.to(x.device()))};
 }
 
-// Unique: ATen sorts; the first-occurrence indices come from a scatter-min over the
-// inverse map, and sorted=0 reorders everything by first occurrence.
+// Unique: ATen sorts; a stable sort of the inverse map groups each value's positions
+// in input order, so each group's head is its first occurrence; sorted=0 then
+// reorders everything by first occurrence.
 std::vector<at::Tensor> lower_unique(const OpContext& ctx) {
   const at::Tensor& in = ctx.input(0);
   bool has_axis = has_attr(ctx.node, "axis");
   int64_t axis = has_axis ? normalize_axis(ctx, attr_int(ctx.node, "axis"), in.dim()) : 0;
   at::Tensor x = has_axis ? in : in.reshape({-1});
   auto [y, inverse, counts] = at::unique_dim(x, axis, /*sorted=*/true, /*return_inverse=*/true, /*return_counts=*/true);
-  int64_t n = x.size(axis), u = y.size(axis);
-  auto lopts = inverse.options();
-  at::Tensor first = at::full({u}, n, lopts).scatter_reduce(0, inverse, at::arange(n, lopts), "amin", true);
+  at::Tensor order = std::get<1>(at::sort(inverse, c10::optional<bool>(true), 0, false));
+  at::Tensor first = order.index_select(0, counts.cumsum(0) - counts);
   if (attr_int(ctx.node, "sorted", 1) == 0) {
     at::Tensor perm = first.argsort();
     y = y.index_select(axis, perm);
