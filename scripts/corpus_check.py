@@ -112,7 +112,10 @@ def run_executor(binary, model_path, names, inputs, tmp):
         with open(path, "wb") as f:
             f.write(numpy_helper.from_array(t.numpy(), name).SerializeToString())
         args += ["--input", f"{name}={path}"]
-    p = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    try:
+        p = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:  # e.g. the binary is being relinked
+        return "error", str(e)
     if p.returncode not in (0, 1):  # 1 only says some node produced NaN/INF
         msg = (p.stderr or p.stdout).strip()
         m = re.search(r"unsupported ONNX ops?: (.*)", msg)

@@ -140,7 +140,8 @@ class GatherND(torch.autograd.Function):
 
     @staticmethod
     def _index(data, idx):
-        b = torch.arange(data.shape[0]).reshape(-1, *([1] * (idx.dim() - 1)))
+        # batch index broadcast over idx's own batch shape idx.shape[:-1]
+        b = torch.arange(data.shape[0]).reshape(-1, *([1] * (idx.dim() - 2)))
         return (b,) + tuple(idx[..., k] for k in range(idx.shape[-1]))
 
     @staticmethod
