@@ -20,6 +20,7 @@ ModelBuilder& ModelBuilder::input(const std::string& name, std::vector<int64_t> 
   vi->set_name(name);
   auto* tt = vi->mutable_type()->mutable_tensor_type();
   tt->set_elem_type(elem_type);
+  tt->mutable_shape();  // rank 0 (a scalar) still needs the field
   for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
   return *this;
 }
@@ -38,6 +39,7 @@ ModelBuilder& ModelBuilder::output(const std::string& name, std::vector<int64_t>
   vi->set_name(name);
   auto* tt = vi->mutable_type()->mutable_tensor_type();
   tt->set_elem_type(elem_type);
+  tt->mutable_shape();  // rank 0 (a scalar) still needs the field
   for (int64_t d : dims) {
     auto* dim = tt->mutable_shape()->add_dim();
     if (d >= 0) dim->set_dim_value(d);
