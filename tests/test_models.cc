@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 #include "ops/tensor_proto.h"
 
 namespace nanguard::testing {
@@ -71,8 +73,13 @@ std::string test_tmp_dir() {
 }
 
 std::string ModelBuilder::save(const std::string& file_name) const {
+  // Written to a private name, then renamed: ctest runs test processes in parallel
+  // and several may save (identical) models under one name.
   std::string path = test_tmp_dir() + "/" + file_name;
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes();
+  static int count = 0;
+  std::string tmp = path + "." + std::to_string(::getpid()) + "." + std::to_string(count++);
+  std::ofstream(tmp, std::ios::binary | std::ios::trunc) << bytes();
+  std::filesystem::rename(tmp, path);
   return path;
 }
 

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <string>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -22,7 +24,9 @@ struct CliResult {
 };
 
 CliResult run_cli(const std::string& args) {
-  std::string err_path = testing::test_tmp_dir() + "/stderr.txt";
+  // ctest runs the cases in parallel processes: one stderr file per process and call.
+  static int calls = 0;
+  std::string err_path = testing::test_tmp_dir() + "/stderr_" + std::to_string(getpid()) + "_" + std::to_string(calls++) + ".txt";
   std::string cmd = std::string(NANGUARD_BINARY) + " " + args + " 2>" + err_path;
   CliResult r;
   FILE* pipe = popen(cmd.c_str(), "r");
