@@ -3,10 +3,13 @@
 // Float products follow IEEE through ATen: an overflowing dot product is INF and
 // INF * 0 inside a sum is NaN, as ONNX specifies by reference to numpy.
 #include <algorithm>
+#include <limits>
 #include <string>
 
 #include <ATen/ATen.h>
 
+#include "ops/bilinear_bounds.h"
+#include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 
 namespace nanguard {
@@ -89,10 +92,118 @@ std::vector<at::Tensor> lower_qlinear_matmul(const OpContext& ctx) {
   return {y.clamp(is_signed ? -128 : 0, is_signed ? 127 : 255).to(out)};
 }
 
+// ---- abstract semantics ----------------------------------------------------
+// Center/radius bounds (ops/bilinear_bounds.h): exact per element for fixed weights.
+// Integer MatMul forms have no transfer (a ranged integer operand is rare): unsupported.
+
+void require_float(const AbstractContext& a) {
+  for (size_t i = 0; i < a.num_inputs(); ++i)
+    if (a.has_input(i) && !a.input(i).is_float()) a.fail("integer operands have no interval transfer");
+}
+
+// Bound tensors of a MatMul operand with the contracted axis made full (other
+// collapsed axes stay size 1 and broadcast through at::matmul).
+CenterRadius matmul_operand(const AbstractContext& a, size_t i, bool left) {
+  const IntervalTensor& t = a.input(i);
+  std::vector<int64_t> sizes = t.lo.sizes().vec();
+  if (sizes.size() != t.shape.size()) sizes = t.shape;  // defensive: rank mismatch
+  int64_t axis = t.shape.size() == 1 ? 0 : static_cast<int64_t>(t.shape.size()) - (left ? 1 : 2);
+  sizes[axis] = t.shape[axis];
+  return center_radius(t, sizes, a.float_type);
+}
+
+at::Tensor matmul_f(const at::Tensor& x, const at::Tensor& w) { return at::matmul(x, w); }
+
+std::vector<int64_t> matmul_shape(const AbstractContext& a) {
+  at::Tensor x = at::empty(a.input(0).shape, at::TensorOptions().device(at::kMeta));
+  at::Tensor w = at::empty(a.input(1).shape, at::TensorOptions().device(at::kMeta));
+  return at::matmul(x, w).sizes().vec();
+}
+
+IntervalTensor bounded(Bounds b, const std::vector<int64_t>& shape, at::ScalarType dtype) {
+  return make_interval(b, shape, dtype, 0);
+}
+
+std::vector<IntervalTensor> matmul_interval(const AbstractContext& a) {
+  require_float(a);
+  const IntervalTensor& x = a.input(0);
+  if (x.shape.empty() || a.input(1).shape.empty()) a.fail("MatMul operands must have rank >= 1");
+  double n = static_cast<double>(x.shape.back());
+  Bounds y = bilinear_bounds(matmul_f, matmul_operand(a, 0, true), matmul_operand(a, 1, false), n, a.float_type);
+  return {bounded(y, matmul_shape(a), x.dtype)};
+}
+
+// Widens by `ulps` roundings of float32 (relative, plus an absolute underflow term).
+Bounds widen(const Bounds& b, double ulps, at::ScalarType float_type) {
+  double rel = ulps * unit_roundoff(float_type) * 2, abs = ulps * kFloat32MinSubnormal;
+  return {b.lo - b.lo.abs() * rel - abs, b.hi + b.hi.abs() * rel + abs};
+}
+
+Bounds scale(const Bounds& b, double s) {
+  return s >= 0 ? Bounds{b.lo * s, b.hi * s} : Bounds{b.hi * s, b.lo * s};
+}
+
+// alpha * (A' B') rounds once more unless alpha = 1; beta * C likewise; the sum once.
+std::vector<IntervalTensor> gemm_interval(const AbstractContext& a) {
+  require_float(a);
+  const IntervalTensor &ia = a.input(0), &ib = a.input(1);
+  if (ia.shape.size() != 2 || ib.shape.size() != 2) a.fail("Gemm operands A and B must be 2-D");
+  bool ta = attr_int(a.node, "transA", 0) != 0, tb = attr_int(a.node, "transB", 0) != 0;
+  double alpha = attr_float(a.node, "alpha", 1.0f), beta = attr_float(a.node, "beta", 1.0f);
+  CenterRadius x = center_radius(ia, ia.shape, a.float_type), w = center_radius(ib, ib.shape, a.float_type);
+  if (ta) x.c = x.c.t(), x.r = x.r.t();
+  if (tb) w.c = w.c.t(), w.r = w.r.t();
+  int64_t m = x.c.size(0), k = x.c.size(1), nn = w.c.size(1);
+  if (w.c.size(0) != k) a.fail("Gemm inner dimensions differ");
+  Bounds y = bilinear_bounds(matmul_f, x, w, static_cast<double>(k), a.float_type);
+  if (alpha != 1.0) y = widen(scale(y, alpha), 1, a.float_type);
+  if (a.has_input(2)) {
+    const IntervalTensor& c = a.input(2);
+    Bounds cb{c.lo, c.hi};
+    if (beta != 1.0) cb = widen(scale(cb, beta), 1, a.float_type);
+    while (cb.lo.dim() < 2) cb = {cb.lo.unsqueeze(0), cb.hi.unsqueeze(0)};
+    y = widen(bounds_add(y, cb), 1, a.float_type);
+  }
+  double inf = std::numeric_limits<double>::infinity();
+  y = {at::nan_to_num(y.lo, -inf, inf, -inf), at::nan_to_num(y.hi, inf, inf, -inf)};
+  return {bounded(y, {m, nn}, ia.dtype)};
+}
+
+// Einsum with one operand is linear (|coefficients| = 1), with two bilinear; the
+// number of products per output element is the einsum of all-ones operands.
+std::vector<IntervalTensor> einsum_interval(const AbstractContext& a) {
+  require_float(a);
+  std::string eq = attr_string(a.node, "equation", "");
+  eq.erase(std::remove(eq.begin(), eq.end(), ' '), eq.end());
+  if (a.num_inputs() < 1 || a.num_inputs() > 2) a.fail("Einsum with more than two operands has no interval transfer");
+  std::vector<CenterRadius> ops;
+  std::vector<at::Tensor> ones;
+  for (size_t i = 0; i < a.num_inputs(); ++i) {
+    ops.push_back(center_radius(a.input(i), a.input(i).shape, a.float_type));
+    ones.push_back(at::ones(a.input(i).shape, at::kDouble));
+  }
+  double n = at::einsum(eq, ones).max().item<double>();
+  if (a.num_inputs() == 2) {
+    auto f = [&eq](const at::Tensor& x, const at::Tensor& w) { return at::einsum(eq, {x, w}); };
+    Bounds y = bilinear_bounds(f, ops[0], ops[1], n, a.float_type);
+    return {bounded(y, y.lo.sizes().vec(), a.input(0).dtype)};
+  }
+  // y = E(x): E(xc) +- (E(xr) + gamma * E(|xc| + xr)); E sums with coefficient 1.
+  CenterRadius one{at::ones({}, at::kDouble), at::zeros({}, at::kDouble), true};
+  auto f = [&eq](const at::Tensor& x, const at::Tensor& w) { return at::einsum(eq, {x}) * w; };
+  Bounds y = bilinear_bounds(f, ops[0], one, n, a.float_type);
+  return {bounded(y, y.lo.sizes().vec(), a.input(0).dtype)};
+}
+
+OpDef with(OpDef d, IntervalFn interval) {
+  d.interval = std::move(interval);
+  return d;
+}
+
 NANGUARD_REGISTER_OPS({
-    OpDef{"MatMul", lower_matmul},
-    OpDef{"Gemm", lower_gemm},
-    OpDef{"Einsum", lower_einsum},
+    with(OpDef{"MatMul", lower_matmul}, matmul_interval),
+    with(OpDef{"Gemm", lower_gemm}, gemm_interval),
+    with(OpDef{"Einsum", lower_einsum}, einsum_interval),
     OpDef{"MatMulInteger", lower_matmul_integer},
     OpDef{"QLinearMatMul", lower_qlinear_matmul},
 });

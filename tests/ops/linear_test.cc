@@ -90,5 +90,93 @@ TEST(Linear, MatMulIntegerPerRowZeroPoint) {
   EXPECT_EQ(m.outputs[0].item<int64_t>(), (int64_t{1} << 40) + 3);
 }
 
+
+// ---- abstract semantics -------------------------------------------------------
+
+using testing::analyze_built;
+using testing::expect_sound;
+using testing::ModelBuilder;
+using testing::ranges_opt;
+
+const std::vector<std::pair<double, double>> kLinearBoxes{
+    {-3, 3}, {0, 1}, {-100, 100}, {1e-30, 1e-20}, {0.999, 1.001}, {-1e20, 1e20}, {-1e37, 1e37}};
+
+TEST(LinearAbstract, SoundBySampling) {
+  at::manual_seed(3);
+  at::Tensor w = at::randn({8, 5}), c = at::randn({5});
+  int64_t checked = 0;
+  for (bool free : {false, true}) {
+    for (auto [lo, hi] : kLinearBoxes) {
+      std::string box = std::to_string(lo) + "," + std::to_string(hi) + (free ? " free" : "");
+      ModelBuilder mm;
+      mm.input("x", {3, 8}).initializer("w", w).output("y", {3, 5});
+      mm.node("MatMul", {"x", "w"}, {"y"}, "n");
+      checked += expect_sound(mm, ranges_opt({{"x", {lo, hi}}}, free), "MatMul " + box);
+      ModelBuilder mv;  // 1-D operand, batch broadcast
+      mv.input("x", {2, 3, 8}).input("v", {8}).output("y", {2, 3});
+      mv.node("MatMul", {"x", "v"}, {"y"}, "n");
+      checked += expect_sound(mv, ranges_opt({{"x", {lo, hi}}, {"v", {-2, 1}}}, free), "MatMul-1d " + box);
+      ModelBuilder gm;
+      gm.input("x", {3, 8}).initializer("w", w.t().contiguous()).initializer("c", c).output("y", {3, 5});
+      auto& n = gm.node("Gemm", {"x", "w", "c"}, {"y"}, "n");
+      set_attr(n, "transB", int64_t{1});
+      set_attr(n, "alpha", 0.5f);
+      set_attr(n, "beta", 2.0f);
+      checked += expect_sound(gm, ranges_opt({{"x", {lo, hi}}}, free), "Gemm " + box);
+      ModelBuilder es;
+      es.input("x", {3, 8}).initializer("w", w).output("y", {5, 3});
+      testing::set_string(es.node("Einsum", {"x", "w"}, {"y"}, "n"), "equation", "ij,jk->ki");
+      checked += expect_sound(es, ranges_opt({{"x", {lo, hi}}}, free), "Einsum " + box);
+      ModelBuilder e1;
+      e1.input("x", {3, 8}).output("y", {8});
+      testing::set_string(e1.node("Einsum", {"x"}, {"y"}, "n"), "equation", "ij->j");
+      checked += expect_sound(e1, ranges_opt({{"x", {lo, hi}}}, free), "Einsum-1 " + box);
+    }
+  }
+  EXPECT_GT(checked, 1000);
+}
+
+// Fixed weights give the exact interval of each output, to within the rounding term.
+TEST(LinearAbstract, FixedWeightsAreTight) {
+  at::Tensor w = at::tensor({1.0f, -2.0f, 0.5f, 3.0f}).reshape({4, 1});
+  ModelBuilder b;
+  b.input("x", {1, 4}).initializer("w", w).output("y", {1, 1});
+  b.node("MatMul", {"x", "w"}, {"y"}, "n");
+  auto r = analyze_built(b, ranges_opt({{"x", {-1, 2}}}), "tight");
+  const IntervalTensor& y = r.intervals.at("y");
+  // max = 2 + 2 + 1 + 6 = 11, min = -1 - 4 - 0.5 - 3 = -8.5
+  EXPECT_NEAR(y.max(), 11.0, 1e-5);
+  EXPECT_NEAR(y.min(), -8.5, 1e-5);
+}
+
+// MatMul -> Log: proved for x in [1, 2] with positive weights, flagged once x may be 0.
+TEST(LinearAbstract, ProofFailsWhenRangeWidens) {
+  auto build = [](ModelBuilder& b) {
+    b.input("x", {2, 3}).initializer("w", at::full({3, 2}, 0.5f)).output("y", {2, 2});
+    b.node("MatMul", {"x", "w"}, {"m"}, "mm");
+    b.node("Log", {"m"}, {"y"}, "log");
+  };
+  ModelBuilder safe, wide;
+  build(safe);
+  build(wide);
+  EXPECT_TRUE(analyze_built(safe, ranges_opt({{"x", {1, 2}}}), "narrow").findings.empty());
+  auto r = analyze_built(wide, ranges_opt({{"x", {0, 2}}}), "wide");
+  ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_EQ(r.findings[0].hazard, "log-nonpositive");
+  EXPECT_EQ(r.findings[0].node, "log");
+}
+
+// Partial sums may overflow even when the exact sum does not: bounds become infinite.
+TEST(LinearAbstract, AccumulatorOverflowIsReported) {
+  ModelBuilder b;
+  b.input("x", {1, 2}).initializer("w", at::tensor({1.0f, -1.0f}).reshape({2, 1})).output("y", {1, 1});
+  b.node("MatMul", {"x", "w"}, {"y"}, "n");
+  auto r = analyze_built(b, ranges_opt({{"x", {3e38, 3.4e38}}}), "acc");
+  ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_EQ(r.findings[0].hazard, "overflow");
+  auto ok = analyze_built(b, ranges_opt({{"x", {1e37, 3e37}}}), "acc-ok");
+  EXPECT_TRUE(ok.findings.empty());
+}
+
 }  // namespace
 }  // namespace nanguard

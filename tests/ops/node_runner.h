@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "analyzer/analyzer.h"
+#include "harness/soundness.h"
 #include "model/onnx_loader.h"
 #include "oracle/executor.h"
 #include "test_models.h"
@@ -83,6 +85,42 @@ inline NodeRun run_node(int64_t opset, const std::string& op,
   auto res = ex->run(feeds);
   if (!res.ok()) return {{}, res.status().message()};
   return {res->outputs, ""};
+}
+
+// Soundness by sampling of a model built in a test: every concrete value within its
+// bounds, every NaN/INF reported. Returns the number of values compared.
+inline int64_t expect_sound(ModelBuilder& b, const AnalyzeOptions& opt, const std::string& what,
+                            int64_t samples = 20) {
+  auto g = load_model_proto(b.proto(), what + ".onnx");
+  EXPECT_TRUE(g.ok()) << what << ": " << g.status().message();
+  if (!g.ok()) return 0;
+  auto rep = check_soundness(*g, opt, samples, 11);
+  EXPECT_TRUE(rep.ok()) << what << ": " << rep.status().message();
+  if (!rep.ok()) return 0;
+  for (const auto& v : rep->violations)
+    ADD_FAILURE() << what << ": sample " << v.sample << " node " << v.node << " (" << v.tensor << "): " << v.what
+                  << " " << v.value << " not in [" << v.lo << ", " << v.hi << "]";
+  return rep->checked_values;
+}
+
+// Analyses a model built in a test.
+inline AnalysisResult analyze_built(ModelBuilder& b, const AnalyzeOptions& opt, const std::string& what) {
+  auto g = load_model_proto(b.proto(), what + ".onnx");
+  EXPECT_TRUE(g.ok()) << what << ": " << g.status().message();
+  if (!g.ok()) return {};
+  auto r = analyze(*g, opt);
+  EXPECT_TRUE(r.ok()) << what << ": " << r.status().message();
+  return r.ok() ? std::move(*r) : AnalysisResult{};
+}
+
+inline AnalyzeOptions ranges_opt(const RangeMap& ranges, bool free_weights = false) {
+  AnalyzeOptions opt;
+  opt.ranges = ranges;
+  if (free_weights) {
+    opt.weights = WeightMode::kFree;
+    opt.weight_range = Range{-0.5, 0.5};
+  }
+  return opt;
 }
 
 }  // namespace nanguard::testing
