@@ -2,9 +2,12 @@
 // with groups, strides, dilations, explicit or automatic padding.
 // ONNX pads may be asymmetric and ATen's are not, so uneven pads are applied with
 // constant_pad_nd (zeros, as ONNX pads: a padded 0 times an INF weight is NaN in both).
+#include <algorithm>
+
 #include <ATen/ATen.h>
 #include <fmt/core.h>
 
+#include "ops/bilinear_bounds.h"
 #include "ops/op_registry.h"
 #include "ops/spatial_pads.h"
 
@@ -103,9 +106,46 @@ std::vector<at::Tensor> lower_conv_transpose(const OpContext& ctx) {
   return {y};
 }
 
+// ---- abstract semantics ----------------------------------------------------
+// Conv and ConvTranspose are bilinear in (X, W): center/radius bounds with the
+// lowering itself (bias left out) as f, so pads, groups, dilations and output shapes
+// are exactly the concrete ones. Each output sums n = C_in/group * prod(kernel)
+// products (an upper bound for ConvTranspose), plus the bias.
+
+std::vector<IntervalTensor> conv_interval(const AbstractContext& a) {
+  const IntervalTensor &x = a.input(0), &w = a.input(1);
+  if (!x.is_float() || !w.is_float()) a.fail("integer operands have no interval transfer");
+  if (w.shape.size() < 3) a.fail("W must have spatial axes");
+  bool transposed = a.node.op_type == "ConvTranspose";
+  int64_t group = attr_int(a.node, "group", 1);
+  double n = static_cast<double>(transposed ? w.shape[0] / std::max<int64_t>(group, 1) : w.shape[1]);
+  for (size_t i = 2; i < w.shape.size(); ++i) n *= static_cast<double>(w.shape[i]);
+  bool bias = a.has_input(2);
+  if (bias) n += 1;
+  const Node& node = a.node;
+  int64_t opset = a.opset;
+  auto f = [&node, opset, transposed](const at::Tensor& xv, const at::Tensor& wv) {
+    OpContext c{node, opset, {xv, wv}, at::kDouble};
+    return (transposed ? lower_conv_transpose(c) : lower_conv(c))[0];
+  };
+  Bounds y = bilinear_bounds(f, center_radius(x, x.shape, a.float_type), center_radius(w, w.shape, a.float_type), n,
+                             a.float_type);
+  if (bias) {
+    std::vector<int64_t> bias_shape(x.shape.size(), 1);
+    bias_shape[1] = -1;
+    y = add_bias(y, a.input(2), bias_shape, n, a.float_type);
+  }
+  return {make_interval(y, y.lo.sizes().vec(), x.dtype, 0)};
+}
+
+OpDef with(OpDef d, IntervalFn interval) {
+  d.interval = std::move(interval);
+  return d;
+}
+
 NANGUARD_REGISTER_OPS({
-    OpDef{"Conv", lower_conv},
-    OpDef{"ConvTranspose", lower_conv_transpose},
+    with(OpDef{"Conv", lower_conv}, conv_interval),
+    with(OpDef{"ConvTranspose", lower_conv_transpose}, conv_interval),
 });
 
 }  // namespace

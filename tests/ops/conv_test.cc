@@ -87,5 +87,62 @@ TEST(Conv, UnsupportedAutoPadAndMismatchedKernelAreReported) {
   EXPECT_NE(ks.error, "");
 }
 
+
+// ---- abstract semantics -------------------------------------------------------
+
+using testing::analyze_built;
+using testing::expect_sound;
+using testing::ModelBuilder;
+using testing::ranges_opt;
+
+TEST(ConvAbstract, SoundBySampling) {
+  at::manual_seed(5);
+  at::Tensor w = at::randn({4, 2, 3, 3}), b = at::randn({4}), wg = at::randn({4, 1, 2, 2});
+  at::Tensor wt = at::randn({2, 3, 3, 3});
+  int64_t checked = 0;
+  for (bool free : {false, true}) {
+    for (auto [lo, hi] : std::vector<std::pair<double, double>>{{-3, 3}, {0, 1}, {1e-30, 1e-20}, {0.999, 1.001}, {-1e20, 1e20}}) {
+      std::string box = std::to_string(lo) + "," + std::to_string(hi) + (free ? " free" : "");
+      ModelBuilder c;
+      c.input("x", {1, 2, 6, 5}).initializer("w", w).initializer("b", b).output("y", {1, 4, 3, 3});
+      auto& n = c.node("Conv", {"x", "w", "b"}, {"y"}, "n");
+      set_attr(n, "strides", std::vector<int64_t>{2, 2});
+      set_attr(n, "pads", std::vector<int64_t>{1, 1, 1, 2});
+      checked += expect_sound(c, ranges_opt({{"x", {lo, hi}}}, free), "Conv " + box);
+      ModelBuilder g;
+      g.input("x", {2, 2, 5, 5}).initializer("w", wg).output("y", {2, 4, 4, 4});
+      auto& ng = g.node("Conv", {"x", "w"}, {"y"}, "n");
+      set_attr(ng, "group", int64_t{2});
+      checked += expect_sound(g, ranges_opt({{"x", {lo, hi}}}, free), "Conv-group " + box);
+      ModelBuilder t;
+      t.input("x", {1, 2, 3, 3}).initializer("w", wt).initializer("b", at::randn({3})).output("y", {1, 3, 8, 8});
+      auto& nt = t.node("ConvTranspose", {"x", "w", "b"}, {"y"}, "n");
+      set_attr(nt, "strides", std::vector<int64_t>{2, 2});
+      set_attr(nt, "output_padding", std::vector<int64_t>{1, 1});
+      checked += expect_sound(t, ranges_opt({{"x", {lo, hi}}}, free), "ConvTranspose " + box);
+    }
+  }
+  EXPECT_GT(checked, 1000);
+}
+
+// Conv -> Sqrt with positive weights: proved on [0, 1], flagged once x may be negative.
+TEST(ConvAbstract, ProofFailsWhenRangeWidens) {
+  auto build = [](ModelBuilder& b) {
+    b.input("x", {1, 1, 4, 4}).initializer("w", at::full({1, 1, 2, 2}, 0.25f)).output("y", {1, 1, 3, 3});
+    b.node("Conv", {"x", "w"}, {"c"}, "conv");
+    b.node("Sqrt", {"c"}, {"y"}, "sqrt");
+  };
+  ModelBuilder narrow, wide;
+  build(narrow);
+  build(wide);
+  auto ok = analyze_built(narrow, ranges_opt({{"x", {0.5, 1}}}), "narrow");
+  EXPECT_TRUE(ok.findings.empty());
+  EXPECT_NEAR(ok.intervals.at("c").min(), 0.5, 1e-6);
+  EXPECT_NEAR(ok.intervals.at("c").max(), 1.0, 1e-6);
+  auto r = analyze_built(wide, ranges_opt({{"x", {-0.01, 1}}}), "wide");
+  ASSERT_FALSE(r.findings.empty());
+  EXPECT_EQ(r.findings[0].hazard, "sqrt-negative") << r.findings[0].condition;
+}
+
 }  // namespace
 }  // namespace nanguard
