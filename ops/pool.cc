@@ -4,11 +4,13 @@
 // (-inf for MaxPool, 0 for the sums) and runs ATen's kernel with zero padding.
 // NaN: a NaN in a window makes the max NaN (ATen's rule); the ONNX backend-test
 // reference drops NaNs from a window instead, which would hide them.
+#include <cmath>
 #include <limits>
 
 #include <ATen/ATen.h>
 #include <fmt/core.h>
 
+#include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 #include "ops/spatial_pads.h"
 
@@ -157,13 +159,188 @@ std::vector<at::Tensor> lower_global_lp_pool(const OpContext& ctx) {
   return {x.abs().pow(p).sum(spatial_dims(ctx, x), /*keepdim=*/true).pow(1.0 / p)};
 }
 
+// ---- abstract semantics ----------------------------------------------------
+// The pools are non-decreasing in every input element (MaxPool, AveragePool) or in
+// every |x| (LpPool), so the lowering runs on the bound tensors (float64). Averages
+// add the float32 error of a k-term sum and a division: gamma_{k+2} * avg(|x|max),
+// with avg(|x|max) from the same lowering. MaxPool's Indices lie in
+// [0, N*C*prod(spatial) - 1].
+
+using LowerPool = std::vector<at::Tensor> (*)(const OpContext&);
+
+at::Tensor run_pool(const AbstractContext& a, LowerPool lower, const at::Tensor& x) {
+  OpContext c{a.node, a.opset, {x}, at::kDouble};
+  return lower(c)[0];
+}
+
+double unit(const AbstractContext& a) { return a.float_type == at::kDouble ? 0x1p-53 : 0x1p-24; }
+
+double gamma_of(const AbstractContext& a, double n) {
+  double nu = (n + 2) * unit(a);
+  return nu >= 1 ? std::numeric_limits<double>::infinity() : nu / (1 - nu);
+}
+
+// Float bounds clipped to finite values (an unbounded input gives huge bounds, not NaN).
+std::pair<at::Tensor, at::Tensor> full_bounds(const AbstractContext& a, const IntervalTensor& x) {
+  double m = a.float_type == at::kDouble ? std::numeric_limits<double>::max() : kFloat32Max;
+  return {x.lo.clamp(-m, m).expand(x.shape).contiguous(), x.hi.clamp(-m, m).expand(x.shape).contiguous()};
+}
+
+IntervalTensor with_dtype(IntervalTensor t, at::ScalarType dtype) {
+  t.dtype = dtype;
+  return t;
+}
+
+std::vector<IntervalTensor> max_pool_interval(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  auto [lo, hi] = full_bounds(a, x);
+  at::Tensor ylo = run_pool(a, lower_max_pool, lo), yhi = run_pool(a, lower_max_pool, hi);
+  std::vector<IntervalTensor> out{make_interval({ylo, yhi}, ylo.sizes().vec(), x.dtype, 0)};
+  if (a.node.outputs.size() > 1 && !a.node.outputs[1].empty())
+    out.push_back(IntervalTensor::uniform(ylo.sizes().vec(), at::kLong, 0, static_cast<double>(std::max<int64_t>(x.numel(), 1) - 1)));
+  return out;
+}
+
+std::vector<IntervalTensor> global_max_pool_interval(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  if (x.shape.size() < 3) a.fail("input has no spatial axes");
+  std::vector<int64_t> dims, shape = x.shape;
+  for (int64_t d = 2; d < static_cast<int64_t>(x.shape.size()); ++d) dims.push_back(d), shape[d] = 1;
+  return {make_interval({x.lo.amax(dims, true), x.hi.amax(dims, true)}, shape, x.dtype, 0)};
+}
+
+// Averages: sum of k terms then a division.
+std::vector<IntervalTensor> average_pool_interval(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  auto [lo, hi] = full_bounds(a, x);
+  double k = 1;
+  for (int64_t v : attr_ints(a.node, "kernel_shape")) k *= static_cast<double>(v);
+  double g = gamma_of(a, k + 1);
+  at::Tensor ylo = run_pool(a, lower_average_pool, lo), yhi = run_pool(a, lower_average_pool, hi);
+  at::Tensor mag = run_pool(a, lower_average_pool, at::maximum(lo.abs(), hi.abs()));
+  double inf = std::numeric_limits<double>::infinity();
+  // An all-pad window gives 0/0: its bounds become NaN, i.e. unbounded (hazard below).
+  ylo = at::nan_to_num(ylo - mag * g - kFloat32MinSubnormal, -inf, inf, -inf);
+  yhi = at::nan_to_num(yhi + mag * g + kFloat32MinSubnormal, inf, inf, -inf);
+  return {make_interval({ylo, yhi}, ylo.sizes().vec(), x.dtype, 0)};
+}
+
+std::vector<int64_t> spatial_axes(const AbstractContext& a, const IntervalTensor& x) {
+  if (x.shape.size() < 3) a.fail("input has no spatial axes");
+  std::vector<int64_t> dims;
+  for (int64_t d = 2; d < static_cast<int64_t>(x.shape.size()); ++d) dims.push_back(d);
+  return dims;
+}
+
+// Means of the (possibly collapsed) bound tensors: a size-1 axis averages to itself.
+std::vector<IntervalTensor> global_average_pool_interval(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  std::vector<int64_t> dims = spatial_axes(a, x), shape = x.shape;
+  double k = 1;
+  for (int64_t d : dims) k *= static_cast<double>(x.shape[d]), shape[d] = 1;
+  double m = a.float_type == at::kDouble ? std::numeric_limits<double>::max() : kFloat32Max;
+  at::Tensor lo = x.lo.clamp(-m, m), hi = x.hi.clamp(-m, m);
+  at::Tensor mag = at::maximum(lo.abs(), hi.abs()).mean(dims, true);
+  double g = gamma_of(a, k + 1);
+  Bounds y{lo.mean(dims, true) - mag * g - kFloat32MinSubnormal, hi.mean(dims, true) + mag * g + kFloat32MinSubnormal};
+  return {make_interval(y, shape, x.dtype, 0)};
+}
+
+// |x| bounds: [0 or min |x|, max |x|].
+std::pair<at::Tensor, at::Tensor> abs_bounds(const AbstractContext& a, const IntervalTensor& x) {
+  auto [lo, hi] = full_bounds(a, x);
+  at::Tensor straddle = (lo <= 0).logical_and(hi >= 0);
+  at::Tensor alo = at::where(straddle, at::zeros_like(lo), at::minimum(lo.abs(), hi.abs()));
+  return {alo, at::maximum(lo.abs(), hi.abs())};
+}
+
+double lp_p(const AbstractContext& a) {
+  double p = static_cast<double>(attr_int(a.node, "p", 2));
+  if (p <= 0) a.fail("attribute 'p' must be positive");
+  return p;
+}
+
+double lp_window(const AbstractContext& a, const IntervalTensor& x) {
+  if (a.node.op_type == "GlobalLpPool") {
+    double k = 1;
+    for (int64_t d : spatial_axes(a, x)) k *= static_cast<double>(x.shape[d]);
+    return k;
+  }
+  double k = 1;
+  for (int64_t v : attr_ints(a.node, "kernel_shape")) k *= static_cast<double>(v);
+  return k;
+}
+
+// (sum |x|^p)^(1/p) on the |x| bounds: relative error of k rounded powers summed
+// (gamma_{k+8}) then one root (4 ulps); powers that underflow lose at most
+// k * 2^-126 under the root. The powers may overflow while the root would not: the
+// upper bound is then +inf (reported as overflow by the engine, and by lppool-overflow).
+std::vector<IntervalTensor> lp_pool_interval(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  LowerPool lower = a.node.op_type == "GlobalLpPool" ? lower_global_lp_pool : lower_lp_pool;
+  auto [alo, ahi] = abs_bounds(a, x);
+  double p = lp_p(a), k = lp_window(a, x);
+  double rel = gamma_of(a, k + 10);
+  at::Tensor ylo = run_pool(a, lower, alo), yhi = run_pool(a, lower, ahi);
+  double under = std::pow(k * 0x1p-126, 1.0 / p);
+  ylo = (ylo * (1 - rel) - under).clamp_min(0.0);
+  double limit = a.float_type == at::kDouble ? std::numeric_limits<double>::max() : kFloat32Max;
+  at::Tensor power_hi = run_pool(a, lower, ahi).pow(p);
+  yhi = at::where(power_hi * (1 + rel) > limit, at::full_like(yhi, std::numeric_limits<double>::infinity()), yhi * (1 + rel) + under);
+  return {make_interval({ylo, yhi}, ylo.sizes().vec(), x.dtype, 0)};
+}
+
+HazardReport make_hazard(const char* name, HazardKind kind, const std::string& cond, bool definite) {
+  return HazardReport{name, kind, 0, cond, definite};
+}
+
+std::vector<HazardReport> lp_pool_hazards(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  LowerPool lower = a.node.op_type == "GlobalLpPool" ? lower_global_lp_pool : lower_lp_pool;
+  std::vector<IntervalTensor> y = lp_pool_interval(a);
+  std::vector<HazardReport> out;
+  double p = lp_p(a);
+  double limit = a.float_type == at::kDouble ? std::numeric_limits<double>::max() : kFloat32Max;
+  if (p > 1 && y[0].max() > limit) {
+    auto [alo, ahi] = abs_bounds(a, x);
+    bool definite = (run_pool(a, lower, alo).pow(p) > limit).all().item<bool>();
+    out.push_back(make_hazard("lppool-overflow", HazardKind::kForward,
+                              fmt::format("sum over a window of |x|^{} > 3.4028235e38", p), definite));
+  }
+  // d/ds s^(1/p) is infinite at s = 0 for p > 1: a window that sums to 0 (all zeros,
+  // or powers underflowing) gives an INF/NaN gradient.
+  if (p > 1 && (y[0].lo <= 0).any().item<bool>()) {
+    bool definite = (y[0].hi <= 0).all().item<bool>();
+    out.push_back(make_hazard("lppool-zero-gradient", HazardKind::kGradient,
+                              fmt::format("sum over a window of |x|^{} == 0", p), definite));
+  }
+  return out;
+}
+
+// count_include_pad = 0 and a window made only of pads: 0 / 0 = NaN.
+std::vector<HazardReport> average_pool_hazards(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  std::vector<int64_t> ones_shape = x.shape;
+  if (ones_shape.size() < 3) a.fail("input has no spatial axes");
+  ones_shape[0] = ones_shape[1] = 1;
+  at::Tensor y = run_pool(a, lower_average_pool, at::ones(ones_shape, at::kDouble));
+  if (!at::isnan(y).any().item<bool>()) return {};
+  return {make_hazard("avgpool-empty-window", HazardKind::kForward, "a window covers only pads (count_include_pad = 0)", x.numel() > 0)};
+}
+
+OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
+  d.interval = std::move(interval);
+  d.hazards = std::move(hazards);
+  return d;
+}
+
 NANGUARD_REGISTER_OPS({
-    OpDef{"MaxPool", lower_max_pool},
-    OpDef{"AveragePool", lower_average_pool},
-    OpDef{"LpPool", lower_lp_pool},
-    OpDef{"GlobalAveragePool", lower_global_average_pool},
-    OpDef{"GlobalMaxPool", lower_global_max_pool},
-    OpDef{"GlobalLpPool", lower_global_lp_pool},
+    with(OpDef{"MaxPool", lower_max_pool}, max_pool_interval),
+    with(OpDef{"AveragePool", lower_average_pool}, average_pool_interval, average_pool_hazards),
+    with(OpDef{"LpPool", lower_lp_pool}, lp_pool_interval, lp_pool_hazards),
+    with(OpDef{"GlobalAveragePool", lower_global_average_pool}, global_average_pool_interval),
+    with(OpDef{"GlobalMaxPool", lower_global_max_pool}, global_max_pool_interval),
+    with(OpDef{"GlobalLpPool", lower_global_lp_pool}, lp_pool_interval, lp_pool_hazards),
 });
 
 }  // namespace

@@ -102,5 +102,94 @@ TEST(Pool, IntegerMaxPoolAndLpPools) {
   EXPECT_FLOAT_EQ(glp.outputs[0].item<float>(), 5.f);
 }
 
+
+// ---- abstract semantics -------------------------------------------------------
+
+using testing::analyze_built;
+using testing::expect_sound;
+using testing::ModelBuilder;
+using testing::ranges_opt;
+
+ModelBuilder pool_model(const char* op, const std::vector<int64_t>& out, bool indices = false) {
+  ModelBuilder b;
+  b.input("x", {1, 2, 5, 6}).output("y", out);
+  std::vector<std::string> outs{"y"};
+  if (indices) {
+    b.output("i", out, onnx::TensorProto::INT64);
+    outs.push_back("i");
+  }
+  b.node(op, {"x"}, outs, "n");
+  return b;
+}
+
+TEST(PoolAbstract, SoundBySampling) {
+  int64_t checked = 0;
+  for (auto [lo, hi] : std::vector<std::pair<double, double>>{{-3, 3}, {0, 1}, {1e-30, 1e-20}, {0.999, 1.001}, {-1e20, 1e20}, {-1e37, 1e37}}) {
+    std::string box = std::to_string(lo) + "," + std::to_string(hi);
+    auto opt = ranges_opt({{"x", {lo, hi}}});
+    for (const char* op : {"MaxPool", "AveragePool", "LpPool"}) {
+      for (int include_pad : {0, 1}) {
+        ModelBuilder b = pool_model(op, {1, 2, 3, 3}, std::string(op) == "MaxPool");
+        auto& n = *b.proto().mutable_graph()->mutable_node(0);
+        set_attr(n, "kernel_shape", std::vector<int64_t>{3, 2});
+        set_attr(n, "strides", std::vector<int64_t>{2, 2});
+        set_attr(n, "pads", std::vector<int64_t>{1, 0, 1, 1});
+        if (std::string(op) == "AveragePool") set_attr(n, "count_include_pad", int64_t{include_pad});
+        checked += expect_sound(b, opt, std::string(op) + " " + box);
+      }
+    }
+    for (const char* op : {"GlobalMaxPool", "GlobalAveragePool", "GlobalLpPool"}) {
+      ModelBuilder b = pool_model(op, {1, 2, 1, 1});
+      checked += expect_sound(b, opt, std::string(op) + " " + box);
+    }
+  }
+  EXPECT_GT(checked, 1000);
+}
+
+std::vector<std::string> hazards_of(const AnalysisResult& r) {
+  std::vector<std::string> h;
+  for (const auto& f : r.findings) h.push_back(f.hazard);
+  return h;
+}
+
+TEST(PoolAbstract, LpPoolHazards) {
+  auto lp = [](const char* op) {
+    ModelBuilder b = pool_model(op, std::string(op) == "LpPool" ? std::vector<int64_t>{1, 2, 4, 5} : std::vector<int64_t>{1, 2, 1, 1});
+    if (std::string(op) == "LpPool")
+      set_attr(*b.proto().mutable_graph()->mutable_node(0), "kernel_shape", std::vector<int64_t>{2, 2});
+    return b;
+  };
+  for (const char* op : {"LpPool", "GlobalLpPool"}) {
+    ModelBuilder a = lp(op), z = lp(op), o = lp(op);
+    EXPECT_TRUE(analyze_built(a, ranges_opt({{"x", {1e-3, 1}}}), "pos").findings.empty()) << op;
+    auto r = analyze_built(z, ranges_opt({{"x", {0, 1}}}), "zero");
+    EXPECT_EQ(hazards_of(r), std::vector<std::string>{"lppool-zero-gradient"}) << op;
+    EXPECT_EQ(r.findings[0].kind, HazardKind::kGradient);
+    auto big = analyze_built(o, ranges_opt({{"x", {1e19, 1e20}}}), "big");
+    EXPECT_EQ(hazards_of(big), std::vector<std::string>{"lppool-overflow"}) << op;
+    EXPECT_EQ(big.findings[0].status, "definite");
+  }
+}
+
+TEST(PoolAbstract, EmptyAverageWindowIsReported) {
+  ModelBuilder b = pool_model("AveragePool", {1, 2, 4, 5});
+  auto& n = *b.proto().mutable_graph()->mutable_node(0);
+  set_attr(n, "kernel_shape", std::vector<int64_t>{2, 2});
+  set_attr(n, "pads", std::vector<int64_t>{2, 0, 0, 0});
+  auto r = analyze_built(b, ranges_opt({{"x", {1, 2}}}), "empty");
+  EXPECT_EQ(hazards_of(r), std::vector<std::string>{"avgpool-empty-window"});
+}
+
+// MaxPool -> Log: proved on [1, 2]; flagged once the range reaches 0.
+TEST(PoolAbstract, ProofFailsWhenRangeWidens) {
+  for (auto [lo, expect] : {std::pair{1.0, 0u}, std::pair{0.0, 1u}}) {
+    ModelBuilder b;
+    b.input("x", {1, 1, 4, 4}).output("y", {1, 1, 1, 1});
+    b.node("GlobalAveragePool", {"x"}, {"p"}, "pool");
+    b.node("Log", {"p"}, {"y"}, "log");
+    EXPECT_EQ(analyze_built(b, ranges_opt({{"x", {lo, 2}}}), "log").findings.size(), expect);
+  }
+}
+
 }  // namespace
 }  // namespace nanguard
