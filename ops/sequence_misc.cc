@@ -7,10 +7,12 @@
 // built on the CPU; the data only goes through index_select, mul and add, which
 // keeps the lowering exact and differentiable.
 #include <cmath>
+#include <limits>
 
 #include <ATen/ATen.h>
 #include <fmt/core.h>
 
+#include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 
 namespace nanguard {
@@ -121,8 +123,15 @@ void plan_axis(const OpContext& ctx, const ResizeAttrs& a, AxisPlan& p) {
   for (int64_t x = 0; x < p.out_len; ++x) plan_position(ctx, a, p, x);
 }
 
+// How the abstract transfer reuses the lowering: |weights| (the radius of a cubic
+// resize) and 0 where tf_crop_and_resize extrapolates (a constant has no radius).
+struct ResampleMode {
+  bool abs_weights = false;
+  bool zero_extrapolation = false;
+};
+
 // Resamples `x` along `axis` by its plan: sum over taps of weight * x[index].
-at::Tensor apply_axis(const at::Tensor& x, int64_t axis, const AxisPlan& p) {
+at::Tensor apply_axis(const at::Tensor& x, int64_t axis, const AxisPlan& p, bool abs_weights) {
   std::vector<int64_t> shape(x.dim(), 1);
   shape[axis] = p.out_len;
   at::Tensor y;
@@ -131,6 +140,7 @@ at::Tensor apply_axis(const at::Tensor& x, int64_t axis, const AxisPlan& p) {
     at::Tensor g = x.index_select(axis, idx);
     if (p.index.size() == 1) return g;
     at::Tensor w = at::tensor(p.weight[k], at::kDouble).to(x.device(), x.scalar_type()).reshape(shape);
+    if (abs_weights) w = w.abs();
     y = y.defined() ? y + g * w : g * w;
   }
   return y;
@@ -138,7 +148,8 @@ at::Tensor apply_axis(const at::Tensor& x, int64_t axis, const AxisPlan& p) {
 
 // Resamples every axis whose plan is not the identity, then writes the extrapolation
 // value where tf_crop_and_resize samples outside the input.
-at::Tensor resample(const OpContext& ctx, const at::Tensor& x, const ResizeAttrs& a, std::vector<AxisPlan>& plans) {
+at::Tensor resample(const OpContext& ctx, const at::Tensor& x, const ResizeAttrs& a, std::vector<AxisPlan>& plans,
+                    ResampleMode mode = {}) {
   if (a.mode != "nearest" && a.mode != "linear" && a.mode != "cubic")
     ctx.fail("mode '" + a.mode + "' is not supported");
   if (a.mode != "nearest" && !at::isFloatingType(x.scalar_type()))
@@ -152,7 +163,7 @@ at::Tensor resample(const OpContext& ctx, const at::Tensor& x, const ResizeAttrs
     bool identity = p.out_len == p.in_len && p.scale == 1.0 && a.coord != "tf_crop_and_resize";
     if (identity) continue;
     plan_axis(ctx, a, p);
-    y = apply_axis(y, d, p);
+    y = apply_axis(y, d, p, mode.abs_weights);
     std::vector<uint8_t> out_flags(p.outside.begin(), p.outside.end());
     std::vector<int64_t> shape(x.dim(), 1);
     shape[d] = p.out_len;
@@ -160,7 +171,7 @@ at::Tensor resample(const OpContext& ctx, const at::Tensor& x, const ResizeAttrs
     outside = outside.defined() ? outside.logical_or(m) : m;
   }
   if (outside.defined() && a.coord == "tf_crop_and_resize")
-    y = at::where(outside, at::scalar_tensor(a.extrapolation, y.options()), y);
+    y = at::where(outside, at::scalar_tensor(mode.zero_extrapolation ? 0.0 : a.extrapolation, y.options()), y);
   return y;
 }
 
@@ -214,8 +225,7 @@ ResizeAttrs resize_attrs(const OpContext& ctx) {
 // Resize-10 and Upsample: (X, scales); nearest truncates when upsampling and rounds
 // up when downsampling (ONNX Runtime's rule; the Resize-10 backend test expects it).
 // Upsample-7 reads scales from its attribute.
-std::vector<at::Tensor> lower_resize(const OpContext& ctx) {
-  const at::Tensor& x = ctx.input(0);
+at::Tensor resize_with(const OpContext& ctx, const at::Tensor& x, ResampleMode mode) {
   ResizeAttrs a = resize_attrs(ctx);
   std::vector<double> scales, roi;
   std::vector<int64_t> sizes;
@@ -230,8 +240,10 @@ std::vector<at::Tensor> lower_resize(const OpContext& ctx) {
     if (scales.empty() && sizes.empty()) ctx.fail("one of scales and sizes must be given");
   }
   std::vector<AxisPlan> plans = axis_plans(ctx, x, scales, sizes, a.coord == "tf_crop_and_resize" ? roi : std::vector<double>{});
-  return {resample(ctx, x, a, plans)};
+  return resample(ctx, x, a, plans, mode);
 }
+
+std::vector<at::Tensor> lower_resize(const OpContext& ctx) { return {resize_with(ctx, ctx.input(0), {})}; }
 
 // GridSample-16 maps onto ATen's grid_sampler (4-D input, grid of (x, y) in [-1, 1]).
 std::vector<at::Tensor> lower_grid_sample(const OpContext& ctx) {
@@ -276,12 +288,136 @@ std::vector<at::Tensor> lower_space_to_depth(const OpContext& ctx) {
   return {y.reshape({n, c * b * b, h / b, w / b})};
 }
 
+// ---- abstract semantics ----------------------------------------------------
+
+// The lowering's context on float64 tensors: input 0 replaced by `x`, the other
+// inputs (roi, scales, sizes, grid) their exact values.
+OpContext abstract_ctx(const AbstractContext& a, const at::Tensor& x) {
+  OpContext c{a.node, a.opset, {x}, at::kDouble};
+  for (size_t i = 1; i < a.num_inputs(); ++i) {
+    if (!a.has_input(i)) { c.inputs.emplace_back(); continue; }
+    if (!a.input(i).exact()) a.fail(fmt::format("input {} must be known exactly", i));
+    c.inputs.push_back(a.input(i).value);
+  }
+  return c;
+}
+
+double limit_of(const AbstractContext& a) {
+  return a.float_type == at::kDouble ? std::numeric_limits<double>::max() : kFloat32Max;
+}
+
+double gamma_n(const AbstractContext& a, double n) {
+  double nu = (n + 2) * (a.float_type == at::kDouble ? 0x1p-53 : 0x1p-24);
+  return nu >= 1 ? std::numeric_limits<double>::infinity() : nu / (1 - nu);
+}
+
+struct FullBounds {
+  at::Tensor lo, hi;
+};
+
+FullBounds full_bounds(const AbstractContext& a, const IntervalTensor& x) {
+  double m = limit_of(a);
+  return {x.lo.clamp(-m, m).expand(x.shape).contiguous(), x.hi.clamp(-m, m).expand(x.shape).contiguous()};
+}
+
+IntervalTensor finite_interval(at::Tensor lo, at::Tensor hi, at::ScalarType dtype) {
+  double inf = std::numeric_limits<double>::infinity();
+  lo = at::nan_to_num(lo, -inf, inf, -inf);
+  hi = at::nan_to_num(hi, inf, inf, -inf);
+  std::vector<int64_t> shape = lo.sizes().vec();
+  return round_out(IntervalTensor::of_bounds(lo, hi, shape, dtype), 0);
+}
+
+// Resize is linear in X with per-axis taps. Nearest moves values (exact); linear has
+// weights >= 0 summing to 1, so it is monotone: R(lo), R(hi) widened by the float32
+// error ((1+g)^d - 1) R(|x|max) of d axes of (taps + 1)-term sums (weights rounded);
+// cubic has negative weights: R(c) +- (|R|(r) + g |R|(|c| + r)).
+std::vector<IntervalTensor> resize_interval(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  ResizeAttrs attrs = resize_attrs(abstract_ctx(a, at::Tensor()));
+  FullBounds b = full_bounds(a, x);
+  auto R = [&](const at::Tensor& t, ResampleMode m) { return resize_with(abstract_ctx(a, t), t, m); };
+  if (attrs.mode == "nearest") return {finite_interval(R(b.lo, {}), R(b.hi, {}), x.dtype)};
+  double taps = attrs.mode == "linear" ? 2 : 4;
+  double g = gamma_n(a, static_cast<double>(x.shape.size()) * (taps + 1) + 1);
+  at::Tensor mag = at::maximum(b.lo.abs(), b.hi.abs());
+  if (attrs.mode == "linear") {
+    at::Tensor err = R(mag, {false, true}) * g + kFloat32MinSubnormal;
+    return {finite_interval(R(b.lo, {}) - err, R(b.hi, {}) + err, x.dtype)};
+  }
+  at::Tensor c = b.lo * 0.5 + b.hi * 0.5, r = at::maximum(b.hi - c, c - b.lo);
+  at::Tensor rad = R(r, {true, true}) + R(c.abs() + r, {true, true}) * g + kFloat32MinSubnormal;
+  at::Tensor yc = R(c, {});
+  return {finite_interval(yc - rad, yc + rad, x.dtype)};
+}
+
+// GridSample. Coordinates computed in float32 differ from ours (float64) by a few
+// ulps, which may move a tap by one pixel near a boundary; so value hulls are taken
+// over 3x3 neighbourhoods (pads count as 0 under padding_mode zeros), sampled at our
+// nearest tap. Exact grid: nearest lies in that hull; bilinear is monotone in X
+// (weights >= 0): G(lo), G(hi) widened by the rounding of 4 products and the
+// coordinate error (Lipschitz 2 M per pixel). Grid not exact: the hull of X (and 0
+// under zeros padding). Bicubic: |y| <= 2 max|x| (sum of |weights| <= 1.890625).
+std::vector<IntervalTensor> grid_sample_interval(const AbstractContext& a) {
+  const IntervalTensor &x = a.input(0), &grid = a.input(1);
+  if (!x.is_float() || x.shape.size() != 4) a.fail("GridSample needs a 4-D float input");
+  std::string mode = attr_string(a.node, "mode", "bilinear");
+  std::string padding = attr_string(a.node, "padding_mode", "zeros");
+  bool align = attr_int(a.node, "align_corners", 0) != 0;
+  bool zeros = padding == "zeros";
+  int64_t pm = zeros ? 0 : padding == "border" ? 1 : padding == "reflection" ? 2 : -1;
+  if (pm < 0 || (mode != "bilinear" && mode != "nearest" && mode != "bicubic")) a.fail("unsupported GridSample mode");
+  FullBounds b = full_bounds(a, x);
+  std::vector<int64_t> out_shape{x.shape[0], x.shape[1], grid.shape[1], grid.shape[2]};
+  at::Tensor mag = at::maximum(b.lo.abs(), b.hi.abs());
+  if (mode == "bicubic") {
+    at::Tensor m = mag.amax({2, 3}, true) * (2.0 * (1 + gamma_n(a, 20)));
+    return {make_interval({-m, m}, out_shape, x.dtype, 0)};
+  }
+  if (!grid.exact()) {
+    at::Tensor lo = b.lo.amin({2, 3}, true), hi = b.hi.amax({2, 3}, true);
+    if (zeros) lo = lo.clamp_max(0.0), hi = hi.clamp_min(0.0);
+    return {make_interval({lo, hi}, out_shape, x.dtype, 8)};
+  }
+  at::Tensor g = grid.value.to(at::kDouble);
+  // Neighbourhood hulls; under zeros padding the border pixels' hull holds 0, and
+  // sampling with border padding maps any outside tap onto such a pixel.
+  auto pool = [](const at::Tensor& t) { return at::max_pool2d(t, {3, 3}, {1, 1}, {1, 1}); };
+  at::Tensor hn = pool(b.hi), ln = -pool(-b.lo), mn = pool(mag);
+  if (zeros) {
+    at::Tensor border = at::ones({1, 1, x.shape[2], x.shape[3]}, at::kDouble);
+    border.slice(2, 1, -1).slice(3, 1, -1).zero_();
+    at::Tensor on = border > 0;
+    hn = at::where(on, hn.clamp_min(0.0), hn);
+    ln = at::where(on, ln.clamp_max(0.0), ln);
+  }
+  int64_t spm = zeros ? 1 : pm;
+  auto nearest = [&](const at::Tensor& t) { return at::grid_sampler(t, g, 1, spm, align); };
+  if (mode == "nearest") return {make_interval({nearest(ln), nearest(hn)}, out_shape, x.dtype, 0)};
+  double gmax = g.abs().max().item<double>();
+  double size = static_cast<double>(std::max(x.shape[2], x.shape[3]));
+  double delta = 16 * (a.float_type == at::kDouble ? 0x1p-53 : 0x1p-24) * ((gmax + 1) * size + 2);
+  at::Tensor err = nearest(mn) * (2 * delta + gamma_n(a, 8)) + kFloat32MinSubnormal;
+  at::Tensor ylo = at::grid_sampler(b.lo, g, 0, pm, align), yhi = at::grid_sampler(b.hi, g, 0, pm, align);
+  return {finite_interval(ylo - err, yhi + err, x.dtype)};
+}
+
+OpDef with(OpDef d, IntervalFn interval) {
+  d.interval = std::move(interval);
+  return d;
+}
+
+OpDef moving(OpDef d) {
+  d.monotone = Monotone::kDataMovement;
+  return d;
+}
+
 NANGUARD_REGISTER_OPS({
-    OpDef{"Resize", lower_resize},
-    OpDef{"Upsample", lower_resize},
-    OpDef{"GridSample", lower_grid_sample},
-    OpDef{"DepthToSpace", lower_depth_to_space},
-    OpDef{"SpaceToDepth", lower_space_to_depth},
+    with(OpDef{"Resize", lower_resize}, resize_interval),
+    with(OpDef{"Upsample", lower_resize}, resize_interval),
+    with(OpDef{"GridSample", lower_grid_sample}, grid_sample_interval),
+    moving(OpDef{"DepthToSpace", lower_depth_to_space}),
+    moving(OpDef{"SpaceToDepth", lower_space_to_depth}),
 });
 
 }  // namespace

@@ -108,5 +108,82 @@ TEST(SpatialMisc, GridSamplePaddingModes) {
   EXPECT_TRUE(at::allclose(run("border"), at::tensor({2.5f, 3.f})));
 }
 
+
+// ---- abstract semantics -------------------------------------------------------
+
+using testing::analyze_built;
+using testing::expect_sound;
+using testing::ModelBuilder;
+using testing::ranges_opt;
+
+TEST(SequenceMiscAbstract, ResizeSoundBySampling) {
+  int64_t checked = 0;
+  for (auto [lo, hi] : std::vector<std::pair<double, double>>{{-3, 3}, {0, 1}, {0.999, 1.001}, {-1e20, 1e20}}) {
+    std::string box = std::to_string(lo) + "," + std::to_string(hi);
+    auto opt = ranges_opt({{"x", {lo, hi}}});
+    for (const char* mode : {"nearest", "linear", "cubic"}) {
+      for (const char* coord : {"half_pixel", "align_corners", "tf_crop_and_resize"}) {
+        ModelBuilder b(13);
+        b.input("x", {1, 2, 3, 4}).output("y", {1, 2, 5, 7});
+        b.initializer("roi", at::tensor({0.0f, 0.0f, -0.2f, 0.1f, 1.0f, 1.0f, 1.1f, 0.9f}));
+        b.initializer("scales", at::tensor({1.0f, 1.0f, 1.7f, 1.8f}));
+        auto& n = b.node("Resize", {"x", "roi", "scales"}, {"y"}, "n");
+        set_string(n, "mode", mode);
+        set_string(n, "coordinate_transformation_mode", coord);
+        if (std::string(coord) == "tf_crop_and_resize") set_attr(n, "extrapolation_value", 7.0f);
+        checked += expect_sound(b, opt, std::string("Resize ") + mode + " " + coord + " " + box);
+      }
+    }
+    ModelBuilder u(9);
+    u.input("x", {1, 2, 3, 4}).initializer("scales", at::tensor({1.0f, 1.0f, 2.0f, 2.0f})).output("y", {1, 2, 6, 8});
+    set_string(u.node("Upsample", {"x", "scales"}, {"y"}, "n"), "mode", "linear");
+    checked += expect_sound(u, opt, "Upsample " + box);
+    for (const char* op : {"DepthToSpace", "SpaceToDepth"}) {
+      ModelBuilder d(13);
+      bool d2s = std::string(op) == "DepthToSpace";
+      d.input("x", {1, 4, 2, 4}).output("y", d2s ? std::vector<int64_t>{1, 1, 4, 8} : std::vector<int64_t>{1, 16, 1, 2});
+      set_attr(d.node(op, {"x"}, {"y"}, "n"), "blocksize", int64_t{2});
+      checked += expect_sound(d, opt, std::string(op) + " " + box);
+    }
+  }
+  EXPECT_GT(checked, 1000);
+}
+
+TEST(SequenceMiscAbstract, GridSampleSoundBySampling) {
+  at::manual_seed(9);
+  at::Tensor grid = at::rand({1, 3, 4, 2}) * 2.4 - 1.2;
+  int64_t checked = 0;
+  for (auto [lo, hi] : std::vector<std::pair<double, double>>{{-3, 3}, {0.5, 1}, {0.999, 1.001}, {-1e20, 1e20}}) {
+    std::string box = std::to_string(lo) + "," + std::to_string(hi);
+    for (bool exact_grid : {true, false}) {
+      for (const char* mode : {"bilinear", "nearest", "bicubic"}) {
+        for (const char* pad : {"zeros", "border", "reflection"}) {
+          ModelBuilder b(16);
+          b.input("x", {1, 2, 4, 5}).output("y", {1, 2, 3, 4});
+          if (exact_grid) b.initializer("g", grid);
+          else b.input("g", {1, 3, 4, 2});
+          auto& n = b.node("GridSample", {"x", "g"}, {"y"}, "n");
+          set_string(n, "mode", mode);
+          set_string(n, "padding_mode", pad);
+          auto opt = ranges_opt({{"x", {lo, hi}}, {"g", {-1.2, 1.2}}});
+          checked += expect_sound(b, opt, std::string("GridSample ") + mode + " " + pad + " " + box);
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 1000);
+}
+
+// Resize (linear) -> Log: proved on [1, 2], flagged once the range reaches 0.
+TEST(SequenceMiscAbstract, ProofFailsWhenRangeWidens) {
+  for (auto [lo, expect] : {std::pair{1.0, 0u}, std::pair{0.0, 1u}}) {
+    ModelBuilder b(13);
+    b.input("x", {1, 1, 2, 2}).initializer("scales", at::tensor({1.0f, 1.0f, 2.0f, 2.0f})).output("y", {1, 1, 4, 4});
+    set_string(b.node("Resize", {"x", "", "scales"}, {"r"}, "resize"), "mode", "linear");
+    b.node("Log", {"r"}, {"y"}, "log");
+    EXPECT_EQ(analyze_built(b, ranges_opt({{"x", {lo, 2}}}), "log").findings.size(), expect);
+  }
+}
+
 }  // namespace
 }  // namespace nanguard
