@@ -1,6 +1,8 @@
 // Ops that move or select data without arithmetic: Reshape, Flatten, Transpose,
 // Squeeze, Unsqueeze, Concat, Split, Slice, Expand, Tile, Shape, Size.
 // Each is an ATen view, cat/split or index op, so gradients flow through them.
+// Abstractly each moves the lower and upper bounds alike (move_bounds.h); Shape and
+// Size are exact whatever the values.
 // Where an operand moved from an attribute to an input across opsets (Squeeze and
 // Unsqueeze axes and Split sizes at 13, Slice starts/ends at 10), ctx.opset decides.
 // The ops that create data (ConstantOfShape, Range, Pad, Trilu, EyeLike, Dropout)
@@ -11,6 +13,7 @@
 #include <ATen/ATen.h>
 #include <fmt/core.h>
 
+#include "ops/move_bounds.h"
 #include "ops/op_registry.h"
 
 namespace nanguard {
@@ -238,19 +241,47 @@ std::vector<at::Tensor> lower_size(const OpContext& ctx) {
   return {at::scalar_tensor(x.numel(), at::TensorOptions(at::kLong).device(x.device()))};
 }
 
+// Shape and Size depend only on the input's shape, which the analysis knows exactly
+// even when the values are ranges: their outputs stay exact, so that the shape
+// subgraphs PyTorch exports (Shape -> Gather -> Concat -> Reshape) run concretely.
+IntervalFn shape_only(LowerFn lower) {
+  return [lower = std::move(lower)](const AbstractContext& a) {
+    const IntervalTensor& x = a.input(0);
+    OpContext c{a.node, a.opset, {at::zeros({}, at::kDouble).expand(x.shape)}, at::kDouble};
+    std::vector<IntervalTensor> out;
+    for (const at::Tensor& t : lower(c)) out.push_back(IntervalTensor::of_value(t));
+    return out;
+  };
+}
+
+// Pure data movement: the lowering moves the lower and the upper bounds alike; the
+// shape, axes, split, starts/ends/steps and repeats operands ('e') must be exact.
+OpDef moves(const char* op_type, LowerFn lower, const char* roles) {
+  OpDef d{op_type, lower};
+  d.interval = moving(lower, roles);
+  d.monotone = Monotone::kDataMovement;
+  return d;
+}
+
+OpDef shape_op(const char* op_type, LowerFn lower) {
+  OpDef d{op_type, lower};
+  d.interval = shape_only(lower);
+  return d;
+}
+
 NANGUARD_REGISTER_OPS({
-    OpDef{"Reshape", lower_reshape},
-    OpDef{"Flatten", lower_flatten},
-    OpDef{"Transpose", lower_transpose},
-    OpDef{"Squeeze", lower_squeeze},
-    OpDef{"Unsqueeze", lower_unsqueeze},
-    OpDef{"Concat", lower_concat},
-    OpDef{"Split", lower_split},
-    OpDef{"Slice", lower_slice},
-    OpDef{"Expand", lower_expand},
-    OpDef{"Tile", lower_tile},
-    OpDef{"Shape", lower_shape},
-    OpDef{"Size", lower_size},
+    moves("Reshape", lower_reshape, "de"),
+    moves("Flatten", lower_flatten, "d"),
+    moves("Transpose", lower_transpose, "d"),
+    moves("Squeeze", lower_squeeze, "de"),
+    moves("Unsqueeze", lower_unsqueeze, "de"),
+    moves("Concat", lower_concat, "d"),
+    moves("Split", lower_split, "de"),
+    moves("Slice", lower_slice, "de"),
+    moves("Expand", lower_expand, "de"),
+    moves("Tile", lower_tile, "de"),
+    shape_op("Shape", lower_shape),
+    shape_op("Size", lower_size),
 });
 
 }  // namespace
