@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <fmt/core.h>
 
+#include "ops/move_bounds.h"
 #include "ops/op_registry.h"
 #include "ops/tensor_proto.h"
 
@@ -149,13 +150,38 @@ std::vector<at::Tensor> lower_dropout(const OpContext& ctx) {
   return {x, at::ones(x.sizes(), x.options().dtype(ctx.opset < 10 ? x.scalar_type() : at::kBool))};
 }
 
+// EyeLike reads only its input's shape (and type): the output is exact.
+std::vector<IntervalTensor> eye_like_interval(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  at::Tensor stand_in = at::zeros({}, at::TensorOptions(x.dtype)).expand(x.shape);
+  OpContext c{a.node, a.opset, {stand_in}, a.float_type};
+  return {IntervalTensor::of_value(lower_eye_like(c)[0])};
+}
+
+// Inference Dropout moves its input; the ratio matters only in training mode, where
+// the lowering accepts nothing but an exact 0, so it must then be exact.
+std::vector<IntervalTensor> dropout_interval(const AbstractContext& a) {
+  bool training = a.has_input(2) && (!a.input(2).exact() || a.input(2).value.ne(0).any().item<bool>());
+  return move_bounds(lower_dropout, a, training ? "dee" : "dxe");
+}
+
+OpDef with(OpDef d, IntervalFn interval) {
+  d.interval = std::move(interval);
+  return d;
+}
+
+// Pad (constant: the padding value is one more data operand, each output element is
+// either an input element or that value; reflect/edge copy elements) and Trilu (each
+// element kept or set to 0) only move values, so their bounds move the same way. The
+// shape-valued operands of ConstantOfShape and Range decide the output's shape and
+// must be exact (the engine then runs them concretely).
 NANGUARD_REGISTER_OPS({
-    OpDef{"ConstantOfShape", lower_constant_of_shape},
-    OpDef{"Range", lower_range},
-    OpDef{"Pad", lower_pad},
-    OpDef{"Trilu", lower_trilu},
-    OpDef{"EyeLike", lower_eye_like},
-    OpDef{"Dropout", lower_dropout},
+    with(OpDef{"ConstantOfShape", lower_constant_of_shape}, moving(lower_constant_of_shape, "e")),
+    with(OpDef{"Range", lower_range}, moving(lower_range, "e")),
+    with(OpDef{"Pad", lower_pad}, moving(lower_pad, "ded")),
+    with(OpDef{"Trilu", lower_trilu}, moving(lower_trilu, "de")),
+    with(OpDef{"EyeLike", lower_eye_like}, eye_like_interval),
+    with(OpDef{"Dropout", lower_dropout}, dropout_interval),
 });
 
 }  // namespace
