@@ -4,6 +4,7 @@
 // (a fresh generator seeded with the float's bit pattern, so distinct seeds give
 // distinct streams), else the run's generator (ctx.generator, seeded per run).
 // ONNX fixes only the distribution, so conformance skips these ops.
+#include <cmath>
 #include <cstring>
 
 #include <ATen/ATen.h>
@@ -77,12 +78,88 @@ std::vector<at::Tensor> lower_bernoulli(const OpContext& ctx) {
   return {drawn.to(output_type(ctx, p.scalar_type())).to(p.device())};
 }
 
+// ---- Abstract semantics ----------------------------------------------------------
+// Bounds that hold for every draw of the generator the lowering uses (ATen 1.13, CPU,
+// aten/src/ATen/native/cpu/DistributionTemplates.h and ATen/core/DistributionsHelper.h):
+// - uniform_(low, high): u * (high - low) + low with u = k * 2^-digits in [0, 1),
+//   computed in double and rounded to the tensor's type: within [low, high] up to
+//   that final rounding.
+// - normal_(mean, std): Box-Muller, z = sqrt(-2 log(1 - u)) * cos/sin(2 pi u'),
+//   where 1 - u >= 2^-24 for float32 tensors of 16+ elements (normal_fill, scalar and
+//   AVX2) and 1 - u >= 2^-53 for smaller ones or float64 (normal_distribution<double>
+//   and 53-bit uniforms). So |z| <= sqrt(-2 ln 2^-53) = sqrt(106 ln 2) = 8.5717 in
+//   every path; 8.58 leaves room for the rounding of log, sqrt, cos and the products.
+//   A draw is mean + z * std: within mean +- 8.58 |std|, plus the final rounding.
+// - bernoulli: exactly 0 or 1 (1 always when p = 1, 0 always when p = 0).
+// Random ops without inputs look exact to the engine, which then runs the lowering
+// concretely; these transfers apply where it does not (a ranged *Like input).
+constexpr double kNormalMaxAbsZ = 8.58;
+
+at::ScalarType abstract_output_type(const AbstractContext& a, at::ScalarType fallback) {
+  if (!has_attr(a.node, "dtype")) return fallback;
+  at::ScalarType t = scalar_type_for(static_cast<int32_t>(attr_int(a.node, "dtype")));
+  return t == at::kFloat ? a.float_type : t;
+}
+
+// [lo, hi] of the real draw, rounded to `type`.
+IntervalTensor rounded_draw(std::vector<int64_t> shape, at::ScalarType type, double lo, double hi) {
+  IntervalTensor r = IntervalTensor::uniform(std::move(shape), type, lo, hi);
+  if (type == at::kBool) return IntervalTensor::uniform(r.shape, type, lo > 0 || hi < 0 ? 1 : 0, lo == 0 && hi == 0 ? 0 : 1);
+  if (!at::isFloatingType(type)) return round_out(r, 0);
+  double rel = type == at::kHalf ? std::ldexp(1.0, -10) : type == at::kBFloat16 ? std::ldexp(1.0, -7) : 0;
+  if (rel == 0) return round_out(r, 4);
+  r.lo = r.lo - r.lo.abs() * rel - 1e-7;
+  r.hi = r.hi + r.hi.abs() * rel + 1e-7;
+  return r;
+}
+
+std::vector<IntervalTensor> random_interval(const AbstractContext& a, bool normal, bool like) {
+  std::vector<int64_t> shape = like ? a.input(0).shape : attr_ints(a.node, "shape");
+  at::ScalarType type = abstract_output_type(a, like ? a.input(0).dtype : a.float_type);
+  double lo, hi;
+  if (normal) {
+    double mean = attr_float(a.node, "mean", 0.f), scale = std::abs(static_cast<double>(attr_float(a.node, "scale", 1.f)));
+    lo = mean - kNormalMaxAbsZ * scale;
+    hi = mean + kNormalMaxAbsZ * scale;
+  } else {
+    lo = attr_float(a.node, "low", 0.f);
+    hi = attr_float(a.node, "high", 1.f);
+    if (!(lo <= hi)) a.fail(fmt::format("low {} is above high {}", lo, hi));
+  }
+  return {rounded_draw(shape, type, lo, hi)};
+}
+
+IntervalFn random_fn(bool normal, bool like) {
+  return [=](const AbstractContext& a) { return random_interval(a, normal, like); };
+}
+
+std::vector<IntervalTensor> bernoulli_interval(const AbstractContext& a) {
+  const IntervalTensor& p = a.input(0);
+  at::ScalarType type = abstract_output_type(a, p.dtype);
+  at::Tensor lo = (p.lo >= 1).to(at::kDouble), hi = (p.hi > 0).to(at::kDouble);
+  return {IntervalTensor::of_bounds(lo, hi, p.shape, type)};
+}
+
+// A probability outside [0, 1] stops the op (ATen raises mid-kernel).
+std::vector<HazardReport> bernoulli_hazards(const AbstractContext& a) {
+  const IntervalTensor& p = a.input(0);
+  if (!(p.lo < 0).logical_or(p.hi > 1).any().item<bool>()) return {};
+  bool definite = (p.hi < 0).logical_or(p.lo > 1).all().item<bool>();
+  return {HazardReport{"bernoulli-probability-out-of-range", HazardKind::kCrash, 0, "p < 0 or p > 1", definite}};
+}
+
+OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
+  d.interval = std::move(interval);
+  d.hazards = std::move(hazards);
+  return d;
+}
+
 NANGUARD_REGISTER_OPS({
-    OpDef{"RandomNormal", [](const OpContext& ctx) { return lower_random(ctx, true); }},
-    OpDef{"RandomUniform", [](const OpContext& ctx) { return lower_random(ctx, false); }},
-    OpDef{"RandomNormalLike", [](const OpContext& ctx) { return lower_random_like(ctx, true); }},
-    OpDef{"RandomUniformLike", [](const OpContext& ctx) { return lower_random_like(ctx, false); }},
-    OpDef{"Bernoulli", lower_bernoulli},
+    with(OpDef{"RandomNormal", [](const OpContext& ctx) { return lower_random(ctx, true); }}, random_fn(true, false)),
+    with(OpDef{"RandomUniform", [](const OpContext& ctx) { return lower_random(ctx, false); }}, random_fn(false, false)),
+    with(OpDef{"RandomNormalLike", [](const OpContext& ctx) { return lower_random_like(ctx, true); }}, random_fn(true, true)),
+    with(OpDef{"RandomUniformLike", [](const OpContext& ctx) { return lower_random_like(ctx, false); }}, random_fn(false, true)),
+    with(OpDef{"Bernoulli", lower_bernoulli}, bernoulli_interval, bernoulli_hazards),
 });
 
 }  // namespace
