@@ -11,6 +11,8 @@
 #include "oracle/executor.h"
 #include "ops/tensor_proto.h"
 #include "test_models.h"
+#include "ops/abstract_check.h"
+#include "ops/op_registry.h"
 
 namespace nanguard {
 namespace {
@@ -132,6 +134,141 @@ TEST(Activation, SigmoidSaturatesInFloat32AndGradientFlows) {
   y.sum().backward();
   EXPECT_NEAR(x.grad()[2].item<float>(), 0.25f, 1e-6);
   EXPECT_TRUE(at::isfinite(x.grad()).all().item<bool>());
+}
+
+// ---- abstract facets ------------------------------------------------------------
+
+const std::vector<std::pair<double, double>> kActBoxes{
+    {-3, 3},     {0, 1},      {-100, 100}, {1e-30, 1e-20}, {-1, -1e-3},  {88, 89},     {-89, -87},
+    {14, 20},    {-110, -80}, {-1e20, 1e20}, {-3.1, -2.9}, {-1.3, -1.1}, {16.5, 17.5}, {-20, -15}};
+
+struct ActCase {
+  const char* op;
+  NodeAttrs attrs;
+  std::string label;
+};
+
+TEST(ActivationAbstract, SoundOnBoxesWithAttributes) {
+  auto f = [](const char* name, float v) { return [=](onnx::NodeProto& n) { testing::set_attr(n, name, v); }; };
+  std::vector<ActCase> cases{
+      {"Relu", {}, ""}, {"LeakyRelu", {}, ""}, {"LeakyRelu", f("alpha", -0.5f), "alpha=-0.5"},
+      {"Elu", {}, ""}, {"Elu", f("alpha", -0.7f), "alpha=-0.7"}, {"Selu", {}, ""},
+      {"Celu", {}, ""}, {"Celu", f("alpha", 0.5f), "alpha=0.5"}, {"Celu", f("alpha", -2.f), "alpha=-2"},
+{"Sigmoid", {}, ""}, {"HardSigmoid", {}, ""},
+      {"HardSigmoid", [](onnx::NodeProto& n) { testing::set_attr(n, "alpha", -0.3f); testing::set_attr(n, "beta", 0.2f); }, "neg"},
+      {"HardSwish", {}, ""}, {"Softplus", {}, ""}, {"Softsign", {}, ""}, {"ThresholdedRelu", {}, ""},
+      {"ThresholdedRelu", f("alpha", -0.5f), "alpha=-0.5"}, {"Shrink", {}, ""},
+      {"Shrink", [](onnx::NodeProto& n) { testing::set_attr(n, "lambd", 1.f); testing::set_attr(n, "bias", 0.5f); }, "l1b.5"}};
+  testing::SoundTally tally;
+  for (const auto& c : cases) {
+    int64_t checked = 0;
+    for (auto [lo, hi] : kActBoxes) {
+      testing::ModelBuilder b(17);
+      b.input("x", {16}).output("y", {16});
+      auto& n = b.node(c.op, {"x"}, {"y"}, "n");
+      if (c.attrs) c.attrs(n);
+      checked += testing::expect_sound(b, testing::ranges_of({{"x", {lo, hi}}}),
+                                       std::string(c.op) + c.label + " on [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", &tally);
+    }
+    EXPECT_GT(checked, 0) << c.op << c.label;
+  }
+  EXPECT_EQ(tally.violations, 0);
+  std::printf("activation soundness: %lld samples, %lld values, %lld violations\n", (long long)tally.samples,
+              (long long)tally.checked, (long long)tally.violations);
+}
+
+// Clip with its bounds as initializers: fixed, and free within [-2, 2] (min > max
+// included); opset 10's attribute form; integer Clip.
+TEST(ActivationAbstract, ClipSoundWithFixedAndFreeBounds) {
+  testing::SoundTally tally;
+  for (auto [lo, hi] : kActBoxes) {
+    for (bool free : {false, true}) {
+      testing::ModelBuilder b(13);
+      b.input("x", {4, 4}).output("y", {4, 4});
+      b.initializer("mn", at::tensor(-1.f).reshape({})).initializer("mx", at::tensor(0.5f).reshape({}));
+      b.node("Clip", {"x", "mn", "mx"}, {"y"}, "n");
+      RangeMap r{{"x", {lo, hi}}};
+      testing::expect_sound(b, free ? testing::free_weights(r, -2, 2) : testing::ranges_of(r), "Clip", &tally);
+    }
+    testing::ModelBuilder b6(10);
+    b6.input("x", {8}).output("y", {8});
+    auto& n = b6.node("Clip", {"x"}, {"y"}, "n");
+    testing::set_attr(n, "min", -0.25f);
+    testing::expect_sound(b6, testing::ranges_of({{"x", {lo, hi}}}), "Clip-10", &tally);
+  }
+  testing::ModelBuilder bi(13);
+  bi.input("x", {8}, onnx::TensorProto::INT64).output("y", {8}, onnx::TensorProto::INT64);
+  bi.initializer("mn", at::tensor(int64_t{-3}).reshape({}));
+  bi.node("Clip", {"x", "mn"}, {"y"}, "n");
+  testing::expect_sound(bi, testing::ranges_of({{"x", {-10, 10}}}), "Clip int", &tally);
+  EXPECT_EQ(tally.violations, 0);
+  EXPECT_GT(tally.checked, 0);
+}
+
+// Mish is opset 18, newer than this build's ONNX checker: its transfer is checked
+// directly against the lowering on float32 samples (corners, edges, uniform draws).
+TEST(ActivationAbstract, MishTransferContainsTheKernel) {
+  const OpDef* def = OpRegistry::instance().find("Mish");
+  ASSERT_TRUE(def && def->interval);
+  Node node{"n", "Mish", "", {"x"}, {"y"}, {}};
+  Graph graph;
+  int64_t checked = 0;
+  for (auto [lo, hi] : kActBoxes) {
+    AbstractContext a{node, graph, 18, {IntervalTensor::uniform({256}, at::kFloat, lo, hi)}};
+    IntervalTensor r = def->interval(a)[0];
+    at::Tensor x = at::empty({256}, at::kDouble).uniform_(0, 1) * (hi - lo) + lo;
+    x[0] = lo;
+    x[1] = hi;
+    at::Tensor xf = x.to(at::kFloat).clamp(static_cast<float>(lo), static_cast<float>(hi));
+    OpContext c{node, 18, {xf}};
+    at::Tensor y = def->lower(c)[0].to(at::kDouble);
+    at::Tensor out = (y < r.full_lo()).logical_or(y > r.full_hi()).logical_or(y.isfinite().logical_not());
+    EXPECT_FALSE(out.any().item<bool>()) << "Mish on [" << lo << ", " << hi << "]: " << r.str();
+    checked += y.numel();
+  }
+  EXPECT_GT(checked, 0);
+  EXPECT_TRUE(def->hazards == nullptr);  // bounded for every finite input
+}
+
+std::vector<std::string> act_findings(const std::string& op, double lo, double hi, const NodeAttrs& attrs = {}) {
+  testing::ModelBuilder b(17);
+  b.input("x", {4}).output("y", {4});
+  auto& n = b.node(op, {"x"}, {"y"}, "n");
+  if (attrs) attrs(n);
+  return testing::summary(testing::findings_of(b, testing::ranges_of({{"x", {lo, hi}}})));
+}
+
+using Names = std::vector<std::string>;
+
+TEST(ActivationAbstract, SoftplusOverflowsExactlyFromExpThreshold) {
+  double below = std::nextafter(88.72283935546875f, 0.f);
+  EXPECT_EQ(act_findings("Softplus", -1e30, below), Names{});
+  EXPECT_EQ(act_findings("Softplus", -5, 88.72283935546875), Names{"n:softplus-overflow"});
+  EXPECT_EQ(act_findings("Celu", -1e30, 1e30), Names{});
+  auto neg = [](onnx::NodeProto& n) { testing::set_attr(n, "alpha", -1.f); };
+  EXPECT_EQ(act_findings("Celu", -80, 5, neg), Names{});
+  EXPECT_EQ(act_findings("Celu", -90, 5, neg), Names{"n:exp-overflow"});
+  auto zero = [](onnx::NodeProto& n) { testing::set_attr(n, "alpha", 0.f); };
+  EXPECT_EQ(act_findings("Celu", 1, 5, zero), Names{"n:celu-zero-alpha"});  // ATen raises
+}
+
+// 1 - sigmoid(x) stays positive while float32 sigmoid cannot round to 1, so log of it
+// is proved safe on [-10, 10]; widening the range to 20 (sigmoid(17) == 1.0f) breaks
+// the proof at the Log.
+TEST(ActivationAbstract, OneMinusSigmoidProofFailsWhenTheRangeWidens) {
+  auto build = [](testing::ModelBuilder& b) {
+    b.input("x", {8}).output("y", {8});
+    b.initializer("one", at::tensor(1.f).reshape({}));
+    b.node("Sigmoid", {"x"}, {"s"}, "sig");
+    b.node("Sub", {"one", "s"}, {"d"}, "sub");
+    b.node("Log", {"d"}, {"y"}, "log");
+  };
+  testing::ModelBuilder safe, wide;
+  build(safe);
+  build(wide);
+  EXPECT_EQ(testing::summary(testing::findings_of(safe, testing::ranges_of({{"x", {-10, 10}}}))), Names{});
+  EXPECT_EQ(testing::summary(testing::findings_of(wide, testing::ranges_of({{"x", {-10, 20}}}))), Names{"log:log-nonpositive"});
+  testing::expect_sound(wide, testing::ranges_of({{"x", {-10, 20}}}), "1 - sigmoid");
 }
 
 }  // namespace
