@@ -10,6 +10,9 @@
 namespace nanguard {
 namespace {
 
+// Bounds past this magnitude downstream of an overflow are treated as its echo.
+constexpr double kEchoBound = 1e30;
+
 // Concrete inputs (all exact): the op runs for real, in the run's float type, so the
 // result is the very value execution will see.
 std::vector<IntervalTensor> transfer_exact(const OpDef& def, const AbstractContext& a) {
@@ -173,18 +176,27 @@ Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options
         return Status::Error(fmt::format("{}: {}", graph.model_path, e.what()));
       }
     }
-    bool reported = false;
-    if (def && def->hazards && supported) {
+    // A forward hazard of the op itself (exp-overflow...) already names the overflow;
+    // a gradient-only hazard does not.
+    bool forward_reported = false;
+    if (def && def->hazards && (supported || (def && all_exact))) {
       for (const HazardReport& h : def->hazards(a)) {
         result.findings.push_back(make_finding(a, h));
-        reported = true;
+        forward_reported |= h.kind == HazardKind::kForward;
       }
     }
     bool fed_unbounded = false;
     for (const auto& in : node.inputs) fed_unbounded |= unbounded.count(in) > 0;
     if (!(def && all_exact) && !supported)
       for (const auto& o : node.outputs) unbounded.insert(o);
-    check_overflow(a, outs, result, reported || !supported, fed_unbounded, unbounded);
+    check_overflow(a, outs, result, forward_reported || !supported, fed_unbounded, unbounded);
+    // Downstream of an unbounded origin, outputs that stay huge are still its echo
+    // (Relu of a clamped 3.4e38 bound); bounded ones (softmax, tanh, norms) are not.
+    if (fed_unbounded)
+      for (size_t i = 0; i < outs.size() && i < node.outputs.size(); ++i)
+        if (outs[i].lo.defined() && outs[i].is_float() && !outs[i].exact() && outs[i].numel() > 0 &&
+            std::max(std::abs(outs[i].min()), std::abs(outs[i].max())) > kEchoBound)
+          unbounded.insert(node.outputs[i]);
     for (size_t i = 0; i < node.outputs.size() && i < outs.size(); ++i)
       if (!node.outputs[i].empty()) result.intervals[node.outputs[i]] = std::move(outs[i]);
   }

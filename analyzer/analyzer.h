@@ -26,6 +26,10 @@ struct AnalyzeOptions {
   // stored [min, max] widened by its own width on each side.
   std::optional<Range> weight_range;
   at::ScalarType float_type = at::kFloat;
+  // Input ranges as 0-d float64 tensors (overriding `ranges`): when they require
+  // grad, every bound the analysis computes is differentiable with respect to them
+  // (the fix synthesis optimises clip ranges this way).
+  std::unordered_map<std::string, std::pair<at::Tensor, at::Tensor>> range_tensors;
 };
 
 // Default range of an input with none given (must match the random sampler's).

@@ -64,6 +64,12 @@ Result<std::unordered_map<std::string, IntervalTensor>> initial_intervals(const 
     } catch (const std::exception& e) {
       return Status::Error(fmt::format("{}: input '{}': {}", g.model_path, name, e.what()));
     }
+    if (auto rt = opt.range_tensors.find(name); rt != opt.range_tensors.end()) {
+      std::vector<int64_t> cell(t->dims->size(), 1);
+      state[name] = IntervalTensor::of_bounds(rt->second.first.to(at::kDouble).expand(cell),
+                                              rt->second.second.to(at::kDouble).expand(cell), *t->dims, st);
+      continue;
+    }
     auto it = opt.ranges.find(name);
     Range r = it != opt.ranges.end() ? it->second
               : at::isFloatingType(st) ? kAnalyzeDefaultFloatRange : Range{0, 1};

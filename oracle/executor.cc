@@ -12,6 +12,10 @@ Result<at::Device> parse_device(const std::string& name) {
   if (name == "cuda") {
     if (!at::hasCUDA())
       return Status::Error("--device cuda: this LibTorch build has no CUDA support (or no GPU is visible)");
+    // TF32 would make CUDA matmuls and convolutions less precise than float32, and
+    // the oracle must judge float32 semantics.
+    at::globalContext().setAllowTF32CuDNN(false);
+    at::globalContext().setAllowTF32CuBLAS(false);
     return at::Device(at::kCUDA, 0);
   }
   return Status::Error(fmt::format("unknown device '{}' (expected cpu or cuda)", name));

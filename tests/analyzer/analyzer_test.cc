@@ -165,5 +165,27 @@ TEST(Analyzer, FreeWeightsAreRanges) {
   EXPECT_EQ(r->findings[0].hazard, "div-by-zero");
 }
 
+// The bounds are ATen tensors all the way: d(upper bound of exp(2x + 1))/d(hi of x)
+// is 2 exp(2 hi + 1) (times the float32 rounding slack).
+TEST(Analyzer, BoundsAreDifferentiableInTheRangeEnds) {
+  ModelBuilder b;
+  b.input("x", {3}).initializer("two", at::full({1}, 2.0f)).initializer("one", at::ones({1})).output("y", {3});
+  b.node("Mul", {"x", "two"}, {"x2"});
+  b.node("Add", {"x2", "one"}, {"z"});
+  b.node("Exp", {"z"}, {"y"}, "n");
+  auto g = load_model_proto(b.proto(), "grad.onnx");
+  AnalyzeOptions opt;
+  at::Tensor lo = at::tensor(-1.0, at::kDouble).requires_grad_(true);
+  at::Tensor hi = at::tensor(0.5, at::kDouble).requires_grad_(true);
+  opt.range_tensors["x"] = {lo, hi};
+  auto r = analyze(*g, opt);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  at::Tensor upper = r->intervals.at("y").hi.max();
+  upper.backward();
+  ASSERT_TRUE(hi.grad().defined());
+  EXPECT_NEAR(hi.grad().item<double>(), 2 * std::exp(2.0), 1e-3 * 2 * std::exp(2.0));
+  EXPECT_FALSE(lo.grad().defined() && lo.grad().item<double>() != 0.0);
+}
+
 }  // namespace
 }  // namespace nanguard
