@@ -8,6 +8,7 @@
 #include "model/onnx_loader.h"
 #include "oracle/executor.h"
 #include "test_models.h"
+#include "ops/abstract_check.h"
 
 namespace nanguard {
 namespace {
@@ -83,6 +84,98 @@ TEST(Softmax, GradientFlows) {
   ASSERT_TRUE(x.grad().defined());
   EXPECT_TRUE(at::isfinite(x.grad()).all().item<bool>());
   EXPECT_GT(x.grad().abs().sum().item<float>(), 0.f);
+}
+
+// ---- abstract facets ------------------------------------------------------------
+
+const std::vector<std::pair<double, double>> kSmBoxes{{-3, 3}, {0, 1}, {-100, 100}, {-1e20, 1e20}, {88, 89},
+                                                      {-0.5, 0.5}, {1e4, 1e4 + 30}, {-200, -190}};
+
+// One node on x [3, 5] fed through x + bias (bias [5] random: unequal cells per
+// column), axis variants across opsets.
+TEST(SoftmaxAbstract, SoundOnBoxesAxesAndOpsets) {
+  testing::SoundTally tally;
+  at::Tensor bias = at::randn({5}, at::TensorOptions().dtype(at::kFloat)) * 20;
+  for (const char* op : {"Softmax", "LogSoftmax", "Hardmax"}) {
+    for (auto [opset, axis] : {std::pair<int64_t, int64_t>{13, -1}, {13, 0}, {11, 1}, {11, 0}, {11, 2}}) {
+      for (auto [lo, hi] : kSmBoxes) {
+        for (bool free : {false, true}) {
+          testing::ModelBuilder b(opset);
+          b.input("x", {3, 5}).output("y", {3, 5});
+          b.initializer("bias", bias);
+          b.node("Add", {"x", "bias"}, {"z"}, "add");
+          auto& n = b.node(op, {"z"}, {"y"}, "n");
+          testing::set_attr(n, "axis", axis);
+          RangeMap r{{"x", {lo, hi}}};
+          testing::expect_sound(b, free ? testing::free_weights(r, -30, 30) : testing::ranges_of(r),
+                                std::string(op) + " opset " + std::to_string(opset) + " axis " + std::to_string(axis) +
+                                    " on [" + std::to_string(lo) + ", " + std::to_string(hi) + "]",
+                                &tally, 20);
+        }
+      }
+    }
+  }
+  EXPECT_EQ(tally.violations, 0);
+  EXPECT_GT(tally.checked, 0);
+  std::printf("softmax soundness: %lld samples, %lld values, %lld violations\n", (long long)tally.samples,
+              (long long)tally.checked, (long long)tally.violations);
+}
+
+// Spread-based bounds are tight: equal cells [a, b] over n give
+// [1 / (1 + (n-1) e^(b-a)), 1 / (1 + (n-1) e^(a-b))].
+TEST(SoftmaxAbstract, BoundsFromTheSpreadAreTight) {
+  testing::ModelBuilder b(13);
+  b.input("x", {2, 4}).output("y", {2, 4});
+  b.node("Softmax", {"x"}, {"y"}, "n");
+  auto r = testing::analysis_of(b, testing::ranges_of({{"x", {0, 1}}}));
+  const IntervalTensor& y = r.intervals.at("y");
+  double lo = 1 / (1 + 3 * std::exp(1.0)), hi = 1 / (1 + 3 * std::exp(-1.0));
+  EXPECT_NEAR(y.min(), lo, 1e-5);
+  EXPECT_NEAR(y.max(), hi, 1e-5);
+  EXPECT_LE(y.min(), lo);
+  EXPECT_GE(y.max(), hi);
+  EXPECT_GT(y.min(), 0.0);
+}
+
+// The demo model's shape: Gemm -> Relu -> Gemm -> head. log(softmax) is proved safe
+// while the logits' spread stays small and fails (softmax underflows to 0 in float32)
+// on x in [-50, 50]; the log_softmax head is proved safe on the same range.
+void classifier(testing::ModelBuilder& b, const std::string& head) {
+  at::Generator gen = at::detail::createCPUGenerator(3);
+  auto uniform = [&](std::vector<int64_t> shape, double bound) {
+    return at::empty(shape, at::kFloat).uniform_(-bound, bound, gen);
+  };
+  b.input("x", {4, 16}).output("y", {4, 10});
+  b.initializer("w1", uniform({32, 16}, 0.25)).initializer("b1", uniform({32}, 0.25));
+  b.initializer("w2", uniform({10, 32}, 0.18)).initializer("b2", uniform({10}, 0.18));
+  auto& g1 = b.node("Gemm", {"x", "w1", "b1"}, {"h"}, "fc1");
+  testing::set_attr(g1, "transB", int64_t{1});
+  b.node("Relu", {"h"}, {"r"}, "relu");
+  auto& g2 = b.node("Gemm", {"r", "w2", "b2"}, {"logits"}, "fc2");
+  testing::set_attr(g2, "transB", int64_t{1});
+  if (head == "log_softmax") {
+    testing::set_attr(b.node("LogSoftmax", {"logits"}, {"y"}, "head"), "axis", int64_t{1});
+  } else {
+    testing::set_attr(b.node("Softmax", {"logits"}, {"p"}, "softmax"), "axis", int64_t{1});
+    b.node("Log", {"p"}, {"y"}, "log");
+  }
+}
+
+TEST(SoftmaxAbstract, LogOfSoftmaxFlaggedLogSoftmaxProved) {
+  using Names = std::vector<std::string>;
+  testing::ModelBuilder naive, naive_narrow, stable;
+  classifier(naive, "log");
+  classifier(naive_narrow, "log");
+  classifier(stable, "log_softmax");
+  RangeMap wide{{"x", {-50, 50}}}, narrow{{"x", {-1, 1}}};
+  EXPECT_EQ(testing::summary(testing::findings_of(naive, testing::ranges_of(wide))), Names{"log:log-nonpositive"});
+  EXPECT_EQ(testing::summary(testing::findings_of(naive_narrow, testing::ranges_of(narrow))), Names{});
+  EXPECT_EQ(testing::summary(testing::findings_of(stable, testing::ranges_of(wide))), Names{});
+  auto st = testing::analysis_of(stable, testing::ranges_of(wide));
+  EXPECT_LE(st.intervals.at("y").max(), 0.0);
+  EXPECT_GT(st.intervals.at("y").min(), -1e6);
+  testing::expect_sound(naive, testing::ranges_of(wide), "log(softmax) on [-50, 50]");
+  testing::expect_sound(stable, testing::ranges_of(wide), "log_softmax on [-50, 50]");
 }
 
 }  // namespace
