@@ -136,6 +136,73 @@ void check_overflow(const AbstractContext& a, std::vector<IntervalTensor>& outs,
   }
 }
 
+// One node: its output intervals (concrete when every input is exact), its hazards,
+// the generic float32 overflow check. Throws when the analysis cannot continue.
+void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& options, AnalysisResult& result,
+                  std::unordered_set<std::string>& unbounded) {
+  AbstractContext a{node, graph, graph.opset, {}, options.float_type};
+  bool all_exact = true;
+  for (const auto& in : node.inputs) {
+    a.inputs.push_back(in.empty() ? IntervalTensor() : result.intervals.at(in));
+    if (!in.empty() && !a.inputs.back().exact()) all_exact = false;
+  }
+  const OpDef* def = OpRegistry::instance().find(node.op_type, node.domain);
+  if (def && def->nondeterministic) all_exact = false;
+  std::vector<IntervalTensor> outs;
+  // Concrete evaluation when every input is known; a failure there (a random op
+  // without a generator, say) falls back to the abstract transfer.
+  bool exact_ok = false;
+  if (def && all_exact) {
+    try {
+      outs = transfer_exact(*def, a);
+      exact_ok = true;
+    } catch (const std::exception&) {
+      outs.clear();
+    }
+  }
+  bool supported = exact_ok || (def && (def->interval || def->monotone != Monotone::kNone));
+  std::string why = def ? "no abstract semantics for " + node.op_type : "unsupported ONNX op " + node.op_type;
+  if (!exact_ok && supported) {
+    try {
+      outs = def->interval ? def->interval(a) : transfer_derived(*def, a);
+    } catch (const std::exception& e) {
+      supported = false;
+      outs.clear();
+      why = std::string("abstract semantics failed: ") + e.what();
+    }
+  }
+  if (!supported) {
+    std::string name = node.domain.empty() ? node.op_type : node.domain + "." + node.op_type;
+    if (std::find(result.unsupported.begin(), result.unsupported.end(), name) == result.unsupported.end())
+      result.unsupported.push_back(name);
+    result.findings.push_back(make_finding(a, HazardReport{"unsupported", HazardKind::kForward, 0, why}));
+    outs = transfer_unknown(def, a);
+  }
+  // A forward hazard of the op itself (exp-overflow...) already names the overflow;
+  // a gradient-only hazard does not.
+  bool forward_reported = false;
+  if (def && def->hazards && supported) {
+    for (const HazardReport& h : def->hazards(a)) {
+      result.findings.push_back(make_finding(a, h));
+      forward_reported |= h.kind == HazardKind::kForward;
+    }
+  }
+  bool fed_unbounded = false;
+  for (const auto& in : node.inputs) fed_unbounded |= unbounded.count(in) > 0;
+  if (!supported)
+    for (const auto& o : node.outputs) unbounded.insert(o);
+  check_overflow(a, outs, result, forward_reported || !supported, fed_unbounded, unbounded);
+  // Downstream of an unbounded origin, outputs that stay huge are still its echo
+  // (Relu of a clamped 3.4e38 bound); bounded ones (softmax, tanh, norms) are not.
+  if (fed_unbounded)
+    for (size_t i = 0; i < outs.size() && i < node.outputs.size(); ++i)
+      if (outs[i].lo.defined() && outs[i].is_float() && !outs[i].exact() && outs[i].numel() > 0 &&
+          std::max(std::abs(outs[i].min()), std::abs(outs[i].max())) > kEchoBound)
+        unbounded.insert(node.outputs[i]);
+  for (size_t i = 0; i < node.outputs.size() && i < outs.size(); ++i)
+    if (!node.outputs[i].empty()) result.intervals[node.outputs[i]] = std::move(outs[i]);
+}
+
 }  // namespace
 
 Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options) {
@@ -145,60 +212,13 @@ Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options
   result.intervals = std::move(init.value());
   std::unordered_set<std::string> unbounded;  // tensors downstream of an unbounded origin
   for (const Node& node : graph.nodes) {
-    AbstractContext a{node, graph, graph.opset, {}, options.float_type};
-    bool all_exact = true;
-    for (const auto& in : node.inputs) {
-      a.inputs.push_back(in.empty() ? IntervalTensor() : result.intervals.at(in));
-      if (!in.empty() && !a.inputs.back().exact()) all_exact = false;
-    }
-    const OpDef* def = OpRegistry::instance().find(node.op_type, node.domain);
-    std::vector<IntervalTensor> outs;
-    bool supported = def && (def->interval || def->monotone != Monotone::kNone);
     try {
-      if (def && all_exact) outs = transfer_exact(*def, a);
-      else if (def && def->interval) outs = def->interval(a);
-      else if (supported) outs = transfer_derived(*def, a);
+      analyze_node(graph, node, options, result, unbounded);
     } catch (const std::exception& e) {
-      supported = false;
-      outs.clear();
-      HazardReport h{"unsupported", HazardKind::kForward, 0, std::string("abstract semantics failed: ") + e.what()};
-      result.findings.push_back(make_finding(a, h));
+      std::string msg = e.what();
+      if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
+      return Status::Error(fmt::format("{}: node '{}' ({}): analysis failed: {}", graph.model_path, node.name, node.op_type, msg));
     }
-    if (!(def && all_exact) && !supported) {
-      std::string name = node.domain.empty() ? node.op_type : node.domain + "." + node.op_type;
-      if (std::find(result.unsupported.begin(), result.unsupported.end(), name) == result.unsupported.end())
-        result.unsupported.push_back(name);
-      if (result.findings.empty() || result.findings.back().node != node.name)
-        result.findings.push_back(make_finding(a, HazardReport{"unsupported", HazardKind::kForward, 0, "no abstract semantics for " + name}));
-      try {
-        outs = transfer_unknown(def, a);
-      } catch (const ModelError& e) {
-        return Status::Error(fmt::format("{}: {}", graph.model_path, e.what()));
-      }
-    }
-    // A forward hazard of the op itself (exp-overflow...) already names the overflow;
-    // a gradient-only hazard does not.
-    bool forward_reported = false;
-    if (def && def->hazards && (supported || (def && all_exact))) {
-      for (const HazardReport& h : def->hazards(a)) {
-        result.findings.push_back(make_finding(a, h));
-        forward_reported |= h.kind == HazardKind::kForward;
-      }
-    }
-    bool fed_unbounded = false;
-    for (const auto& in : node.inputs) fed_unbounded |= unbounded.count(in) > 0;
-    if (!(def && all_exact) && !supported)
-      for (const auto& o : node.outputs) unbounded.insert(o);
-    check_overflow(a, outs, result, forward_reported || !supported, fed_unbounded, unbounded);
-    // Downstream of an unbounded origin, outputs that stay huge are still its echo
-    // (Relu of a clamped 3.4e38 bound); bounded ones (softmax, tanh, norms) are not.
-    if (fed_unbounded)
-      for (size_t i = 0; i < outs.size() && i < node.outputs.size(); ++i)
-        if (outs[i].lo.defined() && outs[i].is_float() && !outs[i].exact() && outs[i].numel() > 0 &&
-            std::max(std::abs(outs[i].min()), std::abs(outs[i].max())) > kEchoBound)
-          unbounded.insert(node.outputs[i]);
-    for (size_t i = 0; i < node.outputs.size() && i < outs.size(); ++i)
-      if (!node.outputs[i].empty()) result.intervals[node.outputs[i]] = std::move(outs[i]);
   }
   return result;
 }

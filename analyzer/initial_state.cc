@@ -39,6 +39,13 @@ IntervalTensor free_weight(const Graph& g, const std::string& name, const at::Te
   return IntervalTensor::uniform(w.sizes().vec(), w.scalar_type(), lo, std::max(lo, hi));
 }
 
+// A weight training can move: a float initializer that is not a folded Constant node
+// and not one of PyTorch's exporter-made constants ("onnx::Mul_12" and the like,
+// which constant folding produces from literals in the program).
+bool is_trainable(const Graph& g, const std::string& name, const at::Tensor& w) {
+  return at::isFloatingType(w.scalar_type()) && !g.folded_constants.count(name) && name.rfind("onnx::", 0) != 0;
+}
+
 }  // namespace
 
 Result<std::unordered_map<std::string, IntervalTensor>> initial_intervals(const Graph& g, const AnalyzeOptions& opt) {
@@ -50,7 +57,7 @@ Result<std::unordered_map<std::string, IntervalTensor>> initial_intervals(const 
     } catch (const std::exception& e) {
       return Status::Error(fmt::format("{}: initializer '{}': {}", g.model_path, name, e.what()));
     }
-    bool free = opt.weights == WeightMode::kFree && at::isFloatingType(w.scalar_type());
+    bool free = opt.weights == WeightMode::kFree && is_trainable(g, name, w);
     state[name] = free ? free_weight(g, name, w, opt) : IntervalTensor::of_value(w);
   }
   for (const auto& name : g.inputs) {

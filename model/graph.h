@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <onnx/onnx_pb.h>
@@ -40,6 +41,9 @@ struct Graph {
   std::vector<Node> nodes;  // topologically sorted
   // Weights and folded Constant nodes; external data already read in.
   std::unordered_map<std::string, onnx::TensorProto> initializers;
+  // Initializers that came from Constant nodes: values of the program (clip bounds,
+  // epsilons, shapes), never trainable weights.
+  std::unordered_set<std::string> folded_constants;
   std::unordered_map<std::string, TensorType> types;  // inferred, per tensor name
 
   const Node* find_node(const std::string& name) const;

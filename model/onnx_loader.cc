@@ -226,6 +226,7 @@ Status build_graph(const onnx::ModelProto& m, Graph& g, const std::string& path)
         onnx::TensorProto t = constant_tensor(n);
         g.types[n.outputs[0]] = type_of_proto(t);
         g.initializers[n.outputs[0]] = std::move(t);
+        g.folded_constants.insert(n.outputs[0]);
         continue;
       } catch (const ModelError& e) {
         return Status::Error(fmt::format("{}: {}", path, e.what()));

@@ -41,6 +41,8 @@ struct OpDef {
   HazardFn hazards = nullptr;
   Monotone monotone = Monotone::kNone;
   int ulps = 0;  // float32 rounding error of the result, for derived transfers
+  // Random ops: their outputs are never constants, even when every input is.
+  bool nondeterministic = false;
 };
 
 class OpRegistry {
