@@ -7,11 +7,13 @@
 // for Max/Min (the type's lowest/highest for integers), NaN (0/0) for Mean, -inf for
 // LogSum and LogSumExp.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <optional>
 
 #include <ATen/ATen.h>
 
+#include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 
 namespace nanguard {
@@ -156,20 +158,338 @@ Tensors lower_cumsum(const OpContext& ctx) {
   return {reverse ? y.flip(dim) : y};
 }
 
+// ---- abstract semantics ------------------------------------------------------
+// Bounds reduce with the same ATen reductions on the float64 bound tensors. A size-1
+// cell standing for a dimension of k elements counts k times (sums multiply by k,
+// products raise to the k-th power, log-sum-exp adds log k). Float32 sums carry
+// gamma_n * sum|x| (ATen accumulates in float32 in some order).
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kU = 5.9604644775390625e-08;  // 2^-24: float32 unit roundoff
+constexpr double kTiny = kFloat32MinSubnormal;
+// |x| below this squares to 0 in float32 (x * x < 2^-150 rounds to 0).
+constexpr double kSquareUnderflow = 2.6469779601696886e-23;
+using Intervals = std::vector<IntervalTensor>;
+
+double gamma(double n) { return n * kU / (1 - n * kU); }
+
+struct AbsReduction {
+  Reduction r;
+  std::vector<int64_t> shape;  // the input's
+  double n = 1;                // elements per output
+};
+
+int64_t axis_in(const AbstractContext& a, int64_t axis, int64_t rank) {
+  int64_t v = axis < 0 ? axis + rank : axis;
+  if (v < 0 || v >= std::max<int64_t>(rank, 1)) a.fail("axis " + std::to_string(axis) + " is out of range");
+  return v;
+}
+
+AbsReduction abs_reduction_of(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  AbsReduction ar;
+  ar.shape = x.shape;
+  int64_t rank = static_cast<int64_t>(x.shape.size());
+  Reduction& r = ar.r;
+  r.keepdims = attr_int(a.node, "keepdims", 1) != 0;
+  std::vector<int64_t> axes;
+  if (a.has_input(1)) {
+    if (!a.input(1).exact()) a.fail("axes must be known");
+    at::Tensor v = a.input(1).value.to(at::kLong).reshape({-1});
+    axes.assign(v.data_ptr<int64_t>(), v.data_ptr<int64_t>() + v.numel());
+  } else if (auto listed = attr_ints_opt(a.node, "axes")) {
+    axes = *listed;
+  }
+  if (axes.empty()) {
+    r.noop = attr_int(a.node, "noop_with_empty_axes", 0) != 0;
+    for (int64_t d = 0; d < rank; ++d) axes.push_back(d);
+  }
+  for (int64_t ax : axes) r.dims.push_back(axis_in(a, ax, rank));
+  std::sort(r.dims.begin(), r.dims.end());
+  r.dims.erase(std::unique(r.dims.begin(), r.dims.end()), r.dims.end());
+  for (int64_t d : r.dims) {
+    r.empty_set |= x.shape[d] == 0;
+    ar.n *= static_cast<double>(x.shape[d]);
+  }
+  if (rank == 0) r.empty_set = x.numel() == 0;
+  return ar;
+}
+
+// The bound tensor with the input's rank.
+at::Tensor full_rank(at::Tensor t, size_t rank) {
+  while (static_cast<size_t>(t.dim()) < rank) t = t.unsqueeze(0);
+  return t;
+}
+
+at::Tensor cells_sum(const at::Tensor& t, const AbsReduction& ar) {
+  if (ar.r.dims.empty()) return t;
+  double k = 1;
+  for (int64_t d : ar.r.dims)
+    if (t.size(d) == 1) k *= static_cast<double>(ar.shape[d]);
+  return t.sum(ar.r.dims, true) * k;
+}
+
+at::Tensor cells_prod(at::Tensor t, const AbsReduction& ar) {
+  for (int64_t d : ar.r.dims) t = t.size(d) == 1 ? t.pow(static_cast<double>(ar.shape[d])) : t.prod(d, true);
+  return t;
+}
+
+at::Tensor cells_logsumexp(at::Tensor t, const AbsReduction& ar) {
+  for (int64_t d : ar.r.dims)
+    t = t.size(d) == 1 ? t + std::log(static_cast<double>(ar.shape[d])) : at::logsumexp(t, {d}, true);
+  return t;
+}
+
+// Drops the reduced dims unless keepdims; builds the output interval.
+IntervalTensor finish(at::Tensor lo, at::Tensor hi, const AbsReduction& ar, at::ScalarType dtype) {
+  std::vector<int64_t> shape;
+  for (size_t d = 0; d < ar.shape.size(); ++d) {
+    bool reduced = std::find(ar.r.dims.begin(), ar.r.dims.end(), static_cast<int64_t>(d)) != ar.r.dims.end();
+    if (!reduced) shape.push_back(ar.shape[d]);
+    else if (ar.r.keepdims) shape.push_back(1);
+  }
+  if (!ar.r.keepdims) {
+    for (auto it = ar.r.dims.rbegin(); it != ar.r.dims.rend(); ++it) {
+      lo = lo.squeeze(*it);
+      hi = hi.squeeze(*it);
+    }
+  }
+  return round_out(IntervalTensor::of_bounds(lo, hi, shape, dtype), 0);
+}
+
+struct Cells {
+  at::Tensor lo, hi;
+};
+
+Cells cells_of(const IntervalTensor& x) {
+  auto b = at::broadcast_tensors({x.lo, x.hi});
+  return {full_rank(b[0], x.shape.size()), full_rank(b[1], x.shape.size())};
+}
+
+// |x| per element: [0 or the distance of the interval from 0, max |bound|].
+Cells abs_cells(const Cells& c) {
+  at::Tensor zero = at::zeros_like(c.lo);
+  return {at::where(c.lo > 0, c.lo, at::where(c.hi < 0, -c.hi, zero)), at::maximum(c.lo.abs(), c.hi.abs())};
+}
+
+// Sum of [lo, hi] with float32 accumulation error gamma_n * sum|x|.
+Cells sum_with_error(const Cells& c, const Cells& mag, const AbsReduction& ar, bool is_float) {
+  at::Tensor lo = cells_sum(c.lo, ar), hi = cells_sum(c.hi, ar);
+  if (!is_float) return {lo, hi};
+  at::Tensor err = cells_sum(mag.hi, ar) * gamma(ar.n) + kTiny;
+  return {lo - err, hi + err};
+}
+
+enum class Kind { kSum, kMean, kMax, kMin, kProd, kL1, kL2, kSumSquare, kLogSum, kLogSumExp };
+
+// What each reduction gives an empty set (the lowering's identities).
+IntervalTensor empty_result(Kind k, const AbsReduction& ar, at::ScalarType dtype) {
+  double v = 0;
+  if (k == Kind::kProd) v = 1;
+  if (k == Kind::kMax || k == Kind::kLogSum || k == Kind::kLogSumExp) v = -kInf;
+  if (k == Kind::kMin) v = kInf;
+  if (k == Kind::kMean) return finish(at::full({1}, -kInf, at::kDouble).expand(std::vector<int64_t>(ar.shape.size(), 1)).contiguous(),
+                                      at::full(std::vector<int64_t>(ar.shape.size(), 1), kInf, at::kDouble), ar, dtype);
+  at::Tensor t = at::full(std::vector<int64_t>(ar.shape.size(), 1), v, at::kDouble);
+  return finish(t, t.clone(), ar, dtype);
+}
+
+Intervals reduce_interval(const AbstractContext& a, Kind k) {
+  const IntervalTensor& x = a.input(0);
+  AbsReduction ar = abs_reduction_of(a);
+  if (ar.r.noop) return {x};
+  if (ar.r.empty_set || x.numel() == 0) return {empty_result(k, ar, x.dtype)};
+  bool is_float = x.is_float();
+  Cells c = cells_of(x);
+  double m = x.dtype == at::kDouble ? std::numeric_limits<double>::max() : kFloat32Max;
+  if (is_float) c = {c.lo.clamp(-m, m), c.hi.clamp(-m, m)};  // the safe state: finite operands
+  Cells mag = abs_cells(c);
+  at::Tensor lo, hi;
+  switch (k) {
+    case Kind::kSum: { Cells s = sum_with_error(c, mag, ar, is_float); lo = s.lo; hi = s.hi; break; }
+    case Kind::kMean: {
+      Cells s = sum_with_error(c, mag, ar, is_float);
+      lo = s.lo / ar.n;
+      hi = s.hi / ar.n;
+      if (is_float) { lo = lo - lo.abs() * kU; hi = hi + hi.abs() * kU; }
+      break;
+    }
+    case Kind::kMax: lo = c.lo.amax(ar.r.dims, true); hi = c.hi.amax(ar.r.dims, true); break;
+    case Kind::kMin: lo = c.lo.amin(ar.r.dims, true); hi = c.hi.amin(ar.r.dims, true); break;
+    case Kind::kProd: {
+      // Non-negative groups are monotone; otherwise |prod| <= prod of max |x|.
+      at::Tensor nonneg = (c.lo.amin(ar.r.dims, true) >= 0);
+      at::Tensor big = cells_prod(mag.hi, ar);
+      lo = at::where(nonneg, cells_prod(c.lo.clamp_min(0.0), ar), -big);
+      hi = at::where(nonneg, cells_prod(c.hi.clamp_min(0.0), ar), big);
+      if (is_float) { double g = gamma(ar.n); lo = lo - lo.abs() * g - kTiny; hi = hi + hi.abs() * g + kTiny; }
+      break;
+    }
+    case Kind::kL1: { Cells s = sum_with_error(mag, mag, ar, is_float); lo = s.lo.clamp_min(0.0); hi = s.hi; break; }
+    case Kind::kSumSquare: case Kind::kL2: case Kind::kLogSum: break;
+    case Kind::kLogSumExp: {
+      lo = cells_logsumexp(c.lo, ar);
+      hi = cells_logsumexp(c.hi, ar);
+      if (is_float) {
+        // max + log(sum exp(x - max)): the log carries the sum's relative error
+        // (exp 4 ulps, its argument's u |x - max| while exp matters, gamma_n), then
+        // one rounding of the result.
+        double err = 2 * (std::expm1(110 * kU) + gamma(ar.n) + 16 * kU) + 8 * kFloat32Ulp * std::log(ar.n + 1);
+        lo = lo - lo.abs() * (2 * kU) - err;
+        hi = hi + hi.abs() * (2 * kU) + err;
+      }
+      break;
+    }
+  }
+  if (k == Kind::kSumSquare || k == Kind::kL2 || k == Kind::kLogSum) {
+    Cells s;
+    if (k == Kind::kLogSum) {
+      s = sum_with_error(c, mag, ar, is_float);
+    } else {
+      Cells sq{mag.lo * mag.lo, mag.hi * mag.hi};
+      s = sum_with_error(sq, sq, ar, is_float);
+      if (is_float) s.lo = s.lo * (1 - kU) - ar.n * kTiny;  // each square rounds (to 0 below 2.6e-23)
+      s.lo = s.lo.clamp_min(0.0);
+    }
+    if (k == Kind::kSumSquare) { lo = s.lo; hi = s.hi; }
+    if (k == Kind::kL2) { lo = s.lo.sqrt(); hi = s.hi.sqrt(); if (is_float) { lo = lo * (1 - 2 * kU); hi = hi * (1 + 2 * kU); } }
+    if (k == Kind::kLogSum) {
+      // The safe state is sum > 0 (log-nonpositive reported otherwise).
+      lo = s.lo.clamp_min(is_float ? kTiny : 1.0).log();
+      hi = s.hi.clamp_min(is_float ? kTiny : 1.0).log();
+      if (is_float) { lo = lo - lo.abs() * (4 * kFloat32Ulp) - kTiny; hi = hi + hi.abs() * (4 * kFloat32Ulp) + kTiny; }
+    }
+  }
+  return {finish(lo, hi, ar, x.dtype)};
+}
+
+HazardReport report(const char* name, HazardKind kind, const std::string& cond, bool definite) {
+  return HazardReport{name, kind, 0, cond, definite};
+}
+
+std::vector<HazardReport> empty_hazards(const AbstractContext& a, Kind k) {
+  AbsReduction ar = abs_reduction_of(a);
+  if (ar.r.noop || !ar.r.empty_set) return {};
+  if (k == Kind::kMean) return {report("reduce-empty", HazardKind::kForward, "mean of an empty set (0 / 0)", true)};
+  if (k == Kind::kMax || k == Kind::kMin || k == Kind::kLogSum || k == Kind::kLogSumExp)
+    return {report("reduce-empty", HazardKind::kForward, "reduction of an empty set is infinite", true)};
+  return {};
+}
+
+HazardFn hazards_of(Kind k) {
+  return [k](const AbstractContext& a) -> std::vector<HazardReport> {
+    std::vector<HazardReport> h = empty_hazards(a, k);
+    AbsReduction ar = abs_reduction_of(a);
+    if (!h.empty() || ar.r.noop || !a.input(0).is_float()) return h;
+    const IntervalTensor& x = a.input(0);
+    // Mean, L2 and LogSum go through a float32 sum that overflows before the division,
+    // sqrt or log brings it back (measured: mean of six 1e38 is inf).
+    if (x.dtype == at::kFloat && (k == Kind::kMean || k == Kind::kL2 || k == Kind::kLogSum)) {
+      IntervalTensor s = reduce_interval(a, k == Kind::kL2 ? Kind::kSumSquare : Kind::kSum)[0];
+      if ((s.hi > kFloat32Max).logical_or(s.lo < -kFloat32Max).any().item<bool>())
+        return {report("overflow", HazardKind::kForward, "the float32 sum inside the reduction exceeds 3.4028235e38", false)};
+    }
+    if (k == Kind::kLogSum) {
+      IntervalTensor s = reduce_interval(a, Kind::kSum)[0];
+      if ((s.lo <= 0).any().item<bool>())
+        return {report("log-nonpositive", HazardKind::kForward, "sum(x) <= 0", (s.hi <= 0).all().item<bool>())};
+      if ((s.lo < 1.0 / kFloat32Max).any().item<bool>())
+        return {report("log-gradient-overflow", HazardKind::kGradient, "0 < sum(x) < 2.94e-39", false)};
+    }
+    if (k == Kind::kL2) {
+      // sqrt's derivative at 0 is infinite: an all-zero slice (or one whose squares
+      // all underflow) gives a NaN gradient.
+      Cells mag = abs_cells(cells_of(x));
+      if ((mag.lo.amax(ar.r.dims, true) <= kSquareUnderflow).any().item<bool>())
+        return {report("norm-zero-gradient", HazardKind::kGradient, "every |x| in a slice <= 2.65e-23 (sum of squares == 0)", false)};
+    }
+    return {};
+  };
+}
+
+OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
+  d.interval = std::move(interval);
+  d.hazards = std::move(hazards);
+  return d;
+}
+
+OpDef abstract_reduce(OpDef d, Kind k) {
+  bool guarded = k == Kind::kMean || k == Kind::kMax || k == Kind::kMin || k == Kind::kLogSum ||
+                 k == Kind::kLogSumExp || k == Kind::kL2;
+  return with(std::move(d), [k](const AbstractContext& a) { return reduce_interval(a, k); },
+              guarded ? hazards_of(k) : nullptr);
+}
+
+// The first and the last index that can hold the extreme: ArgMax's candidates have
+// hi_i >= max_j lo_j, ArgMin's lo_i <= min_j hi_j.
+Intervals arg_interval(const AbstractContext& a, bool is_max) {
+  const IntervalTensor& x = a.input(0);
+  int64_t rank = static_cast<int64_t>(x.shape.size());
+  int64_t axis = axis_in(a, attr_int(a.node, "axis", 0), rank);
+  bool keepdims = attr_int(a.node, "keepdims", 1) != 0;
+  if (rank == 0 || x.shape[axis] == 0) a.fail("ArgMax/ArgMin of an empty axis is undefined");
+  Cells c = cells_of(x);
+  int64_t n = x.shape[axis];
+  std::vector<int64_t> sizes = c.lo.sizes().vec();
+  sizes[axis] = n;
+  at::Tensor lo = c.lo.expand(sizes), hi = c.hi.expand(sizes);
+  at::Tensor cand = is_max ? hi >= lo.amax(axis, true) : lo <= hi.amin(axis, true);
+  std::vector<int64_t> view(rank, 1);
+  view[axis] = n;
+  at::Tensor idx = at::arange(n, at::kDouble).reshape(view).expand(sizes);
+  at::Tensor first = at::where(cand, idx, at::full_like(idx, static_cast<double>(n))).amin(axis, true);
+  at::Tensor last = at::where(cand, idx, at::full_like(idx, -1.0)).amax(axis, true);
+  std::vector<int64_t> shape = x.shape;
+  shape[axis] = 1;
+  if (!keepdims) {
+    shape.erase(shape.begin() + axis);
+    first = first.squeeze(axis);
+    last = last.squeeze(axis);
+  }
+  return {IntervalTensor::of_bounds(first, last, shape, at::kLong)};
+}
+
+// CumSum is non-decreasing in every element: the lowering's own steps (flip, sum,
+// shift) applied to the bounds, widened by gamma_n times the same sums of |x|.
+Intervals cumsum_interval(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  if (!a.input(1).exact()) a.fail("axis must be known");
+  int64_t rank = static_cast<int64_t>(x.shape.size());
+  int64_t dim = axis_in(a, a.input(1).value.to(at::kLong).reshape({-1})[0].item<int64_t>(), rank);
+  bool exclusive = attr_int(a.node, "exclusive", 0) != 0, reverse = attr_int(a.node, "reverse", 0) != 0;
+  Cells c = cells_of(x);
+  std::vector<int64_t> sizes = c.lo.sizes().vec();
+  sizes[dim] = x.shape[dim];
+  auto scan = [&](const at::Tensor& t) {
+    at::Tensor in = reverse ? t.expand(sizes).flip(dim) : t.expand(sizes);
+    at::Tensor y = at::cumsum(in, dim);
+    if (exclusive && x.shape[dim] > 0)
+      y = at::cat({at::zeros_like(in.narrow(dim, 0, 1)), y.narrow(dim, 0, x.shape[dim] - 1)}, dim);
+    return reverse ? y.flip(dim) : y;
+  };
+  at::Tensor lo = scan(c.lo), hi = scan(c.hi);
+  if (x.is_float()) {
+    at::Tensor err = scan(at::maximum(c.lo.abs(), c.hi.abs())) * gamma(static_cast<double>(x.shape[dim])) + kTiny;
+    lo = lo - err;
+    hi = hi + err;
+  }
+  return {round_out(IntervalTensor::of_bounds(lo, hi, x.shape, x.dtype), 0)};
+}
+
 NANGUARD_REGISTER_OPS({
-    reduce("ReduceSum", sum),
-    reduce("ReduceMean", mean),
-    reduce("ReduceMax", amax),
-    reduce("ReduceMin", amin),
-    reduce("ReduceProd", prod),
-    reduce("ReduceL1", l1),
-    reduce("ReduceL2", l2, true),
-    reduce("ReduceLogSum", log_sum, true),
-    reduce("ReduceLogSumExp", log_sum_exp, true),
-    reduce("ReduceSumSquare", sum_square),
-    arg("ArgMax", true),
-    arg("ArgMin", false),
-    OpDef{"CumSum", lower_cumsum},
+    abstract_reduce(reduce("ReduceSum", sum), Kind::kSum),
+    abstract_reduce(reduce("ReduceMean", mean), Kind::kMean),
+    abstract_reduce(reduce("ReduceMax", amax), Kind::kMax),
+    abstract_reduce(reduce("ReduceMin", amin), Kind::kMin),
+    abstract_reduce(reduce("ReduceProd", prod), Kind::kProd),
+    abstract_reduce(reduce("ReduceL1", l1), Kind::kL1),
+    abstract_reduce(reduce("ReduceL2", l2, true), Kind::kL2),
+    abstract_reduce(reduce("ReduceLogSum", log_sum, true), Kind::kLogSum),
+    abstract_reduce(reduce("ReduceLogSumExp", log_sum_exp, true), Kind::kLogSumExp),
+    abstract_reduce(reduce("ReduceSumSquare", sum_square), Kind::kSumSquare),
+    with(arg("ArgMax", true), [](const AbstractContext& a) { return arg_interval(a, true); }),
+    with(arg("ArgMin", false), [](const AbstractContext& a) { return arg_interval(a, false); }),
+    with(OpDef{"CumSum", lower_cumsum}, cumsum_interval),
 });
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "oracle/executor.h"
 #include "ops/tensor_proto.h"
 #include "test_models.h"
+#include "ops/abstract_check.h"
 
 namespace nanguard {
 namespace {
@@ -146,6 +147,115 @@ TEST(Reduce, CumSumExclusiveReverseKeepsInf) {
   at::Tensor ci = run_reduce({"CumSum", 14, xi, axis, {}, onnx::TensorProto::INT32});
   EXPECT_EQ(ci.scalar_type(), at::kInt);
   EXPECT_TRUE(at::equal(ci, at::tensor({1, 3, 6}, at::kInt)));
+}
+
+// ---- abstract facets ------------------------------------------------------------
+
+const std::vector<std::pair<double, double>> kRedBoxes{{-3, 3}, {0, 1}, {-100, 100}, {1e-30, 1e-20}, {-1e20, 1e20},
+                                                       {0.5, 2}, {-1, -1e-3}, {88, 89}};
+
+// x [3, 4, 5] + bias [5] (unequal cells) into each reduction: axes {1}, {0, 2}, all;
+// keepdims 0 and 1; fixed and free bias.
+TEST(ReduceAbstract, SoundOnBoxesAxesAndKeepdims) {
+  testing::SoundTally tally;
+  at::Tensor bias = at::randn({5}, at::kFloat);
+  std::vector<std::vector<int64_t>> axes_list{{1}, {0, 2}, {}};
+  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                         "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}) {
+    for (const auto& axes : axes_list) {
+      for (int64_t keep : {0, 1}) {
+        for (auto [lo, hi] : kRedBoxes) {
+          testing::ModelBuilder b(13);
+          b.input("x", {3, 4, 5}).output("y", {-1});
+          b.initializer("bias", bias);
+          b.node("Add", {"x", "bias"}, {"z"}, "add");
+          std::vector<std::string> ins{"z"};
+          bool sum = std::string(op) == "ReduceSum";
+          if (sum && !axes.empty()) {
+            b.initializer("axes", at::tensor(axes, at::kLong));
+            ins.push_back("axes");
+          }
+          auto& n = b.node(op, ins, {"y"}, "n");
+          if (!sum && !axes.empty()) testing::set_attr(n, "axes", axes);
+          testing::set_attr(n, "keepdims", keep);
+          RangeMap r{{"x", {lo, hi}}};
+          bool free = (lo + hi) > 1;  // half the boxes with a free bias
+          testing::expect_sound(b, free ? testing::free_weights(r, -2, 2) : testing::ranges_of(r),
+                                std::string(op) + " axes " + std::to_string(axes.size()) + " keep " + std::to_string(keep) +
+                                    " on [" + std::to_string(lo) + ", " + std::to_string(hi) + "]",
+                                &tally, 12);
+        }
+      }
+    }
+  }
+  EXPECT_EQ(tally.violations, 0);
+  EXPECT_GT(tally.checked, 0);
+  std::printf("reduce soundness: %lld samples, %lld values, %lld violations\n", (long long)tally.samples,
+              (long long)tally.checked, (long long)tally.violations);
+}
+
+TEST(ReduceAbstract, ArgExtremaAndCumSumSound) {
+  testing::SoundTally tally;
+  at::Tensor bias = at::randn({5}, at::kFloat) * 3;
+  for (auto [lo, hi] : kRedBoxes) {
+    for (const char* op : {"ArgMax", "ArgMin"}) {
+      for (int64_t axis : {1, -1}) {
+        for (int64_t last : {0, 1}) {
+          testing::ModelBuilder b(13);
+          b.input("x", {3, 5}).output("y", {-1}, onnx::TensorProto::INT64);
+          b.initializer("bias", bias);
+          b.node("Add", {"x", "bias"}, {"z"}, "add");
+          auto& n = b.node(op, {"z"}, {"y"}, "n");
+          testing::set_attr(n, "axis", axis);
+          testing::set_attr(n, "keepdims", last);
+          testing::set_attr(n, "select_last_index", last);
+          testing::expect_sound(b, testing::ranges_of({{"x", {lo, hi}}}), op, &tally, 12);
+        }
+      }
+    }
+    for (int64_t flags = 0; flags < 4; ++flags) {
+      testing::ModelBuilder b(13);
+      b.input("x", {3, 5}).output("y", {3, 5});
+      b.initializer("bias", bias).initializer("axis", at::tensor(int64_t{1}).reshape({}));
+      b.node("Add", {"x", "bias"}, {"z"}, "add");
+      auto& n = b.node("CumSum", {"z", "axis"}, {"y"}, "n");
+      testing::set_attr(n, "exclusive", flags & 1);
+      testing::set_attr(n, "reverse", flags >> 1);
+      testing::expect_sound(b, testing::ranges_of({{"x", {lo, hi}}}), "CumSum", &tally, 12);
+    }
+  }
+  EXPECT_EQ(tally.violations, 0);
+  EXPECT_GT(tally.checked, 0);
+}
+
+std::vector<std::string> reduce_findings(const std::string& op, double lo, double hi, const std::string& then = "") {
+  testing::ModelBuilder b(13);
+  b.input("x", {2, 6}).output("y", {-1});
+  auto& n = b.node(op, {"x"}, {then.empty() ? "y" : "r"}, "n");
+  testing::set_attr(n, "axes", std::vector<int64_t>{1});
+  if (!then.empty()) b.node(then, {"r"}, {"y"}, "then");
+  return testing::summary(testing::findings_of(b, testing::ranges_of({{"x", {lo, hi}}})));
+}
+
+TEST(ReduceAbstract, HazardsAtTheirThresholds) {
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(reduce_findings("ReduceLogSum", 1e-3, 1), Names{});
+  EXPECT_EQ(reduce_findings("ReduceLogSum", 0, 1), Names{"n:log-nonpositive"});
+  EXPECT_EQ(reduce_findings("ReduceLogSum", -1, 5), Names{"n:log-nonpositive"});  // widened: the sum can be <= 0
+  EXPECT_EQ(reduce_findings("ReduceL2", 1e-20, 1), Names{});
+  EXPECT_EQ(reduce_findings("ReduceL2", -1, 1), Names{"n:norm-zero-gradient"});
+  EXPECT_EQ(reduce_findings("ReduceL2", 1e-23, 1), Names{"n:norm-zero-gradient"});  // squares underflow to 0
+  // log-sum-exp is stable: finite for any finite input short of ~FLT_MAX.
+  EXPECT_EQ(reduce_findings("ReduceLogSumExp", -1e30, 1e30), Names{});
+  EXPECT_EQ(reduce_findings("ReduceLogSumExp", -1, 3.4e38), Names{});  // max + log(6) rounds to max
+  // The float32 sum inside Mean and L2 overflows although the result would fit.
+  EXPECT_EQ(reduce_findings("ReduceMean", -1, 1e37), Names{});
+  EXPECT_EQ(reduce_findings("ReduceMean", -1, 1e38), Names{"n:overflow"});
+  EXPECT_EQ(reduce_findings("ReduceL2", 1, 1e18), Names{});
+  EXPECT_EQ(reduce_findings("ReduceL2", 1, 1e19), Names{"n:overflow"});
+  // A sum of squares is >= 0: sqrt of it is never negative, only its gradient at 0.
+  EXPECT_EQ(reduce_findings("ReduceSumSquare", -1, 1, "Sqrt"), Names{"then:sqrt-zero-gradient"});
+  EXPECT_EQ(reduce_findings("ReduceL1", -1e38, 1e38), Names{"n:overflow"});
 }
 
 }  // namespace
