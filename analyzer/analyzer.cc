@@ -5,6 +5,7 @@
 
 #include <fmt/core.h>
 
+#include "analyzer/relational_facts.h"
 #include "ops/op_registry.h"
 
 namespace nanguard {
@@ -171,6 +172,7 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
       why = std::string("abstract semantics failed: ") + e.what();
     }
   }
+  if (supported && !exact_ok) refine_with_facts(a, outs);
   if (!supported) {
     std::string name = node.domain.empty() ? node.op_type : node.domain + "." + node.op_type;
     if (std::find(result.unsupported.begin(), result.unsupported.end(), name) == result.unsupported.end())

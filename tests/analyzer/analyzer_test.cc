@@ -165,6 +165,32 @@ TEST(Analyzer, FreeWeightsAreRanges) {
   EXPECT_EQ(r->findings[0].hazard, "div-by-zero");
 }
 
+// exp(x - max(x)) / sum(exp(x - max(x))): the denominator is >= 1, so the Div is
+// safe; without the max subtraction it is not.
+TEST(Analyzer, StableSoftmaxDenominatorIsAtLeastOne) {
+  for (bool stable : {true, false}) {
+    ModelBuilder b;
+    b.input("x", {2, 5}).output("p", {2, 5});
+    auto& max = b.node("ReduceMax", {"x"}, {"m"});
+    testing::set_attr(max, "axes", std::vector<int64_t>{1});
+    testing::set_attr(max, "keepdims", int64_t{1});
+    b.node("Sub", {"x", stable ? "m" : "x0"}, {"d"});
+    if (!stable) b.initializer("x0", at::zeros({1}));
+    b.node("Exp", {"d"}, {"e"});
+    b.initializer("axes", at::tensor({int64_t{1}}));
+    auto& sum = b.node("ReduceSum", {"e", "axes"}, {"s"});
+    testing::set_attr(sum, "keepdims", int64_t{1});
+    b.node("Div", {"e", "s"}, {"p"}, "n");
+    auto f = findings_for(b, {{"x", {-200, 200}}});
+    if (stable) {
+      EXPECT_TRUE(f.empty()) << f[0].hazard;
+    } else {
+      ASSERT_FALSE(f.empty());
+      EXPECT_EQ(f.back().hazard, "div-by-zero");
+    }
+  }
+}
+
 // The bounds are ATen tensors all the way: d(upper bound of exp(2x + 1))/d(hi of x)
 // is 2 exp(2 hi + 1) (times the float32 rounding slack).
 TEST(Analyzer, BoundsAreDifferentiableInTheRangeEnds) {

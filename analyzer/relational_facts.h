@@ -1,0 +1,15 @@
+// Facts that hold between tensors, not within one op: they tighten an op's output
+// after its own transfer when the graph around it has a known shape. Today:
+//   ReduceSum_A(Exp(x - ReduceMax_A(x, keepdims))) >= 1   (the stable softmax
+//   denominator: the max element contributes exp(0) = 1 exactly, in float32 too).
+#pragma once
+
+#include <vector>
+
+#include "ops/abstract_context.h"
+
+namespace nanguard {
+
+void refine_with_facts(const AbstractContext& a, std::vector<IntervalTensor>& outs);
+
+}  // namespace nanguard
