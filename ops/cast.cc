@@ -35,9 +35,10 @@ at::Tensor cast_to(const OpContext& ctx, const at::Tensor& x, int32_t to) {
     ctx.fail(fmt::format("cast to {} is not supported", elem_type_name(to)));
   at::ScalarType target = scalar_type_for(to);
   if (to == TP::FLOAT) target = ctx.float_type;
-  if (x.scalar_type() == target) return x;
   bool is_unsigned_wide = to == TP::UINT16 || to == TP::UINT32;
-  if (!is_unsigned_wide) return x.to(target);
+  // An unsigned type held in a wider signed one wraps even from that same type
+  // (int32 -1 -> uint16 65535).
+  if (!is_unsigned_wide) return x.scalar_type() == target ? x : x.to(target);
   // Float -> int64 first: in-range values keep their integer part, then wrap.
   int64_t mask = to == TP::UINT16 ? 0xFFFF : 0xFFFFFFFFLL;
   return x.to(at::kLong).bitwise_and(mask).to(target);

@@ -3,11 +3,13 @@
 // string casts refused, and the float64 run's treatment of a cast to FLOAT.
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include <gtest/gtest.h>
 
 #include "model/onnx_loader.h"
 #include "oracle/executor.h"
+#include "movement_check.h"
 #include "test_models.h"
 
 namespace nanguard {
@@ -96,6 +98,83 @@ TEST(Cast, CastToFloatFollowsTheRunsFloatType) {
   auto narrow = run(b, {{"x", at::tensor({16777217}, at::kInt)}});
   ASSERT_TRUE(narrow.ok());
   EXPECT_EQ(narrow->outputs[0].scalar_type(), at::kFloat);
+}
+
+
+// ---- Abstract semantics ------------------------------------------------------------
+
+namespace mv = testing::movement;
+
+testing::ModelBuilder cast_model(int32_t from, int32_t to) {
+  testing::ModelBuilder b(13);
+  b.input("x", {16}, from).output("y", {16}, to);
+  set_attr(b.node("Cast", {"x"}, {"y"}, "cast"), "to", int64_t{to});
+  return b;
+}
+
+TEST(CastAbstract, BoundsAreSound) {
+  mv::Tally tally;
+  std::vector<std::pair<double, double>> boxes{{-3.7, 3.7}, {0, 1}, {-1e-3, 2e-3}, {0.5, 2.5}, {-100, 100}, {1e3, 6e4}};
+  for (auto [from, to] : std::vector<std::pair<int32_t, int32_t>>{{TP::FLOAT, TP::INT32},   {TP::FLOAT, TP::INT8},
+                                                                  {TP::FLOAT, TP::UINT8},   {TP::FLOAT, TP::INT64},
+                                                                  {TP::FLOAT, TP::FLOAT16}, {TP::FLOAT, TP::BFLOAT16},
+                                                                  {TP::FLOAT, TP::DOUBLE},  {TP::FLOAT, TP::BOOL},
+                                                                  {TP::INT64, TP::FLOAT},   {TP::INT64, TP::INT8},
+                                                                  {TP::INT32, TP::UINT16},  {TP::DOUBLE, TP::FLOAT},
+                                                                  {TP::INT64, TP::BOOL},    {TP::BOOL, TP::FLOAT}}) {
+    for (auto [lo, hi] : boxes) {
+      if (from == TP::BOOL) std::tie(lo, hi) = std::pair{0.0, 1.0};
+      // Narrowing casts of floats are only defined in the target's range: stay inside.
+      if (to == TP::INT8 && from == TP::FLOAT) hi = std::min(hi, 127.9), lo = std::max(lo, -128.9);
+      if (to == TP::UINT8 && from == TP::FLOAT) hi = std::min(hi, 255.9), lo = std::max(lo, -0.9);
+      if (lo > hi) continue;
+      testing::ModelBuilder b = cast_model(from, to);
+      mv::expect_sound(b, mv::ranges({{"x", {lo, hi}}}), elem_type_name(from) + "->" + elem_type_name(to), tally);
+    }
+  }
+  tally.print("cast");
+  EXPECT_EQ(tally.violations, 0);
+}
+
+std::vector<std::string> cast_findings(int32_t from, int32_t to, double lo, double hi) {
+  testing::ModelBuilder b = cast_model(from, to);
+  return mv::summary(mv::analysis(b, mv::ranges({{"x", {lo, hi}}})));
+}
+
+// Exact thresholds: trunc(x) must fit the integer type; float16 rounds to INF from
+// 65520 on, bfloat16 from 3.3961775e38.
+TEST(CastAbstract, OverflowHazardsAtExactThresholds) {
+  const std::vector<std::string> crash{"cast:cast-overflow:crash"}, inf{"cast:cast-overflow:forward"}, none;
+  EXPECT_EQ(cast_findings(TP::FLOAT, TP::INT8, -128.99, 127.99), none);
+  EXPECT_EQ(cast_findings(TP::FLOAT, TP::INT8, -128.99, 128), crash);
+  EXPECT_EQ(cast_findings(TP::FLOAT, TP::INT8, -129, 0), crash);
+  EXPECT_EQ(cast_findings(TP::FLOAT, TP::UINT8, -0.99, 255.5), none);
+  EXPECT_EQ(cast_findings(TP::FLOAT, TP::UINT8, -1, 3), crash);
+  EXPECT_EQ(cast_findings(TP::FLOAT, TP::INT32, -2147483648.0, 2147483520.0), none);
+  EXPECT_EQ(cast_findings(TP::FLOAT, TP::INT32, 0, 2147483648.0), crash);
+  EXPECT_EQ(cast_findings(TP::FLOAT, TP::INT64, -1e18, 9.2e18), none);
+  EXPECT_EQ(cast_findings(TP::FLOAT, TP::INT64, 0, 9.3e18), crash);
+  EXPECT_EQ(cast_findings(TP::FLOAT, TP::FLOAT16, -65519, 65519), none);
+  EXPECT_EQ(cast_findings(TP::FLOAT, TP::FLOAT16, -65520, 0), inf);
+  EXPECT_EQ(cast_findings(TP::FLOAT, TP::BFLOAT16, -3.39e38, 3.39e38), none);
+  EXPECT_EQ(cast_findings(TP::FLOAT, TP::BFLOAT16, 0, 3.4e38), inf);
+  EXPECT_EQ(cast_findings(TP::INT64, TP::INT8, -1000, 1000), none);  // integers wrap: defined
+  testing::ModelBuilder b = cast_model(TP::FLOAT, TP::INT32);
+  AnalysisResult r = mv::analysis(b, mv::ranges({{"x", {3e9, 4e9}}}));
+  ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_EQ(r.findings[0].status, "definite");
+  // Truncation toward zero, and bool is decided where the range excludes 0.
+  r = mv::analysis(b, mv::ranges({{"x", {-2.5, 3.9}}}));
+  EXPECT_EQ(r.intervals.at("y").min(), -2);
+  EXPECT_EQ(r.intervals.at("y").max(), 3);
+  testing::ModelBuilder bb = cast_model(TP::FLOAT, TP::BOOL);
+  EXPECT_EQ(mv::analysis(bb, mv::ranges({{"x", {0.25, 3}}})).intervals.at("y").min(), 1);
+}
+
+// A proof past a cast fails once the range reaches the threshold.
+TEST(CastAbstract, ProofFailsWhenTheRangeWidens) {
+  EXPECT_TRUE(cast_findings(TP::FLOAT, TP::INT16, -32768.5, 32767.5).empty());
+  EXPECT_EQ(cast_findings(TP::FLOAT, TP::INT16, -32768.5, 32768.5), (std::vector<std::string>{"cast:cast-overflow:crash"}));
 }
 
 }  // namespace

@@ -1,9 +1,13 @@
 // Indexing ops: out-of-range indices fail clearly (ATen would crash or read
 // garbage), negative indices wrap, the opset-dependent forms, reductions, TopK ties.
+#include <functional>
+#include <optional>
+
 #include <gtest/gtest.h>
 
 #include "model/onnx_loader.h"
 #include "oracle/executor.h"
+#include "movement_check.h"
 #include "test_models.h"
 
 namespace nanguard {
@@ -140,6 +144,151 @@ TEST(Indexing, UniqueUnsortedKeepsFirstOccurrenceOrder) {
   EXPECT_TRUE(at::equal(r->outputs[1], longs({0, 1, 3, 4})));
   EXPECT_TRUE(at::equal(r->outputs[2], longs({0, 1, 1, 2, 3, 2})));
   EXPECT_TRUE(at::equal(r->outputs[3], longs({1, 2, 2, 1})));
+}
+
+
+// ---- Abstract semantics ------------------------------------------------------------
+
+namespace mv = testing::movement;
+
+at::Tensor int64s(std::vector<int64_t> v) { return at::tensor(v, at::kLong); }
+
+// One node on a ranged float x [3, 4] (and, when given, a ranged int64 index input
+// "i"), extra operands as initializers; fixed and free weights, several boxes.
+void sound_node(mv::Tally& tally, const std::string& op, size_t out_rank,
+                const std::vector<std::pair<std::string, at::Tensor>>& inits, std::vector<std::string> order,
+                const std::function<void(onnx::NodeProto&)>& attrs = nullptr,
+                std::optional<std::pair<std::vector<int64_t>, Range>> index_input = std::nullopt, int outputs = 1,
+                int64_t opset = 13) {
+  for (auto [lo, hi] : {std::pair{-3.0, 3.0}, std::pair{0.5, 2.0}, std::pair{-1e30, 1e30}}) {
+    for (bool free : {false, true}) {
+      testing::ModelBuilder b(opset);
+      b.input("x", {3, 4});
+      RangeMap ranges{{"x", {lo, hi}}};
+      if (index_input) {
+        b.input("i", index_input->first, TP::INT64);
+        ranges["i"] = index_input->second;
+      }
+      for (const auto& [name, t] : inits) b.initializer(name, t);
+      std::vector<std::string> outs;
+      for (int k = 0; k < outputs; ++k) {
+        outs.push_back("y" + std::to_string(k));
+        b.output(outs.back(), std::vector<int64_t>(out_rank, -1), k == 0 ? TP::FLOAT : TP::INT64);
+      }
+      auto& n = b.node(op, order, outs, "n");
+      if (attrs) attrs(n);
+      mv::expect_sound(b, free ? mv::free_weights(ranges, -4, 4) : mv::ranges(ranges), op + (free ? " free" : " fixed"), tally);
+    }
+  }
+}
+
+TEST(IndexingAbstract, TransfersAreSound) {
+  mv::Tally tally;
+  at::Tensor upd = at::randn({2, 4}).mul_(3);
+  auto axis1 = [](onnx::NodeProto& n) { set_attr(n, "axis", int64_t{1}); };
+  // Exact indices: data movement.
+  sound_node(tally, "Gather", 3, {{"g", int64s({0, -1, 2, 2}).reshape({2, 2})}}, {"x", "g"}, axis1);
+  sound_node(tally, "GatherElements", 2, {{"g", int64s({0, 3, -1, 1, 2, 2}).reshape({3, 2})}}, {"x", "g"}, axis1);
+  sound_node(tally, "GatherND", 1, {{"g", int64s({0, 1, 2, -1}).reshape({2, 2})}}, {"x", "g"});
+  // Ranged indices (in range, so every run succeeds): the reachable hull.
+  sound_node(tally, "Gather", 3, {}, {"x", "i"}, axis1, {{{2, 3}, Range{-2, 1}}});
+  sound_node(tally, "GatherElements", 2, {}, {"x", "i"}, axis1, {{{2, 3}, Range{-4, 3}}});
+  sound_node(tally, "GatherND", 1, {}, {"x", "i"}, nullptr, {{{3, 2}, Range{0, 2}}});
+  for (const char* red : {"none", "add", "mul"}) {
+    auto attrs = [red](onnx::NodeProto& n) { set_string(n, "reduction", red); };
+    sound_node(tally, "ScatterElements", 2, {{"g", int64s({0, 2, 2, -3, 1, 1, 0, 0}).reshape({2, 4})}, {"u", upd}},
+               {"x", "g", "u"}, attrs, std::nullopt, 1, 16);
+    sound_node(tally, "ScatterElements", 2, {{"u", upd}}, {"x", "i", "u"}, attrs, {{{2, 4}, Range{-3, 2}}}, 1, 16);
+    sound_node(tally, "ScatterND", 2, {{"g", int64s({2, 0, 2}).reshape({3, 1})}, {"u", at::randn({3, 4})}},
+               {"x", "g", "u"}, attrs, std::nullopt, 1, 16);
+    sound_node(tally, "ScatterND", 2, {{"u", at::randn({2, 4})}}, {"x", "i", "u"}, attrs, {{{2, 1}, Range{0, 2}}}, 1, 16);
+  }
+  sound_node(tally, "TopK", 2, {{"k", int64s({3})}}, {"x", "k"}, nullptr, std::nullopt, 2);
+  sound_node(tally, "Compress", 2, {{"c", at::tensor({1, 0, 1}).to(at::kBool)}}, {"x", "c"},
+             [](onnx::NodeProto& n) { set_attr(n, "axis", int64_t{0}); });
+  // OneHot: x gives the [off, on] values through a Slice-free path: values = x[0, :2].
+  for (bool exact_idx : {true, false}) {
+    testing::ModelBuilder b(13);
+    b.input("v", {2}).output("y", {-1, -1});
+    RangeMap ranges{{"v", {-2, 5}}};
+    if (exact_idx) {
+      b.initializer("i", int64s({1, -1, 7}));
+    } else {
+      b.input("i", {3}, TP::INT64);
+      ranges["i"] = Range{-6, 6};
+    }
+    b.initializer("d", int64s({4}));
+    b.node("OneHot", {"i", "d", "v"}, {"y"}, "n");
+    mv::expect_sound(b, mv::ranges(ranges), "OneHot", tally);
+  }
+  tally.print("indexing");
+  EXPECT_EQ(tally.violations, 0);
+}
+
+// Gather with a ranged index: a crash finding exactly when the range can leave
+// [-dim, dim-1] (definite when it cannot meet it); the hull stays sound and tight.
+TEST(IndexingAbstract, GatherRangedIndexCrashHazard) {
+  auto findings = [](Range idx) {
+    testing::ModelBuilder b(13);
+    b.input("x", {3, 4}).input("i", {2}, TP::INT64).output("y", {3, 2});
+    set_attr(b.node("Gather", {"x", "i"}, {"y"}, "gather"), "axis", int64_t{1});
+    return mv::analysis(b, mv::ranges({{"x", {-1, 1}}, {"i", idx}}));
+  };
+  EXPECT_TRUE(findings({-4, 3}).findings.empty());
+  AnalysisResult over = findings({0, 4});
+  ASSERT_EQ(mv::summary(over), (std::vector<std::string>{"gather:gather-index-out-of-range:crash"}));
+  EXPECT_EQ(over.findings[0].status, "possible");
+  EXPECT_EQ(over.findings[0].condition, "index outside [-4, 3]");
+  EXPECT_EQ(mv::summary(findings({-5, 0})), (std::vector<std::string>{"gather:gather-index-out-of-range:crash"}));
+  AnalysisResult never = findings({4, 9});
+  ASSERT_EQ(never.findings.size(), 1u);
+  EXPECT_EQ(never.findings[0].status, "definite");
+  // Reaching only columns 1..2 of a data whose columns differ keeps the hull tight.
+  testing::ModelBuilder b(13);
+  b.input("i", {2}, TP::INT64).output("y", {2}).initializer("x", at::tensor({10.f, -1.f, 2.f, 30.f}));
+  b.node("Gather", {"x", "i"}, {"y"}, "gather");
+  AnalysisResult r = mv::analysis(b, mv::ranges({{"i", {1, 2}}}));
+  EXPECT_TRUE(r.findings.empty());
+  EXPECT_DOUBLE_EQ(r.intervals.at("y").min(), -1);
+  EXPECT_DOUBLE_EQ(r.intervals.at("y").max(), 2);
+  // Scatter shares the rule under its own hazard name.
+  testing::ModelBuilder s(13);
+  s.input("x", {3, 4}).input("i", {2, 4}, TP::INT64).output("y", {3, 4}).initializer("u", at::zeros({2, 4}));
+  s.node("ScatterElements", {"x", "i", "u"}, {"y"}, "scatter");
+  EXPECT_EQ(mv::summary(mv::analysis(s, mv::ranges({{"x", {-1, 1}}, {"i", {0, 3}}}))),
+            (std::vector<std::string>{"scatter:scatter-index-out-of-range:crash"}));
+}
+
+// Data-dependent output shapes: followed when the bounds decide every element,
+// reported as unsupported (outputs unbounded) otherwise.
+TEST(IndexingAbstract, DataDependentShapesNeedDecidedInputs) {
+  auto nonzero = [](Range x) {
+    testing::ModelBuilder b(13);
+    b.input("x", {2, 3}).output("y", {2, -1}, TP::INT64);
+    b.node("NonZero", {"x"}, {"y"}, "nz");
+    return mv::analysis(b, mv::ranges({{"x", x}}));
+  };
+  AnalysisResult decided = nonzero({0.5, 2});
+  EXPECT_TRUE(decided.findings.empty());
+  ASSERT_TRUE(decided.intervals.at("y").exact());
+  EXPECT_EQ(decided.intervals.at("y").shape, (std::vector<int64_t>{2, 6}));
+  AnalysisResult open = nonzero({-1, 1});
+  EXPECT_EQ(mv::summary(open), (std::vector<std::string>{"nz:unsupported:forward"}));
+  EXPECT_NE(open.findings[0].condition.find("data-dependent output shape"), std::string::npos);
+}
+
+// The proof of a Gather downstream of ranged indices fails once the index range widens.
+TEST(IndexingAbstract, ProofFailsWhenTheIndexRangeWidens) {
+  auto analyse = [](double hi) {
+    testing::ModelBuilder b(13);
+    b.input("i", {5}, TP::INT64).output("y", {5}).initializer("x", at::tensor({1.f, 2.f, 0.f}));
+    b.node("Gather", {"x", "i"}, {"g"}, "gather");
+    b.node("Log", {"g"}, {"y"}, "log");
+    return mv::summary(mv::analysis(b, mv::ranges({{"i", {0, hi}}})));
+  };
+  EXPECT_TRUE(analyse(1).empty());
+  EXPECT_EQ(analyse(2), (std::vector<std::string>{"log:log-nonpositive:forward"}));
+  EXPECT_EQ(analyse(3), (std::vector<std::string>{"gather:gather-index-out-of-range:crash", "log:log-nonpositive:forward"}));
 }
 
 }  // namespace

@@ -1,10 +1,14 @@
 // Random ops: conformance skips them (values depend on the generator), so these
 // tests check shapes, dtypes, ranges, distribution moments and determinism: a seed
 // attribute fixes the values, otherwise the run's seed does.
+#include <cmath>
+#include <string>
+
 #include <gtest/gtest.h>
 
 #include "model/onnx_loader.h"
 #include "oracle/executor.h"
+#include "movement_check.h"
 #include "test_models.h"
 
 namespace nanguard {
@@ -87,6 +91,64 @@ TEST(Random, BernoulliExtremesDtypeAndInvalidProbability) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("probability 1.5 is outside [0, 1]"), std::string::npos)
       << bad.status().message();
+}
+
+
+// ---- Abstract semantics ------------------------------------------------------------
+
+namespace mv = testing::movement;
+
+// The bounds hold for every draw: a *Like op on a ranged input (the engine runs
+// input-free random ops concretely), small (< 16 elements: the float64 Box-Muller
+// path) and large (the float32 normal_fill path) tensors.
+TEST(RandomAbstract, BoundsHoldForEveryDraw) {
+  mv::Tally tally;
+  for (int64_t n : {5, 64, 4096}) {
+    for (const char* op : {"RandomNormalLike", "RandomUniformLike"}) {
+      for (auto [a, b] : {std::pair{0.f, 1.f}, std::pair{-3.f, 0.25f}, std::pair{1e4f, 1e-3f}}) {
+        testing::ModelBuilder m(13);
+        m.input("x", {n}).output("y", {n});
+        auto& node = m.node(op, {"x"}, {"y"}, "r");
+        bool normal = std::string(op) == "RandomNormalLike";
+        set_attr(node, normal ? "mean" : "low", a);
+        set_attr(node, normal ? "scale" : "high", normal ? b : a + std::abs(b));
+        mv::expect_sound(m, mv::ranges({{"x", {-1, 1}}}), op, tally, 25);
+      }
+    }
+  }
+  // Bernoulli: 0 or 1, decided at p = 0 and p = 1.
+  for (auto [lo, hi] : {std::pair{0.0, 1.0}, std::pair{0.2, 0.7}, std::pair{1.0, 1.0}}) {
+    testing::ModelBuilder m(15);
+    m.input("p", {32}).output("y", {32});
+    m.node("Bernoulli", {"p"}, {"y"}, "b");
+    mv::expect_sound(m, mv::ranges({{"p", {lo, hi}}}), "Bernoulli", tally, 25);
+  }
+  tally.print("random");
+  EXPECT_EQ(tally.violations, 0);
+}
+
+TEST(RandomAbstract, NormalBoundAndBernoulliHazard) {
+  testing::ModelBuilder m(13);
+  m.input("x", {8}).output("y", {8});
+  auto& node = m.node("RandomNormalLike", {"x"}, {"y"}, "r");
+  set_attr(node, "mean", 2.f);
+  set_attr(node, "scale", -0.5f);
+  AnalysisResult r = mv::analysis(m, mv::ranges({{"x", {-1, 1}}}));
+  EXPECT_TRUE(r.findings.empty());
+  // |z| <= sqrt(-2 ln 2^-53) = 8.5717 (rounded up to 8.58), plus 4 ulps.
+  EXPECT_NEAR(r.intervals.at("y").min(), 2 - 8.58 * 0.5, 1e-5);
+  EXPECT_NEAR(r.intervals.at("y").max(), 2 + 8.58 * 0.5, 1e-5);
+  auto bernoulli = [](Range p) {
+    testing::ModelBuilder b(15);
+    b.input("p", {4}).output("y", {4});
+    b.node("Bernoulli", {"p"}, {"y"}, "b");
+    return mv::analysis(b, mv::ranges({{"p", p}}));
+  };
+  EXPECT_TRUE(bernoulli({0, 1}).findings.empty());
+  AnalysisResult bad = bernoulli({-0.1, 1});
+  EXPECT_EQ(mv::summary(bad), (std::vector<std::string>{"b:bernoulli-probability-out-of-range:crash"}));
+  // Proof fails when the range widens past 1.
+  EXPECT_EQ(mv::summary(bernoulli({0.5, 1.01})), (std::vector<std::string>{"b:bernoulli-probability-out-of-range:crash"}));
 }
 
 }  // namespace

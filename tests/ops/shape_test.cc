@@ -1,12 +1,14 @@
 // Shape ops: the opset-dependent forms (attribute vs input), the clamping and
 // negative-step rules of Slice, Pad's modes and negative pads, Dropout's
 // inference/training split, and the size cap on data-sized outputs.
+#include <functional>
 #include <limits>
 
 #include <gtest/gtest.h>
 
 #include "model/onnx_loader.h"
 #include "oracle/executor.h"
+#include "movement_check.h"
 #include "test_models.h"
 
 namespace nanguard {
@@ -239,6 +241,104 @@ TEST(Shape, RangeAndShapeSlice) {
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_TRUE(at::equal(r->outputs[0], at::tensor({10, 7}, at::kInt)));
   EXPECT_TRUE(at::equal(r->outputs[1], longs({3, 4})));
+}
+
+
+// ---- Abstract semantics: data movement keeps bounds, shapes stay exact -----------
+
+namespace mv = testing::movement;
+
+// One node `op` on a ranged x of `dims`, with extra (initializer) operands.
+void sound_one(mv::Tally& tally, const std::string& op, std::vector<int64_t> dims, size_t out_rank,
+               const std::vector<std::pair<std::string, at::Tensor>>& inits,
+               const std::function<void(onnx::NodeProto&)>& attrs = nullptr, int outputs = 1, int64_t opset = 13) {
+  for (auto [lo, hi] : {std::pair{-3.0, 3.0}, std::pair{0.5, 2.0}, std::pair{-1e30, 1e30}}) {
+    for (bool free : {false, true}) {
+      testing::ModelBuilder b(opset);
+      b.input("x", dims);
+      std::vector<std::string> ins{"x"}, outs;
+      for (const auto& [name, t] : inits) {
+        b.initializer(name, t);
+        ins.push_back(name);
+      }
+      for (int i = 0; i < outputs; ++i) {
+        outs.push_back("y" + std::to_string(i));
+        b.output(outs.back(), std::vector<int64_t>(out_rank, -1), TP::FLOAT);
+      }
+      auto& n = b.node(op, ins, outs, "n");
+      if (attrs) attrs(n);
+      AnalyzeOptions opt = free ? mv::free_weights({{"x", {lo, hi}}}, -2, 2) : mv::ranges({{"x", {lo, hi}}});
+      mv::expect_sound(b, opt, op + (free ? " free" : " fixed"), tally);
+    }
+  }
+}
+
+TEST(ShapeAbstract, DataMovementIsSound) {
+  mv::Tally tally;
+  at::Tensor w = at::randn({2, 3, 4}, at::TensorOptions().dtype(at::kFloat)).mul_(5);
+  sound_one(tally, "Reshape", {2, 3, 4}, 2, {{"s", longs({4, -1})}});
+  sound_one(tally, "Flatten", {2, 3, 4}, 2, {}, [](auto& n) { set_attr(n, "axis", int64_t{2}); });
+  sound_one(tally, "Transpose", {2, 3, 4}, 3, {}, [](auto& n) { set_attr(n, "perm", std::vector<int64_t>{2, 0, 1}); });
+  sound_one(tally, "Squeeze", {2, 1, 4}, 2, {{"a", longs({1})}});
+  sound_one(tally, "Unsqueeze", {2, 3, 4}, 5, {{"a", longs({0, -1})}});
+  sound_one(tally, "Concat", {2, 3, 4}, 3, {{"w", w}}, [](auto& n) { set_attr(n, "axis", int64_t{1}); });
+  sound_one(tally, "Split", {2, 3, 4}, 3, {{"s", longs({1, 3})}}, [](auto& n) { set_attr(n, "axis", int64_t{2}); }, 2);
+  sound_one(tally, "Slice", {2, 3, 4}, 3, {{"st", longs({3, 0})}, {"en", longs({0, 3})}, {"ax", longs({2, 1})}, {"sp", longs({-2, 2})}});
+  sound_one(tally, "Expand", {2, 1, 4}, 4, {{"s", longs({3, 2, 5, 4})}});
+  sound_one(tally, "Tile", {2, 3, 4}, 3, {{"r", longs({1, 2, 2})}});
+  sound_one(tally, "Pad", {2, 3, 4}, 3, {{"p", longs({0, 1, -1, 1, 2, 0})}, {"v", at::tensor({7.5f})}});
+  sound_one(tally, "Pad", {2, 3, 4}, 3, {{"p", longs({0, 2, 1, 1, 0, 3})}}, [](auto& n) { set_string(n, "mode", "reflect"); });
+  sound_one(tally, "Pad", {2, 3, 4}, 3, {{"p", longs({1, 0, 2, 0, 3, 0})}}, [](auto& n) { set_string(n, "mode", "edge"); });
+  sound_one(tally, "Trilu", {2, 3, 4}, 3, {{"k", longs({1})}}, [](auto& n) { set_attr(n, "upper", int64_t{0}); }, 1, 14);
+  sound_one(tally, "Dropout", {2, 3, 4}, 3, {}, nullptr, 1, 13);
+  tally.print("shape data movement");
+  EXPECT_EQ(tally.violations, 0);
+}
+
+// Shape -> Gather -> Unsqueeze -> Concat -> Reshape, as torch.onnx.export writes for
+// x.view(x.size(0), -1): the shape values stay exact on a ranged input, so the
+// engine runs them concretely and the Reshape moves the bounds.
+testing::ModelBuilder torch_view_model() {
+  testing::ModelBuilder b(13);
+  b.input("x", {2, 3, 4}).output("y", {2, 12});
+  b.initializer("zero", at::scalar_tensor(0, at::kLong)).initializer("ax", longs({0})).initializer("minus1", longs({-1}));
+  b.node("Shape", {"x"}, {"shape"}, "shape");
+  set_attr(b.node("Gather", {"shape", "zero"}, {"batch"}, "gather"), "axis", int64_t{0});
+  b.node("Unsqueeze", {"batch", "ax"}, {"batch1"}, "unsqueeze");
+  set_attr(b.node("Concat", {"batch1", "minus1"}, {"target"}, "concat"), "axis", int64_t{0});
+  b.node("Reshape", {"x", "target"}, {"flat"}, "reshape");
+  b.node("Log", {"flat"}, {"y"}, "log");
+  return b;
+}
+
+TEST(ShapeAbstract, PyTorchShapeSubgraphStaysExact) {
+  testing::ModelBuilder b = torch_view_model();
+  AnalysisResult r = mv::analysis(b, mv::ranges({{"x", {0.5, 2.0}}}));
+  EXPECT_TRUE(r.findings.empty()) << ::testing::PrintToString(mv::summary(r));
+  EXPECT_TRUE(r.unsupported.empty());
+  for (const char* t : {"shape", "batch", "batch1", "target"}) EXPECT_TRUE(r.intervals.at(t).exact()) << t;
+  EXPECT_TRUE(at::equal(r.intervals.at("target").value, longs({2, -1})));
+  const IntervalTensor& flat = r.intervals.at("flat");
+  EXPECT_EQ(flat.shape, (std::vector<int64_t>{2, 12}));
+  EXPECT_DOUBLE_EQ(flat.min(), 0.5);
+  EXPECT_DOUBLE_EQ(flat.max(), 2.0);
+  mv::Tally tally;
+  mv::expect_sound(b, mv::ranges({{"x", {0.5, 2.0}}}), "torch view", tally, 20);
+  // Size is exact too.
+  testing::ModelBuilder s(13);
+  s.input("x", {2, 3}).output("n", {}, TP::INT64);
+  s.node("Size", {"x"}, {"n"}, "size");
+  AnalysisResult rs = mv::analysis(s, mv::ranges({{"x", {-1e6, 1e6}}}));
+  ASSERT_TRUE(rs.intervals.at("n").exact());
+  EXPECT_EQ(rs.intervals.at("n").value.item<int64_t>(), 6);
+}
+
+// The proof through moved data fails once the range reaches the hazard.
+TEST(ShapeAbstract, ProofFailsWhenTheRangeWidens) {
+  testing::ModelBuilder b = torch_view_model();
+  EXPECT_TRUE(mv::analysis(b, mv::ranges({{"x", {1e-3, 5.0}}})).findings.empty());
+  AnalysisResult r = mv::analysis(b, mv::ranges({{"x", {0.0, 5.0}}}));
+  EXPECT_EQ(mv::summary(r), (std::vector<std::string>{"log:log-nonpositive:forward"}));
 }
 
 }  // namespace
