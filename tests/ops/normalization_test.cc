@@ -10,6 +10,7 @@
 #include "model/onnx_loader.h"
 #include "oracle/executor.h"
 #include "test_models.h"
+#include "ops/abstract_check.h"
 
 namespace nanguard {
 namespace {
@@ -121,6 +122,128 @@ TEST(Normalization, LrnWindowAcrossChannels) {
   std::vector<float> sq{1 + 4, 4 + 9, 9 + 16, 16};
   for (int c = 0; c < 4; ++c)
     EXPECT_NEAR(y.values[0][0][c][0][0].item<float>(), (c + 1) / (1 + sq[c] / 2), 1e-6) << c;
+}
+
+// ---- abstract facets ------------------------------------------------------------
+
+const std::vector<std::pair<double, double>> kNormBoxes{{-3, 3}, {0, 1}, {-100, 100}, {1e-30, 1e-20}, {-1e6, 1e6},
+                                                        {0.5, 2}, {-1, -1e-3}, {3, 3.001}};
+
+using Build = std::function<void(testing::ModelBuilder&)>;
+
+void norm_sound(const std::string& what, const Build& build, testing::SoundTally& tally, int64_t opset = 17) {
+  for (auto [lo, hi] : kNormBoxes) {
+    for (bool free : {false, true}) {
+      testing::ModelBuilder b(opset);
+      build(b);
+      RangeMap r{{"x", {lo, hi}}};
+      testing::expect_sound(b, free ? testing::free_weights(r, 0.1, 2) : testing::ranges_of(r),
+                            what + " on [" + std::to_string(lo) + ", " + std::to_string(hi) + "]" + (free ? " free" : ""), &tally, 12);
+    }
+  }
+}
+
+at::Tensor rnd_t(std::vector<int64_t> shape, double lo, double hi) { return at::empty(shape, at::kFloat).uniform_(lo, hi); }
+
+TEST(NormalizationAbstract, SoundOnBoxesFixedAndFreeWeights) {
+  testing::SoundTally tally;
+  at::Tensor c3a = rnd_t({3}, -1, 1), c3b = rnd_t({3}, 0.5, 2), c3c = rnd_t({3}, -1, 1), var = rnd_t({3}, 0.01, 3);
+  norm_sound("BatchNormalization", [&](testing::ModelBuilder& b) {
+    b.input("x", {2, 3, 4, 4}).output("y", {2, 3, 4, 4});
+    b.initializer("s", c3b).initializer("bias", c3a).initializer("m", c3c).initializer("v", var);
+    b.node("BatchNormalization", {"x", "s", "bias", "m", "v"}, {"y"}, "n");
+  }, tally);
+  at::Tensor w8 = rnd_t({8}, -2, 2), b8 = rnd_t({8}, -1, 1), w38 = rnd_t({3, 8}, -2, 2);
+  norm_sound("LayerNormalization", [&](testing::ModelBuilder& b) {
+    b.input("x", {2, 3, 8}).output("y", {2, 3, 8}).output("mean", {2, 3, 1}).output("inv", {2, 3, 1});
+    b.initializer("s", w8).initializer("bias", b8);
+    b.node("LayerNormalization", {"x", "s", "bias"}, {"y", "mean", "inv"}, "n");
+  }, tally);
+  norm_sound("LayerNormalization axis 1", [&](testing::ModelBuilder& b) {
+    b.input("x", {2, 3, 8}).output("y", {2, 3, 8});
+    b.initializer("s", w38);
+    testing::set_attr(b.node("LayerNormalization", {"x", "s"}, {"y"}, "n"), "axis", int64_t{1});
+  }, tally);
+  norm_sound("InstanceNormalization", [&](testing::ModelBuilder& b) {
+    b.input("x", {2, 3, 5}).output("y", {2, 3, 5});
+    b.initializer("s", c3b).initializer("bias", c3a);
+    b.node("InstanceNormalization", {"x", "s", "bias"}, {"y"}, "n");
+  }, tally);
+  norm_sound("MeanVarianceNormalization", [&](testing::ModelBuilder& b) {
+    b.input("x", {2, 3, 4, 2}).output("y", {2, 3, 4, 2});
+    b.node("MeanVarianceNormalization", {"x"}, {"y"}, "n");
+  }, tally);
+  for (int64_t p : {1, 2}) {
+    norm_sound("LpNormalization p=" + std::to_string(p), [&](testing::ModelBuilder& b) {
+      b.input("x", {3, 6}).output("y", {3, 6});
+      b.initializer("bias", rnd_t({6}, -0.5, 0.5));
+      b.node("Add", {"x", "bias"}, {"z"}, "add");
+      testing::set_attr(b.node("LpNormalization", {"z"}, {"y"}, "n"), "p", p);
+    }, tally);
+  }
+  norm_sound("LRN", [&](testing::ModelBuilder& b) {
+    b.input("x", {2, 5, 3, 3}).output("y", {2, 5, 3, 3});
+    testing::set_attr(b.node("LRN", {"x"}, {"y"}, "n"), "size", int64_t{3});
+  }, tally);
+  EXPECT_EQ(tally.violations, 0);
+  EXPECT_GT(tally.checked, 0);
+  std::printf("normalization soundness: %lld samples, %lld values, %lld violations\n", (long long)tally.samples,
+              (long long)tally.checked, (long long)tally.violations);
+}
+
+// |x - mean| / sqrt(var + eps) <= sqrt(n - 1) (+ the float32 mean's error term):
+// the output stays bounded however wide the input is.
+TEST(NormalizationAbstract, LayerNormBoundedWhateverTheInput) {
+  for (double range : {10.0, 1e6}) {
+    testing::ModelBuilder b(17);
+    b.input("x", {2, 8}).output("y", {2, 8});
+    b.initializer("s", at::ones({8}));
+    b.node("LayerNormalization", {"x", "s"}, {"y"}, "n");
+    auto r = testing::analysis_of(b, testing::ranges_of({{"x", {-range, range}}}));
+    EXPECT_TRUE(r.findings.empty());
+    EXPECT_LE(r.intervals.at("y").max(), std::sqrt(7.0) + (range > 100 ? 1.01 : 0.01));
+    EXPECT_GE(r.intervals.at("y").min(), -std::sqrt(7.0) - (range > 100 ? 1.01 : 0.01));
+  }
+}
+
+std::vector<std::string> norm_findings(const Build& build, double lo, double hi) {
+  testing::ModelBuilder b(17);
+  build(b);
+  return testing::summary(testing::findings_of(b, testing::ranges_of({{"x", {lo, hi}}})));
+}
+
+TEST(NormalizationAbstract, HazardsAtTheirThresholds) {
+  using Names = std::vector<std::string>;
+  auto bn = [](float eps, at::Tensor var) {
+    return [=](testing::ModelBuilder& b) {
+      b.input("x", {1, 3, 2}).output("y", {1, 3, 2});
+      b.initializer("s", at::ones({3})).initializer("bias", at::zeros({3})).initializer("m", at::zeros({3})).initializer("v", var);
+      testing::set_attr(b.node("BatchNormalization", {"x", "s", "bias", "m", "v"}, {"y"}, "n"), "epsilon", eps);
+    };
+  };
+  EXPECT_EQ(norm_findings(bn(0.f, at::tensor({1.f, 0.5f, 1e-30f})), -1, 1), Names{});
+  EXPECT_EQ(norm_findings(bn(0.f, at::tensor({1.f, 0.f, 2.f})), -1, 1), Names{"n:batchnorm-nonpositive-variance"});
+  EXPECT_EQ(norm_findings(bn(1e-5f, at::tensor({1.f, 0.f, 2.f})), -1, 1), Names{});
+  auto ln = [](float eps) {
+    return [=](testing::ModelBuilder& b) {
+      b.input("x", {2, 4}).output("y", {2, 4});
+      b.initializer("s", at::ones({4}));
+      testing::set_attr(b.node("LayerNormalization", {"x", "s"}, {"y"}, "n"), "epsilon", eps);
+    };
+  };
+  EXPECT_EQ(norm_findings(ln(1e-12f), -1, 1), Names{});
+  EXPECT_EQ(norm_findings(ln(0.f), -1, 1), Names{"n:norm-zero-variance"});
+  auto lp = [](int64_t p) {
+    return [=](testing::ModelBuilder& b) {
+      b.input("x", {2, 4}).output("y", {2, 4});
+      testing::set_attr(b.node("LpNormalization", {"x"}, {"y"}, "n"), "p", p);
+    };
+  };
+  EXPECT_EQ(norm_findings(lp(2), 1e-22, 1), Names{});
+  EXPECT_EQ(norm_findings(lp(2), 2e-23, 1), Names{"n:lpnorm-zero-norm"});  // squares underflow to 0
+  EXPECT_EQ(norm_findings(lp(2), -1, 1), Names{"n:lpnorm-zero-norm"});
+  EXPECT_EQ(norm_findings(lp(1), 1e-30, 1), Names{});
+  EXPECT_EQ(norm_findings(lp(1), 1e-40, 1), Names{"n:lpnorm-zero-norm"});  // gradient x / n / n overflows
 }
 
 }  // namespace
