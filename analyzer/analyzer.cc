@@ -107,8 +107,10 @@ Finding make_finding(const AbstractContext& a, const HazardReport& h) {
   f.hazard = h.hazard;
   f.condition = h.condition;
   f.status = h.definite ? "definite" : "possible";
+  // The ranges that matter: every non-constant operand, and the one at fault
+  // (an integer index for a crash hazard).
   for (size_t i = 0; i < a.inputs.size(); ++i)
-    if (a.inputs[i].lo.defined() && a.inputs[i].is_float())
+    if (a.inputs[i].lo.defined() && (!a.inputs[i].exact() || static_cast<int>(i) == h.operand))
       f.operands.push_back({a.node.inputs[i], a.inputs[i].min(), a.inputs[i].max()});
   f.path = path_to(a.graph, a.node);
   return f;

@@ -61,10 +61,14 @@ Tensors lower_hard_swish(const OpContext& ctx) {
   return {x * at::clamp(x * (1.0f / 6.0f) + 0.5f, 0.0, 1.0)};
 }
 
-// Softplus is ONNX's reference form log(exp(x) + 1), not at::softplus (which returns x
-// above a threshold): a model's naive softplus overflows to INF from x = 88.72 in
-// float32, and its gradient exp(x) / inf is NaN there; the oracle must see that.
-Tensors lower_softplus(const OpContext& ctx) { return {(ctx.input(0).exp() + 1).log()}; }
+// Softplus computes ln(exp(x) + 1) the stable way, max(x, 0) + log1p(exp(-|x|)), as
+// PyTorch's F.softplus (whose export this node is) and ONNX Runtime do: the ONNX op is
+// the developers' fix for a hand-written log(1 + exp(x)), which exports as Exp, Add,
+// Log nodes and is caught at its Exp. It never overflows for finite x.
+Tensors lower_softplus(const OpContext& ctx) {
+  const at::Tensor& x = ctx.input(0);
+  return {x.clamp_min(0) + at::log1p(at::exp(-x.abs()))};
+}
 
 Tensors lower_softsign(const OpContext& ctx) {
   const at::Tensor& x = ctx.input(0);
@@ -273,23 +277,13 @@ Intervals hard_swish_interval(const AbstractContext& a) {
   return {widen(std::move(r), 2 * kU, m * (m * c + 1) * (2 * kU) + kTiny)};
 }
 
-// log(exp(x) + 1): a relative error in exp(x) stays relative in the result
-// (log(1 + e) >= e / (1 + e)); rounding 1 + e costs u absolute (and makes the
-// result 0 for x below ~-17). The safe state is x < 88.72 (softplus-overflow).
+// max(x, 0) + log1p(exp(-|x|)): increasing; exp, log1p and the final add each round
+// (a few ulps relative, plus an absolute term for the tiny log1p values).
 Intervals softplus_interval(const AbstractContext& a) {
   IntervalTensor x = a.input(0);
-  x.lo = x.lo.clamp_max(kExpOverflowFloat32);
-  x.hi = x.hi.clamp_max(kExpOverflowFloat32);
   Fn f = [](const at::Tensor& t) { return t.clamp_min(0.0) + at::log1p(at::exp(-t.abs())); };
   IntervalTensor r = widen(piecewise(x, f, {}), 9 * kFloat32Ulp, 2 * kU + kTiny);
   return {clamp_bounds(std::move(r), 0.0, kInf)};
-}
-
-std::vector<HazardReport> softplus_hazards(const AbstractContext& a) {
-  const IntervalTensor& x = a.input(0);
-  if ((x.hi >= kExpOverflowFloat32).any().item<bool>())
-    return {hazard("softplus-overflow", "x >= 88.72283935546875 (exp(x) overflows)", (x.lo >= kExpOverflowFloat32).all().item<bool>())};
-  return {};
 }
 
 Intervals softsign_interval(const AbstractContext& a) {
@@ -379,7 +373,7 @@ NANGUARD_REGISTER_OPS({
     with(OpDef{"Sigmoid", lower_sigmoid}, sigmoid_interval),
     with(OpDef{"HardSigmoid", lower_hard_sigmoid}, hard_sigmoid_interval),
     with(OpDef{"HardSwish", lower_hard_swish}, hard_swish_interval),
-    with(OpDef{"Softplus", lower_softplus}, softplus_interval, softplus_hazards),
+    with(OpDef{"Softplus", lower_softplus}, softplus_interval),
     with(OpDef{"Softsign", lower_softsign}, softsign_interval),
     with(OpDef{"ThresholdedRelu", lower_thresholded_relu}, thresholded_relu_interval),
     with(OpDef{"Mish", lower_mish}, mish_interval),

@@ -148,7 +148,10 @@ std::vector<HazardReport> bernoulli_hazards(const AbstractContext& a) {
   return {HazardReport{"bernoulli-probability-out-of-range", HazardKind::kCrash, 0, "p < 0 or p > 1", definite}};
 }
 
+// Random ops are never constants, even with constant inputs: the engine must use
+// their bounds, not one draw.
 OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
+  d.nondeterministic = true;
   d.interval = std::move(interval);
   d.hazards = std::move(hazards);
   return d;
