@@ -4,11 +4,14 @@
 #include <cmath>
 #include <string>
 
+#include <optional>
+
 #include <gtest/gtest.h>
 
 #include "model/onnx_loader.h"
 #include "oracle/executor.h"
 #include "test_models.h"
+#include "ops/abstract_check.h"
 
 namespace nanguard {
 namespace {
@@ -104,6 +107,108 @@ TEST(Loss, SoftmaxCrossEntropyLogProbAndGradient) {
   ASSERT_TRUE(x.grad().defined());
   EXPECT_TRUE(at::isfinite(x.grad()).all().item<bool>());
   EXPECT_NEAR(x.grad()[0][1].item<float>(), -1.f, 1e-6);  // softmax - onehot
+}
+
+// ---- abstract facets ------------------------------------------------------------
+
+struct LossModel {
+  std::string op = "SoftmaxCrossEntropyLoss", reduction = "mean";
+  bool weights = false, target_input = false, spatial = false;
+  std::optional<int64_t> ignore;
+  at::Tensor weight = at::tensor({1.f, 0.5f, 2.f, 1.5f});
+  at::Tensor target = at::tensor(std::vector<int64_t>{0, 3, 1});
+};
+
+// x [3, 4] (or [3, 4, 2]) -> loss; the target an initializer or an int64 input.
+void build_loss(testing::ModelBuilder& b, const LossModel& m) {
+  std::vector<int64_t> xs{3, 4}, ts{3};
+  if (m.spatial) { xs.push_back(2); ts.push_back(2); }
+  b.input("x", xs);
+  at::Tensor target = m.spatial ? m.target.unsqueeze(1).expand({3, 2}).contiguous() : m.target;
+  if (m.target_input) b.input("t", ts, onnx::TensorProto::INT64);
+  else b.initializer("t", target);
+  std::vector<std::string> ins{m.op == "NegativeLogLikelihoodLoss" ? "lp" : "x", "t"};
+  if (m.op == "NegativeLogLikelihoodLoss") testing::set_attr(b.node("LogSoftmax", {"x"}, {"lp"}, "ls"), "axis", int64_t{1});
+  if (m.weights) {
+    b.initializer("w", m.weight);
+    ins.push_back("w");
+  }
+  b.output("loss", m.reduction == "none" ? ts : std::vector<int64_t>{});
+  auto& n = b.node(m.op, ins, {"loss"}, "n");
+  set_string(n, "reduction", m.reduction);
+  if (m.ignore) testing::set_attr(n, "ignore_index", *m.ignore);
+}
+
+TEST(LossAbstract, SoundAcrossReductionsWeightsAndTargets) {
+  testing::SoundTally tally;
+  for (const char* op : {"SoftmaxCrossEntropyLoss", "NegativeLogLikelihoodLoss"}) {
+    for (const char* red : {"none", "sum", "mean"}) {
+      for (int variant = 0; variant < 8; ++variant) {
+        LossModel m;
+        m.op = op;
+        m.reduction = red;
+        m.weights = variant & 1;
+        m.target_input = variant & 2;
+        m.spatial = variant & 4;
+        if (variant == 3 || variant == 4) m.ignore = 3;
+        for (auto [lo, hi] : {std::pair{-3.0, 3.0}, {-100.0, 100.0}, {0.0, 1.0}, {-1e4, 1e4}}) {
+          for (bool free : {false, true}) {
+            testing::ModelBuilder b(13);
+            build_loss(b, m);
+            RangeMap r{{"x", {lo, hi}}, {"t", {0, 3}}};
+            testing::expect_sound(b, free ? testing::free_weights(r, 0.1, 3) : testing::ranges_of(r),
+                                  std::string(op) + " " + red + " variant " + std::to_string(variant), &tally, 12);
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(tally.violations, 0);
+  EXPECT_GT(tally.checked, 0);
+  std::printf("loss soundness: %lld samples, %lld values, %lld violations\n", (long long)tally.samples,
+              (long long)tally.checked, (long long)tally.violations);
+}
+
+std::vector<std::string> loss_findings(const LossModel& m, double t_lo = 0, double t_hi = 3) {
+  testing::ModelBuilder b(13);
+  build_loss(b, m);
+  return testing::summary(testing::findings_of(b, testing::ranges_of({{"x", {-1e4, 1e4}}, {"t", {t_lo, t_hi}}})));
+}
+
+TEST(LossAbstract, ZeroTotalWeightAndTargetRange) {
+  using Names = std::vector<std::string>;
+  LossModel m;
+  EXPECT_EQ(loss_findings(m), Names{});  // log_softmax: finite on any finite logits
+  m.ignore = 1;
+  EXPECT_EQ(loss_findings(m), Names{});  // the known targets {0, 3, 1} are not all ignored
+  m.target = at::tensor(std::vector<int64_t>{1, 1, 1});
+  testing::ModelBuilder ignored_model(13);
+  build_loss(ignored_model, m);
+  auto all_ignored = testing::findings_of(ignored_model, testing::ranges_of({{"x", {-1e4, 1e4}}}));
+  ASSERT_EQ(testing::summary(all_ignored), Names{"n:loss-zero-weight"});
+  EXPECT_EQ(all_ignored[0].status, "definite");
+  m.target_input = true;
+  EXPECT_EQ(loss_findings(m, 0, 3), Names{"n:loss-zero-weight"});  // every target may be 1
+  EXPECT_EQ(loss_findings(m, 2, 3), Names{});                      // the range widens past it: 0 / 0
+  m.reduction = "sum";
+  EXPECT_EQ(loss_findings(m, 0, 3), Names{});
+  LossModel w;
+  w.weights = true;
+  w.target_input = true;
+  EXPECT_EQ(loss_findings(w), Names{});
+  w.weight = at::tensor({1.f, 0.f, 2.f, 1.5f});
+  EXPECT_EQ(loss_findings(w), Names{"n:loss-zero-weight"});
+  EXPECT_EQ(loss_findings(w, 2, 3), Names{});
+  LossModel c;
+  c.target_input = true;
+  EXPECT_EQ(loss_findings(c, 0, 4), Names{"n:index-out-of-range"});
+  c.ignore = 4;  // 4 is ignored, not gathered; but then every target may be ignored
+  EXPECT_EQ(loss_findings(c, 0, 4), Names{"n:loss-zero-weight"});
+  c.reduction = "sum";
+  EXPECT_EQ(loss_findings(c, 0, 4), Names{});
+  c.op = "NegativeLogLikelihoodLoss";
+  EXPECT_EQ(loss_findings(c, 0, 4), Names{});
+  EXPECT_EQ(loss_findings(c, -1, 4), Names{"n:index-out-of-range"});
 }
 
 }  // namespace
