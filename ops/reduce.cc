@@ -383,8 +383,12 @@ HazardFn hazards_of(Kind k) {
     if (!h.empty() || ar.r.noop || !a.input(0).is_float()) return h;
     const IntervalTensor& x = a.input(0);
     // Mean, L2 and LogSum go through a float32 sum that overflows before the division,
-    // sqrt or log brings it back (measured: mean of six 1e38 is inf).
-    if (x.dtype == at::kFloat && (k == Kind::kMean || k == Kind::kL2 || k == Kind::kLogSum)) {
+    // sqrt or log brings it back (measured: mean of six 1e38 is inf). An operand an
+    // op computed with bounds at +-FLT_MAX is the clamped echo of an upstream finding
+    // (the engine's safe state), not an origin: as the engine's own overflow check
+    // does, it is not reported again.
+    bool echo = a.producer(0) && (x.max() >= kFloat32Max || x.min() <= -kFloat32Max);
+    if (x.dtype == at::kFloat && !echo && (k == Kind::kMean || k == Kind::kL2 || k == Kind::kLogSum)) {
       IntervalTensor s = reduce_interval(a, k == Kind::kL2 ? Kind::kSumSquare : Kind::kSum)[0];
       if ((s.hi > kFloat32Max).logical_or(s.lo < -kFloat32Max).any().item<bool>())
         return {report("overflow", HazardKind::kForward, "the float32 sum inside the reduction exceeds 3.4028235e38", false)};
