@@ -277,7 +277,11 @@ Cells sum_with_error(const Cells& c, const Cells& mag, const AbsReduction& ar, b
   at::Tensor lo = cells_sum(c.lo, ar), hi = cells_sum(c.hi, ar);
   if (!is_float) return {lo, hi};
   at::Tensor err = cells_sum(mag.hi, ar) * gamma(ar.n) + kTiny;
-  return {lo - err, hi + err};
+  // A float32 sum of non-negative terms is non-negative (of non-positive, non-positive):
+  // the error term must not push the bound across 0 (var = mean((x - m)^2) >= 0).
+  at::Tensor nonneg = c.lo.amin(ar.r.dims, true) >= 0, nonpos = c.hi.amax(ar.r.dims, true) <= 0;
+  at::Tensor zero = at::zeros_like(lo);
+  return {at::where(nonneg, at::maximum(lo - err, zero), lo - err), at::where(nonpos, at::minimum(hi + err, zero), hi + err)};
 }
 
 enum class Kind { kSum, kMean, kMax, kMin, kProd, kL1, kL2, kSumSquare, kLogSum, kLogSumExp };
