@@ -45,7 +45,18 @@ bool stable_softmax_denominator(const AbstractContext& a) {
 
 }  // namespace
 
+// Sums, means and norms of non-negative terms are non-negative in float32 as well
+// (every partial sum is), whatever accumulation error bound the transfer subtracted.
+bool nonnegative_reduction(const AbstractContext& a) {
+  static const char* kOps[] = {"ReduceSum", "ReduceMean", "ReduceSumSquare", "ReduceL1", "ReduceL2", "CumSum"};
+  bool op = std::any_of(std::begin(kOps), std::end(kOps), [&](const char* o) { return a.node.op_type == o; });
+  bool always = a.node.op_type == "ReduceSumSquare" || a.node.op_type == "ReduceL1" || a.node.op_type == "ReduceL2";
+  return op && a.has_input(0) && (always || (a.input(0).lo >= 0).all().item<bool>());
+}
+
 void refine_with_facts(const AbstractContext& a, std::vector<IntervalTensor>& outs) {
+  if (!outs.empty() && outs[0].lo.defined() && !outs[0].exact() && nonnegative_reduction(a))
+    outs[0].lo = outs[0].lo.clamp_min(0.0);
   if (a.node.op_type == "ReduceSum" && !outs.empty() && outs[0].lo.defined() && !outs[0].exact() &&
       stable_softmax_denominator(a))
     outs[0].lo = outs[0].lo.clamp_min(1.0);

@@ -45,7 +45,9 @@ struct IntervalTensor {
 
 // Accounts for the float32 rounding of an op's result computed in real arithmetic:
 // widens by `ulps` float32 units in the last place (relative) plus `ulps` smallest
-// subnormals (absolute, for results that flush to 0). Integer results round to integers.
+// subnormals (absolute, for results that flush to 0), never across 0: the bounds must
+// be the real-arithmetic result of the op with every intermediate error already
+// included, so that only the final rounding remains. Integer results round to integers.
 IntervalTensor round_out(IntervalTensor t, int ulps);
 
 // Bounds clipped to what a value of `dtype` can hold without being INF (used to

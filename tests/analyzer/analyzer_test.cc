@@ -191,6 +191,22 @@ TEST(Analyzer, StableSoftmaxDenominatorIsAtLeastOne) {
   }
 }
 
+// sqrt(mean(x * x)): the operand is >= 0 exactly (rounding never crosses 0), so only
+// the gradient hazard at 0 remains; it goes away once x stays off 0.
+TEST(Analyzer, SumsOfSquaresStayNonNegative) {
+  for (double lo : {-3.0, 0.5}) {
+    ModelBuilder b;
+    b.input("x", {4, 64}).output("y", {4, 1});
+    b.node("Mul", {"x", "x"}, {"sq"});
+    auto& mean = b.node("ReduceMean", {"sq"}, {"m"});
+    testing::set_attr(mean, "axes", std::vector<int64_t>{1});
+    b.node("Sqrt", {"m"}, {"y"}, "n");
+    auto f = findings_for(b, {{"x", {lo, 3.0}}});
+    if (lo < 0) expect_one(f, "sqrt-zero-gradient", HazardKind::kGradient);
+    else EXPECT_TRUE(f.empty());
+  }
+}
+
 // The bounds are ATen tensors all the way: d(upper bound of exp(2x + 1))/d(hi of x)
 // is 2 exp(2 hi + 1) (times the float32 rounding slack).
 TEST(Analyzer, BoundsAreDifferentiableInTheRangeEnds) {
