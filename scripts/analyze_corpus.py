@@ -64,11 +64,46 @@ def analyze(nanguard, model, case):
     return json.loads(p.stdout)["findings"], dt, ""
 
 
+def zoo(nanguard, out):
+    """The clean architectures: op-domain findings on the safe variants are false
+    alarms; overflow findings are listed with their bounds; the naive head must be found."""
+    cases = json.load(open(os.path.join(ROOT, "corpora", "zoo", "cases.json")))
+    cache = os.path.join(ROOT, "corpora", "zoo", "cache")
+    lines = ["# nanguard analyze on the zoo", "",
+             "Command: `/usr/bin/python3 scripts/analyze_corpus.py --zoo` (models from `scripts/corpus --zoo`, "
+             "weights fixed, ranges from corpora/zoo/cases.json). `plain`: logits; `naive`: log(softmax) head; "
+             "`safe`: log_softmax head. Seconds include loading.", "",
+             "| model | variant | op-domain findings | overflow findings (first node: bound) | naive head found | seconds |",
+             "|---|---|---|---|---|---:|"]
+    for name, case in cases.items():
+        for variant, file in (("plain", "plain.onnx"), ("naive", "model.onnx"), ("safe", "fixed.onnx")):
+            path = os.path.join(cache, name, file)
+            if not os.path.exists(path):
+                continue
+            findings, dt, err = analyze(nanguard, path, case)
+            if findings is None:
+                lines.append(f"| {name} | {variant} | error: {err} | | | {dt:.1f} |")
+                continue
+            domain = [f"{f['node']}:{f['hazard']}" for f in findings if f["hazard"] not in META]
+            over = [f for f in findings if f["hazard"] == "overflow"]
+            over_s = f"{len(over)}" + (f" ({over[0]['node']}: {over[0].get('result', {}).get('hi', 0):.3g})" if over else "")
+            head = ""
+            if variant == "naive":
+                truth = {d["node"] for d in case["defects"]}
+                head = "yes" if truth & {f["node"] for f in findings} else "no"
+            lines.append(f"| {name} | {variant} | {len(domain)} {' '.join(domain[:3])} | {over_s} | {head} | {dt:.1f} |")
+            print(lines[-1], flush=True)
+    open(out, "w").write("\n".join(lines) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--zoo", action="store_true", help="analyze the exported zoo instead")
     ap.add_argument("--nanguard", default=os.path.join(ROOT, "build", "nanguard"))
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "analyzer-grist.md"))
     args = ap.parse_args()
+    if args.zoo:
+        return zoo(args.nanguard, os.path.join(ROOT, "results", "analyzer-zoo.md"))
     rows, found, total, twins_alarm, errors = [], 0, 0, 0, 0
     per_op = {}
     for prog in sorted(os.listdir(GRIST), key=lambda s: (len(s), s)):
