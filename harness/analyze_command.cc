@@ -18,42 +18,19 @@ struct AnalyzeArgs {
   std::string weights = "fixed";
 };
 
-}  // namespace
-
-Status parse_weights_flag(const std::string& spec, AnalyzeOptions& opt) {
-  if (spec == "fixed") return Status::Ok();
-  if (spec == "free") { opt.weights = WeightMode::kFree; return Status::Ok(); }
-  if (spec.rfind("free=", 0) == 0) {
-    auto r = parse_range("weights=" + spec.substr(5));
-    if (!r.ok()) return Status::Error(fmt::format("--weights '{}': expected fixed, free or free=LO,HI", spec));
-    opt.weights = WeightMode::kFree;
-    opt.weight_range = r->second;
-    return Status::Ok();
-  }
-  return Status::Error(fmt::format("--weights '{}': expected fixed, free or free=LO,HI", spec));
-}
-
-namespace {
-
 int run(const AnalyzeArgs& a) {
-  auto fail = [](const Status& s) { std::cerr << "nanguard: " << s.message() << "\n"; return 2; };
   AnalyzeOptions opt;
-  if (Status s = parse_weights_flag(a.weights, opt); !s.ok()) return fail(s);
-  auto lopt = load_options(a.common);
-  if (!lopt.ok()) return fail(lopt.status());
-  auto ranges = range_map(a.common);
-  if (!ranges.ok()) return fail(ranges.status());
-  auto graph = load_model(a.common.model, *lopt);
-  if (!graph.ok()) return fail(graph.status());
-  if (Status s = check_range_names(*graph, *ranges); !s.ok()) return fail(s);
-  opt.ranges = *ranges;
-  auto result = analyze(*graph, opt);
-  if (!result.ok()) return fail(result.status());
-  ReportContext ctx{graph->model_path, &*graph, a.weights, *ranges};
+  if (Status s = parse_weights_flag(a.weights, opt); !s.ok()) return usage_error(s);
+  auto m = load_with_ranges(a.common);
+  if (!m.ok()) return usage_error(m.status());
+  opt.ranges = m->ranges;
+  auto result = analyze(m->graph, opt);
+  if (!result.ok()) return usage_error(result.status());
+  ReportContext ctx{m->graph.model_path, &m->graph, a.weights, m->ranges};
   std::string text = a.common.format == "json"    ? findings_json(ctx, *result)
                      : a.common.format == "sarif" ? findings_sarif(ctx, *result)
                                                   : findings_text(ctx, *result);
-  if (Status s = emit(a.common, text); !s.ok()) return fail(s);
+  if (Status s = emit(a.common, text); !s.ok()) return usage_error(s);
   return result->findings.empty() ? 0 : 1;
 }
 

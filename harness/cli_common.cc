@@ -66,6 +66,39 @@ Result<RangeMap> range_map(const CommonArgs& args) {
   return ranges;
 }
 
+Result<LoadedModel> load_with_ranges(const CommonArgs& args) {
+  auto lopt = load_options(args);
+  if (!lopt.ok()) return lopt.status();
+  auto ranges = range_map(args);
+  if (!ranges.ok()) return ranges.status();
+  auto graph = load_model(args.model, *lopt);
+  if (!graph.ok()) return graph.status();
+  if (Status s = check_range_names(*graph, *ranges); !s.ok()) return s;
+  return LoadedModel{std::move(graph.value()), std::move(ranges.value())};
+}
+
+Status parse_weights_flag(const std::string& spec, AnalyzeOptions& opt) {
+  if (spec == "fixed") return Status::Ok();
+  if (spec == "free") {
+    opt.weights = WeightMode::kFree;
+    return Status::Ok();
+  }
+  if (spec.rfind("free=", 0) == 0) {
+    auto r = parse_range("weights=" + spec.substr(5));
+    if (r.ok()) {
+      opt.weights = WeightMode::kFree;
+      opt.weight_range = r->second;
+      return Status::Ok();
+    }
+  }
+  return Status::Error(fmt::format("--weights '{}': expected fixed, free or free=LO,HI", spec));
+}
+
+int usage_error(const Status& status) {
+  std::cerr << "nanguard: " << status.message() << "\n";
+  return 2;
+}
+
 Status emit(const CommonArgs& args, const std::string& text) {
   if (args.output.empty()) {
     std::cout << text;

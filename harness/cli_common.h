@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "analyzer/analyzer.h"
 #include "model/onnx_loader.h"
 #include "oracle/input_source.h"
 
@@ -28,6 +29,20 @@ void add_output_flags(CLI::App& app, CommonArgs& args);
 
 Result<LoadOptions> load_options(const CommonArgs& args);
 Result<RangeMap> range_map(const CommonArgs& args);
+
+// The model with its dimensions bound and the ranges given for it (every range must
+// name a runtime input): the first step of every subcommand.
+struct LoadedModel {
+  Graph graph;
+  RangeMap ranges;
+};
+Result<LoadedModel> load_with_ranges(const CommonArgs& args);
+
+// --weights fixed | free | free=LO,HI
+Status parse_weights_flag(const std::string& spec, AnalyzeOptions& options);
+
+// Prints "nanguard: <message>" once on stderr; returns exit code 2.
+int usage_error(const Status& status);
 
 // Writes `text` to args.output atomically, or to stdout when none was given.
 Status emit(const CommonArgs& args, const std::string& text);

@@ -96,16 +96,13 @@ Status save_outputs(const Graph& g, const ExecResult& exec, const std::string& d
 }
 
 int run(const RunArgs& a) {
-  auto fail = [](const Status& s) { std::cerr << "nanguard: " << s.message() << "\n"; return 2; };
-  auto lopt = load_options(a.common);
-  if (!lopt.ok()) return fail(lopt.status());
-  auto ranges = range_map(a.common);
-  if (!ranges.ok()) return fail(ranges.status());
+  auto fail = usage_error;
   auto device = parse_device(a.common.device);
   if (!device.ok()) return fail(device.status());
-  auto graph = load_model(a.common.model, *lopt);
-  if (!graph.ok()) return fail(graph.status());
-  if (Status s = check_range_names(*graph, *ranges); !s.ok()) return fail(s);
+  auto m = load_with_ranges(a.common);
+  if (!m.ok()) return fail(m.status());
+  const Graph* graph = &m->graph;
+  const RangeMap* ranges = &m->ranges;
   auto given = given_inputs(a);
   if (!given.ok()) return fail(given.status());
   for (const auto& [name, t] : *given)

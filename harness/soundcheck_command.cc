@@ -13,8 +13,6 @@
 
 namespace nanguard {
 
-Status parse_weights_flag(const std::string& spec, AnalyzeOptions& opt);
-
 namespace {
 
 struct SoundArgs {
@@ -25,18 +23,14 @@ struct SoundArgs {
 };
 
 int run(const SoundArgs& a) {
-  auto fail = [](const Status& s) { std::cerr << "nanguard: " << s.message() << "\n"; return 2; };
   AnalyzeOptions opt;
-  if (Status s = parse_weights_flag(a.weights, opt); !s.ok()) return fail(s);
-  auto lopt = load_options(a.common);
-  if (!lopt.ok()) return fail(lopt.status());
-  auto ranges = range_map(a.common);
-  if (!ranges.ok()) return fail(ranges.status());
-  auto graph = load_model(a.common.model, *lopt);
-  if (!graph.ok()) return fail(graph.status());
-  opt.ranges = *ranges;
+  if (Status s = parse_weights_flag(a.weights, opt); !s.ok()) return usage_error(s);
+  auto m = load_with_ranges(a.common);
+  if (!m.ok()) return usage_error(m.status());
+  const Graph* graph = &m->graph;
+  opt.ranges = m->ranges;
   auto rep = check_soundness(*graph, opt, a.samples, a.seed);
-  if (!rep.ok()) return fail(rep.status());
+  if (!rep.ok()) return usage_error(rep.status());
   nlohmann::json v = nlohmann::json::array();
   for (const auto& x : rep->violations)
     v.push_back({{"sample", x.sample}, {"node", x.node}, {"tensor", x.tensor}, {"value", x.value}, {"lo", x.lo}, {"hi", x.hi}, {"what", x.what}});
@@ -47,7 +41,7 @@ int run(const SoundArgs& a) {
   if (a.common.format != "json")
     for (const auto& x : rep->violations)
       text += fmt::format("  sample {} node '{}' tensor '{}': {} {:.9g} not in [{:.9g}, {:.9g}]\n", x.sample, x.node, x.tensor, x.what, x.value, x.lo, x.hi);
-  if (Status s = emit(a.common, text); !s.ok()) return fail(s);
+  if (Status s = emit(a.common, text); !s.ok()) return usage_error(s);
   return rep->violations.empty() ? 0 : 1;
 }
 
