@@ -169,6 +169,32 @@ TEST(Cli, ExternalDataOutsideTheFolderIsRefused) {
   expect_usage_error(run_cli("run " + dir + "/model.onnx"), "leaves the model's folder");
 }
 
+TEST(Cli, AnalyzeExitCodesAndReports) {
+  // exp(x) for x in [-10, 10] is proved; [0, 100] can overflow.
+  CliResult proved = run_cli("analyze " + exp_model() + " --range x=-10,10");
+  EXPECT_EQ(proved.code, 0) << proved.err;
+  EXPECT_NE(proved.out.find("proved: no op can produce NaN/INF"), std::string::npos) << proved.out;
+  CliResult json = run_cli("analyze " + exp_model() + " --range x=0,100 --format json");
+  EXPECT_EQ(json.code, 1) << json.err;
+  auto j = nlohmann::json::parse(json.out);
+  ASSERT_EQ(j["findings"].size(), 1u);
+  EXPECT_EQ(j["findings"][0]["node"], "exp");
+  EXPECT_EQ(j["findings"][0]["op"], "Exp");
+  EXPECT_EQ(j["findings"][0]["kind"], "forward");
+  EXPECT_EQ(j["findings"][0]["hazard"], "exp-overflow");
+  EXPECT_EQ(j["findings"][0]["status"], "possible");
+  EXPECT_EQ(j["findings"][0]["operands"][0]["hi"], 100.0);
+  CliResult sarif = run_cli("analyze " + exp_model() + " --range x=0,100 --format sarif");
+  EXPECT_EQ(sarif.code, 1);
+  auto s = nlohmann::json::parse(sarif.out);
+  EXPECT_EQ(s["version"], "2.1.0");
+  EXPECT_EQ(s["runs"][0]["tool"]["driver"]["rules"][0]["id"], "nanguard/exp-overflow");
+  EXPECT_EQ(s["runs"][0]["results"][0]["ruleId"], "nanguard/exp-overflow");
+  EXPECT_EQ(s["runs"][0]["results"][0]["locations"][0]["logicalLocations"][0]["name"], "exp");
+  expect_usage_error(run_cli("analyze " + exp_model() + " --weights sometimes"), "--weights 'sometimes'");
+  expect_usage_error(run_cli("analyze " + exp_model() + " --format xml"), "nanguard:");
+}
+
 TEST(Cli, NoHalfWrittenReportOnError) {
   std::string out = testing::test_tmp_dir() + "/report.json";
   std::filesystem::remove(out);
