@@ -1,5 +1,6 @@
 #include "harness/report.h"
 
+#include <cmath>
 #include <map>
 
 #include <fmt/core.h>
@@ -9,7 +10,14 @@ namespace {
 
 using json = nlohmann::json;
 
-json range_json(const OperandRange& r) { return {{"tensor", r.tensor}, {"lo", r.lo}, {"hi", r.hi}}; }
+// JSON has no infinity: unbounded ends are written as the strings "inf" / "-inf".
+json number(double v) {
+  if (std::isfinite(v)) return v;
+  if (std::isnan(v)) return "nan";
+  return v > 0 ? "inf" : "-inf";
+}
+
+json range_json(const OperandRange& r) { return {{"tensor", r.tensor}, {"lo", number(r.lo)}, {"hi", number(r.hi)}}; }
 
 std::string rule_id(const std::string& hazard) { return "nanguard/" + hazard; }
 

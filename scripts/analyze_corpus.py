@@ -86,7 +86,9 @@ def zoo(nanguard, out):
                 continue
             domain = [f"{f['node']}:{f['hazard']}" for f in findings if f["hazard"] not in META]
             over = [f for f in findings if f["hazard"] == "overflow"]
-            over_s = f"{len(over)}" + (f" ({over[0]['node']}: {over[0].get('result', {}).get('hi', 0):.3g})" if over else "")
+            bound = over[0].get("result", {}).get("hi") if over else None
+            bound = f"{bound:.3g}" if isinstance(bound, (int, float)) else str(bound)
+            over_s = f"{len(over)}" + (f" ({over[0]['node']}: {bound})" if over else "")
             head = ""
             if variant == "naive":
                 truth = {d["node"] for d in case["defects"]}
