@@ -30,6 +30,14 @@ void bm_analyze(benchmark::State& state, std::string path) {
   }
 }
 
+void bm_load(benchmark::State& state, std::string path) {
+  for (auto _ : state) {
+    auto g = load_model(path);
+    if (!g.ok()) { state.SkipWithError(g.status().message().c_str()); return; }
+    benchmark::DoNotOptimize(g->nodes.size());
+  }
+}
+
 void bm_forward(benchmark::State& state, std::string path) {
   auto g = load_model(path);
   if (!g.ok()) { state.SkipWithError(g.status().message().c_str()); return; }
@@ -67,6 +75,7 @@ int main(int argc, char** argv) {
   if (models.empty()) models = default_models();
   for (const auto& m : models) {
     benchmark::RegisterBenchmark(("analyze/" + m).c_str(), bm_analyze, m)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
+    benchmark::RegisterBenchmark(("load/" + m).c_str(), bm_load, m)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
     benchmark::RegisterBenchmark(("forward/" + m).c_str(), bm_forward, m)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
   }
   benchmark::RunSpecifiedBenchmarks();

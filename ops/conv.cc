@@ -3,11 +3,14 @@
 // ONNX pads may be asymmetric and ATen's are not, so uneven pads are applied with
 // constant_pad_nd (zeros, as ONNX pads: a padded 0 times an INF weight is NaN in both).
 #include <algorithm>
+#include <limits>
+#include <optional>
 
 #include <ATen/ATen.h>
 #include <fmt/core.h>
 
 #include "ops/bilinear_bounds.h"
+#include "ops/collapsed_bounds.h"
 #include "ops/op_registry.h"
 #include "ops/spatial_pads.h"
 
@@ -112,6 +115,65 @@ std::vector<at::Tensor> lower_conv_transpose(const OpContext& ctx) {
 // are exactly the concrete ones. Each output sums n = C_in/group * prod(kernel)
 // products (an upper bound for ConvTranspose), plus the bias.
 
+// Conv on a per-channel collapsed input: every output element sums, over its taps,
+// W[o,c,k] * x (x in [l_c, u_c]) or W * 0 at a pad, so summing per tap the hull of
+// W * [l_c, u_c] (and 0 when windows may pad) bounds every position at once.
+std::optional<std::vector<IntervalTensor>> conv_collapsed(const AbstractContext& a, double n) {
+  const IntervalTensor &x = a.input(0), &w = a.input(1);
+  auto shape = inferred_shape(a, 0);
+  if (a.node.op_type != "Conv" || !spatially_collapsed(x) || !shape || shape->size() != x.shape.size()) return std::nullopt;
+  int64_t out_ch = w.shape[0], group = attr_int(a.node, "group", 1), per_group = w.shape[1];
+  if (group <= 0 || out_ch % group != 0 || per_group * group != x.shape[1]) return std::nullopt;
+  double limit = value_limit(a.float_type);
+  auto [l, u] = channel_bounds(x, limit);
+  std::vector<int64_t> tap_shape(w.shape.size(), 1);
+  tap_shape[0] = out_ch;
+  tap_shape[1] = per_group;
+  // The input channel of tap (o, c') is (group of o) * per_group + c'.
+  at::Tensor lx = l.view({group, per_group}).repeat_interleave(out_ch / group, 0).view(tap_shape);
+  at::Tensor ux = u.view({group, per_group}).repeat_interleave(out_ch / group, 0).view(tap_shape);
+  std::vector<int64_t> taps;
+  for (int64_t d = 1; d < static_cast<int64_t>(w.shape.size()); ++d) taps.push_back(d);
+  bool pad = may_pad(a.node);
+  at::Tensor lo, hi, mag;
+  if (w.exact()) {
+    // Per tap min(W l, W u, 0) = W+ min(l, 0) + W- max(u, 0) (without the 0 when no
+    // tap reads padding), so the kernel sums first: P = sum W+, N = sum W- per (o, c).
+    at::Tensor wv = w.lo.clamp(-limit, limit);
+    std::vector<int64_t> kernel;
+    for (int64_t d = 2; d < static_cast<int64_t>(w.shape.size()); ++d) kernel.push_back(d);
+    at::Tensor pos = wv.clamp_min(0.0), neg = wv.clamp_max(0.0);
+    at::Tensor P = kernel.empty() ? pos : pos.sum(kernel), N = kernel.empty() ? neg : neg.sum(kernel);
+    at::Tensor l2 = lx.reshape({out_ch, per_group}), u2 = ux.reshape({out_ch, per_group});
+    at::Tensor lp = pad ? l2.clamp_max(0.0) : l2, up = pad ? u2.clamp_min(0.0) : u2;
+    lo = (P * lp + N * up).sum(1);
+    hi = (P * up + N * lp).sum(1);
+    mag = ((P - N) * at::maximum(l2.abs(), u2.abs())).sum(1);
+  } else {
+    at::Tensor wl = w.lo.clamp(-limit, limit).expand(w.shape), wh = w.hi.clamp(-limit, limit).expand(w.shape);
+    Bounds t = bounds_mul({wl, wh}, {lx, ux});
+    if (pad) t = {t.lo.clamp_max(0.0), t.hi.clamp_min(0.0)};
+    lo = t.lo.sum(taps);
+    hi = t.hi.sum(taps);
+    mag = (at::maximum(wl.abs(), wh.abs()) * at::maximum(lx.abs(), ux.abs())).sum(taps);
+  }
+  if (a.has_input(2)) {  // the bias joins the sum (n counts it)
+    at::Tensor bl = a.input(2).lo.reshape({-1}).expand({out_ch}), bh = a.input(2).hi.reshape({-1}).expand({out_ch});
+    lo = lo + bl;
+    hi = hi + bh;
+    mag = mag + at::maximum(bl.abs(), bh.abs());
+  }
+  double g = accumulation_gamma(n, a.float_type), tiny = n * kFloat32MinSubnormal;
+  lo = lo - mag * g - tiny;
+  hi = hi + mag * g + tiny;
+  double inf = std::numeric_limits<double>::infinity();
+  at::Tensor risky = (mag * (1 + g) > limit).logical_or(mag.isnan());  // the accumulator may overflow
+  lo = at::where(risky, at::full_like(lo, -inf), lo);
+  hi = at::where(risky, at::full_like(hi, inf), hi);
+  std::vector<int64_t> cell = channel_cell(out_ch, shape->size());
+  return std::vector<IntervalTensor>{make_interval({lo.view(cell), hi.view(cell)}, *shape, x.dtype, 0)};
+}
+
 std::vector<IntervalTensor> conv_interval(const AbstractContext& a) {
   const IntervalTensor &x = a.input(0), &w = a.input(1);
   if (!x.is_float() || !w.is_float()) a.fail("integer operands have no interval transfer");
@@ -122,6 +184,7 @@ std::vector<IntervalTensor> conv_interval(const AbstractContext& a) {
   for (size_t i = 2; i < w.shape.size(); ++i) n *= static_cast<double>(w.shape[i]);
   bool bias = a.has_input(2);
   if (bias) n += 1;
+  if (auto fast = conv_collapsed(a, n)) return *fast;
   const Node& node = a.node;
   int64_t opset = a.opset;
   auto f = [&node, opset, transposed](const at::Tensor& xv, const at::Tensor& wv) {

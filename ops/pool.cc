@@ -6,10 +6,12 @@
 // reference drops NaNs from a window instead, which would hide them.
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include <ATen/ATen.h>
 #include <fmt/core.h>
 
+#include "ops/collapsed_bounds.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 #include "ops/spatial_pads.h"
@@ -191,7 +193,32 @@ IntervalTensor with_dtype(IntervalTensor t, at::ScalarType dtype) {
   return t;
 }
 
+// A per-channel collapsed input pools to the same per-channel cells: a max of values
+// in [l, u] is in [l, u] (-inf padding never wins); an average is too, or within the
+// hull with 0 when padded zeros are counted. Returns nothing when it does not apply.
+std::optional<std::vector<IntervalTensor>> pool_collapsed(const AbstractContext& a, bool average) {
+  const IntervalTensor& x = a.input(0);
+  auto shape = inferred_shape(a, 0);
+  bool indices = a.node.outputs.size() > 1 && !a.node.outputs[1].empty();
+  if (!spatially_collapsed(x) || !shape || shape->size() != x.shape.size() || indices) return std::nullopt;
+  auto [lo, hi] = channel_bounds(x, a.float_type == at::kDouble ? std::numeric_limits<double>::max() : kFloat32Max);
+  if (average) {
+    if (attr_int(a.node, "count_include_pad", 0) != 0 && may_pad(a.node)) {
+      lo = lo.clamp_max(0.0);
+      hi = hi.clamp_min(0.0);
+    }
+    double k = 1;
+    for (int64_t v : attr_ints(a.node, "kernel_shape")) k *= static_cast<double>(v);
+    at::Tensor mag = at::maximum(lo.abs(), hi.abs()) * gamma_of(a, k + 1) + kFloat32MinSubnormal;
+    lo = lo - mag;
+    hi = hi + mag;
+  }
+  std::vector<int64_t> cell = channel_cell(x.shape[1], shape->size());
+  return std::vector<IntervalTensor>{make_interval({lo.view(cell), hi.view(cell)}, *shape, x.dtype, 0)};
+}
+
 std::vector<IntervalTensor> max_pool_interval(const AbstractContext& a) {
+  if (auto fast = pool_collapsed(a, false)) return *fast;
   const IntervalTensor& x = a.input(0);
   auto [lo, hi] = full_bounds(a, x);
   at::Tensor ylo = run_pool(a, lower_max_pool, lo), yhi = run_pool(a, lower_max_pool, hi);
@@ -211,6 +238,7 @@ std::vector<IntervalTensor> global_max_pool_interval(const AbstractContext& a) {
 
 // Averages: sum of k terms then a division.
 std::vector<IntervalTensor> average_pool_interval(const AbstractContext& a) {
+  if (auto fast = pool_collapsed(a, true)) return *fast;
   const IntervalTensor& x = a.input(0);
   auto [lo, hi] = full_bounds(a, x);
   double k = 1;

@@ -70,3 +70,45 @@ TEST(Soundness, RelationalFactsHold) {
 
 }  // namespace
 }  // namespace nanguard
+
+namespace nanguard {
+namespace {
+
+// The per-channel fast paths of Conv and the pools (collapsed input bounds), with
+// padding, groups, strides, fixed and free weights.
+TEST(Soundness, CollapsedConvAndPoolPaths) {
+  for (int64_t pad : {0, 1}) {
+    for (int64_t group : {1, 2}) {
+      ModelBuilder b;
+      b.input("x", {2, 4, 9, 9}).initializer("w", at::randn({6, 4 / group, 3, 3})).initializer("b", at::randn({6}));
+      int64_t side = (9 + 2 * pad - 3) / 2 + 1 + 1;  // conv, then the padded 2x2 pool
+      b.output("p", {2, 6, side, side});
+      auto& conv = b.node("Conv", {"x", "w", "b"}, {"y"}, "conv");
+      testing::set_attr(conv, "pads", std::vector<int64_t>{pad, pad, pad, pad});
+      testing::set_attr(conv, "strides", std::vector<int64_t>{2, 2});
+      testing::set_attr(conv, "group", group);
+      auto& pool = b.node("AveragePool", {"y"}, {"p"}, "pool");
+      testing::set_attr(pool, "kernel_shape", std::vector<int64_t>{2, 2});
+      testing::set_attr(pool, "pads", std::vector<int64_t>{1, 1, 1, 1});
+      testing::set_attr(pool, "count_include_pad", int64_t{1});
+      std::string what = "conv pad " + std::to_string(pad) + " group " + std::to_string(group);
+      EXPECT_GT(expect_sound(b, {{"x", {-1, 2}}}, what), 0);
+      auto g = load_model_proto(b.proto(), "collapsed.onnx");
+      ASSERT_TRUE(g.ok());
+      auto cells = analyze(*g, AnalyzeOptions{{{"x", {-1, 2}}}});
+      ASSERT_TRUE(cells.ok());
+      EXPECT_EQ(cells->intervals.at("y").lo.sizes().vec(), (std::vector<int64_t>{1, 6, 1, 1})) << "fast path not taken";
+      EXPECT_EQ(cells->intervals.at("p").lo.sizes().vec(), (std::vector<int64_t>{1, 6, 1, 1})) << "fast path not taken";
+      AnalyzeOptions opt;
+      opt.ranges = {{"x", {0, 1}}};
+      opt.weights = WeightMode::kFree;
+      opt.weight_range = Range{-0.5, 0.5};
+      auto rep = check_soundness(*g, opt, 30, 3);
+      ASSERT_TRUE(rep.ok()) << rep.status().message();
+      EXPECT_TRUE(rep->violations.empty()) << what << " (free weights)";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace nanguard
