@@ -186,7 +186,9 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
   // a gradient-only hazard does not.
   bool forward_reported = false;
   if (def && def->hazards && supported) {
-    for (const HazardReport& h : def->hazards(a)) {
+    std::vector<HazardReport> reports = def->hazards(a);
+    filter_hazards_with_facts(a, reports);
+    for (const HazardReport& h : reports) {
       result.findings.push_back(make_finding(a, h));
       forward_reported |= h.kind == HazardKind::kForward;
     }

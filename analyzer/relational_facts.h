@@ -7,9 +7,14 @@
 #include <vector>
 
 #include "ops/abstract_context.h"
+#include "ops/hazard.h"
 
 namespace nanguard {
 
 void refine_with_facts(const AbstractContext& a, std::vector<IntervalTensor>& outs);
+
+// Drops hazard reports that a fact rules out (a decomposed normalisation's quotient
+// cannot overflow: it is bounded by sqrt(n)).
+void filter_hazards_with_facts(const AbstractContext& a, std::vector<HazardReport>& reports);
 
 }  // namespace nanguard

@@ -207,6 +207,30 @@ TEST(Analyzer, SumsOfSquaresStayNonNegative) {
   }
 }
 
+// A LayerNorm written out as ops: d / sqrt(mean(d * d) + eps) is within +-sqrt(n),
+// so log(y + 3) with n = 8 (sqrt 8 = 2.83) is safe whatever the input's scale.
+TEST(Analyzer, DecomposedLayerNormIsBoundedBySqrtN) {
+  ModelBuilder b;
+  b.input("x", {2, 8}).output("z", {2, 8});
+  b.initializer("two", at::full({}, 2.0f)).initializer("eps", at::full({}, 1e-5f)).initializer("three", at::full({}, 3.0f));
+  auto& m = b.node("ReduceMean", {"x"}, {"mean"});
+  testing::set_attr(m, "axes", std::vector<int64_t>{-1});
+  b.node("Sub", {"x", "mean"}, {"d"});
+  b.node("Pow", {"d", "two"}, {"sq"});
+  auto& v = b.node("ReduceMean", {"sq"}, {"var"});
+  testing::set_attr(v, "axes", std::vector<int64_t>{-1});
+  b.node("Add", {"var", "eps"}, {"ve"});
+  b.node("Sqrt", {"ve"}, {"sd"});
+  b.node("Div", {"d", "sd"}, {"y"}, "div");
+  b.node("Add", {"y", "three"}, {"y3"});
+  b.node("Log", {"y3"}, {"z"}, "n");
+  EXPECT_TRUE(findings_for(b, {{"x", {-1e6, 1e6}}}).empty());
+  auto g = load_model_proto(b.proto(), "ln.onnx");
+  auto r = analyze(*g, AnalyzeOptions{{{"x", {-1e6, 1e6}}}});
+  EXPECT_LE(r->intervals.at("y").max(), std::sqrt(8.0) * 1.0001);
+  EXPECT_GE(r->intervals.at("y").min(), -std::sqrt(8.0) * 1.0001);
+}
+
 // The bounds are ATen tensors all the way: d(upper bound of exp(2x + 1))/d(hi of x)
 // is 2 exp(2 hi + 1) (times the float32 rounding slack).
 TEST(Analyzer, BoundsAreDifferentiableInTheRangeEnds) {

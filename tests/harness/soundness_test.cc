@@ -74,6 +74,27 @@ TEST(Soundness, RelationalFactsHold) {
 namespace nanguard {
 namespace {
 
+// The decomposed-LayerNorm fact (|d / sqrt(mean(d^2) + eps)| <= sqrt(n)) on samples,
+// including near-constant rows where the quotient is largest relative to eps.
+TEST(Soundness, DecomposedLayerNorm) {
+  for (double eps : {1e-5, 0.0}) {
+    ModelBuilder b;
+    b.input("x", {3, 16}).output("y", {3, 16});
+    b.initializer("two", at::full({}, 2.0f)).initializer("eps", at::full({}, static_cast<float>(eps)));
+    auto& m = b.node("ReduceMean", {"x"}, {"mean"});
+    testing::set_attr(m, "axes", std::vector<int64_t>{1});
+    b.node("Sub", {"x", "mean"}, {"d"});
+    b.node("Mul", {"d", "d"}, {"sq"});
+    auto& v = b.node("ReduceMean", {"sq"}, {"var"});
+    testing::set_attr(v, "axes", std::vector<int64_t>{1});
+    b.node("Add", {"var", "eps"}, {"ve"});
+    b.node("Sqrt", {"ve"}, {"sd"});
+    b.node("Div", {"d", "sd"}, {"y"}, "div");
+    for (auto [lo, hi] : {std::pair{-3.0, 3.0}, std::pair{1.0, 1.0001}, std::pair{-1e15, 1e15}})
+      expect_sound(b, {{"x", {lo, hi}}}, "layernorm eps " + std::to_string(eps) + " box " + std::to_string(lo));
+  }
+}
+
 // The per-channel fast paths of Conv and the pools (collapsed input bounds), with
 // padding, groups, strides, fixed and free weights.
 TEST(Soundness, CollapsedConvAndPoolPaths) {
