@@ -19,6 +19,7 @@ struct SoundArgs {
   CommonArgs common;
   std::string weights = "fixed";
   int64_t samples = 100;
+  double budget = 0;
   uint64_t seed = 0;
 };
 
@@ -29,7 +30,7 @@ int run(const SoundArgs& a) {
   if (!m.ok()) return usage_error(m.status());
   const Graph* graph = &m->graph;
   opt.ranges = m->ranges;
-  auto rep = check_soundness(*graph, opt, a.samples, a.seed);
+  auto rep = check_soundness(*graph, opt, a.samples, a.seed, a.budget);
   if (!rep.ok()) return usage_error(rep.status());
   nlohmann::json v = nlohmann::json::array();
   for (const auto& x : rep->violations)
@@ -56,6 +57,7 @@ CommandFn add_soundcheck_command(CLI::App& app) {
   cmd->add_option("--weights", args->weights, "fixed (default), free, or free=LO,HI");
   cmd->add_option("--samples", args->samples, "number of executions (default 100)")->check(CLI::PositiveNumber);
   cmd->add_option("--seed", args->seed, "seed (default 0)");
+  cmd->add_option("--budget", args->budget, "stop sampling after SECONDS (the corners always run)");
   return [cmd, args]() -> int { return cmd->parsed() ? run(*args) : -1; };
 }
 

@@ -25,7 +25,8 @@ struct SoundnessReport {
   std::vector<SoundnessViolation> violations;
 };
 
+// Stops after `samples` executions, or once `budget_seconds` (> 0) have passed.
 Result<SoundnessReport> check_soundness(const Graph& graph, const AnalyzeOptions& options,
-                                        int64_t samples, uint64_t seed);
+                                        int64_t samples, uint64_t seed, double budget_seconds = 0);
 
 }  // namespace nanguard

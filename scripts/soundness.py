@@ -10,8 +10,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE_TESTS = "/usr/share/libonnx-testdata/data/node"
 
 
-def soundcheck(nanguard, model, ranges, weights, samples):
-    args = [nanguard, "soundcheck", model, "--samples", str(samples), "--format", "json"]
+def soundcheck(nanguard, model, ranges, weights, samples, budget):
+    args = [nanguard, "soundcheck", model, "--samples", str(samples), "--budget", str(budget), "--format", "json"]
     for name, (lo, hi) in ranges.items():
         args += ["--range", f"{name}={lo},{hi}"]
     if weights:
@@ -32,6 +32,7 @@ def weights_flag(case):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--budget", type=float, default=4.0, help="seconds of sampling per model at most")
     ap.add_argument("--nanguard", default=os.path.join(ROOT, "build", "nanguard"))
     args = ap.parse_args()
     total_runs = total_values = 0
@@ -48,7 +49,7 @@ def main():
         for t in sorted(os.listdir(NODE_TESTS)):
             jobs.append((f"node/{t}", os.path.join(NODE_TESTS, t, "model.onnx"), {}, ""))
     for label, model, ranges, weights in jobs:
-        rep, err = soundcheck(args.nanguard, model, ranges, weights, args.samples)
+        rep, err = soundcheck(args.nanguard, model, ranges, weights, args.samples, args.budget)
         if rep is None:
             skipped.append(f"{label}: {err}")
             continue
@@ -61,7 +62,7 @@ def main():
     summary = (f"{total_runs} sampled executions, {total_values} values checked, "
                f"{len(violations)} violations; {len(skipped)} models skipped (unsupported or unloadable)")
     with open(os.path.join(ROOT, "results", "soundness.md"), "w") as f:
-        f.write(f"# Soundness by sampling\n\n`scripts/soundness {args.samples}`, {datetime.date.today()}. "
+        f.write(f"# Soundness by sampling\n\n`scripts/soundness {args.samples} {args.budget:g}`, {datetime.date.today()}. "
                 "Each execution draws inputs (and free weights) inside the analysed box: the box corners, "
                 "float32 edge values, uniform draws; every node's values must lie within its abstract "
                 "bounds and every NaN/INF must have been reported.\n\n")
