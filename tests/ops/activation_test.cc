@@ -7,17 +7,14 @@
 
 #include <gtest/gtest.h>
 
-#include "model/onnx_loader.h"
-#include "oracle/executor.h"
 #include "ops/tensor_proto.h"
-#include "test_models.h"
-#include "ops/abstract_check.h"
+#include "tests/ops/op_test_util.h"
 #include "ops/op_registry.h"
 
 namespace nanguard {
 namespace {
 
-using NodeAttrs = std::function<void(onnx::NodeProto&)>;
+using NodeAttrs = testing::AttrFn;
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
 // One node `op` on 1-D input x (plus optional initializers), output y like x.
@@ -33,14 +30,7 @@ at::Tensor run_act(const std::string& op, const at::Tensor& x, int64_t opset = 1
   }
   auto& n = b.node(op, ins, {"y"}, "n");
   if (attrs) attrs(n);
-  auto g = load_model_proto(b.proto(), op + ".onnx");
-  EXPECT_TRUE(g.ok()) << g.status().message();
-  if (!g.ok()) return {};
-  auto ex = Executor::create(*g);
-  EXPECT_TRUE(ex.ok()) << ex.status().message();
-  auto r = ex->run({{"x", x}});
-  EXPECT_TRUE(r.ok()) << r.status().message();
-  return r.ok() ? r->outputs[0] : at::Tensor();
+  return testing::run_output(b, {{"x", x}});
 }
 
 TEST(Activation, SoftplusIsTheStableFormAndNeverOverflows) {
@@ -54,11 +44,7 @@ TEST(Activation, SoftplusIsTheStableFormAndNeverOverflows) {
   testing::ModelBuilder b(13);
   b.input("x", {2}).output("y", {2});
   b.node("Softplus", {"x"}, {"y"}, "n");
-  auto g = load_model_proto(b.proto(), "sp.onnx");
-  ASSERT_TRUE(g.ok());
-  auto ex = Executor::create(*g);
-  ASSERT_TRUE(ex.ok());
-  auto r = ex->run({{"x", x}});
+  auto r = testing::run_model(b, {{"x", x}});
   ASSERT_TRUE(r.ok()) << r.status().message();
   r->outputs[0].sum().backward();
   EXPECT_FLOAT_EQ(x.grad()[0].item<float>(), 1.f);
@@ -123,11 +109,7 @@ TEST(Activation, SigmoidSaturatesInFloat32AndGradientFlows) {
   b.input("x", {3}).output("y", {3});
   b.node("Elu", {"x"}, {"e"}, "e");
   b.node("Sigmoid", {"e"}, {"y"}, "s");
-  auto g = load_model_proto(b.proto(), "sig.onnx");
-  ASSERT_TRUE(g.ok()) << g.status().message();
-  auto ex = Executor::create(*g);
-  ASSERT_TRUE(ex.ok());
-  auto r = ex->run({{"x", x}});
+  auto r = testing::run_model(b, {{"x", x}});
   ASSERT_TRUE(r.ok()) << r.status().message();
   at::Tensor y = r->outputs[0];
   EXPECT_EQ(y[0].item<float>(), 1.f);  // sigmoid(17) rounds to 1 in float32
@@ -173,8 +155,7 @@ TEST(ActivationAbstract, SoundOnBoxesWithAttributes) {
     EXPECT_GT(checked, 0) << c.op << c.label;
   }
   EXPECT_EQ(tally.violations, 0);
-  std::printf("activation soundness: %lld samples, %lld values, %lld violations\n", (long long)tally.samples,
-              (long long)tally.checked, (long long)tally.violations);
+  tally.print("activation");
 }
 
 // Clip with its bounds as initializers: fixed, and free within [-2, 2] (min > max

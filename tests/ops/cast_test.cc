@@ -7,30 +7,20 @@
 
 #include <gtest/gtest.h>
 
-#include "model/onnx_loader.h"
-#include "oracle/executor.h"
-#include "movement_check.h"
-#include "test_models.h"
+#include "tests/ops/op_test_util.h"
 
 namespace nanguard {
 namespace {
 
 using TP = onnx::TensorProto;
+using testing::run_model;
 using testing::set_attr;
-
-Result<ExecResult> run(testing::ModelBuilder& b, const TensorMap& feeds, ExecOptions opt = {}) {
-  auto g = load_model_proto(b.proto(), "cast_test.onnx");
-  if (!g.ok()) return g.status();
-  auto ex = Executor::create(*g, opt);
-  if (!ex.ok()) return ex.status();
-  return ex->run(feeds);
-}
 
 Result<ExecResult> cast(const at::Tensor& x, int32_t from, int32_t to, int64_t opset = 13) {
   testing::ModelBuilder b(opset);
   b.input("x", {x.size(0)}, from).output("y", {x.size(0)}, to);
   set_attr(b.node("Cast", {"x"}, {"y"}, "c"), "to", int64_t{to});
-  return run(b, {{"x", x}});
+  return run_model(b, {{"x", x}});
 }
 
 at::Tensor cast_ok(const at::Tensor& x, int32_t from, int32_t to, int64_t opset = 13) {
@@ -70,7 +60,7 @@ TEST(Cast, CastLikeFollowsTargetTypeAndCastCarriesGradient) {
   testing::ModelBuilder like(15);
   like.input("x", {2}).input("t", {1}, TP::INT32).output("y", {2}, TP::INT32);
   like.node("CastLike", {"x", "t"}, {"y"}, "c");
-  auto r = run(like, {{"x", at::tensor({-2.5f, 2.5f})}, {"t", at::zeros({1}, at::kInt)}});
+  auto r = run_model(like, {{"x", at::tensor({-2.5f, 2.5f})}, {"t", at::zeros({1}, at::kInt)}});
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_TRUE(at::equal(r->outputs[0], at::tensor({-2, 2}, at::kInt)));
   // An explicit cast to DOUBLE is honoured in a float32 run, and differentiable.
@@ -78,7 +68,7 @@ TEST(Cast, CastLikeFollowsTargetTypeAndCastCarriesGradient) {
   wide.input("x", {2}).output("y", {2}, TP::DOUBLE);
   set_attr(wide.node("Cast", {"x"}, {"y"}, "c"), "to", int64_t{TP::DOUBLE});
   at::Tensor x = at::tensor({0.1f, 2.f}).requires_grad_();
-  auto w = run(wide, {{"x", x}});
+  auto w = run_model(wide, {{"x", x}});
   ASSERT_TRUE(w.ok()) << w.status().message();
   EXPECT_EQ(w->outputs[0].scalar_type(), at::kDouble);
   (w->outputs[0] * 3).sum().backward();
@@ -91,19 +81,16 @@ TEST(Cast, CastToFloatFollowsTheRunsFloatType) {
   set_attr(b.node("Cast", {"x"}, {"y"}, "c"), "to", int64_t{TP::FLOAT});
   ExecOptions wide;
   wide.float_type = at::kDouble;
-  auto r = run(b, {{"x", at::tensor({16777217}, at::kInt)}}, wide);
+  auto r = run_model(b, {{"x", at::tensor({16777217}, at::kInt)}}, wide);
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->outputs[0].scalar_type(), at::kDouble);
   EXPECT_EQ(r->outputs[0].item<double>(), 16777217.0);  // float32 would round it
-  auto narrow = run(b, {{"x", at::tensor({16777217}, at::kInt)}});
+  auto narrow = run_model(b, {{"x", at::tensor({16777217}, at::kInt)}});
   ASSERT_TRUE(narrow.ok());
   EXPECT_EQ(narrow->outputs[0].scalar_type(), at::kFloat);
 }
 
-
 // ---- Abstract semantics ------------------------------------------------------------
-
-namespace mv = testing::movement;
 
 testing::ModelBuilder cast_model(int32_t from, int32_t to) {
   testing::ModelBuilder b(13);
@@ -113,7 +100,7 @@ testing::ModelBuilder cast_model(int32_t from, int32_t to) {
 }
 
 TEST(CastAbstract, BoundsAreSound) {
-  mv::Tally tally;
+  testing::SoundTally tally;
   std::vector<std::pair<double, double>> boxes{{-3.7, 3.7}, {0, 1}, {-1e-3, 2e-3}, {0.5, 2.5}, {-100, 100}, {1e3, 6e4}};
   for (auto [from, to] : std::vector<std::pair<int32_t, int32_t>>{{TP::FLOAT, TP::INT32},   {TP::FLOAT, TP::INT8},
                                                                   {TP::FLOAT, TP::UINT8},   {TP::FLOAT, TP::INT64},
@@ -129,7 +116,7 @@ TEST(CastAbstract, BoundsAreSound) {
       if (to == TP::UINT8 && from == TP::FLOAT) hi = std::min(hi, 255.9), lo = std::max(lo, -0.9);
       if (lo > hi) continue;
       testing::ModelBuilder b = cast_model(from, to);
-      mv::expect_sound(b, mv::ranges({{"x", {lo, hi}}}), elem_type_name(from) + "->" + elem_type_name(to), tally);
+      testing::expect_sound_supported(b, testing::ranges_of({{"x", {lo, hi}}}), elem_type_name(from) + "->" + elem_type_name(to), tally);
     }
   }
   tally.print("cast");
@@ -138,7 +125,7 @@ TEST(CastAbstract, BoundsAreSound) {
 
 std::vector<std::string> cast_findings(int32_t from, int32_t to, double lo, double hi) {
   testing::ModelBuilder b = cast_model(from, to);
-  return mv::summary(mv::analysis(b, mv::ranges({{"x", {lo, hi}}})));
+  return testing::kind_summary(testing::analyze_built(b, testing::ranges_of({{"x", {lo, hi}}})));
 }
 
 // Exact thresholds: trunc(x) must fit the integer type; float16 rounds to INF from
@@ -160,15 +147,15 @@ TEST(CastAbstract, OverflowHazardsAtExactThresholds) {
   EXPECT_EQ(cast_findings(TP::FLOAT, TP::BFLOAT16, 0, 3.4e38), inf);
   EXPECT_EQ(cast_findings(TP::INT64, TP::INT8, -1000, 1000), none);  // integers wrap: defined
   testing::ModelBuilder b = cast_model(TP::FLOAT, TP::INT32);
-  AnalysisResult r = mv::analysis(b, mv::ranges({{"x", {3e9, 4e9}}}));
+  AnalysisResult r = testing::analyze_built(b, testing::ranges_of({{"x", {3e9, 4e9}}}));
   ASSERT_EQ(r.findings.size(), 1u);
   EXPECT_EQ(r.findings[0].status, "definite");
   // Truncation toward zero, and bool is decided where the range excludes 0.
-  r = mv::analysis(b, mv::ranges({{"x", {-2.5, 3.9}}}));
+  r = testing::analyze_built(b, testing::ranges_of({{"x", {-2.5, 3.9}}}));
   EXPECT_EQ(r.intervals.at("y").min(), -2);
   EXPECT_EQ(r.intervals.at("y").max(), 3);
   testing::ModelBuilder bb = cast_model(TP::FLOAT, TP::BOOL);
-  EXPECT_EQ(mv::analysis(bb, mv::ranges({{"x", {0.25, 3}}})).intervals.at("y").min(), 1);
+  EXPECT_EQ(testing::analyze_built(bb, testing::ranges_of({{"x", {0.25, 3}}})).intervals.at("y").min(), 1);
 }
 
 // A proof past a cast fails once the range reaches the threshold.

@@ -2,16 +2,15 @@
 // express directly), ConvTranspose's output_padding / pads / output_shape, gradients.
 #include <gtest/gtest.h>
 
-#include "tests/ops/node_runner.h"
+#include "tests/ops/op_test_util.h"
 
 namespace nanguard {
 namespace {
 
 using testing::run_node;
+using testing::seq;
 using testing::set_attr;
 using testing::set_string;
-
-at::Tensor seq(std::vector<float> v) { return at::tensor(v).reshape({1, 1, -1}); }
 
 TEST(Conv, AsymmetricAndSamePadding) {
   at::Tensor x = seq({1, 2, 3, 4}), w = seq({1, 1});
@@ -93,7 +92,8 @@ TEST(Conv, UnsupportedAutoPadAndMismatchedKernelAreReported) {
 using testing::analyze_built;
 using testing::expect_sound;
 using testing::ModelBuilder;
-using testing::ranges_opt;
+using testing::free_weights;
+using testing::ranges_of;
 
 TEST(ConvAbstract, SoundBySampling) {
   at::manual_seed(5);
@@ -108,18 +108,18 @@ TEST(ConvAbstract, SoundBySampling) {
       auto& n = c.node("Conv", {"x", "w", "b"}, {"y"}, "n");
       set_attr(n, "strides", std::vector<int64_t>{2, 2});
       set_attr(n, "pads", std::vector<int64_t>{1, 1, 1, 2});
-      checked += expect_sound(c, ranges_opt({{"x", {lo, hi}}}, free), "Conv " + box);
+      checked += expect_sound(c, free_weights({{"x", {lo, hi}}}, -0.5, 0.5, free), "Conv " + box, nullptr, 20);
       ModelBuilder g;
       g.input("x", {2, 2, 5, 5}).initializer("w", wg).output("y", {2, 4, 4, 4});
       auto& ng = g.node("Conv", {"x", "w"}, {"y"}, "n");
       set_attr(ng, "group", int64_t{2});
-      checked += expect_sound(g, ranges_opt({{"x", {lo, hi}}}, free), "Conv-group " + box);
+      checked += expect_sound(g, free_weights({{"x", {lo, hi}}}, -0.5, 0.5, free), "Conv-group " + box, nullptr, 20);
       ModelBuilder t;
       t.input("x", {1, 2, 3, 3}).initializer("w", wt).initializer("b", at::randn({3})).output("y", {1, 3, 8, 8});
       auto& nt = t.node("ConvTranspose", {"x", "w", "b"}, {"y"}, "n");
       set_attr(nt, "strides", std::vector<int64_t>{2, 2});
       set_attr(nt, "output_padding", std::vector<int64_t>{1, 1});
-      checked += expect_sound(t, ranges_opt({{"x", {lo, hi}}}, free), "ConvTranspose " + box);
+      checked += expect_sound(t, free_weights({{"x", {lo, hi}}}, -0.5, 0.5, free), "ConvTranspose " + box, nullptr, 20);
     }
   }
   EXPECT_GT(checked, 1000);
@@ -135,11 +135,11 @@ TEST(ConvAbstract, ProofFailsWhenRangeWidens) {
   ModelBuilder narrow, wide;
   build(narrow);
   build(wide);
-  auto ok = analyze_built(narrow, ranges_opt({{"x", {0.5, 1}}}), "narrow");
+  auto ok = analyze_built(narrow, ranges_of({{"x", {0.5, 1}}}), "narrow");
   EXPECT_TRUE(ok.findings.empty());
   EXPECT_NEAR(ok.intervals.at("c").min(), 0.5, 1e-6);
   EXPECT_NEAR(ok.intervals.at("c").max(), 1.0, 1e-6);
-  auto r = analyze_built(wide, ranges_opt({{"x", {-0.01, 1}}}), "wide");
+  auto r = analyze_built(wide, ranges_of({{"x", {-0.01, 1}}}), "wide");
   ASSERT_FALSE(r.findings.empty());
   EXPECT_EQ(r.findings[0].hazard, "sqrt-negative") << r.findings[0].condition;
 }

@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/ops/node_runner.h"
+#include "tests/ops/op_test_util.h"
 
 namespace nanguard {
 namespace {
@@ -96,7 +96,8 @@ TEST(Linear, MatMulIntegerPerRowZeroPoint) {
 using testing::analyze_built;
 using testing::expect_sound;
 using testing::ModelBuilder;
-using testing::ranges_opt;
+using testing::free_weights;
+using testing::ranges_of;
 
 const std::vector<std::pair<double, double>> kLinearBoxes{
     {-3, 3}, {0, 1}, {-100, 100}, {1e-30, 1e-20}, {0.999, 1.001}, {-1e20, 1e20}, {-1e37, 1e37}};
@@ -111,26 +112,26 @@ TEST(LinearAbstract, SoundBySampling) {
       ModelBuilder mm;
       mm.input("x", {3, 8}).initializer("w", w).output("y", {3, 5});
       mm.node("MatMul", {"x", "w"}, {"y"}, "n");
-      checked += expect_sound(mm, ranges_opt({{"x", {lo, hi}}}, free), "MatMul " + box);
+      checked += expect_sound(mm, free_weights({{"x", {lo, hi}}}, -0.5, 0.5, free), "MatMul " + box, nullptr, 20);
       ModelBuilder mv;  // 1-D operand, batch broadcast
       mv.input("x", {2, 3, 8}).input("v", {8}).output("y", {2, 3});
       mv.node("MatMul", {"x", "v"}, {"y"}, "n");
-      checked += expect_sound(mv, ranges_opt({{"x", {lo, hi}}, {"v", {-2, 1}}}, free), "MatMul-1d " + box);
+      checked += expect_sound(mv, free_weights({{"x", {lo, hi}}, {"v", {-2, 1}}}, -0.5, 0.5, free), "MatMul-1d " + box, nullptr, 20);
       ModelBuilder gm;
       gm.input("x", {3, 8}).initializer("w", w.t().contiguous()).initializer("c", c).output("y", {3, 5});
       auto& n = gm.node("Gemm", {"x", "w", "c"}, {"y"}, "n");
       set_attr(n, "transB", int64_t{1});
       set_attr(n, "alpha", 0.5f);
       set_attr(n, "beta", 2.0f);
-      checked += expect_sound(gm, ranges_opt({{"x", {lo, hi}}}, free), "Gemm " + box);
+      checked += expect_sound(gm, free_weights({{"x", {lo, hi}}}, -0.5, 0.5, free), "Gemm " + box, nullptr, 20);
       ModelBuilder es;
       es.input("x", {3, 8}).initializer("w", w).output("y", {5, 3});
       testing::set_string(es.node("Einsum", {"x", "w"}, {"y"}, "n"), "equation", "ij,jk->ki");
-      checked += expect_sound(es, ranges_opt({{"x", {lo, hi}}}, free), "Einsum " + box);
+      checked += expect_sound(es, free_weights({{"x", {lo, hi}}}, -0.5, 0.5, free), "Einsum " + box, nullptr, 20);
       ModelBuilder e1;
       e1.input("x", {3, 8}).output("y", {8});
       testing::set_string(e1.node("Einsum", {"x"}, {"y"}, "n"), "equation", "ij->j");
-      checked += expect_sound(e1, ranges_opt({{"x", {lo, hi}}}, free), "Einsum-1 " + box);
+      checked += expect_sound(e1, free_weights({{"x", {lo, hi}}}, -0.5, 0.5, free), "Einsum-1 " + box, nullptr, 20);
     }
   }
   EXPECT_GT(checked, 1000);
@@ -142,7 +143,7 @@ TEST(LinearAbstract, FixedWeightsAreTight) {
   ModelBuilder b;
   b.input("x", {1, 4}).initializer("w", w).output("y", {1, 1});
   b.node("MatMul", {"x", "w"}, {"y"}, "n");
-  auto r = analyze_built(b, ranges_opt({{"x", {-1, 2}}}), "tight");
+  auto r = analyze_built(b, ranges_of({{"x", {-1, 2}}}), "tight");
   const IntervalTensor& y = r.intervals.at("y");
   // max = 2 + 2 + 1 + 6 = 11, min = -1 - 4 - 0.5 - 3 = -8.5
   EXPECT_NEAR(y.max(), 11.0, 1e-5);
@@ -159,8 +160,8 @@ TEST(LinearAbstract, ProofFailsWhenRangeWidens) {
   ModelBuilder safe, wide;
   build(safe);
   build(wide);
-  EXPECT_TRUE(analyze_built(safe, ranges_opt({{"x", {1, 2}}}), "narrow").findings.empty());
-  auto r = analyze_built(wide, ranges_opt({{"x", {0, 2}}}), "wide");
+  EXPECT_TRUE(analyze_built(safe, ranges_of({{"x", {1, 2}}}), "narrow").findings.empty());
+  auto r = analyze_built(wide, ranges_of({{"x", {0, 2}}}), "wide");
   ASSERT_EQ(r.findings.size(), 1u);
   EXPECT_EQ(r.findings[0].hazard, "log-nonpositive");
   EXPECT_EQ(r.findings[0].node, "log");
@@ -171,10 +172,10 @@ TEST(LinearAbstract, AccumulatorOverflowIsReported) {
   ModelBuilder b;
   b.input("x", {1, 2}).initializer("w", at::tensor({1.0f, -1.0f}).reshape({2, 1})).output("y", {1, 1});
   b.node("MatMul", {"x", "w"}, {"y"}, "n");
-  auto r = analyze_built(b, ranges_opt({{"x", {3e38, 3.4e38}}}), "acc");
+  auto r = analyze_built(b, ranges_of({{"x", {3e38, 3.4e38}}}), "acc");
   ASSERT_EQ(r.findings.size(), 1u);
   EXPECT_EQ(r.findings[0].hazard, "overflow");
-  auto ok = analyze_built(b, ranges_opt({{"x", {1e37, 3e37}}}), "acc-ok");
+  auto ok = analyze_built(b, ranges_of({{"x", {1e37, 3e37}}}), "acc-ok");
   EXPECT_TRUE(ok.findings.empty());
 }
 

@@ -8,13 +8,12 @@
 
 #include <gtest/gtest.h>
 
-#include "model/onnx_loader.h"
-#include "oracle/executor.h"
-#include "test_models.h"
-#include "ops/abstract_check.h"
+#include "tests/ops/op_test_util.h"
 
 namespace nanguard {
 namespace {
+
+using testing::set_string;
 
 struct LossCase {
   std::string op;
@@ -24,13 +23,6 @@ struct LossCase {
   at::Tensor weight;  // optional
   int outputs = 1;
 };
-
-void set_string(onnx::NodeProto& n, const std::string& name, const std::string& v) {
-  auto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::STRING);
-  a->set_s(v);
-}
 
 // Runs the loss on x [N, C] (fed, so that it can require grad) and target [N].
 std::vector<at::Tensor> run_loss(const LossCase& c, const at::Tensor& x, const at::Tensor& target) {
@@ -50,14 +42,7 @@ std::vector<at::Tensor> run_loss(const LossCase& c, const at::Tensor& x, const a
   auto& n = b.node(c.op, ins, outs, "n");
   set_string(n, "reduction", c.reduction);
   if (c.ignore) testing::set_attr(n, "ignore_index", c.ignore_index);
-  auto g = load_model_proto(b.proto(), c.op + ".onnx");
-  EXPECT_TRUE(g.ok()) << g.status().message();
-  if (!g.ok()) return {};
-  auto ex = Executor::create(*g);
-  EXPECT_TRUE(ex.ok()) << ex.status().message();
-  auto r = ex->run({{"x", x}, {"t", target}});
-  EXPECT_TRUE(r.ok()) << r.status().message();
-  return r.ok() ? r->outputs : std::vector<at::Tensor>{};
+  return testing::run_outputs(b, {{"x", x}, {"t", target}});
 }
 
 const at::Tensor kLogProb = at::tensor({-1.f, -2.f, -3.f, -4.f, -5.f, -6.f}).reshape({3, 2});
@@ -165,8 +150,7 @@ TEST(LossAbstract, SoundAcrossReductionsWeightsAndTargets) {
   }
   EXPECT_EQ(tally.violations, 0);
   EXPECT_GT(tally.checked, 0);
-  std::printf("loss soundness: %lld samples, %lld values, %lld violations\n", (long long)tally.samples,
-              (long long)tally.checked, (long long)tally.violations);
+  tally.print("loss");
 }
 
 std::vector<std::string> loss_findings(const LossModel& m, double t_lo = 0, double t_hi = 3) {

@@ -7,16 +7,13 @@
 
 #include <gtest/gtest.h>
 
-#include "model/onnx_loader.h"
-#include "oracle/executor.h"
-#include "test_models.h"
-#include "ops/abstract_check.h"
+#include "tests/ops/op_test_util.h"
 
 namespace nanguard {
 namespace {
 
-using NodeAttrs = std::function<void(onnx::NodeProto&)>;
-using Inits = std::vector<std::pair<std::string, at::Tensor>>;
+using NodeAttrs = testing::AttrFn;
+using Inits = testing::NamedTensors;
 
 struct Out {
   std::vector<at::Tensor> values;
@@ -38,14 +35,8 @@ Out run_norm(const std::string& op, int64_t opset, const at::Tensor& x, const In
   }
   auto& n = b.node(op, ins, outputs, "n");
   if (attrs) attrs(n);
-  Out out;
-  auto g = load_model_proto(b.proto(), op + ".onnx");
-  if (!g.ok()) return {{}, g.status().message()};
-  auto ex = Executor::create(*g);
-  if (!ex.ok()) return {{}, ex.status().message()};
-  auto r = ex->run({{"x", x}});
-  if (!r.ok()) return {{}, r.status().message()};
-  return {r->outputs, ""};
+  testing::NodeRun r = testing::run_built(b, {{"x", x}});
+  return {r.outputs, r.error};
 }
 
 Inits bn_params(float var) {
@@ -187,8 +178,7 @@ TEST(NormalizationAbstract, SoundOnBoxesFixedAndFreeWeights) {
   }, tally);
   EXPECT_EQ(tally.violations, 0);
   EXPECT_GT(tally.checked, 0);
-  std::printf("normalization soundness: %lld samples, %lld values, %lld violations\n", (long long)tally.samples,
-              (long long)tally.checked, (long long)tally.violations);
+  tally.print("normalization");
 }
 
 // |x - mean| / sqrt(var + eps) <= sqrt(n - 1) (+ the float32 mean's error term):
@@ -199,7 +189,7 @@ TEST(NormalizationAbstract, LayerNormBoundedWhateverTheInput) {
     b.input("x", {2, 8}).output("y", {2, 8});
     b.initializer("s", at::ones({8}));
     b.node("LayerNormalization", {"x", "s"}, {"y"}, "n");
-    auto r = testing::analysis_of(b, testing::ranges_of({{"x", {-range, range}}}));
+    auto r = testing::analyze_built(b, testing::ranges_of({{"x", {-range, range}}}));
     EXPECT_TRUE(r.findings.empty());
     EXPECT_LE(r.intervals.at("y").max(), std::sqrt(7.0) + (range > 100 ? 1.01 : 0.01));
     EXPECT_GE(r.intervals.at("y").min(), -std::sqrt(7.0) - (range > 100 ? 1.01 : 0.01));

@@ -5,16 +5,15 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/ops/node_runner.h"
+#include "tests/ops/op_test_util.h"
 
 namespace nanguard {
 namespace {
 
 using testing::run_node;
+using testing::seq;
 using testing::set_attr;
 using testing::set_string;
-
-at::Tensor seq(std::vector<float> v) { return at::tensor(v).reshape({1, 1, -1}); }
 
 testing::AttrFn window(std::vector<int64_t> k, std::vector<int64_t> pads, int64_t include_pad = 0,
                        int64_t ceil = 0, std::vector<int64_t> strides = {}) {
@@ -108,7 +107,7 @@ TEST(Pool, IntegerMaxPoolAndLpPools) {
 using testing::analyze_built;
 using testing::expect_sound;
 using testing::ModelBuilder;
-using testing::ranges_opt;
+using testing::ranges_of;
 
 ModelBuilder pool_model(const char* op, const std::vector<int64_t>& out, bool indices = false) {
   ModelBuilder b;
@@ -126,7 +125,7 @@ TEST(PoolAbstract, SoundBySampling) {
   int64_t checked = 0;
   for (auto [lo, hi] : std::vector<std::pair<double, double>>{{-3, 3}, {0, 1}, {1e-30, 1e-20}, {0.999, 1.001}, {-1e20, 1e20}, {-1e37, 1e37}}) {
     std::string box = std::to_string(lo) + "," + std::to_string(hi);
-    auto opt = ranges_opt({{"x", {lo, hi}}});
+    auto opt = ranges_of({{"x", {lo, hi}}});
     for (const char* op : {"MaxPool", "AveragePool", "LpPool"}) {
       for (int include_pad : {0, 1}) {
         ModelBuilder b = pool_model(op, {1, 2, 3, 3}, std::string(op) == "MaxPool");
@@ -135,22 +134,18 @@ TEST(PoolAbstract, SoundBySampling) {
         set_attr(n, "strides", std::vector<int64_t>{2, 2});
         set_attr(n, "pads", std::vector<int64_t>{1, 0, 1, 1});
         if (std::string(op) == "AveragePool") set_attr(n, "count_include_pad", int64_t{include_pad});
-        checked += expect_sound(b, opt, std::string(op) + " " + box);
+        checked += expect_sound(b, opt, std::string(op) + " " + box, nullptr, 20);
       }
     }
     for (const char* op : {"GlobalMaxPool", "GlobalAveragePool", "GlobalLpPool"}) {
       ModelBuilder b = pool_model(op, {1, 2, 1, 1});
-      checked += expect_sound(b, opt, std::string(op) + " " + box);
+      checked += expect_sound(b, opt, std::string(op) + " " + box, nullptr, 20);
     }
   }
   EXPECT_GT(checked, 1000);
 }
 
-std::vector<std::string> hazards_of(const AnalysisResult& r) {
-  std::vector<std::string> h;
-  for (const auto& f : r.findings) h.push_back(f.hazard);
-  return h;
-}
+using testing::hazards_of;
 
 TEST(PoolAbstract, LpPoolHazards) {
   auto lp = [](const char* op) {
@@ -161,11 +156,11 @@ TEST(PoolAbstract, LpPoolHazards) {
   };
   for (const char* op : {"LpPool", "GlobalLpPool"}) {
     ModelBuilder a = lp(op), z = lp(op), o = lp(op);
-    EXPECT_TRUE(analyze_built(a, ranges_opt({{"x", {1e-3, 1}}}), "pos").findings.empty()) << op;
-    auto r = analyze_built(z, ranges_opt({{"x", {0, 1}}}), "zero");
+    EXPECT_TRUE(analyze_built(a, ranges_of({{"x", {1e-3, 1}}}), "pos").findings.empty()) << op;
+    auto r = analyze_built(z, ranges_of({{"x", {0, 1}}}), "zero");
     EXPECT_EQ(hazards_of(r), std::vector<std::string>{"lppool-zero-gradient"}) << op;
     EXPECT_EQ(r.findings[0].kind, HazardKind::kGradient);
-    auto big = analyze_built(o, ranges_opt({{"x", {1e19, 1e20}}}), "big");
+    auto big = analyze_built(o, ranges_of({{"x", {1e19, 1e20}}}), "big");
     EXPECT_EQ(hazards_of(big), std::vector<std::string>{"lppool-overflow"}) << op;
     EXPECT_EQ(big.findings[0].status, "definite");
   }
@@ -176,7 +171,7 @@ TEST(PoolAbstract, EmptyAverageWindowIsReported) {
   auto& n = *b.proto().mutable_graph()->mutable_node(0);
   set_attr(n, "kernel_shape", std::vector<int64_t>{2, 2});
   set_attr(n, "pads", std::vector<int64_t>{2, 0, 0, 0});
-  auto r = analyze_built(b, ranges_opt({{"x", {1, 2}}}), "empty");
+  auto r = analyze_built(b, ranges_of({{"x", {1, 2}}}), "empty");
   EXPECT_EQ(hazards_of(r), std::vector<std::string>{"avgpool-empty-window"});
 }
 
@@ -187,7 +182,7 @@ TEST(PoolAbstract, ProofFailsWhenRangeWidens) {
     b.input("x", {1, 1, 4, 4}).output("y", {1, 1, 1, 1});
     b.node("GlobalAveragePool", {"x"}, {"p"}, "pool");
     b.node("Log", {"p"}, {"y"}, "log");
-    EXPECT_EQ(analyze_built(b, ranges_opt({{"x", {lo, 2}}}), "log").findings.size(), expect);
+    EXPECT_EQ(analyze_built(b, ranges_of({{"x", {lo, 2}}}), "log").findings.size(), expect);
   }
 }
 

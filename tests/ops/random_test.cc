@@ -6,32 +6,16 @@
 
 #include <gtest/gtest.h>
 
-#include "model/onnx_loader.h"
-#include "oracle/executor.h"
-#include "movement_check.h"
-#include "test_models.h"
+#include "tests/ops/op_test_util.h"
 
 namespace nanguard {
 namespace {
 
 using TP = onnx::TensorProto;
+using testing::run_model;
+using testing::run_output;
+using testing::with_seed;
 using testing::set_attr;
-
-Result<ExecResult> run(testing::ModelBuilder& b, const TensorMap& feeds, uint64_t seed = 0) {
-  auto g = load_model_proto(b.proto(), "random_test.onnx");
-  if (!g.ok()) return g.status();
-  ExecOptions opt;
-  opt.seed = seed;
-  auto ex = Executor::create(*g, opt);
-  if (!ex.ok()) return ex.status();
-  return ex->run(feeds);
-}
-
-at::Tensor run_ok(testing::ModelBuilder& b, const TensorMap& feeds, uint64_t seed = 0) {
-  auto r = run(b, feeds, seed);
-  EXPECT_TRUE(r.ok()) << r.status().message();
-  return r.ok() ? r->outputs[0] : at::Tensor();
-}
 
 testing::ModelBuilder normal_model(std::optional<float> seed) {
   testing::ModelBuilder b(13);
@@ -46,7 +30,7 @@ testing::ModelBuilder normal_model(std::optional<float> seed) {
 
 TEST(Random, NormalMomentsAndSeedAttributeFixesValues) {
   auto a = normal_model(3.f), b = normal_model(3.f), c = normal_model(4.f);
-  at::Tensor ya = run_ok(a, {}, 1), yb = run_ok(b, {}, 2), yc = run_ok(c, {}, 1);
+  at::Tensor ya = run_output(a, {}, 0, with_seed(1)), yb = run_output(b, {}, 0, with_seed(2)), yc = run_output(c, {}, 0, with_seed(1));
   EXPECT_EQ(ya.sizes(), at::IntArrayRef({100, 50}));
   EXPECT_EQ(ya.scalar_type(), at::kFloat);
   EXPECT_TRUE(at::equal(ya, yb));  // same seed attribute, different run seeds
@@ -57,7 +41,7 @@ TEST(Random, NormalMomentsAndSeedAttributeFixesValues) {
 
 TEST(Random, WithoutSeedAttributeTheRunSeedDecides) {
   auto m = normal_model(std::nullopt);
-  at::Tensor y1 = run_ok(m, {}, 7), y2 = run_ok(m, {}, 7), y3 = run_ok(m, {}, 8);
+  at::Tensor y1 = run_output(m, {}, 0, with_seed(7)), y2 = run_output(m, {}, 0, with_seed(7)), y3 = run_output(m, {}, 0, with_seed(8));
   EXPECT_TRUE(at::equal(y1, y2));
   EXPECT_FALSE(at::equal(y1, y3));
 }
@@ -69,7 +53,7 @@ TEST(Random, UniformLikeKeepsShapeAndDtypeAndRange) {
   set_attr(n, "low", -3.f);
   set_attr(n, "high", -1.f);
   set_attr(b.node("RandomNormalLike", {"x"}, {"z"}, "z"), "dtype", int64_t{TP::FLOAT16});
-  auto r = run(b, {{"x", at::zeros({4, 250})}});
+  auto r = run_model(b, {{"x", at::zeros({4, 250})}});
   ASSERT_TRUE(r.ok()) << r.status().message();
   at::Tensor y = r->outputs[0];
   EXPECT_EQ(y.scalar_type(), at::kFloat);
@@ -84,25 +68,22 @@ TEST(Random, BernoulliExtremesDtypeAndInvalidProbability) {
   testing::ModelBuilder b(15);
   b.input("p", {4}).output("y", {4}, TP::INT32);
   set_attr(b.node("Bernoulli", {"p"}, {"y"}, "b"), "dtype", int64_t{TP::INT32});
-  at::Tensor y = run_ok(b, {{"p", at::tensor({0.f, 1.f, 0.f, 1.f})}});
+  at::Tensor y = run_output(b, {{"p", at::tensor({0.f, 1.f, 0.f, 1.f})}});
   EXPECT_EQ(y.scalar_type(), at::kInt);
   EXPECT_TRUE(at::equal(y, at::tensor({0, 1, 0, 1}, at::kInt)));
-  auto bad = run(b, {{"p", at::tensor({0.f, 1.5f, 0.f, 1.f})}});
+  auto bad = run_model(b, {{"p", at::tensor({0.f, 1.5f, 0.f, 1.f})}});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("probability 1.5 is outside [0, 1]"), std::string::npos)
       << bad.status().message();
 }
 
-
 // ---- Abstract semantics ------------------------------------------------------------
-
-namespace mv = testing::movement;
 
 // The bounds hold for every draw: a *Like op on a ranged input (the engine runs
 // input-free random ops concretely), small (< 16 elements: the float64 Box-Muller
 // path) and large (the float32 normal_fill path) tensors.
 TEST(RandomAbstract, BoundsHoldForEveryDraw) {
-  mv::Tally tally;
+  testing::SoundTally tally;
   for (int64_t n : {5, 64, 4096}) {
     for (const char* op : {"RandomNormalLike", "RandomUniformLike"}) {
       for (auto [a, b] : {std::pair{0.f, 1.f}, std::pair{-3.f, 0.25f}, std::pair{1e4f, 1e-3f}}) {
@@ -112,7 +93,7 @@ TEST(RandomAbstract, BoundsHoldForEveryDraw) {
         bool normal = std::string(op) == "RandomNormalLike";
         set_attr(node, normal ? "mean" : "low", a);
         set_attr(node, normal ? "scale" : "high", normal ? b : a + std::abs(b));
-        mv::expect_sound(m, mv::ranges({{"x", {-1, 1}}}), op, tally, 25);
+        testing::expect_sound_supported(m, testing::ranges_of({{"x", {-1, 1}}}), op, tally, 25);
       }
     }
   }
@@ -121,7 +102,7 @@ TEST(RandomAbstract, BoundsHoldForEveryDraw) {
     testing::ModelBuilder m(15);
     m.input("p", {32}).output("y", {32});
     m.node("Bernoulli", {"p"}, {"y"}, "b");
-    mv::expect_sound(m, mv::ranges({{"p", {lo, hi}}}), "Bernoulli", tally, 25);
+    testing::expect_sound_supported(m, testing::ranges_of({{"p", {lo, hi}}}), "Bernoulli", tally, 25);
   }
   tally.print("random");
   EXPECT_EQ(tally.violations, 0);
@@ -133,7 +114,7 @@ TEST(RandomAbstract, NormalBoundAndBernoulliHazard) {
   auto& node = m.node("RandomNormalLike", {"x"}, {"y"}, "r");
   set_attr(node, "mean", 2.f);
   set_attr(node, "scale", -0.5f);
-  AnalysisResult r = mv::analysis(m, mv::ranges({{"x", {-1, 1}}}));
+  AnalysisResult r = testing::analyze_built(m, testing::ranges_of({{"x", {-1, 1}}}));
   EXPECT_TRUE(r.findings.empty());
   // |z| <= sqrt(-2 ln 2^-53) = 8.5717 (rounded up to 8.58), plus 4 ulps.
   EXPECT_NEAR(r.intervals.at("y").min(), 2 - 8.58 * 0.5, 1e-5);
@@ -142,13 +123,13 @@ TEST(RandomAbstract, NormalBoundAndBernoulliHazard) {
     testing::ModelBuilder b(15);
     b.input("p", {4}).output("y", {4});
     b.node("Bernoulli", {"p"}, {"y"}, "b");
-    return mv::analysis(b, mv::ranges({{"p", p}}));
+    return testing::analyze_built(b, testing::ranges_of({{"p", p}}));
   };
   EXPECT_TRUE(bernoulli({0, 1}).findings.empty());
   AnalysisResult bad = bernoulli({-0.1, 1});
-  EXPECT_EQ(mv::summary(bad), (std::vector<std::string>{"b:bernoulli-probability-out-of-range:crash"}));
+  EXPECT_EQ(testing::kind_summary(bad), (std::vector<std::string>{"b:bernoulli-probability-out-of-range:crash"}));
   // Proof fails when the range widens past 1.
-  EXPECT_EQ(mv::summary(bernoulli({0.5, 1.01})), (std::vector<std::string>{"b:bernoulli-probability-out-of-range:crash"}));
+  EXPECT_EQ(testing::kind_summary(bernoulli({0.5, 1.01})), (std::vector<std::string>{"b:bernoulli-probability-out-of-range:crash"}));
 }
 
 }  // namespace

@@ -4,18 +4,13 @@
 // by sampling, an unclipped Relu RNN left to the overflow check).
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
-#include "analyzer/analyzer.h"
-#include "harness/soundness.h"
-#include "model/onnx_loader.h"
-#include "oracle/executor.h"
-#include "test_models.h"
+#include "tests/ops/op_test_util.h"
 
 namespace nanguard {
 namespace {
@@ -23,25 +18,14 @@ namespace {
 using testing::ModelBuilder;
 using testing::set_attr;
 
-void set_string(onnx::NodeProto& n, const std::string& name, const std::string& v) {
-  auto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::STRING);
-  a->set_s(v);
-}
+using testing::set_string;
+using testing::set_strings;
 
-void set_strings(onnx::NodeProto& n, const std::string& name, const std::vector<std::string>& v) {
-  auto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::STRINGS);
-  for (const auto& s : v) a->add_strings(s);
-}
-
-using Attrs = std::function<void(onnx::NodeProto&)>;
+using Attrs = testing::AttrFn;
 
 // One recurrent node; inputs named "" are omitted; `feeds` float inputs are runtime
 // inputs, the others (weights, sequence_lens) initializers. Outputs: Y, Y_h (, Y_c).
-ModelBuilder recurrent_model(int64_t opset, const std::string& op, const std::vector<std::pair<std::string, at::Tensor>>& ins,
+ModelBuilder recurrent_model(int64_t opset, const std::string& op, const testing::NamedTensors& ins,
                              const std::vector<std::string>& feeds, const Attrs& attrs) {
   ModelBuilder b(opset);
   std::vector<std::string> names;
@@ -61,20 +45,7 @@ ModelBuilder recurrent_model(int64_t opset, const std::string& op, const std::ve
   return b;
 }
 
-struct NodeOut {
-  std::vector<at::Tensor> outputs;
-  std::string error;
-};
-
-NodeOut run(ModelBuilder& b, const TensorMap& feeds) {
-  auto g = load_model_proto(b.proto(), "recurrent.onnx");
-  if (!g.ok()) return {{}, g.status().message()};
-  auto ex = Executor::create(*g);
-  if (!ex.ok()) return {{}, ex.status().message()};
-  auto r = ex->run(feeds);
-  if (!r.ok()) return {{}, r.status().message()};
-  return {r->outputs, ""};
-}
+using testing::NodeRun;
 
 at::Tensor randn(std::vector<int64_t> shape, double scale = 0.5) {
   static at::Generator gen = at::detail::createCPUGenerator(1234);
@@ -92,7 +63,7 @@ TEST(Recurrent, LstmMatchesAtenLstmBothDirections) {
                                      set_attr(n, "hidden_size", hid);
                                      set_string(n, "direction", "bidirectional");
                                    });
-  NodeOut got = run(b, {{"x", x}});
+  NodeRun got = testing::run_built(b, {{"x", x}});
   ASSERT_EQ(got.error, "");
   // iofc -> ifgo
   auto reorder = [&](const at::Tensor& t) {
@@ -128,7 +99,7 @@ TEST(Recurrent, GruLayoutAndSequenceLens) {
   ModelBuilder b0 = recurrent_model(14, "GRU", {{"x", x}, {"w", w}, {"r", r}}, {"x"}, attrs(0));
   at::Tensor xt = x.transpose(0, 1).contiguous();
   ModelBuilder b1 = recurrent_model(14, "GRU", {{"x", xt}, {"w", w}, {"r", r}}, {"x"}, attrs(1));
-  NodeOut r0 = run(b0, {{"x", x}}), r1 = run(b1, {{"x", xt}});
+  NodeRun r0 = testing::run_built(b0, {{"x", x}}), r1 = testing::run_built(b1, {{"x", xt}});
   ASSERT_EQ(r0.error, "");
   ASSERT_EQ(r1.error, "");
   EXPECT_TRUE(at::allclose(r1.outputs[0], r0.outputs[0].permute({2, 0, 1, 3})));
@@ -138,7 +109,7 @@ TEST(Recurrent, GruLayoutAndSequenceLens) {
   ModelBuilder bl = recurrent_model(14, "GRU", {{"x", x}, {"w", w}, {"r", r}, {"", {}}, {"lens", lens}}, {"x"}, attrs(0));
   at::Tensor x2 = x.narrow(0, 0, 2).contiguous();
   ModelBuilder bs = recurrent_model(14, "GRU", {{"x", x2}, {"w", w}, {"r", r}}, {"x"}, attrs(0));
-  NodeOut rl = run(bl, {{"x", x}}), rs = run(bs, {{"x", x2}});
+  NodeRun rl = testing::run_built(bl, {{"x", x}}), rs = testing::run_built(bs, {{"x", x2}});
   ASSERT_EQ(rl.error, "");
   ASSERT_EQ(rs.error, "");
   // Batch entry 0 (length 2) equals a run on the first two steps, in both directions.
@@ -163,7 +134,7 @@ TEST(Recurrent, LstmInputForgetClipAndGradient) {
     });
   };
   ModelBuilder plain = model(0, 0), coupled = model(1, 0), clipped = model(0, 0.25f);
-  NodeOut rp = run(plain, {{"x", x}}), rc = run(coupled, {{"x", x}}), rk = run(clipped, {{"x", x}});
+  NodeRun rp = testing::run_built(plain, {{"x", x}}), rc = testing::run_built(coupled, {{"x", x}}), rk = testing::run_built(clipped, {{"x", x}});
   ASSERT_EQ(rc.error, "");
   ASSERT_EQ(rk.error, "");
   EXPECT_FALSE(at::allclose(rp.outputs[2], rc.outputs[2]));
@@ -186,25 +157,15 @@ TEST(Recurrent, UnsupportedActivationIsReported) {
     set_attr(n, "hidden_size", int64_t{2});
     set_strings(n, "activations", {"Gelu"});
   });
-  NodeOut got = run(b, {{"x", x}});
+  NodeRun got = testing::run_built(b, {{"x", x}});
   EXPECT_NE(got.error.find("activation 'Gelu' is not supported"), std::string::npos) << got.error;
 }
 
 // ---- abstract semantics ----------------------------------------------------
 
-AnalysisResult analysis(ModelBuilder& b, const AnalyzeOptions& opt) {
-  auto g = load_model_proto(b.proto(), "recurrent.onnx");
-  EXPECT_TRUE(g.ok()) << g.status().message();
-  auto r = analyze(*g, opt);
-  EXPECT_TRUE(r.ok()) << r.status().message();
-  return r.ok() ? *r : AnalysisResult{};
-}
+using testing::analyze_built;
 
-AnalyzeOptions ranges(double lo, double hi) {
-  AnalyzeOptions opt;
-  opt.ranges = {{"x", {lo, hi}}};
-  return opt;
-}
+AnalyzeOptions ranges(double lo, double hi) { return testing::ranges_of({{"x", {lo, hi}}}); }
 
 // Y and Y_h in [-1, 1] whatever the input; Y_c grows by at most 1 per step from
 // |initial_c| (here 2): proved without findings.
@@ -214,7 +175,7 @@ TEST(Recurrent, IntervalBoundsOfLstmAndGru) {
   ModelBuilder lstm = recurrent_model(13, "LSTM", {{"x", x}, {"w", randn({1, 4 * hid, in}, 3.0)}, {"r", randn({1, 4 * hid, hid}, 3.0)},
                                                    {"b", randn({1, 8 * hid})}, {"", {}}, {"", {}}, {"c0", at::full({1, 2, hid}, 2.0f)}},
                                       {"x"}, [&](onnx::NodeProto& n) { set_attr(n, "hidden_size", hid); });
-  AnalysisResult a = analysis(lstm, ranges(-1e6, 1e6));
+  AnalysisResult a = analyze_built(lstm, ranges(-1e6, 1e6));
   EXPECT_TRUE(a.findings.empty());
   EXPECT_GE(a.intervals.at("y").min(), -1.0);
   EXPECT_LE(a.intervals.at("y").max(), 1.0);
@@ -223,7 +184,7 @@ TEST(Recurrent, IntervalBoundsOfLstmAndGru) {
   EXPECT_GT(a.intervals.at("yc").max(), 2.0);
   ModelBuilder gru = recurrent_model(13, "GRU", {{"x", x}, {"w", randn({1, 3 * hid, in}, 3.0)}, {"r", randn({1, 3 * hid, hid}, 3.0)}},
                                      {"x"}, [&](onnx::NodeProto& n) { set_attr(n, "hidden_size", hid); });
-  AnalysisResult g = analysis(gru, ranges(-1e6, 1e6));
+  AnalysisResult g = analyze_built(gru, ranges(-1e6, 1e6));
   EXPECT_TRUE(g.findings.empty());
   EXPECT_GE(g.intervals.at("y").min(), -1.0);
   EXPECT_LE(g.intervals.at("yh").max(), 1.0);
@@ -242,30 +203,22 @@ TEST(Recurrent, ReluRnnProofFailsWhenRangeWidens) {
                            });
   };
   ModelBuilder relu = model("Relu"), tanh = model("Tanh");
-  EXPECT_TRUE(analysis(relu, ranges(-1, 1)).findings.empty());
-  AnalysisResult wide = analysis(relu, ranges(-1e30, 1e30));
+  EXPECT_TRUE(analyze_built(relu, ranges(-1, 1)).findings.empty());
+  AnalysisResult wide = analyze_built(relu, ranges(-1e30, 1e30));
   ASSERT_FALSE(wide.findings.empty());
   EXPECT_EQ(wide.findings[0].hazard, "overflow");
   EXPECT_EQ(wide.findings[0].op_type, "RNN");
-  EXPECT_TRUE(analysis(tanh, ranges(-1e30, 1e30)).findings.empty());
+  EXPECT_TRUE(analyze_built(tanh, ranges(-1e30, 1e30)).findings.empty());
 }
 
 // Soundness by sampling: random fixed weights (initializers) and free weights, LSTM
 // with peepholes and initial states, GRU both reset forms, RNN; several input boxes.
 TEST(Recurrent, SoundnessBySampling) {
-  int64_t seq = 3, batch = 2, in = 3, hid = 3, samples = 0, violations = 0;
+  int64_t seq = 3, batch = 2, in = 3, hid = 3;
   at::Tensor x = randn({seq, batch, in});
+  testing::SoundTally tally;
   auto check = [&](ModelBuilder& b, AnalyzeOptions opt, const std::string& what) {
-    auto g = load_model_proto(b.proto(), "recurrent.onnx");
-    ASSERT_TRUE(g.ok()) << g.status().message();
-    auto rep = check_soundness(*g, opt, 20, 5);
-    ASSERT_TRUE(rep.ok()) << rep.status().message();
-    EXPECT_GT(rep->checked_values, 0) << what;
-    samples += rep->samples;
-    for (const auto& v : rep->violations) {
-      ++violations;
-      ADD_FAILURE() << what << ": sample " << v.sample << " " << v.tensor << ": " << v.what << " " << v.value << " not in [" << v.lo << ", " << v.hi << "]";
-    }
+    EXPECT_GT(testing::expect_sound(b, opt, what, &tally, 20, 5), 0) << what;
   };
   for (auto [lo, hi] : {std::pair{-1.0, 1.0}, std::pair{-20.0, 20.0}, std::pair{0.5, 0.6}}) {
     std::string box = " on [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
@@ -277,9 +230,7 @@ TEST(Recurrent, SoundnessBySampling) {
                                           set_string(n, "direction", "bidirectional");
                                         });
     check(lstm, ranges(lo, hi), "LSTM fixed" + box);
-    AnalyzeOptions free = ranges(lo, hi);
-    free.weights = WeightMode::kFree;
-    free.weight_range = Range{-0.5, 0.5};
+    AnalyzeOptions free = testing::free_weights({{"x", {lo, hi}}}, -0.5, 0.5);
     check(lstm, free, "LSTM free" + box);
     for (int64_t lbr : {0, 1}) {
       ModelBuilder gru = recurrent_model(13, "GRU", {{"x", x}, {"w", randn({1, 3 * hid, in})}, {"r", randn({1, 3 * hid, hid})},
@@ -296,8 +247,8 @@ TEST(Recurrent, SoundnessBySampling) {
                                        [&](onnx::NodeProto& n) { set_attr(n, "hidden_size", hid); });
     check(rnn, free, "RNN free" + box);
   }
-  EXPECT_EQ(violations, 0);
-  std::printf("recurrent soundness: %lld samples, %lld violations\n", static_cast<long long>(samples), static_cast<long long>(violations));
+  EXPECT_EQ(tally.violations, 0);
+  tally.print("recurrent");
 }
 
 }  // namespace

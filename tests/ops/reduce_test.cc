@@ -7,16 +7,13 @@
 
 #include <gtest/gtest.h>
 
-#include "model/onnx_loader.h"
-#include "oracle/executor.h"
 #include "ops/tensor_proto.h"
-#include "test_models.h"
-#include "ops/abstract_check.h"
+#include "tests/ops/op_test_util.h"
 
 namespace nanguard {
 namespace {
 
-using NodeAttrs = std::function<void(onnx::NodeProto&)>;
+using NodeAttrs = testing::AttrFn;
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
 struct Case {
@@ -41,14 +38,7 @@ at::Tensor run_reduce(const Case& c, const at::Tensor& x_feed = {}) {
   }
   auto& n = b.node(c.op, ins, {"y"}, "n");
   if (c.attrs) c.attrs(n);
-  auto g = load_model_proto(b.proto(), c.op + ".onnx");
-  EXPECT_TRUE(g.ok()) << g.status().message();
-  if (!g.ok()) return {};
-  auto ex = Executor::create(*g);
-  EXPECT_TRUE(ex.ok()) << ex.status().message();
-  auto r = ex->run({{"x", x_feed.defined() ? x_feed : c.x}});
-  EXPECT_TRUE(r.ok()) << r.status().message();
-  return r.ok() ? r->outputs[0] : at::Tensor();
+  return testing::run_output(b, {{"x", x_feed.defined() ? x_feed : c.x}});
 }
 
 NodeAttrs ints(const char* name, std::vector<int64_t> v) {
@@ -190,8 +180,7 @@ TEST(ReduceAbstract, SoundOnBoxesAxesAndKeepdims) {
   }
   EXPECT_EQ(tally.violations, 0);
   EXPECT_GT(tally.checked, 0);
-  std::printf("reduce soundness: %lld samples, %lld values, %lld violations\n", (long long)tally.samples,
-              (long long)tally.checked, (long long)tally.violations);
+  tally.print("reduce");
 }
 
 TEST(ReduceAbstract, ArgExtremaAndCumSumSound) {

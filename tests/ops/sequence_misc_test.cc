@@ -2,7 +2,7 @@
 // extrapolation), GridSample, DepthToSpace and SpaceToDepth.
 #include <gtest/gtest.h>
 
-#include "tests/ops/node_runner.h"
+#include "tests/ops/op_test_util.h"
 
 namespace nanguard {
 namespace {
@@ -114,13 +114,13 @@ TEST(SpatialMisc, GridSamplePaddingModes) {
 using testing::analyze_built;
 using testing::expect_sound;
 using testing::ModelBuilder;
-using testing::ranges_opt;
+using testing::ranges_of;
 
 TEST(SequenceMiscAbstract, ResizeSoundBySampling) {
   int64_t checked = 0;
   for (auto [lo, hi] : std::vector<std::pair<double, double>>{{-3, 3}, {0, 1}, {0.999, 1.001}, {-1e20, 1e20}}) {
     std::string box = std::to_string(lo) + "," + std::to_string(hi);
-    auto opt = ranges_opt({{"x", {lo, hi}}});
+    auto opt = ranges_of({{"x", {lo, hi}}});
     for (const char* mode : {"nearest", "linear", "cubic"}) {
       for (const char* coord : {"half_pixel", "align_corners", "tf_crop_and_resize"}) {
         ModelBuilder b(13);
@@ -131,19 +131,19 @@ TEST(SequenceMiscAbstract, ResizeSoundBySampling) {
         set_string(n, "mode", mode);
         set_string(n, "coordinate_transformation_mode", coord);
         if (std::string(coord) == "tf_crop_and_resize") set_attr(n, "extrapolation_value", 7.0f);
-        checked += expect_sound(b, opt, std::string("Resize ") + mode + " " + coord + " " + box);
+        checked += expect_sound(b, opt, std::string("Resize ") + mode + " " + coord + " " + box, nullptr, 20);
       }
     }
     ModelBuilder u(9);
     u.input("x", {1, 2, 3, 4}).initializer("scales", at::tensor({1.0f, 1.0f, 2.0f, 2.0f})).output("y", {1, 2, 6, 8});
     set_string(u.node("Upsample", {"x", "scales"}, {"y"}, "n"), "mode", "linear");
-    checked += expect_sound(u, opt, "Upsample " + box);
+    checked += expect_sound(u, opt, "Upsample " + box, nullptr, 20);
     for (const char* op : {"DepthToSpace", "SpaceToDepth"}) {
       ModelBuilder d(13);
       bool d2s = std::string(op) == "DepthToSpace";
       d.input("x", {1, 4, 2, 4}).output("y", d2s ? std::vector<int64_t>{1, 1, 4, 8} : std::vector<int64_t>{1, 16, 1, 2});
       set_attr(d.node(op, {"x"}, {"y"}, "n"), "blocksize", int64_t{2});
-      checked += expect_sound(d, opt, std::string(op) + " " + box);
+      checked += expect_sound(d, opt, std::string(op) + " " + box, nullptr, 20);
     }
   }
   EXPECT_GT(checked, 1000);
@@ -165,8 +165,8 @@ TEST(SequenceMiscAbstract, GridSampleSoundBySampling) {
           auto& n = b.node("GridSample", {"x", "g"}, {"y"}, "n");
           set_string(n, "mode", mode);
           set_string(n, "padding_mode", pad);
-          auto opt = ranges_opt({{"x", {lo, hi}}, {"g", {-1.2, 1.2}}});
-          checked += expect_sound(b, opt, std::string("GridSample ") + mode + " " + pad + " " + box);
+          auto opt = ranges_of({{"x", {lo, hi}}, {"g", {-1.2, 1.2}}});
+          checked += expect_sound(b, opt, std::string("GridSample ") + mode + " " + pad + " " + box, nullptr, 20);
         }
       }
     }
@@ -181,7 +181,7 @@ TEST(SequenceMiscAbstract, ProofFailsWhenRangeWidens) {
     b.input("x", {1, 1, 2, 2}).initializer("scales", at::tensor({1.0f, 1.0f, 2.0f, 2.0f})).output("y", {1, 1, 4, 4});
     set_string(b.node("Resize", {"x", "", "scales"}, {"r"}, "resize"), "mode", "linear");
     b.node("Log", {"r"}, {"y"}, "log");
-    EXPECT_EQ(analyze_built(b, ranges_opt({{"x", {lo, 2}}}), "log").findings.size(), expect);
+    EXPECT_EQ(analyze_built(b, ranges_of({{"x", {lo, 2}}}), "log").findings.size(), expect);
   }
 }
 

@@ -6,40 +6,17 @@
 
 #include <gtest/gtest.h>
 
-#include "model/onnx_loader.h"
-#include "oracle/executor.h"
-#include "movement_check.h"
-#include "test_models.h"
+#include "tests/ops/op_test_util.h"
 
 namespace nanguard {
 namespace {
 
 using TP = onnx::TensorProto;
+using testing::longs;
+using testing::run_model;
+using testing::run_output;
+using testing::set_string;
 using testing::set_attr;
-
-void set_string(onnx::NodeProto& node, const std::string& name, const std::string& value) {
-  auto* a = node.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::STRING);
-  a->set_s(value);
-}
-
-// Runs a built model; the graph outlives the run.
-Result<ExecResult> run(testing::ModelBuilder& b, const TensorMap& feeds) {
-  auto g = load_model_proto(b.proto(), "shape_test.onnx");
-  if (!g.ok()) return g.status();
-  auto ex = Executor::create(*g);
-  if (!ex.ok()) return ex.status();
-  return ex->run(feeds);
-}
-
-at::Tensor run_ok(testing::ModelBuilder& b, const TensorMap& feeds, size_t output = 0) {
-  auto r = run(b, feeds);
-  EXPECT_TRUE(r.ok()) << r.status().message();
-  return r.ok() ? r->outputs.at(output) : at::Tensor();
-}
-
-at::Tensor longs(std::vector<int64_t> v) { return at::tensor(v, at::kLong); }
 
 TEST(Shape, ReshapeZeroCopiesUnlessAllowzero) {
   at::Tensor x = at::zeros({0, 3});
@@ -47,15 +24,15 @@ TEST(Shape, ReshapeZeroCopiesUnlessAllowzero) {
   copy.input("x", {0, 3}).output("y", {-1, -1}).initializer("s", longs({3, 0}));
   copy.node("Reshape", {"x", "s"}, {"y"}, "r");
   // Without allowzero the 0 copies x's dimension 1 (3): [3, 3] cannot hold 0 elements.
-  EXPECT_FALSE(run(copy, {{"x", x}}).ok());
+  EXPECT_FALSE(run_model(copy, {{"x", x}}).ok());
   testing::ModelBuilder zero(14);
   zero.input("x", {0, 3}).output("y", {-1, -1}).initializer("s", longs({3, 0}));
   set_attr(zero.node("Reshape", {"x", "s"}, {"y"}, "r"), "allowzero", int64_t{1});
-  EXPECT_EQ(run_ok(zero, {{"x", x}}).sizes(), at::IntArrayRef({3, 0}));
+  EXPECT_EQ(run_output(zero, {{"x", x}}).sizes(), at::IntArrayRef({3, 0}));
   testing::ModelBuilder infer(13);
   infer.input("x", {2, 3, 4}).output("y", {-1, -1}).initializer("s", longs({0, -1}));
   infer.node("Reshape", {"x", "s"}, {"y"}, "r");
-  EXPECT_EQ(run_ok(infer, {{"x", at::zeros({2, 3, 4})}}).sizes(), at::IntArrayRef({2, 12}));
+  EXPECT_EQ(run_output(infer, {{"x", at::zeros({2, 3, 4})}}).sizes(), at::IntArrayRef({2, 12}));
 }
 
 TEST(Shape, SqueezeUnsqueezeAxesMoveToInputAt13) {
@@ -70,7 +47,7 @@ TEST(Shape, SqueezeUnsqueezeAxesMoveToInputAt13) {
   new_form.node("Squeeze", {"x", "a"}, {"y"}, "s");
   new_form.node("Unsqueeze", {"y", "b"}, {"z"}, "u");
   for (auto* b : {&old_form, &new_form}) {
-    auto r = run(*b, {{"x", x}});
+    auto r = run_model(*b, {{"x", x}});
     ASSERT_TRUE(r.ok()) << r.status().message();
     EXPECT_EQ(r->outputs[0].sizes(), at::IntArrayRef({2, 3}));
     EXPECT_EQ(r->outputs[1].sizes(), at::IntArrayRef({2, 1, 3}));
@@ -79,7 +56,7 @@ TEST(Shape, SqueezeUnsqueezeAxesMoveToInputAt13) {
   testing::ModelBuilder bad(13);
   bad.input("x", {1, 2, 1, 3}).output("y", {-1}).initializer("a", longs({1}));
   bad.node("Squeeze", {"x", "a"}, {"y"}, "s");
-  auto r = run(bad, {{"x", x}});
+  auto r = run_model(bad, {{"x", x}});
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("cannot squeeze axis 1 of size 2"), std::string::npos) << r.status().message();
 }
@@ -93,14 +70,14 @@ TEST(Shape, SplitSizesAttributeBefore13InputFrom13) {
   new_form.input("x", {5}).output("a", {2}).output("b", {3}).initializer("sp", longs({2, 3}));
   new_form.node("Split", {"x", "sp"}, {"a", "b"}, "s");
   for (auto* b : {&old_form, &new_form}) {
-    auto r = run(*b, {{"x", x}});
+    auto r = run_model(*b, {{"x", x}});
     ASSERT_TRUE(r.ok()) << r.status().message();
     EXPECT_TRUE(at::equal(r->outputs[1], at::tensor({2.f, 3.f, 4.f})));
   }
   testing::ModelBuilder uneven(13);
   uneven.input("x", {5}).output("a", {-1}).output("b", {-1});
   uneven.node("Split", {"x"}, {"a", "b"}, "s");
-  EXPECT_FALSE(run(uneven, {{"x", x}}).ok());
+  EXPECT_FALSE(run_model(uneven, {{"x", x}}).ok());
 }
 
 TEST(Shape, SliceNegativeStepClampsAndCarriesGradient) {
@@ -111,7 +88,7 @@ TEST(Shape, SliceNegativeStepClampsAndCarriesGradient) {
   b.initializer("st", longs({100})).initializer("en", longs({std::numeric_limits<int64_t>::min()}));
   b.initializer("ax", longs({0})).initializer("sp", longs({-2}));
   b.node("Slice", {"x", "st", "en", "ax", "sp"}, {"y"}, "s");
-  at::Tensor y = run_ok(b, {{"x", x}});
+  at::Tensor y = run_output(b, {{"x", x}});
   EXPECT_TRUE(at::equal(y.detach(), at::tensor({5.f, 3.f, 1.f})));
   y.sum().backward();
   EXPECT_TRUE(at::equal(x.grad(), at::tensor({0.f, 1.f, 0.f, 1.f, 0.f, 1.f})));
@@ -121,7 +98,7 @@ TEST(Shape, SliceNegativeStepClampsAndCarriesGradient) {
   auto& n = old_form.node("Slice", {"x"}, {"y"}, "s");
   set_attr(n, "starts", std::vector<int64_t>{-2});
   set_attr(n, "ends", std::vector<int64_t>{1000});
-  EXPECT_TRUE(at::equal(run_ok(old_form, {{"x", x.detach()}}), at::tensor({4.f, 5.f})));
+  EXPECT_TRUE(at::equal(run_output(old_form, {{"x", x.detach()}}), at::tensor({4.f, 5.f})));
 }
 
 // Slice against a plain loop over the ONNX-10+ clamping rules. They match CPython's
@@ -164,7 +141,7 @@ TEST(Shape, PadModesNegativePadsAndAttributeForm) {
     testing::ModelBuilder b(13);
     b.input("x", {3}).output("y", {-1}).initializer("p", longs(pads));
     set_string(b.node("Pad", {"x", "p"}, {"y"}, "p"), "mode", mode);
-    return run_ok(b, {{"x", x}});
+    return run_output(b, {{"x", x}});
   };
   // A reflect pad longer than the axis keeps reflecting, as numpy.pad does.
   EXPECT_TRUE(at::equal(pad("reflect", {4, 0}), at::tensor({1.f, 2.f, 3.f, 2.f, 1.f, 2.f, 3.f})));
@@ -176,7 +153,7 @@ TEST(Shape, PadModesNegativePadsAndAttributeForm) {
   auto& n = old_form.node("Pad", {"x"}, {"y"}, "p");
   set_attr(n, "pads", std::vector<int64_t>{1, 1});
   set_attr(n, "value", 7.5f);
-  EXPECT_TRUE(at::equal(run_ok(old_form, {{"x", x}}), at::tensor({7.5f, 1.f, 2.f, 3.f, 7.5f})));
+  EXPECT_TRUE(at::equal(run_output(old_form, {{"x", x}}), at::tensor({7.5f, 1.f, 2.f, 3.f, 7.5f})));
   // The constant_value input (opset 11+) receives a gradient per padded cell.
   testing::ModelBuilder cv(13);
   cv.input("x", {3}).input("c", {}).output("y", {-1}).initializer("p", longs({2, 1}));
@@ -184,7 +161,7 @@ TEST(Shape, PadModesNegativePadsAndAttributeForm) {
   // ModelBuilder::input({}) leaves the shape out; a scalar needs an empty shape.
   cv.proto().mutable_graph()->mutable_input(1)->mutable_type()->mutable_tensor_type()->mutable_shape();
   at::Tensor c = at::scalar_tensor(-1.f).requires_grad_();
-  at::Tensor y = run_ok(cv, {{"x", x}, {"c", c}});
+  at::Tensor y = run_output(cv, {{"x", x}, {"c", c}});
   EXPECT_TRUE(at::equal(y.detach(), at::tensor({-1.f, -1.f, 1.f, 2.f, 3.f, -1.f})));
   y.sum().backward();
   EXPECT_EQ(c.grad().item<float>(), 3.f);
@@ -194,7 +171,7 @@ TEST(Shape, PadUnknownModeIsNotSupported) {
   testing::ModelBuilder b(13);
   b.input("x", {3}).output("y", {-1}).initializer("p", longs({1, 1}));
   set_string(b.node("Pad", {"x", "p"}, {"y"}, "p"), "mode", "wrap");
-  auto r = run(b, {{"x", at::ones({3})}});
+  auto r = run_model(b, {{"x", at::ones({3})}});
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("mode 'wrap' is not supported"), std::string::npos) << r.status().message();
 }
@@ -204,7 +181,7 @@ TEST(Shape, DropoutIsIdentityInInferenceAndRefusesTraining) {
   testing::ModelBuilder infer(13);
   infer.input("x", {2}).output("y", {2}).output("m", {2}, TP::BOOL);
   infer.node("Dropout", {"x"}, {"y", "m"}, "d");
-  auto r = run(infer, {{"x", x}});
+  auto r = run_model(infer, {{"x", x}});
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_TRUE(at::allclose(r->outputs[0], x, 0, 0, /*equal_nan=*/true));
   EXPECT_TRUE(r->outputs[1].all().item<bool>());
@@ -213,7 +190,7 @@ TEST(Shape, DropoutIsIdentityInInferenceAndRefusesTraining) {
     b.input("x", {2}).output("y", {2}).initializer("r", at::scalar_tensor(ratio));
     b.initializer("t", at::scalar_tensor(true, at::kBool));
     b.node("Dropout", {"x", "r", "t"}, {"y"}, "d");
-    return run(b, {{"x", x}});
+    return run_model(b, {{"x", x}});
   };
   auto refused = train(0.5f);
   ASSERT_FALSE(refused.ok());
@@ -225,7 +202,7 @@ TEST(Shape, DataSizedOutputsAreCapped) {
   testing::ModelBuilder b(13);
   b.input("x", {1}).output("y", {-1, -1}).initializer("s", longs({1 << 20, 1 << 20}));
   b.node("Expand", {"x", "s"}, {"y"}, "e");
-  auto r = run(b, {{"x", at::ones({1})}});
+  auto r = run_model(b, {{"x", at::ones({1})}});
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("over the cap"), std::string::npos) << r.status().message();
 }
@@ -237,19 +214,16 @@ TEST(Shape, RangeAndShapeSlice) {
   b.initializer("d", at::scalar_tensor(-3, at::kInt));
   b.node("Range", {"a", "l", "d"}, {"r"}, "range");
   set_attr(b.node("Shape", {"x"}, {"s"}, "shape"), "start", int64_t{-2});
-  auto r = run(b, {{"x", at::zeros({2, 3, 4})}});
+  auto r = run_model(b, {{"x", at::zeros({2, 3, 4})}});
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_TRUE(at::equal(r->outputs[0], at::tensor({10, 7}, at::kInt)));
   EXPECT_TRUE(at::equal(r->outputs[1], longs({3, 4})));
 }
 
-
 // ---- Abstract semantics: data movement keeps bounds, shapes stay exact -----------
 
-namespace mv = testing::movement;
-
 // One node `op` on a ranged x of `dims`, with extra (initializer) operands.
-void sound_one(mv::Tally& tally, const std::string& op, std::vector<int64_t> dims, size_t out_rank,
+void sound_one(testing::SoundTally& tally, const std::string& op, std::vector<int64_t> dims, size_t out_rank,
                const std::vector<std::pair<std::string, at::Tensor>>& inits,
                const std::function<void(onnx::NodeProto&)>& attrs = nullptr, int outputs = 1, int64_t opset = 13) {
   for (auto [lo, hi] : {std::pair{-3.0, 3.0}, std::pair{0.5, 2.0}, std::pair{-1e30, 1e30}}) {
@@ -267,14 +241,14 @@ void sound_one(mv::Tally& tally, const std::string& op, std::vector<int64_t> dim
       }
       auto& n = b.node(op, ins, outs, "n");
       if (attrs) attrs(n);
-      AnalyzeOptions opt = free ? mv::free_weights({{"x", {lo, hi}}}, -2, 2) : mv::ranges({{"x", {lo, hi}}});
-      mv::expect_sound(b, opt, op + (free ? " free" : " fixed"), tally);
+      AnalyzeOptions opt = free ? testing::free_weights({{"x", {lo, hi}}}, -2, 2) : testing::ranges_of({{"x", {lo, hi}}});
+      testing::expect_sound_supported(b, opt, op + (free ? " free" : " fixed"), tally);
     }
   }
 }
 
 TEST(ShapeAbstract, DataMovementIsSound) {
-  mv::Tally tally;
+  testing::SoundTally tally;
   at::Tensor w = at::randn({2, 3, 4}, at::TensorOptions().dtype(at::kFloat)).mul_(5);
   sound_one(tally, "Reshape", {2, 3, 4}, 2, {{"s", longs({4, -1})}});
   sound_one(tally, "Flatten", {2, 3, 4}, 2, {}, [](auto& n) { set_attr(n, "axis", int64_t{2}); });
@@ -313,8 +287,8 @@ testing::ModelBuilder torch_view_model() {
 
 TEST(ShapeAbstract, PyTorchShapeSubgraphStaysExact) {
   testing::ModelBuilder b = torch_view_model();
-  AnalysisResult r = mv::analysis(b, mv::ranges({{"x", {0.5, 2.0}}}));
-  EXPECT_TRUE(r.findings.empty()) << ::testing::PrintToString(mv::summary(r));
+  AnalysisResult r = testing::analyze_built(b, testing::ranges_of({{"x", {0.5, 2.0}}}));
+  EXPECT_TRUE(r.findings.empty()) << ::testing::PrintToString(testing::kind_summary(r));
   EXPECT_TRUE(r.unsupported.empty());
   for (const char* t : {"shape", "batch", "batch1", "target"}) EXPECT_TRUE(r.intervals.at(t).exact()) << t;
   EXPECT_TRUE(at::equal(r.intervals.at("target").value, longs({2, -1})));
@@ -322,13 +296,13 @@ TEST(ShapeAbstract, PyTorchShapeSubgraphStaysExact) {
   EXPECT_EQ(flat.shape, (std::vector<int64_t>{2, 12}));
   EXPECT_DOUBLE_EQ(flat.min(), 0.5);
   EXPECT_DOUBLE_EQ(flat.max(), 2.0);
-  mv::Tally tally;
-  mv::expect_sound(b, mv::ranges({{"x", {0.5, 2.0}}}), "torch view", tally, 20);
+  testing::SoundTally tally;
+  testing::expect_sound_supported(b, testing::ranges_of({{"x", {0.5, 2.0}}}), "torch view", tally, 20);
   // Size is exact too.
   testing::ModelBuilder s(13);
   s.input("x", {2, 3}).output("n", {}, TP::INT64);
   s.node("Size", {"x"}, {"n"}, "size");
-  AnalysisResult rs = mv::analysis(s, mv::ranges({{"x", {-1e6, 1e6}}}));
+  AnalysisResult rs = testing::analyze_built(s, testing::ranges_of({{"x", {-1e6, 1e6}}}));
   ASSERT_TRUE(rs.intervals.at("n").exact());
   EXPECT_EQ(rs.intervals.at("n").value.item<int64_t>(), 6);
 }
@@ -336,9 +310,9 @@ TEST(ShapeAbstract, PyTorchShapeSubgraphStaysExact) {
 // The proof through moved data fails once the range reaches the hazard.
 TEST(ShapeAbstract, ProofFailsWhenTheRangeWidens) {
   testing::ModelBuilder b = torch_view_model();
-  EXPECT_TRUE(mv::analysis(b, mv::ranges({{"x", {1e-3, 5.0}}})).findings.empty());
-  AnalysisResult r = mv::analysis(b, mv::ranges({{"x", {0.0, 5.0}}}));
-  EXPECT_EQ(mv::summary(r), (std::vector<std::string>{"log:log-nonpositive:forward"}));
+  EXPECT_TRUE(testing::analyze_built(b, testing::ranges_of({{"x", {1e-3, 5.0}}})).findings.empty());
+  AnalysisResult r = testing::analyze_built(b, testing::ranges_of({{"x", {0.0, 5.0}}}));
+  EXPECT_EQ(testing::kind_summary(r), (std::vector<std::string>{"log:log-nonpositive:forward"}));
 }
 
 }  // namespace

@@ -5,10 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "model/onnx_loader.h"
-#include "oracle/executor.h"
-#include "test_models.h"
-#include "ops/abstract_check.h"
+#include "tests/ops/op_test_util.h"
 
 namespace nanguard {
 namespace {
@@ -22,14 +19,7 @@ at::Tensor run_sm(const std::string& op, const at::Tensor& x, int64_t opset, int
   b.input("x", dims).output("y", dims);
   auto& n = b.node(op, {"x"}, {"y"}, "n");
   if (axis != std::numeric_limits<int64_t>::min()) testing::set_attr(n, "axis", axis);
-  auto g = load_model_proto(b.proto(), op + ".onnx");
-  EXPECT_TRUE(g.ok()) << g.status().message();
-  if (!g.ok()) return {};
-  auto ex = Executor::create(*g);
-  EXPECT_TRUE(ex.ok()) << ex.status().message();
-  auto r = ex->run({{"x", x}});
-  EXPECT_TRUE(r.ok()) << r.status().message();
-  return r.ok() ? r->outputs[0] : at::Tensor();
+  return testing::run_output(b, {{"x", x}});
 }
 
 constexpr int64_t kNoAxis = std::numeric_limits<int64_t>::min();
@@ -74,11 +64,7 @@ TEST(Softmax, GradientFlows) {
   testing::ModelBuilder b(13);
   b.input("x", {2, 3, 2}).output("y", {2, 3, 2});
   b.node("LogSoftmax", {"x"}, {"y"}, "n");
-  auto g = load_model_proto(b.proto(), "ls.onnx");
-  ASSERT_TRUE(g.ok());
-  auto ex = Executor::create(*g);
-  ASSERT_TRUE(ex.ok());
-  auto r = ex->run({{"x", x}});
+  auto r = testing::run_model(b, {{"x", x}});
   ASSERT_TRUE(r.ok()) << r.status().message();
   r->outputs[0].select(2, 0).sum().backward();
   ASSERT_TRUE(x.grad().defined());
@@ -117,8 +103,7 @@ TEST(SoftmaxAbstract, SoundOnBoxesAxesAndOpsets) {
   }
   EXPECT_EQ(tally.violations, 0);
   EXPECT_GT(tally.checked, 0);
-  std::printf("softmax soundness: %lld samples, %lld values, %lld violations\n", (long long)tally.samples,
-              (long long)tally.checked, (long long)tally.violations);
+  tally.print("softmax");
 }
 
 // Spread-based bounds are tight: equal cells [a, b] over n give
@@ -127,7 +112,7 @@ TEST(SoftmaxAbstract, BoundsFromTheSpreadAreTight) {
   testing::ModelBuilder b(13);
   b.input("x", {2, 4}).output("y", {2, 4});
   b.node("Softmax", {"x"}, {"y"}, "n");
-  auto r = testing::analysis_of(b, testing::ranges_of({{"x", {0, 1}}}));
+  auto r = testing::analyze_built(b, testing::ranges_of({{"x", {0, 1}}}));
   const IntervalTensor& y = r.intervals.at("y");
   double lo = 1 / (1 + 3 * std::exp(1.0)), hi = 1 / (1 + 3 * std::exp(-1.0));
   EXPECT_NEAR(y.min(), lo, 1e-5);
@@ -171,7 +156,7 @@ TEST(SoftmaxAbstract, LogOfSoftmaxFlaggedLogSoftmaxProved) {
   EXPECT_EQ(testing::summary(testing::findings_of(naive, testing::ranges_of(wide))), Names{"log:log-nonpositive"});
   EXPECT_EQ(testing::summary(testing::findings_of(naive_narrow, testing::ranges_of(narrow))), Names{});
   EXPECT_EQ(testing::summary(testing::findings_of(stable, testing::ranges_of(wide))), Names{});
-  auto st = testing::analysis_of(stable, testing::ranges_of(wide));
+  auto st = testing::analyze_built(stable, testing::ranges_of(wide));
   EXPECT_LE(st.intervals.at("y").max(), 0.0);
   EXPECT_GT(st.intervals.at("y").min(), -1e6);
   testing::expect_sound(naive, testing::ranges_of(wide), "log(softmax) on [-50, 50]");

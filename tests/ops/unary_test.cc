@@ -4,9 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "model/onnx_loader.h"
-#include "oracle/executor.h"
-#include "test_models.h"
+#include "tests/ops/op_test_util.h"
 
 namespace nanguard {
 namespace {
@@ -15,13 +13,7 @@ at::Tensor run_unary(const std::string& op, const at::Tensor& x) {
   testing::ModelBuilder b;
   b.input("x", {x.size(0)}).output("y", {x.size(0)});
   b.node(op, {"x"}, {"y"}, "n");
-  auto g = load_model_proto(b.proto(), op + ".onnx");
-  EXPECT_TRUE(g.ok()) << g.status().message();
-  auto ex = Executor::create(*g);
-  EXPECT_TRUE(ex.ok()) << ex.status().message();
-  auto r = ex->run({{"x", x}});
-  EXPECT_TRUE(r.ok()) << r.status().message();
-  return r->outputs[0];
+  return testing::run_output(b, {{"x", x}});
 }
 
 TEST(Unary, LogEdges) {
