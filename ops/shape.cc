@@ -254,12 +254,53 @@ IntervalFn shape_only(LowerFn lower) {
   };
 }
 
+int64_t normalize_axis_abstract(const AbstractContext& a, int64_t axis, int64_t rank);
+
+// Concat keeps cells: along the axis each input's bounds expand to its own extent; on
+// any other axis a dimension stays one cell when it is one cell in every input
+// (DenseNet's concatenated per-channel cells stay per-channel).
+std::vector<IntervalTensor> concat_interval(const AbstractContext& a) {
+  const IntervalTensor& first = a.input(0);
+  int64_t rank = static_cast<int64_t>(first.shape.size());
+  int64_t axis = normalize_axis_abstract(a, attr_int(a.node, "axis"), rank);
+  std::vector<int64_t> cell(first.shape);
+  for (int64_t d = 0; d < rank; ++d) {
+    bool one = true;
+    for (const IntervalTensor& t : a.inputs)
+      one = one && t.lo.defined() && t.lo.dim() == rank && t.lo.size(d) == 1 && t.hi.size(d) == 1;
+    if (one && d != axis) cell[d] = 1;
+  }
+  std::vector<at::Tensor> los, his;
+  std::vector<int64_t> shape = first.shape;
+  shape[axis] = 0;
+  for (const IntervalTensor& t : a.inputs) {
+    if (t.shape.size() != first.shape.size()) a.fail("inputs differ in rank");
+    std::vector<int64_t> c = cell;
+    c[axis] = t.shape[axis];
+    los.push_back(t.lo.expand(c));
+    his.push_back(t.hi.expand(c));
+    shape[axis] += t.shape[axis];
+  }
+  return {IntervalTensor::of_bounds(at::cat(los, axis), at::cat(his, axis), shape, first.dtype)};
+}
+
+int64_t normalize_axis_abstract(const AbstractContext& a, int64_t axis, int64_t rank) {
+  int64_t r = axis < 0 ? axis + rank : axis;
+  if (r < 0 || r >= rank) a.fail("axis out of range");
+  return r;
+}
+
 // Pure data movement: the lowering moves the lower and the upper bounds alike; the
 // shape, axes, split, starts/ends/steps and repeats operands ('e') must be exact.
 OpDef moves(const char* op_type, LowerFn lower, const char* roles) {
   OpDef d{op_type, lower};
   d.interval = moving(lower, roles);
   d.monotone = Monotone::kDataMovement;
+  return d;
+}
+
+OpDef with_interval(OpDef d, IntervalFn interval) {
+  d.interval = std::move(interval);
   return d;
 }
 
@@ -275,7 +316,7 @@ NANGUARD_REGISTER_OPS({
     moves("Transpose", lower_transpose, "d"),
     moves("Squeeze", lower_squeeze, "de"),
     moves("Unsqueeze", lower_unsqueeze, "de"),
-    moves("Concat", lower_concat, "d"),
+    with_interval(moves("Concat", lower_concat, "d"), concat_interval),
     moves("Split", lower_split, "de"),
     moves("Slice", lower_slice, "de"),
     moves("Expand", lower_expand, "de"),
