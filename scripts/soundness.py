@@ -17,8 +17,8 @@ def soundcheck(nanguard, model, ranges, weights, samples, budget):
     if weights:
         args += ["--weights", weights]
     p = subprocess.run(args, capture_output=True, text=True)
-    if p.returncode == 2:
-        return None, p.stderr.strip()
+    if p.returncode not in (0, 1):
+        return None, p.stderr.strip() or f"exit code {p.returncode}"
     return json.loads(p.stdout), ""
 
 
