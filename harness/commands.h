@@ -14,5 +14,6 @@ using CommandFn = std::function<int()>;
 CommandFn add_run_command(CLI::App& app);
 CommandFn add_analyze_command(CLI::App& app);
 CommandFn add_soundcheck_command(CLI::App& app);
+CommandFn add_ops_command(CLI::App& app);
 
 }  // namespace nanguard

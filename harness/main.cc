@@ -10,7 +10,8 @@ int main(int argc, char** argv) {
   CLI::App app{"nanguard: find, prove, reproduce and fix NaN/INF in ONNX models"};
   app.require_subcommand(1);
   std::vector<nanguard::CommandFn> commands{nanguard::add_run_command(app), nanguard::add_analyze_command(app),
-                                            nanguard::add_soundcheck_command(app)};
+                                            nanguard::add_soundcheck_command(app),
+                                            nanguard::add_ops_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

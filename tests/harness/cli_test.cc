@@ -195,6 +195,21 @@ TEST(Cli, AnalyzeExitCodesAndReports) {
   expect_usage_error(run_cli("analyze " + exp_model() + " --format xml"), "nanguard:");
 }
 
+TEST(Cli, OpsListsFacets) {
+  CliResult r = run_cli("ops --format json");
+  EXPECT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  bool log_found = false;
+  for (const auto& op : j["ops"])
+    if (op["op"] == "Log") {
+      log_found = true;
+      EXPECT_TRUE(op["analyze"].get<bool>());
+      EXPECT_TRUE(op["hazards"].get<bool>());
+    }
+  EXPECT_TRUE(log_found);
+  EXPECT_GE(j["ops"].size(), 100u);
+}
+
 TEST(Cli, NoHalfWrittenReportOnError) {
   std::string out = testing::test_tmp_dir() + "/report.json";
   std::filesystem::remove(out);
