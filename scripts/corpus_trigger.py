@@ -139,7 +139,7 @@ def plain_random(a, only):
         f.write("# Plain random sampling on the GRIST defects\n\n"
                 f"`/usr/bin/python3 scripts/corpus_trigger.py --plain --samples {a.samples} --budget {a.budget:g}`: "
                 "uniform draws of every input and free weight inside the case's box (seed 0), at most "
-                f"{a.samples} per program and {a.budget:g} s of CPU per program; a program stops early once all "
+                f"{a.samples} per program and {a.budget:g} s (wall clock) per program; a program stops early once all "
                 "its defects fired. `samples drawn` says how many draws a program got.\n\n"
                 f"**{summary}.**\n\n| defect | op | kind | fired | samples drawn |\n|---|---|---|---|---:|\n")
         f.write("\n".join(rows) + "\n")
