@@ -7,6 +7,7 @@
 
 #include "analyzer/relational_facts.h"
 #include "ops/op_registry.h"
+#include "ops/tensor_proto.h"
 
 namespace nanguard {
 namespace {
@@ -57,23 +58,27 @@ std::vector<IntervalTensor> transfer_derived(const OpDef& def, const AbstractCon
   return out;
 }
 
-// The shape an output has, for ops the analysis cannot follow: run the lowering on
-// the lower bounds (finite stand-ins) when there is one, else the inferred type.
-std::vector<IntervalTensor> transfer_unknown(const OpDef* def, const AbstractContext& a) {
+// The outputs of an op the analysis cannot follow: unbounded, with the static shape
+// shape inference recorded. Without one the shape may depend on the values (Range,
+// NonZero of a ranged input) and no sound bound exists, so the analysis stops there.
+std::vector<IntervalTensor> transfer_unknown(const AbstractContext& a) {
   std::vector<IntervalTensor> out;
-  for (size_t i = 0; i < a.node.outputs.size(); ++i) {
-    const TensorType* t = a.graph.type_of(a.node.outputs[i]);
-    if (!t || !t->dims || t->element_count() == std::nullopt) {
-      if (!def) a.fail("the analysis cannot continue past this op: its output shape is unknown");
-      break;
+  for (const std::string& name : a.node.outputs) {
+    if (name.empty()) {
+      out.emplace_back();
+      continue;
     }
-    out.push_back(IntervalTensor::top(*t->dims, at::kFloat));
+    const TensorType* t = a.graph.type_of(name);
+    if (!t || !t->dims || !t->element_count())
+      a.fail("the analysis cannot continue past this op: the shape of '" + name +
+             "' is not known statically (it may depend on the values)");
+    at::ScalarType dtype = at::kFloat;
+    try {
+      dtype = scalar_type_for(t->elem_type);
+    } catch (const std::exception&) {
+    }
+    out.push_back(IntervalTensor::top(*t->dims, dtype));
   }
-  if (out.size() == a.node.outputs.size() || !def) return out;
-  out.clear();
-  auto mid = [](const IntervalTensor& t) { return t.lo.clamp(-1e30, 1e30); };
-  for (const at::Tensor& t : lower_on(*def, a, mid, true))
-    out.push_back(IntervalTensor::top(t.sizes().vec(), t.scalar_type() == at::kDouble ? at::kFloat : t.scalar_type()));
   return out;
 }
 
@@ -180,7 +185,7 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
     if (std::find(result.unsupported.begin(), result.unsupported.end(), name) == result.unsupported.end())
       result.unsupported.push_back(name);
     result.findings.push_back(make_finding(a, HazardReport{"unsupported", HazardKind::kForward, 0, why}));
-    outs = transfer_unknown(def, a);
+    outs = transfer_unknown(a);
   }
   // A forward hazard of the op itself (exp-overflow...) already names the overflow;
   // a gradient-only hazard does not.

@@ -36,7 +36,7 @@ def main():
     ap.add_argument("--nanguard", default=os.path.join(ROOT, "build", "nanguard"))
     args = ap.parse_args()
     total_runs = total_values = 0
-    violations, skipped, rows = [], [], []
+    violations, skipped, rows, bad_models = [], [], [], {}
     grist = os.path.join(ROOT, "corpora", "grist")
     jobs = []
     for prog in sorted(os.listdir(grist), key=lambda s: (len(s), s)):
@@ -57,6 +57,9 @@ def main():
         total_values += rep["checked_values"]
         for v in rep["violations"]:
             violations.append(f"{label}: {v}")
+        if rep["violations"]:
+            kinds = sorted({v["what"] for v in rep["violations"]})
+            bad_models[label] = f"{len(rep['violations'])} ({', '.join(kinds)}; first at node {rep['violations'][0]['node']})"
         if label.startswith("grist"):
             rows.append(f"| {label} | {rep['samples']} | {rep['checked_values']} | {len(rep['violations'])} |")
     summary = (f"{total_runs} sampled executions, {total_values} values checked, "
@@ -68,12 +71,13 @@ def main():
                 "bounds and every NaN/INF must have been reported.\n\n")
         f.write(f"**{summary}**\n\n")
         if violations:
-            f.write("## Violations\n\n" + "\n".join(f"- {v}" for v in violations[:200]) + "\n\n")
+            f.write("## Models with violations\n\n" + "\n".join(f"- {m}: {d}" for m, d in bad_models.items()) + "\n\n")
+            f.write("## First violations\n\n" + "\n".join(f"- {v}" for v in violations[:50]) + "\n\n")
         f.write("| GRIST model | executions | values checked | violations |\n|---|---:|---:|---:|\n")
         f.write("\n".join(rows) + "\n\n## Skipped\n\n" + "\n".join(f"- {s}" for s in skipped) + "\n")
     print(summary)
-    for v in violations[:50]:
-        print("VIOLATION", v)
+    for m, d in bad_models.items():
+        print("VIOLATIONS", m, d)
 
 
 if __name__ == "__main__":

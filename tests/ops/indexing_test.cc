@@ -237,8 +237,9 @@ TEST(IndexingAbstract, GatherRangedIndexCrashHazard) {
             (std::vector<std::string>{"scatter:scatter-index-out-of-range:crash"}));
 }
 
-// Data-dependent output shapes: followed when the bounds decide every element,
-// reported as unsupported (outputs unbounded) otherwise.
+// Data-dependent output shapes: followed when the bounds decide every element;
+// otherwise no sound bound has a known shape, and the analysis stops with an error
+// naming the op (a shape guessed from one input would be unsound).
 TEST(IndexingAbstract, DataDependentShapesNeedDecidedInputs) {
   auto nonzero = [](Range x) {
     testing::ModelBuilder b(13);
@@ -250,9 +251,17 @@ TEST(IndexingAbstract, DataDependentShapesNeedDecidedInputs) {
   EXPECT_TRUE(decided.findings.empty());
   ASSERT_TRUE(decided.intervals.at("y").exact());
   EXPECT_EQ(decided.intervals.at("y").shape, (std::vector<int64_t>{2, 6}));
-  AnalysisResult open = nonzero({-1, 1});
-  EXPECT_EQ(testing::kind_summary(open), (std::vector<std::string>{"nz:unsupported:forward"}));
-  EXPECT_NE(open.findings[0].condition.find("data-dependent output shape"), std::string::npos);
+  testing::ModelBuilder b(13);
+  b.input("x", {2, 3}).output("y", {2, -1}, TP::INT64);
+  b.node("NonZero", {"x"}, {"y"}, "nz");
+  auto g = load_model_proto(b.proto(), "nonzero.onnx");
+  ASSERT_TRUE(g.ok());
+  AnalyzeOptions opt;
+  opt.ranges = {{"x", {-1, 1}}};
+  auto open = analyze(*g, opt);
+  ASSERT_FALSE(open.ok());
+  EXPECT_NE(open.status().message().find("node 'nz' (NonZero)"), std::string::npos) << open.status().message();
+  EXPECT_NE(open.status().message().find("not known statically"), std::string::npos) << open.status().message();
 }
 
 // The proof of a Gather downstream of ranged indices fails once the index range widens.
