@@ -155,7 +155,7 @@ std::vector<IntervalTensor> mod_interval(const AbstractContext& a) {
 
 // Pow with a known scalar exponent (the common x**2, x**0.5, x**-1); otherwise
 // exp(y * log(x)) on the safe state x > 0.
-std::vector<IntervalTensor> pow_interval(const AbstractContext& a) {
+std::vector<IntervalTensor> pow_interval_real(const AbstractContext& a) {
   const IntervalTensor &x = a.input(0), &y = a.input(1);
   std::vector<int64_t> shape = out_shape(a);
   if (y.exact() && y.value.numel() == 1) {
@@ -177,6 +177,24 @@ std::vector<IntervalTensor> pow_interval(const AbstractContext& a) {
   at::Tensor m_lo = at::where(ax.lo == 0, zero, p.lo.exp()), m_hi = p.hi.exp();
   at::Tensor neg = x.lo < 0;
   return {make_interval({at::where(neg, -m_hi, m_lo), m_hi}, shape, out_dtype(a), 8)};
+}
+
+// An integer base keeps its type: the float power is truncated back, and an INF or
+// out-of-range power (0 to a negative power) becomes whatever the cast gives, so such
+// results get the type's whole range.
+std::vector<IntervalTensor> pow_interval(const AbstractContext& a) {
+  std::vector<IntervalTensor> r = pow_interval_real(a);
+  at::ScalarType t = out_dtype(a);
+  if (at::isFloatingType(t) || t == at::kBool) return r;
+  double lo = static_cast<double>(std::numeric_limits<int64_t>::min()), hi = static_cast<double>(std::numeric_limits<int64_t>::max());
+  if (t == at::kInt) lo = std::numeric_limits<int32_t>::min(), hi = std::numeric_limits<int32_t>::max();
+  if (t == at::kShort) lo = std::numeric_limits<int16_t>::min(), hi = std::numeric_limits<int16_t>::max();
+  if (t == at::kChar) lo = std::numeric_limits<int8_t>::min(), hi = std::numeric_limits<int8_t>::max();
+  if (t == at::kByte) lo = 0, hi = 255;
+  at::Tensor wild = (r[0].lo < lo).logical_or(r[0].hi > hi).logical_or(r[0].lo.isnan()).logical_or(r[0].hi.isnan());
+  r[0].lo = at::where(wild, at::full_like(r[0].lo, lo), r[0].lo);
+  r[0].hi = at::where(wild, at::full_like(r[0].hi, hi), r[0].hi);
+  return r;
 }
 
 std::vector<HazardReport> pow_hazards(const AbstractContext& a) {

@@ -59,6 +59,15 @@ TEST(Soundness, BinaryOps) {
   }
 }
 
+// An integer base with a float exponent: 0 to a negative power is INF in float,
+// then cast back to the integer type (found by scripts/soundness on ONNX node tests).
+TEST(Soundness, IntegerPowWithFloatExponent) {
+  ModelBuilder b;
+  b.input("x", {8}, onnx::TensorProto::INT64).input("y", {8}).output("z", {8}, onnx::TensorProto::INT64);
+  b.node("Pow", {"x", "y"}, {"z"}, "n");
+  expect_sound(b, {{"x", {0, 3}}, {"y", {-1, 2}}}, "int pow");
+}
+
 TEST(Soundness, RelationalFactsHold) {
   ModelBuilder b;
   b.input("x", {2, 5}).output("y", {2, 5});
