@@ -61,7 +61,15 @@ std::vector<IntervalTensor> transfer_derived(const OpDef& def, const AbstractCon
 // The outputs of an op the analysis cannot follow: unbounded, with the static shape
 // shape inference recorded. Without one the shape may depend on the values (Range,
 // NonZero of a ranged input) and no sound bound exists, so the analysis stops there.
-std::vector<IntervalTensor> transfer_unknown(const AbstractContext& a) {
+// A declared shape is trusted only when nothing that can set the shape (integer
+// operands: shapes, axes, pads, sizes, K) is a range: node tests declare the shapes
+// of their own test data, which other values would change.
+std::vector<IntervalTensor> transfer_unknown(const OpDef* def, const AbstractContext& a) {
+  bool shape_may_vary = def && def->value_dependent_shape;
+  for (const IntervalTensor& in : a.inputs)
+    shape_may_vary |= in.lo.defined() && !in.is_float() && !in.exact();
+  if (shape_may_vary)
+    a.fail("the analysis cannot continue past this op: its output shape depends on operand values that are ranges");
   std::vector<IntervalTensor> out;
   for (const std::string& name : a.node.outputs) {
     if (name.empty()) {
@@ -185,7 +193,7 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
     if (std::find(result.unsupported.begin(), result.unsupported.end(), name) == result.unsupported.end())
       result.unsupported.push_back(name);
     result.findings.push_back(make_finding(a, HazardReport{"unsupported", HazardKind::kForward, 0, why}));
-    outs = transfer_unknown(a);
+    outs = transfer_unknown(def, a);
   }
   // A forward hazard of the op itself (exp-overflow...) already names the overflow;
   // a gradient-only hazard does not.
@@ -228,6 +236,7 @@ Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options
     } catch (const std::exception& e) {
       std::string msg = e.what();
       if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
+      if (msg.rfind("node '", 0) == 0) return Status::Error(fmt::format("{}: {}", graph.model_path, msg));
       return Status::Error(fmt::format("{}: node '{}' ({}): analysis failed: {}", graph.model_path, node.name, node.op_type, msg));
     }
   }

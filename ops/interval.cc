@@ -58,11 +58,26 @@ std::string IntervalTensor::str() const {
   return s.str();
 }
 
+std::pair<double, double> integer_range(at::ScalarType t) {
+  switch (t) {
+    case at::kBool: return {0, 1};
+    case at::kByte: return {0, 255};
+    case at::kChar: return {-128, 127};
+    case at::kShort: return {-32768, 32767};
+    case at::kInt: return {-2147483648.0, 2147483647.0};
+    default: return {-9223372036854775808.0, 9223372036854775807.0};
+  }
+}
+
 IntervalTensor round_out(IntervalTensor t, int ulps) {
   if (t.exact()) return t;
   if (!t.is_float()) {
-    t.lo = t.lo.floor();
-    t.hi = t.hi.ceil();
+    // Integer arithmetic wraps around: a result outside the type's range may be any
+    // value of the type (uint8 3 - 5 is 254).
+    auto [mn, mx] = integer_range(t.dtype);
+    at::Tensor wraps = (t.lo < mn).logical_or(t.hi > mx).logical_or(t.lo.isnan()).logical_or(t.hi.isnan());
+    t.lo = at::where(wraps, at::full_like(t.lo, mn), t.lo.floor());
+    t.hi = at::where(wraps, at::full_like(t.hi, mx), t.hi.ceil());
     return t;
   }
   if (ulps <= 0) return t;

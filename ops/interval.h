@@ -50,6 +50,9 @@ struct IntervalTensor {
 // included, so that only the final rounding remains. Integer results round to integers.
 IntervalTensor round_out(IntervalTensor t, int ulps);
 
+// The values an integer type holds, as doubles.
+std::pair<double, double> integer_range(at::ScalarType type);
+
 // Bounds clipped to what a value of `dtype` can hold without being INF (used to
 // continue the analysis on the safe state after an overflow finding).
 IntervalTensor clamp_finite(IntervalTensor t);

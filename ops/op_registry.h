@@ -43,6 +43,9 @@ struct OpDef {
   int ulps = 0;  // float32 rounding error of the result, for derived transfers
   // Random ops: their outputs are never constants, even when every input is.
   bool nondeterministic = false;
+  // Output shapes that depend on input values, not only on input shapes (NonZero,
+  // Unique, Range, Compress): without exact inputs the analysis cannot follow them.
+  bool value_dependent_shape = false;
 };
 
 class OpRegistry {

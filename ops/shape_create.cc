@@ -175,9 +175,15 @@ OpDef with(OpDef d, IntervalFn interval) {
 // element kept or set to 0) only move values, so their bounds move the same way. The
 // shape-valued operands of ConstantOfShape and Range decide the output's shape and
 // must be exact (the engine then runs them concretely).
+// Range's length depends on its operand values.
+OpDef value_dependent_shape(OpDef d) {
+  d.value_dependent_shape = true;
+  return d;
+}
+
 NANGUARD_REGISTER_OPS({
     with(OpDef{"ConstantOfShape", lower_constant_of_shape}, moving(lower_constant_of_shape, "e")),
-    with(OpDef{"Range", lower_range}, moving(lower_range, "e")),
+    with(value_dependent_shape(OpDef{"Range", lower_range}), moving(lower_range, "e")),
     with(OpDef{"Pad", lower_pad}, moving(lower_pad, "ded")),
     with(OpDef{"Trilu", lower_trilu}, moving(lower_trilu, "de")),
     with(OpDef{"EyeLike", lower_eye_like}, eye_like_interval),
