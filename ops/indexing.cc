@@ -486,12 +486,6 @@ OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
   return d;
 }
 
-// Ops whose output shape depends on input values, not only on input shapes.
-OpDef value_dependent(OpDef d) {
-  d.value_dependent_shape = true;
-  return d;
-}
-
 NANGUARD_REGISTER_OPS({
     with(OpDef{"Gather", lower_gather}, gather_interval, gather_hazards),
     with(OpDef{"GatherElements", lower_gather_elements}, gather_elements_interval, gather_hazards),
@@ -500,10 +494,10 @@ NANGUARD_REGISTER_OPS({
     with(OpDef{"Scatter", lower_scatter_elements}, scatter_elements_interval, scatter_elements_hazards),
     with(OpDef{"ScatterND", lower_scatter_nd}, scatter_nd_interval, scatter_nd_hazards),
     with(OpDef{"OneHot", lower_one_hot}, one_hot_interval),
-    with(value_dependent(OpDef{"NonZero", lower_nonzero}), nonzero_interval),
+    with(value_dependent_shape(OpDef{"NonZero", lower_nonzero}), nonzero_interval),
     with(OpDef{"TopK", lower_top_k}, top_k_interval),
-    with(value_dependent(OpDef{"Compress", lower_compress}), compress_interval),
-    with(value_dependent(OpDef{"Unique", lower_unique}), unique_interval),
+    with(value_dependent_shape(OpDef{"Compress", lower_compress}), compress_interval),
+    with(value_dependent_shape(OpDef{"Unique", lower_unique}), unique_interval),
 });
 
 }  // namespace

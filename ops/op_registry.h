@@ -48,6 +48,12 @@ struct OpDef {
   bool value_dependent_shape = false;
 };
 
+// Marks an op whose output shape depends on input values (NonZero, Range...).
+inline OpDef value_dependent_shape(OpDef d) {
+  d.value_dependent_shape = true;
+  return d;
+}
+
 class OpRegistry {
  public:
   static OpRegistry& instance();

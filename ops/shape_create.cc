@@ -175,12 +175,6 @@ OpDef with(OpDef d, IntervalFn interval) {
 // element kept or set to 0) only move values, so their bounds move the same way. The
 // shape-valued operands of ConstantOfShape and Range decide the output's shape and
 // must be exact (the engine then runs them concretely).
-// Range's length depends on its operand values.
-OpDef value_dependent_shape(OpDef d) {
-  d.value_dependent_shape = true;
-  return d;
-}
-
 NANGUARD_REGISTER_OPS({
     with(OpDef{"ConstantOfShape", lower_constant_of_shape}, moving(lower_constant_of_shape, "e")),
     with(value_dependent_shape(OpDef{"Range", lower_range}), moving(lower_range, "e")),
