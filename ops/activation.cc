@@ -176,12 +176,6 @@ HazardReport hazard(const char* name, const std::string& cond, bool definite) {
   return HazardReport{name, HazardKind::kForward, 0, cond, definite};
 }
 
-OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
-  d.interval = std::move(interval);
-  d.hazards = std::move(hazards);
-  return d;
-}
-
 double attr_or(const AbstractContext& a, const char* name, float fallback) { return attr_float(a.node, name, fallback); }
 
 Intervals relu_interval(const AbstractContext& a) {

@@ -272,12 +272,6 @@ std::vector<IntervalTensor> prelu_interval(const AbstractContext& a) {
   return {make_interval({lo, hi}, x.shape, x.dtype, 1)};
 }
 
-OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
-  d.interval = std::move(interval);
-  d.hazards = std::move(hazards);
-  return d;
-}
-
 NANGUARD_REGISTER_OPS({
     with(binary("Add", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }), add_interval),
     with(binary("Sub", [](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b); }), sub_interval),

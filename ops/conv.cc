@@ -201,11 +201,6 @@ std::vector<IntervalTensor> conv_interval(const AbstractContext& a) {
   return {make_interval(y, y.lo.sizes().vec(), x.dtype, 0)};
 }
 
-OpDef with(OpDef d, IntervalFn interval) {
-  d.interval = std::move(interval);
-  return d;
-}
-
 NANGUARD_REGISTER_OPS({
     with(OpDef{"Conv", lower_conv}, conv_interval),
     with(OpDef{"ConvTranspose", lower_conv_transpose}, conv_interval),

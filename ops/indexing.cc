@@ -480,12 +480,6 @@ std::vector<IntervalTensor> compress_interval(const AbstractContext& a) {
   return move_bounds(lower_compress, b, "de");
 }
 
-OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
-  d.interval = std::move(interval);
-  d.hazards = std::move(hazards);
-  return d;
-}
-
 NANGUARD_REGISTER_OPS({
     with(OpDef{"Gather", lower_gather}, gather_interval, gather_hazards),
     with(OpDef{"GatherElements", lower_gather_elements}, gather_elements_interval, gather_hazards),

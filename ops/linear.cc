@@ -195,11 +195,6 @@ std::vector<IntervalTensor> einsum_interval(const AbstractContext& a) {
   return {bounded(y, y.lo.sizes().vec(), a.input(0).dtype)};
 }
 
-OpDef with(OpDef d, IntervalFn interval) {
-  d.interval = std::move(interval);
-  return d;
-}
-
 NANGUARD_REGISTER_OPS({
     with(OpDef{"MatMul", lower_matmul}, matmul_interval),
     with(OpDef{"Gemm", lower_gemm}, gemm_interval),

@@ -256,12 +256,6 @@ std::vector<IntervalTensor> sce_interval(const AbstractContext& a) {
 
 std::vector<HazardReport> sce_hazards(const AbstractContext& a) { return loss_hazards(a, sce_log_prob(a), a.input(0).shape); }
 
-OpDef with(OpDef d, IntervalFn interval, HazardFn hazards) {
-  d.interval = std::move(interval);
-  d.hazards = std::move(hazards);
-  return d;
-}
-
 NANGUARD_REGISTER_OPS({
     with(OpDef{"NegativeLogLikelihoodLoss", lower_nll}, nll_interval, nll_hazards),
     with(OpDef{"SoftmaxCrossEntropyLoss", lower_sce}, sce_interval, sce_hazards),

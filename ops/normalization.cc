@@ -497,12 +497,6 @@ std::vector<HazardReport> lrn_hazards(const AbstractContext& a) {
   return {};
 }
 
-OpDef with(OpDef d, IntervalFn interval, HazardFn hazards) {
-  d.interval = std::move(interval);
-  d.hazards = std::move(hazards);
-  return d;
-}
-
 NANGUARD_REGISTER_OPS({
     with(OpDef{"BatchNormalization", lower_batch_norm}, batch_norm_interval, batch_norm_hazards),
     with(OpDef{"InstanceNormalization", lower_instance_norm}, instance_norm_interval, instance_norm_hazards),

@@ -48,6 +48,14 @@ struct OpDef {
   bool value_dependent_shape = false;
 };
 
+// Attaches the abstract facets to an op's definition: OpDef{...} with its interval
+// transfer and (optionally) its hazard conditions.
+inline OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
+  d.interval = std::move(interval);
+  d.hazards = std::move(hazards);
+  return d;
+}
+
 // Marks an op whose output shape depends on input values (NonZero, Range...).
 inline OpDef value_dependent_shape(OpDef d) {
   d.value_dependent_shape = true;

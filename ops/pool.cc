@@ -356,12 +356,6 @@ std::vector<HazardReport> average_pool_hazards(const AbstractContext& a) {
   return {make_hazard("avgpool-empty-window", HazardKind::kForward, "a window covers only pads (count_include_pad = 0)", x.numel() > 0)};
 }
 
-OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
-  d.interval = std::move(interval);
-  d.hazards = std::move(hazards);
-  return d;
-}
-
 NANGUARD_REGISTER_OPS({
     with(OpDef{"MaxPool", lower_max_pool}, max_pool_interval),
     with(OpDef{"AveragePool", lower_average_pool}, average_pool_interval, average_pool_hazards),

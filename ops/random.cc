@@ -150,19 +150,18 @@ std::vector<HazardReport> bernoulli_hazards(const AbstractContext& a) {
 
 // Random ops are never constants, even with constant inputs: the engine must use
 // their bounds, not one draw.
-OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
+OpDef random_op(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
+  d = with(std::move(d), std::move(interval), std::move(hazards));
   d.nondeterministic = true;
-  d.interval = std::move(interval);
-  d.hazards = std::move(hazards);
   return d;
 }
 
 NANGUARD_REGISTER_OPS({
-    with(OpDef{"RandomNormal", [](const OpContext& ctx) { return lower_random(ctx, true); }}, random_fn(true, false)),
-    with(OpDef{"RandomUniform", [](const OpContext& ctx) { return lower_random(ctx, false); }}, random_fn(false, false)),
-    with(OpDef{"RandomNormalLike", [](const OpContext& ctx) { return lower_random_like(ctx, true); }}, random_fn(true, true)),
-    with(OpDef{"RandomUniformLike", [](const OpContext& ctx) { return lower_random_like(ctx, false); }}, random_fn(false, true)),
-    with(OpDef{"Bernoulli", lower_bernoulli}, bernoulli_interval, bernoulli_hazards),
+    random_op(OpDef{"RandomNormal", [](const OpContext& ctx) { return lower_random(ctx, true); }}, random_fn(true, false)),
+    random_op(OpDef{"RandomUniform", [](const OpContext& ctx) { return lower_random(ctx, false); }}, random_fn(false, false)),
+    random_op(OpDef{"RandomNormalLike", [](const OpContext& ctx) { return lower_random_like(ctx, true); }}, random_fn(true, true)),
+    random_op(OpDef{"RandomUniformLike", [](const OpContext& ctx) { return lower_random_like(ctx, false); }}, random_fn(false, true)),
+    random_op(OpDef{"Bernoulli", lower_bernoulli}, bernoulli_interval, bernoulli_hazards),
 });
 
 }  // namespace

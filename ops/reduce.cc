@@ -415,12 +415,6 @@ HazardFn hazards_of(Kind k) {
   };
 }
 
-OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
-  d.interval = std::move(interval);
-  d.hazards = std::move(hazards);
-  return d;
-}
-
 OpDef abstract_reduce(OpDef d, Kind k) {
   bool guarded = k == Kind::kMean || k == Kind::kMax || k == Kind::kMin || k == Kind::kLogSum ||
                  k == Kind::kLogSumExp || k == Kind::kL2;

@@ -402,11 +402,6 @@ std::vector<IntervalTensor> grid_sample_interval(const AbstractContext& a) {
   return {finite_interval(ylo - err, yhi + err, x.dtype)};
 }
 
-OpDef with(OpDef d, IntervalFn interval) {
-  d.interval = std::move(interval);
-  return d;
-}
-
 OpDef moving(OpDef d) {
   d.monotone = Monotone::kDataMovement;
   return d;

@@ -299,11 +299,6 @@ OpDef moves(const char* op_type, LowerFn lower, const char* roles) {
   return d;
 }
 
-OpDef with_interval(OpDef d, IntervalFn interval) {
-  d.interval = std::move(interval);
-  return d;
-}
-
 OpDef shape_op(const char* op_type, LowerFn lower) {
   OpDef d{op_type, lower};
   d.interval = shape_only(lower);
@@ -316,7 +311,7 @@ NANGUARD_REGISTER_OPS({
     moves("Transpose", lower_transpose, "d"),
     moves("Squeeze", lower_squeeze, "de"),
     moves("Unsqueeze", lower_unsqueeze, "de"),
-    with_interval(moves("Concat", lower_concat, "d"), concat_interval),
+    with(moves("Concat", lower_concat, "d"), concat_interval),
     moves("Split", lower_split, "de"),
     moves("Slice", lower_slice, "de"),
     moves("Expand", lower_expand, "de"),

@@ -165,11 +165,6 @@ std::vector<IntervalTensor> dropout_interval(const AbstractContext& a) {
   return move_bounds(lower_dropout, a, training ? "dee" : "dxe");
 }
 
-OpDef with(OpDef d, IntervalFn interval) {
-  d.interval = std::move(interval);
-  return d;
-}
-
 // Pad (constant: the padding value is one more data operand, each output element is
 // either an input element or that value; reflect/edge copy elements) and Trilu (each
 // element kept or set to 0) only move values, so their bounds move the same way. The

@@ -110,11 +110,6 @@ at::Tensor hardmax(const at::Tensor& x, int64_t dim) {
   return at::zeros_like(x).scatter(dim, idx, 1);
 }
 
-OpDef with(OpDef d, IntervalFn interval) {
-  d.interval = std::move(interval);
-  return d;
-}
-
 OpDef along(const char* op_type, AxisFn f) {
   return OpDef{op_type, [f](const OpContext& ctx) { return Tensors{along_axis(ctx, ctx.input(0), f)}; }};
 }

@@ -163,12 +163,6 @@ std::vector<at::Tensor> lower_is_inf(const OpContext& ctx) {
   return {inf};
 }
 
-OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
-  d.interval = std::move(interval);
-  d.hazards = std::move(hazards);
-  return d;
-}
-
 using T = const at::Tensor&;
 const double kAtanhEdge = 1.0 - 5.960464477539063e-08;  // the float32 just below 1
 const double kHalfPiUp = 1.5707963705062866;  // float32(pi/2), which is above pi/2
