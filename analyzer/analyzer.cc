@@ -187,7 +187,7 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
       why = std::string("abstract semantics failed: ") + e.what();
     }
   }
-  if (supported && !exact_ok) refine_with_facts(a, outs);
+  if (supported && !exact_ok) refine_with_facts(a, result.intervals, outs);
   if (!supported) {
     std::string name = node.domain.empty() ? node.op_type : node.domain + "." + node.op_type;
     if (std::find(result.unsupported.begin(), result.unsupported.end(), name) == result.unsupported.end())

@@ -4,6 +4,10 @@
 #include <cmath>
 #include <cstring>
 #include <optional>
+#include <unordered_set>
+
+#include "ops/interval_arith.h"
+#include "ops/op_registry.h"
 
 namespace nanguard {
 namespace {
@@ -104,6 +108,250 @@ double normalisation_bound(int64_t n) {
   return std::sqrt(static_cast<double>(n)) * (1 + (static_cast<double>(n) + 10) * u);
 }
 
+
+// ---- max dominance: x_i - y_i <= 0 when y is a max over a set holding x_i ------
+//
+// What a tensor t is, element by element, with respect to a source tensor x. Row k
+// of `set` (bool [numel(t), numel(x)]) proves t_k >= x_j for each j it holds, in
+// every execution: t_k is x_j moved by data movement, or a max over elements that
+// include it. `exact` rows are more: t_k == max_{j in set} x_j (a non-empty set);
+// `unknown` rows may hold anything else above the set (an untracked operand). A row
+// neither unknown nor exact is a constant at most min(x): never a max's winner.
+struct MaxOf {
+  at::Tensor set, exact, unknown;  // [rows, numel(x)], [rows], [rows] (bool)
+};
+
+struct DominanceWalk {
+  const Graph& g;
+  const KnownIntervals& known;
+  const std::string& x;
+  int64_t n = 0;       // numel(x)
+  double x_min = 0;    // the lower bound of x over all its elements
+  int visits = 0;      // caps the work on graphs where branches rejoin
+};
+
+// Past this many cells (rows x numel(x)) the walk gives up: the fact is for small
+// index-driven groupings (edge softmax, segment max), not for whole feature maps.
+constexpr int64_t kMaxDominanceCells = int64_t{1} << 22;
+constexpr int kMaxDominanceVisits = 64;
+
+const IntervalTensor* known_of(const DominanceWalk& w, const std::string& name) {
+  auto it = w.known.find(name);
+  return it == w.known.end() ? nullptr : &it->second;
+}
+
+// A tensor the walk does not follow: no set; a constant at most min(x) never wins a max.
+MaxOf untracked(const DominanceWalk& w, const IntervalTensor& t) {
+  MaxOf m{at::zeros({t.numel(), w.n}, at::kBool), at::zeros({t.numel()}, at::kBool), at::ones({t.numel()}, at::kBool)};
+  if (t.exact() && t.is_float()) m.unknown = (t.full_hi().reshape({-1}) > w.x_min).contiguous();
+  return m;
+}
+
+// The flat row numbers of a tensor of `shape`, as float64 so any lowering moves them.
+at::Tensor row_ids(const std::vector<int64_t>& shape, int64_t offset = 0) {
+  int64_t numel = 1;
+  for (int64_t d : shape) numel *= d;
+  return (at::arange(numel, at::kDouble) + static_cast<double>(offset)).reshape(shape);
+}
+
+MaxOf pick_rows(const MaxOf& m, const at::Tensor& rows) {
+  at::Tensor r = rows.reshape({-1}).to(at::kLong);
+  return {m.set.index_select(0, r), m.exact.index_select(0, r), m.unknown.index_select(0, r)};
+}
+
+MaxOf stack_rows(const std::vector<MaxOf>& parts) {
+  std::vector<at::Tensor> s, e, u;
+  for (const MaxOf& p : parts) { s.push_back(p.set); e.push_back(p.exact); u.push_back(p.unknown); }
+  return {at::cat(s), at::cat(e), at::cat(u)};
+}
+
+std::optional<MaxOf> max_of(DominanceWalk& w, const std::string& t, int depth);
+
+// Data movement (Reshape, Gather with constant indices, Where with a constant
+// condition...): runs the op's own lowering on row numbers in place of the tracked
+// operands, so each output element names the operand element it copies.
+std::optional<MaxOf> moved(DominanceWalk& w, const Node& n, const std::vector<size_t>& data, int depth) {
+  const OpDef* def = OpRegistry::instance().find(n.op_type, n.domain);
+  if (!def) return std::nullopt;
+  OpContext c{n, w.g.opset, {}, at::kDouble};
+  std::vector<MaxOf> parts;
+  int64_t offset = 0;
+  for (size_t i = 0; i < n.inputs.size(); ++i) {
+    const IntervalTensor* t = n.inputs[i].empty() ? nullptr : known_of(w, n.inputs[i]);
+    bool is_data = std::find(data.begin(), data.end(), i) != data.end();
+    if (is_data && t) {
+      auto m = max_of(w, n.inputs[i], depth + 1);
+      if (!m) return std::nullopt;
+      parts.push_back(std::move(*m));
+      c.inputs.push_back(row_ids(t->shape, offset));
+      offset += t->numel();
+    } else if (t && t->exact()) {
+      c.inputs.push_back(t->value);
+    } else if (!t && n.inputs[i].empty()) {
+      c.inputs.emplace_back();
+    } else {
+      return std::nullopt;  // a shape-setting operand that is a range
+    }
+  }
+  if (parts.empty()) return std::nullopt;
+  at::Tensor rows = def->lower(c).at(0);
+  if (rows.numel() * w.n > kMaxDominanceCells) return std::nullopt;
+  return pick_rows(stack_rows(parts), rows);
+}
+
+// Rows merged by a max: the set is their union; exact when no member is unknown and
+// some member is exact (members below min(x) never win).
+MaxOf merge(const MaxOf& m, const std::vector<int64_t>& shape, const std::vector<int64_t>& dims, bool keepdim) {
+  std::vector<int64_t> s = shape;
+  s.push_back(m.set.size(1));
+  auto any = [&](const at::Tensor& t, const std::vector<int64_t>& sh) {
+    return t.reshape(sh).to(at::kByte).amax(dims, keepdim).to(at::kBool);
+  };
+  at::Tensor unknown = any(m.unknown, shape).reshape({-1});
+  at::Tensor exact = any(m.exact, shape).reshape({-1}).logical_and(unknown.logical_not());
+  return {any(m.set, s).reshape({unknown.numel(), -1}), exact, unknown};
+}
+
+std::optional<MaxOf> reduce_max(DominanceWalk& w, const Node& n, int depth) {
+  const IntervalTensor* t = known_of(w, n.inputs[0]);
+  if (!t) return std::nullopt;
+  bool computed_axes = n.inputs.size() > 1 && !n.inputs[1].empty() && !w.g.is_initializer(n.inputs[1]);
+  bool noop = attr_int(n, "noop_with_empty_axes", 0) != 0;
+  if (computed_axes || (noop && !has_attr(n, "axes") && n.inputs.size() < 2)) return std::nullopt;
+  auto m = max_of(w, n.inputs[0], depth + 1);
+  if (!m) return std::nullopt;
+  auto axes = reduce_axes(w.g, n, static_cast<int64_t>(t->shape.size()));
+  return merge(*m, t->shape, axes, attr_int(n, "keepdims", 1) != 0);
+}
+
+// Elementwise Max of broadcast operands: a max over one element of each.
+std::optional<MaxOf> elementwise_max(DominanceWalk& w, const Node& n, int depth) {
+  std::vector<int64_t> out;
+  for (const std::string& in : n.inputs) {
+    const IntervalTensor* t = known_of(w, in);
+    if (!t) return std::nullopt;
+    out = out.empty() ? t->shape : broadcast_shape(out, t->shape);
+  }
+  std::vector<MaxOf> parts;
+  for (const std::string& in : n.inputs) {
+    auto m = max_of(w, in, depth + 1);
+    if (!m) return std::nullopt;
+    parts.push_back(pick_rows(*m, row_ids(known_of(w, in)->shape).expand(out)));
+  }
+  std::vector<int64_t> shape{static_cast<int64_t>(parts.size()), parts[0].exact.numel()};
+  return merge(stack_rows(parts), shape, {0}, false);
+}
+
+std::optional<MaxOf> max_of(DominanceWalk& w, const std::string& t, int depth) {
+  const IntervalTensor* iv = known_of(w, t);
+  if (!iv || iv->numel() * w.n > kMaxDominanceCells || ++w.visits > kMaxDominanceVisits) return std::nullopt;
+  if (t == w.x) return MaxOf{at::eye(w.n, at::kBool), at::ones({w.n}, at::kBool), at::zeros({w.n}, at::kBool)};
+  const Node* p = w.g.producer(t);
+  static const std::unordered_set<std::string> kMoves{"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
+                                                      "Expand", "Transpose", "Slice", "Gather", "Tile"};
+  std::optional<MaxOf> m;
+  if (p && depth < 12 && !iv->exact()) {
+    if (kMoves.count(p->op_type) && p->domain.empty()) m = moved(w, *p, {0}, depth);
+    else if (p->op_type == "Where" && p->inputs.size() == 3) m = moved(w, *p, {1, 2}, depth);
+    else if (p->op_type == "ReduceMax" && !p->inputs.empty()) m = reduce_max(w, *p, depth);
+    else if (p->op_type == "Max" && !p->inputs.empty()) m = elementwise_max(w, *p, depth);
+  }
+  return m ? m : untracked(w, *iv);
+}
+
+// y as a max over elements of x, or nothing when x is not a float tensor with a
+// finite lower bound (NaN-free reasoning needs ordered values) or the walk failed.
+std::optional<MaxOf> max_of_source(const Graph& g, const KnownIntervals& known, const std::string& y,
+                                   const std::string& x) {
+  auto it = known.find(x);
+  if (it == known.end() || !it->second.is_float() || it->second.numel() == 0) return std::nullopt;
+  DominanceWalk w{g, known, x, it->second.numel(), it->second.min()};
+  if (std::isnan(w.x_min)) return std::nullopt;
+  auto m = max_of(w, y, 0);
+  if (m && !m->set.any().item<bool>()) return std::nullopt;
+  return m;
+}
+
+// For each element of a broadcast binary op's output, the flat element of each operand.
+std::pair<at::Tensor, at::Tensor> operand_rows(const IntervalTensor& x, const IntervalTensor& y,
+                                               const std::vector<int64_t>& out) {
+  return {row_ids(x.shape).expand(out).reshape({-1}).to(at::kLong),
+          row_ids(y.shape).expand(out).reshape({-1}).to(at::kLong)};
+}
+
+// Sub(x, y) with y_k >= x_i proved for the element pairs it subtracts: x - y <= 0
+// there, in float32 too (rounding is monotone and keeps 0).
+void sub_of_dominating_max(const AbstractContext& a, const KnownIntervals& known, IntervalTensor& out) {
+  if (a.node.inputs.size() != 2 || !out.is_float()) return;
+  const Node* p = a.graph.producer(a.node.inputs[1]);
+  if (!p || p->op_type == "ReduceMax") return;  // x - ReduceMax(x) is the Sub's own fact
+  auto m = max_of_source(a.graph, known, a.node.inputs[1], a.node.inputs[0]);
+  if (!m) return;
+  auto [ix, iy] = operand_rows(a.input(0), a.input(1), out.shape);
+  at::Tensor proved = m->set.index({iy, ix}).reshape(out.shape);
+  if (!proved.any().item<bool>()) return;
+  out.lo = out.full_lo().contiguous();
+  out.hi = at::where(proved, out.full_hi().clamp_max(0.0), out.full_hi());
+}
+
+// ScatterElements: the flat output element each update element lands on.
+at::Tensor scatter_targets(const IntervalTensor& data, const at::Tensor& idx, int64_t axis) {
+  int64_t rank = static_cast<int64_t>(data.shape.size());
+  at::Tensor ids = at::arange(idx.numel(), at::kLong).reshape(idx.sizes()), flat = at::zeros_like(ids);
+  int64_t ustride = 1, dstride = 1;
+  for (int64_t d = rank - 1; d >= 0; --d) {
+    at::Tensor coord = d == axis ? at::where(idx < 0, idx + data.shape[d], idx) : (ids / ustride) % idx.size(d);
+    flat += coord * dstride;
+    ustride *= idx.size(d);
+    dstride *= data.shape[d];
+  }
+  return flat.reshape({-1});
+}
+
+// Whether one group of updates exp(x_i - y_i) holds a term that is exp(0) = 1: some
+// member's y is the exact max of a set S whose every element j appears in the group
+// as x_j with that same y; the argmax of S then subtracts its own value.
+bool group_holds_one(const MaxOf& m, const at::Tensor& ix, const at::Tensor& iy) {
+  at::Tensor exact = m.exact.index_select(0, iy);
+  at::Tensor xs = ix.masked_select(exact), ys = iy.masked_select(exact);
+  for (int64_t c = 0; c < std::min<int64_t>(ys.numel(), 64); ++c) {
+    at::Tensor s = m.set[ys[c].item<int64_t>()];
+    at::Tensor same = (m.set.index_select(0, ys) == s).all(1);
+    at::Tensor covered = at::zeros_like(s);
+    covered.index_fill_(0, xs.masked_select(same), true);
+    if (s.any().item<bool>() && !s.logical_and(covered.logical_not()).any().item<bool>()) return true;
+  }
+  return false;
+}
+
+// ScatterElements(data >= 0, idx, Exp(x - y), reduction add) with y a per-group max
+// of x: every group that holds its own max's term sums to >= 1 (a float32 sum of
+// non-negative terms, one of them exactly 1): the edge softmax denominator.
+void scatter_softmax_denominator(const AbstractContext& a, const KnownIntervals& known, IntervalTensor& out) {
+  const Node& n = a.node;
+  if (n.inputs.size() != 3 || attr_string(n, "reduction", "none") != "add" || !out.is_float()) return;
+  const IntervalTensor &data = a.input(0), &idx = a.input(1), &upd = a.input(2);
+  const Node* exp = producer_of(a.graph, n.inputs[2], "Exp");
+  const Node* sub = exp ? producer_of(a.graph, exp->inputs[0], "Sub") : nullptr;
+  if (!sub || sub->inputs.size() != 2 || !idx.exact() || (data.lo < 0).any().item<bool>()) return;
+  if (known.at(sub->outputs[0]).shape != upd.shape || idx.shape != upd.shape || upd.numel() > 4096) return;
+  auto m = max_of_source(a.graph, known, sub->inputs[1], sub->inputs[0]);
+  if (!m) return;
+  auto [ix, iy] = operand_rows(known.at(sub->inputs[0]), known.at(sub->inputs[1]), upd.shape);
+  int64_t axis = attr_int(n, "axis", 0);
+  axis = axis < 0 ? axis + static_cast<int64_t>(data.shape.size()) : axis;
+  at::Tensor target = scatter_targets(data, idx.value.to(at::kLong), axis);
+  at::Tensor lo = out.full_lo().reshape({-1}).clone();
+  at::Tensor groups = std::get<0>(at::_unique(target));
+  for (int64_t k = 0; k < groups.numel(); ++k) {
+    int64_t g = groups[k].item<int64_t>();
+    at::Tensor members = target == g;
+    if (group_holds_one(*m, ix.masked_select(members), iy.masked_select(members))) lo[g] = std::max(lo[g].item<double>(), 1.0);
+  }
+  out.hi = out.full_hi().contiguous();
+  out.lo = lo.reshape(out.shape);
+}
+
 }  // namespace
 
 void filter_hazards_with_facts(const AbstractContext& a, std::vector<HazardReport>& reports) {
@@ -113,7 +361,11 @@ void filter_hazards_with_facts(const AbstractContext& a, std::vector<HazardRepor
                 reports.end());
 }
 
-void refine_with_facts(const AbstractContext& a, std::vector<IntervalTensor>& outs) {
+void refine_with_facts(const AbstractContext& a, const KnownIntervals& known, std::vector<IntervalTensor>& outs) {
+  if (!outs.empty() && outs[0].lo.defined() && !outs[0].exact()) {
+    if (a.node.op_type == "Sub") sub_of_dominating_max(a, known, outs[0]);
+    if (a.node.op_type == "ScatterElements") scatter_softmax_denominator(a, known, outs[0]);
+  }
   if (int64_t n = normalisation_group(a); n > 0 && !outs.empty() && outs[0].lo.defined()) {
     double b = normalisation_bound(n);
     outs[0].lo = outs[0].lo.clamp(-b, b);

@@ -1,0 +1,113 @@
+// Relational facts between tensors: a per-group max taken through data movement
+// (an edge softmax: Where over a constant mask, ReduceMax, Gather) dominates the
+// elements of its group, and the scatter-add of exp(x - max) over a group is >= 1.
+// Each proof must fail as soon as the group stops holding its own element.
+#include <gtest/gtest.h>
+
+#include "analyzer/analyzer.h"
+#include "harness/soundness.h"
+#include "model/onnx_loader.h"
+#include "test_models.h"
+
+namespace nanguard {
+namespace {
+
+using testing::ModelBuilder;
+using testing::set_attr;
+
+// p = exp(src - max_group[index]) / scatter_add(exp(...), index)[index]; mask[g][i]
+// says whether edge i belongs to group g's max.
+ModelBuilder edge_softmax(const at::Tensor& mask, const at::Tensor& index) {
+  ModelBuilder b(16);
+  int64_t n = index.numel();
+  b.input("src", {n}).output("p", {n});
+  b.initializer("mask", mask).initializer("index", index).initializer("axis0", at::zeros({1}, at::kLong));
+  b.initializer("fill", at::full({}, -3e38f)).initializer("zeros", at::zeros({mask.size(0)}));
+  b.node("Unsqueeze", {"src", "axis0"}, {"row"});
+  b.node("Where", {"mask", "row", "fill"}, {"masked"});
+  auto& max = b.node("ReduceMax", {"masked"}, {"gmax"});
+  set_attr(max, "axes", std::vector<int64_t>{1});
+  set_attr(max, "keepdims", int64_t{0});
+  b.node("Gather", {"gmax", "index"}, {"m"});
+  b.node("Sub", {"src", "m"}, {"d"});
+  b.node("Exp", {"d"}, {"e"}, "exp");
+  auto& sc = b.node("ScatterElements", {"zeros", "index", "e"}, {"s"});
+  onnx::AttributeProto* red = sc.add_attribute();
+  red->set_name("reduction");
+  red->set_type(onnx::AttributeProto::STRING);
+  red->set_s("add");
+  b.node("Gather", {"s", "index"}, {"den"});
+  b.node("Div", {"e", "den"}, {"p"}, "div");
+  return b;
+}
+
+at::Tensor two_groups_mask(bool holds_own_edge) {
+  at::Tensor m = at::zeros({2, 6}, at::kBool);
+  m.index_put_({0, at::indexing::Slice(0, 3)}, true);
+  m.index_put_({1, at::indexing::Slice(3, 6)}, true);
+  if (!holds_own_edge) m.index_put_({0, 0}, false);
+  return m;
+}
+
+const at::Tensor kIndex = at::tensor({0, 0, 0, 1, 1, 1}, at::kLong);
+
+AnalysisResult analyze_model(ModelBuilder& b, double lo, double hi) {
+  auto g = load_model_proto(b.proto(), "edge_softmax.onnx");
+  EXPECT_TRUE(g.ok()) << g.status().message();
+  auto r = analyze(*g, AnalyzeOptions{{{"src", {lo, hi}}}});
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  return r.ok() ? *r : AnalysisResult{};
+}
+
+TEST(RelationalFacts, EdgeSoftmaxIsProvedSafe) {
+  ModelBuilder b = edge_softmax(two_groups_mask(true), kIndex);
+  AnalysisResult r = analyze_model(b, -100, 100);
+  EXPECT_TRUE(r.findings.empty()) << r.findings[0].node << " " << r.findings[0].hazard;
+  EXPECT_LE(r.intervals.at("d").max(), 0.0);
+  EXPECT_GE(r.intervals.at("s").min(), 1.0);
+  EXPECT_LE(r.intervals.at("p").max(), 1.0 + 1e-6);
+}
+
+// Edge 0 left out of its group's max: src_0 - max may be positive; exp(200)
+// overflows and the proof must not go through.
+TEST(RelationalFacts, GroupWithoutItsOwnEdgeProvesNothing) {
+  ModelBuilder b = edge_softmax(two_groups_mask(false), kIndex);
+  AnalysisResult r = analyze_model(b, -100, 100);
+  ASSERT_FALSE(r.findings.empty());
+  EXPECT_EQ(r.findings[0].node, "exp");
+  EXPECT_EQ(r.findings[0].hazard, "exp-overflow");
+  // The other edges keep their fact element by element.
+  at::Tensor hi = r.intervals.at("d").hi.expand({6});
+  EXPECT_GT(hi[0].item<double>(), 0.0);
+  EXPECT_LE(hi.slice(0, 1).max().item<double>(), 0.0);
+}
+
+// A fill constant that can win the max (above every src) breaks exactness: the
+// denominator is no longer >= 1, though x - max <= 0 still holds.
+TEST(RelationalFacts, AFillThatCanWinTheMaxKeepsOnlyTheInequality) {
+  ModelBuilder b = edge_softmax(two_groups_mask(true), kIndex);
+  for (auto& init : *b.proto().mutable_graph()->mutable_initializer())
+    if (init.name() == "fill") init.set_raw_data(std::string("\x00\x00\xc8\x42", 4));  // 100.0f
+  at::Tensor mask = two_groups_mask(true);
+  mask.index_put_({0, 5}, false);  // group 0's row now reads the fill at edge 5
+  for (auto& init : *b.proto().mutable_graph()->mutable_initializer())
+    if (init.name() == "mask") init.set_raw_data(std::string(reinterpret_cast<const char*>(mask.data_ptr<bool>()), 12));
+  AnalysisResult r = analyze_model(b, -100, 50);
+  EXPECT_LE(r.intervals.at("d").max(), 0.0);
+  EXPECT_LT(r.intervals.at("s").min(), 1.0);
+}
+
+TEST(RelationalFacts, EdgeSoftmaxBoundsHoldOnSampledExecutions) {
+  for (bool holds : {true, false}) {
+    ModelBuilder b = edge_softmax(two_groups_mask(holds), kIndex);
+    auto g = load_model_proto(b.proto(), "edge_softmax.onnx");
+    ASSERT_TRUE(g.ok());
+    auto rep = check_soundness(*g, AnalyzeOptions{{{"src", {-100, 100}}}}, 300, 11);
+    ASSERT_TRUE(rep.ok()) << rep.status().message();
+    EXPECT_GT(rep->checked_values, 0);
+    for (const auto& v : rep->violations) ADD_FAILURE() << v.node << ": " << v.what << " " << v.value;
+  }
+}
+
+}  // namespace
+}  // namespace nanguard
