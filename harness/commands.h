@@ -15,5 +15,7 @@ CommandFn add_run_command(CLI::App& app);
 CommandFn add_analyze_command(CLI::App& app);
 CommandFn add_soundcheck_command(CLI::App& app);
 CommandFn add_ops_command(CLI::App& app);
+CommandFn add_trigger_command(CLI::App& app);
+CommandFn add_replay_command(CLI::App& app);
 
 }  // namespace nanguard

@@ -11,7 +11,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<nanguard::CommandFn> commands{nanguard::add_run_command(app), nanguard::add_analyze_command(app),
                                             nanguard::add_soundcheck_command(app),
-                                            nanguard::add_ops_command(app)};
+                                            nanguard::add_ops_command(app),
+                                            nanguard::add_trigger_command(app),
+                                            nanguard::add_replay_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,40 @@
+// Reproducers: one directory per witnessed finding, in the ONNX backend-test layout
+// (model.onnx with the witness's weights baked in and the faulty node's output added
+// as a graph output; test_data_set_0/input_N.pb and output_N.pb; README.md), plus the
+// finding in the model's metadata_props so that `nanguard replay` needs nothing else.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "analyzer/finding.h"
+#include "model/graph.h"
+#include "model/status.h"
+#include "oracle/executor.h"
+
+namespace nanguard {
+
+struct ReproducerSpec {
+  Finding finding;
+  int operand = 0;                   // the faulty input (gradient findings)
+  TensorMap feeds;                   // runtime inputs and free weights, as run
+  std::vector<std::string> devices;  // where it reproduced
+  std::string strategy;
+  std::string model_path;            // the original model
+};
+
+// Writes `dir` whole or not at all (built beside it, then renamed into place).
+Status write_reproducer(const Graph& graph, const ReproducerSpec& spec, const std::string& dir);
+
+struct Reproducer {
+  std::string model_path;  // dir/model.onnx
+  Finding finding;         // node, op, kind, hazard
+  int operand = 0;
+  TensorMap inputs;        // test_data_set_0, by graph input name
+};
+
+Result<Reproducer> read_reproducer(const std::string& dir, const Graph& graph);
+// The finding stored in a reproducer's model.onnx (before loading it as a Graph).
+Result<Reproducer> read_reproducer_header(const std::string& dir);
+
+}  // namespace nanguard

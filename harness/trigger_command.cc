@@ -1,0 +1,148 @@
+// `nanguard trigger`: turns the analyzer's findings into failure-exhibiting tests.
+// Per finding: triggered (a real float32 run fails at the node, on every device) or
+// not-triggered within the budget; with --out, one reproducer directory per witness.
+// Exit 0 when the analyzer finds nothing, 1 with findings, 2 on errors.
+#include <filesystem>
+#include <memory>
+
+#include <fmt/core.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "harness/cli_common.h"
+#include "harness/commands.h"
+#include "harness/report.h"
+#include "harness/reproducer.h"
+#include "solver/trigger.h"
+
+namespace nanguard {
+namespace {
+
+using json = nlohmann::json;
+
+struct TriggerArgs {
+  CommonArgs common;
+  std::string weights = "fixed";
+  std::string node;
+  std::string out;
+  std::string strategy = "guided";
+  double budget = 60;
+  uint64_t seed = 0;
+};
+
+std::string dir_name(size_t index, const Finding& f) {
+  std::string s;
+  for (char c : f.node) s += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ? c : '_';
+  while (!s.empty() && (s.front() == '_' || s.front() == '.')) s.erase(s.begin());
+  return fmt::format("{:02}-{}-{}", index, s.substr(0, 80), f.hazard);
+}
+
+json witness_json(const TriggerOutcome& o, const std::string& reproducer) {
+  json w{{"seconds", o.system.seconds}, {"strategy", o.system.strategy}, {"devices", o.devices},
+         {"runs", o.system.runs}, {"reproducer", reproducer.empty() ? json(nullptr) : json(reproducer)}};
+  return w;
+}
+
+json outcome_json(const TriggerOutcome& o, const std::string& reproducer) {
+  json j = finding_json(o.finding);
+  j["status"] = o.status;
+  if (o.target) j["target"] = o.target->text;
+  if (o.unit) j["unit_witness"] = {{"method", o.unit->method}, {"values", o.unit->text}, {"confirmed", o.unit->confirmed}};
+  if (o.status == "triggered") j["witness"] = witness_json(o, reproducer);
+  else j["search"] = {{"seconds", o.system.seconds}, {"runs", o.system.runs}};
+  j["detail"] = o.detail;
+  return j;
+}
+
+std::string outcome_text(size_t i, const TriggerOutcome& o, const std::string& reproducer) {
+  const Finding& f = o.finding;
+  std::string s = fmt::format("[{}] {} ({}) {} {}: {}\n", i, f.node, f.op_type, to_string(f.kind), f.hazard, o.status);
+  if (o.target) s += fmt::format("    target: {}\n", o.target->text);
+  if (o.unit) s += fmt::format("    unit witness ({}{}): {}\n", o.unit->method, o.unit->confirmed ? ", confirmed" : "", o.unit->text);
+  if (o.status == "triggered")
+    s += fmt::format("    witness: {} strategy, {:.2f} s, {} runs; reproduced on {}\n", o.system.strategy, o.system.seconds,
+                     o.system.runs, fmt::join(o.devices, ", "));
+  if (!reproducer.empty()) s += fmt::format("    reproducer: {}\n", reproducer);
+  if (!o.detail.empty()) s += fmt::format("    {}\n", o.detail);
+  return s;
+}
+
+Result<std::vector<std::string>> write_reproducers(const Graph& g, const TriggerArgs& a, const TriggerReport& r) {
+  std::vector<std::string> paths(r.outcomes.size());
+  if (a.out.empty()) return paths;
+  std::error_code ec;
+  std::filesystem::create_directories(a.out, ec);
+  if (ec) return Status::Error(fmt::format("{}: cannot create folder: {}", a.out, ec.message()));
+  for (size_t i = 0; i < r.outcomes.size(); ++i) {
+    const TriggerOutcome& o = r.outcomes[i];
+    if (o.status != "triggered") continue;
+    ReproducerSpec spec{o.finding, o.target ? o.target->operand : 0, {}, o.devices, o.system.strategy, g.model_path};
+    for (const auto& [name, t] : o.system.point) {
+      const TensorType* type = g.type_of(name);
+      spec.feeds[name] = type && type->elem_type == onnx::TensorProto::FLOAT ? t.to(at::kFloat) : t;
+    }
+    std::string dir = (std::filesystem::path(a.out) / dir_name(i, o.finding)).string();
+    if (Status s = write_reproducer(g, spec, dir); !s.ok()) return s;
+    paths[i] = dir;
+  }
+  return paths;
+}
+
+int run(const TriggerArgs& a) {
+  TriggerOptions opt;
+  if (Status s = parse_weights_flag(a.weights, opt.analyze); !s.ok()) return usage_error(s);
+  auto m = load_with_ranges(a.common);
+  if (!m.ok()) return usage_error(m.status());
+  opt.analyze.ranges = m->ranges;
+  opt.node = a.node;
+  opt.budget_seconds = a.budget;
+  opt.seed = a.seed;
+  opt.random_only = a.strategy == "random";
+  opt.devices = {at::kCPU};
+  if (a.common.device == "cuda") {
+    auto d = parse_device("cuda");
+    if (!d.ok()) return usage_error(d.status());
+    opt.devices.push_back(*d);
+  }
+  auto report = trigger(m->graph, opt);
+  if (!report.ok()) return usage_error(report.status());
+  auto paths = write_reproducers(m->graph, a, *report);
+  if (!paths.ok()) return usage_error(paths.status());
+  std::string text;
+  if (a.common.format == "json") {
+    json findings = json::array();
+    for (size_t i = 0; i < report->outcomes.size(); ++i) findings.push_back(outcome_json(report->outcomes[i], (*paths)[i]));
+    text = json{{"model", m->graph.model_path}, {"weights", a.weights}, {"strategy", a.strategy},
+                {"budget_seconds", a.budget}, {"findings", findings}}.dump(2) + "\n";
+  } else {
+    size_t hit = 0;
+    for (size_t i = 0; i < report->outcomes.size(); ++i) {
+      text += outcome_text(i, report->outcomes[i], (*paths)[i]);
+      hit += report->outcomes[i].status == "triggered";
+    }
+    text += fmt::format("{}: {} findings, {} triggered\n", m->graph.model_path, report->outcomes.size(), hit);
+  }
+  if (Status s = emit(a.common, text); !s.ok()) return usage_error(s);
+  return report->outcomes.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+CommandFn add_trigger_command(CLI::App& app) {
+  auto args = std::make_shared<TriggerArgs>();
+  CLI::App* cmd = app.add_subcommand("trigger", "find inputs (and weights) that make each finding produce NaN/INF for real");
+  add_model_flags(*cmd, args->common);
+  add_range_flags(*cmd, args->common);
+  cmd->add_option("--weights", args->weights, "fixed (default), free, or free=LO,HI");
+  cmd->add_option("--node", args->node, "only the findings at this node");
+  cmd->add_option("--budget", args->budget, "search seconds per finding (default 60)")->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", args->seed, "seed of the search (default 0)");
+  cmd->add_option("--strategy", args->strategy, "guided (default) or random (the uniform-sampling baseline)")
+      ->check(CLI::IsMember({"guided", "random"}));
+  cmd->add_option("--out", args->out, "write one reproducer directory per witness under DIR");
+  cmd->add_option("--format", args->common.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  cmd->add_option("-o,--output", args->common.output, "write the report to FILE instead of stdout");
+  return [cmd, args]() -> int { return cmd->parsed() ? run(*args) : -1; };
+}
+
+}  // namespace nanguard

@@ -1,0 +1,305 @@
+#include "solver/system_witness.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <optional>
+
+#include <fmt/core.h>
+
+#include "ops/interval.h"
+#include "solver/confirm.h"
+#include "solver/linear_region.h"
+
+namespace nanguard {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// log of the largest float64 that float32 rounds to 0: a surrogate below it means the
+// float32 value is exactly 0 (exp underflow, a softmax entry that vanished).
+const double kLogFloat32Zero = std::log(kFloat32MinSubnormal / 2) - 0.5;
+
+// The scalar the search drives, on one element of the target tensor, and its goal.
+struct Surrogate {
+  bool log_scale = false;  // s = log|T_e - shift|, else s = T_e
+  double shift = 0;
+  LinearGoal goal;
+};
+
+struct Linearization {
+  Surrogate sur;
+  double s = 0;
+  double t = 0;  // T_e in float64
+  std::vector<at::Tensor> grads;  // ds/dz per variable (float64)
+};
+
+class Search {
+ public:
+  Search(const Graph& g, const Node& node, const Finding& f, const UnitTarget& t, const SearchSpace& sp,
+         const SearchOptions& o, Executor ex32, Executor ex64)
+      : graph_(g), node_(node), finding_(f), target_(t), space_(sp), opt_(o), ex32_(std::move(ex32)),
+        ex64_(std::move(ex64)), gen_(at::detail::createCPUGenerator(o.seed)), start_(Clock::now()) {}
+
+  SystemWitness run() {
+    SystemWitness w;
+    if (opt_.random_only) random_loop(w);
+    else guided_loop(w);
+    w.seconds = elapsed();
+    w.runs = runs_;
+    return w;
+  }
+
+ private:
+  double elapsed() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+  bool time_left() const { return elapsed() < opt_.budget_seconds; }
+  std::string tensor() const { return target_.operand < 0 ? node_.outputs[0] : node_.inputs[target_.operand]; }
+
+  bool finish(SystemWitness& w, const TensorMap& p, const char* strategy) {
+    w.found = true;
+    w.point = p;
+    w.strategy = strategy;
+    return true;
+  }
+
+  void random_loop(SystemWitness& w) {
+    while (time_left()) {
+      TensorMap p = space_.sample(gen_);
+      if (fires(p)) { finish(w, p, "random"); return; }
+    }
+  }
+
+  void guided_loop(SystemWitness& w) {
+    for (int restart = 0; time_left(); ++restart) {
+      TensorMap p = restart % 3 == 2 ? space_.sample_corner(gen_) : space_.sample(gen_);
+      if (fires(p)) { finish(w, p, "random"); return; }
+      auto lin = linearize(p);
+      if (!lin) continue;  // no gradient path from the variables: only draws remain
+      if (try_snaps(w, p, *lin)) return;
+      if (descend(w, p, *lin)) return;
+    }
+  }
+
+  // One f32 run: does the node fail (forward: output NaN/INF from finite inputs;
+  // crash: the run stops there; gradient: the target is met and a backward pass
+  // confirms)?
+  bool fires(const TensorMap& point) {
+    ++runs_;
+    TensorMap feeds = space_.feeds(point, graph_, at::kFloat);
+    auto exec = ex32_.run(feeds);
+    if (finding_.kind == HazardKind::kCrash)
+      return !exec.ok() && exec.status().message().find("'" + node_.name + "'") != std::string::npos;
+    if (!exec.ok()) return false;
+    const auto& v = exec->values;
+    if (finding_.kind == HazardKind::kForward) {
+      for (const auto& in : node_.inputs)
+        if (!in.empty() && v.count(in) && at::isFloatingType(v.at(in).scalar_type()) && !v.at(in).isfinite().all().item<bool>())
+          return false;
+      for (const auto& out : node_.outputs)
+        if (v.count(out) && at::isFloatingType(v.at(out).scalar_type()) && !v.at(out).isfinite().all().item<bool>())
+          return true;
+      return false;
+    }
+    if (!v.count(tensor()) || !target_met(v.at(tensor()))) return false;
+    auto c = confirm_witness(graph_, finding_, target_.operand, feeds, ex32_.options().device);
+    return c.ok() && c->reproduced;
+  }
+
+  bool target_met(const at::Tensor& t) const {
+    at::Tensor d = t.detach().to(at::kCPU).to(at::kDouble).flatten();
+    auto acc = d.accessor<double, 1>();
+    for (int64_t i = 0; i < d.numel(); ++i)
+      if (meets(target_, acc[i])) return true;
+    return false;
+  }
+
+  // The element to move and the surrogate for it.
+  std::pair<int64_t, Surrogate> choose(const at::Tensor& t) const {
+    at::Tensor d = t.detach().flatten();
+    double v = target_.value, tiny = kFloat32MinSubnormal;
+    if (!std::isfinite(v)) v = v > 0 ? kFloat32Max : -kFloat32Max;
+    Surrogate s;
+    switch (target_.relation) {
+      case Relation::kAtLeast:
+        s.goal = {0, true, v + std::max(std::abs(v) * 1e-6, tiny)};
+        return {d.argmax().item<int64_t>(), s};
+      case Relation::kAtMost: {
+        int64_t e = d.argmin().item<int64_t>();
+        if (std::abs(v) <= tiny && d[e].item<double>() > 0) {
+          s.log_scale = true;
+          s.goal = {0, false, kLogFloat32Zero};
+        } else {
+          s.goal = {0, false, v - std::max(std::abs(v) * 1e-6, tiny)};
+        }
+        return {e, s};
+      }
+      case Relation::kEqual:
+      case Relation::kMagnitudeAtMost: {
+        s.log_scale = true;
+        s.shift = target_.relation == Relation::kEqual ? v : 0;
+        s.goal = {0, false, target_.relation == Relation::kEqual || v <= tiny ? kLogFloat32Zero : std::log(v) - 1e-6};
+        return {(d - s.shift).abs().argmin().item<int64_t>(), s};
+      }
+      case Relation::kMagnitudeAtLeast:
+        s.log_scale = true;
+        s.goal = {0, true, std::log(v) + 1e-6};
+        return {d.abs().argmax().item<int64_t>(), s};
+    }
+    return {0, s};
+  }
+
+  std::optional<Linearization> linearize(const TensorMap& point) {
+    TensorMap feeds = space_.feeds(point, graph_, at::kDouble);
+    std::vector<at::Tensor> leaves;
+    for (const auto& var : space_.variables) {
+      at::Tensor& t = feeds[var.name];
+      t = t.detach().clone().requires_grad_(true);
+      leaves.push_back(t);
+    }
+    auto exec = ex64_.run(feeds);
+    if (!exec.ok() || !exec->values.count(tensor())) return std::nullopt;
+    at::Tensor T = exec->values.at(tensor());
+    if (!T.requires_grad() || !at::isFloatingType(T.scalar_type()) || T.numel() == 0) return std::nullopt;
+    auto [e, sur] = choose(T);
+    at::Tensor te = T.flatten()[e];
+    double tv = te.item<double>();
+    if (!std::isfinite(tv)) return std::nullopt;
+    at::Tensor s = sur.log_scale ? (te - sur.shift).abs().log() : te;
+    if (!std::isfinite(s.item<double>())) return std::nullopt;
+    s.backward();
+    sur.goal.s0 = s.item<double>();
+    Linearization lin{sur, sur.goal.s0, tv, {}};
+    for (const auto& leaf : leaves) {
+      at::Tensor g = leaf.grad();
+      lin.grads.push_back(g.defined() ? g.nan_to_num(0, 0, 0) : at::zeros_like(leaf).detach());
+    }
+    return lin;
+  }
+
+  bool better(const Linearization& a, const Linearization& b) const {
+    return b.sur.goal.at_least ? a.s > b.s : a.s < b.s;
+  }
+
+  // Candidates along the gradient's support: every moving coordinate at the box end
+  // the descent points to, or at the value nearest 0 (a sum of |w| that must vanish).
+  bool try_snaps(SystemWitness& w, const TensorMap& p, const Linearization& lin) {
+    TensorMap corner = p, zero = p;
+    double dir = lin.sur.goal.at_least ? 1.0 : -1.0;
+    for (size_t i = 0; i < space_.variables.size(); ++i) {
+      const auto& var = space_.variables[i];
+      at::Tensor g = lin.grads[i] * dir, moving = g != 0;
+      corner[var.name] = at::where(g > 0, var.hi, at::where(g < 0, var.lo, p.at(var.name)));
+      zero[var.name] = at::where(moving, at::zeros_like(var.lo).clamp(var.lo, var.hi), p.at(var.name));
+    }
+    if (fires(corner)) return finish(w, corner, "box-corner");
+    bool to_zero = target_.relation != Relation::kAtLeast && target_.relation != Relation::kMagnitudeAtLeast;
+    if (to_zero && fires(zero)) return finish(w, zero, "zero-snap");
+    return false;
+  }
+
+  // The K coordinates with the most leverage |g| * width, and Z3's move for them.
+  std::optional<TensorMap> linear_step(const TensorMap& p, const Linearization& lin) {
+    std::vector<at::Tensor> lever;
+    for (size_t i = 0; i < space_.variables.size(); ++i) {
+      const auto& var = space_.variables[i];
+      lever.push_back((lin.grads[i].abs() * (var.hi - var.lo)).flatten());
+    }
+    at::Tensor all = at::cat(lever);
+    int64_t k = std::min<int64_t>(opt_.linear_coordinates, all.numel());
+    auto top = std::get<1>(all.topk(k));
+    std::vector<std::pair<size_t, int64_t>> where;
+    std::vector<LinearCoordinate> coords;
+    for (int64_t j = 0; j < k; ++j) {
+      int64_t flat = top[j].item<int64_t>();
+      size_t var = 0;
+      while (flat >= lever[var].numel()) flat -= lever[var++].numel();
+      const auto& sv = space_.variables[var];
+      double z = p.at(sv.name).flatten()[flat].item<double>();
+      double lo = sv.lo.flatten()[flat].item<double>(), hi = sv.hi.flatten()[flat].item<double>();
+      double g = lin.grads[var].flatten()[flat].item<double>();
+      if (g == 0 || hi <= lo) continue;
+      coords.push_back({g, z - lo, hi - z, hi - lo});
+      where.emplace_back(var, flat);
+    }
+    if (coords.empty()) return std::nullopt;
+    auto d = solve_linear_step(coords, lin.sur.goal);
+    if (!d) return std::nullopt;
+    TensorMap next = p;
+    for (size_t j = 0; j < coords.size(); ++j) {
+      const auto& sv = space_.variables[where[j].first];
+      at::Tensor t = next.at(sv.name).clone();
+      t.view({-1})[where[j].second] += (*d)[j];
+      next[sv.name] = t;
+    }
+    round_and_project(next);
+    return next;
+  }
+
+  void round_and_project(TensorMap& p) const {
+    for (const auto& var : space_.variables) p[var.name] = p.at(var.name).to(at::kFloat).to(at::kDouble);
+    space_.project(p);
+  }
+
+  TensorMap sign_step(const TensorMap& p, const Linearization& lin, double alpha) const {
+    TensorMap next = p;
+    double dir = lin.sur.goal.at_least ? 1.0 : -1.0;
+    for (size_t i = 0; i < space_.variables.size(); ++i) {
+      const auto& var = space_.variables[i];
+      next[var.name] = p.at(var.name) + alpha * (var.hi - var.lo) * (lin.grads[i] * dir).sign();
+    }
+    round_and_project(next);
+    return next;
+  }
+
+  // Alternates Z3 linear steps and sign-gradient steps from `p` until the step size
+  // collapses (then the caller restarts elsewhere).
+  bool descend(SystemWitness& w, TensorMap p, Linearization lin) {
+    double alpha = 0.1;
+    for (int iter = 0; time_left() && alpha > 1e-7; ++iter) {
+      if (iter % 3 == 0) {
+        if (auto next = linear_step(p, lin)) {
+          if (fires(*next)) return finish(w, *next, "linear-region");
+          auto nl = linearize(*next);
+          if (nl && better(*nl, lin)) { p = *next; lin = *nl; continue; }
+        }
+      }
+      TensorMap next = sign_step(p, lin, alpha);
+      if (fires(next)) return finish(w, next, "gradient");
+      auto nl = linearize(next);
+      if (nl && better(*nl, lin)) { p = next; lin = *nl; }
+      else alpha /= 2;
+    }
+    return false;
+  }
+
+  const Graph& graph_;
+  const Node& node_;
+  const Finding& finding_;
+  const UnitTarget& target_;
+  const SearchSpace& space_;
+  SearchOptions opt_;
+  Executor ex32_, ex64_;
+  at::Generator gen_;
+  Clock::time_point start_;
+  int64_t runs_ = 0;
+};
+
+}  // namespace
+
+Result<SystemWitness> find_system_witness(const Graph& graph, const Finding& finding, const UnitTarget& target,
+                                          const SearchSpace& space, const SearchOptions& options) {
+  const Node* node = graph.find_node(finding.node);
+  if (!node) return Status::Error(fmt::format("{}: no node '{}'", graph.model_path, finding.node));
+  if (target.operand >= static_cast<int>(node->inputs.size()) || (target.operand >= 0 && node->inputs[target.operand].empty()))
+    return Status::Error(fmt::format("{}: node '{}' has no input {}", graph.model_path, node->name, target.operand));
+  ExecOptions o32, o64;
+  o64.float_type = at::kDouble;
+  auto ex32 = Executor::create(graph, o32);
+  if (!ex32.ok()) return ex32.status();
+  auto ex64 = Executor::create(graph, o64);
+  if (!ex64.ok()) return ex64.status();
+  Search search(graph, *node, finding, target, space, options, std::move(*ex32), std::move(*ex64));
+  return search.run();
+}
+
+}  // namespace nanguard

@@ -1,0 +1,83 @@
+#include "solver/trigger.h"
+
+#include <fmt/core.h>
+#include <fmt/ranges.h>
+
+#include "solver/confirm.h"
+#include "solver/search_space.h"
+
+namespace nanguard {
+namespace {
+
+std::string device_name(at::Device d) { return d.is_cuda() ? "cuda" : "cpu"; }
+
+// Every device of `options` must reproduce the witness for it to count.
+void confirm_on_devices(const Graph& graph, const TriggerOptions& options, const SearchSpace& space,
+                        TriggerOutcome& out) {
+  TensorMap feeds = space.feeds(out.system.point, graph, at::kFloat);
+  int operand = out.target ? out.target->operand : 0;
+  std::vector<std::string> notes;
+  bool all = true;
+  for (at::Device d : options.devices) {
+    auto c = confirm_witness(graph, out.finding, operand, feeds, d);
+    bool ok = c.ok() && c->reproduced;
+    if (ok) out.devices.push_back(device_name(d));
+    all = all && ok;
+    notes.push_back(fmt::format("{}: {}", device_name(d), c.ok() ? c->detail : c.status().message()));
+  }
+  out.status = all ? "triggered" : "not-triggered";
+  out.detail = fmt::format("{}", fmt::join(notes, "; "));
+}
+
+TriggerOutcome trigger_one(const Graph& graph, const TriggerOptions& options, const SearchSpace& space,
+                           const AnalysisResult& analysis, const Finding& f) {
+  TriggerOutcome out;
+  out.finding = f;
+  const Node* node = graph.find_node(f.node);
+  if (!node) { out.detail = "no such node"; return out; }
+  auto target = unit_target(f, *node, at::kCPU);
+  if (!target.ok()) { out.detail = target.status().message(); return out; }
+  out.target = *target;
+  auto unit = find_unit_witness(graph, *node, f, analysis, at::kCPU);
+  if (unit.ok()) out.unit = *unit;
+  SearchOptions so;
+  so.budget_seconds = options.budget_seconds;
+  so.seed = options.seed;
+  so.random_only = options.random_only;
+  auto sys = find_system_witness(graph, f, *target, space, so);
+  if (!sys.ok()) { out.detail = sys.status().message(); return out; }
+  out.system = *sys;
+  if (!sys->found) {
+    out.detail = fmt::format("no witness in {:.1f} s ({} runs)", sys->seconds, sys->runs);
+    return out;
+  }
+  confirm_on_devices(graph, options, space, out);
+  return out;
+}
+
+}  // namespace
+
+std::vector<at::Device> available_devices() {
+  std::vector<at::Device> d{at::kCPU};
+  if (at::hasCUDA()) d.emplace_back(at::kCUDA);
+  return d;
+}
+
+Result<TriggerReport> trigger(const Graph& graph, const TriggerOptions& options) {
+  auto analysis = analyze(graph, options.analyze);
+  if (!analysis.ok()) return analysis.status();
+  if (!options.node.empty() && !graph.find_node(options.node))
+    return Status::Error(fmt::format("{}: --node '{}' is not a node of the model", graph.model_path, options.node));
+  auto space = make_search_space(graph, options.analyze);
+  if (!space.ok()) return space.status();
+  TriggerReport report;
+  for (const auto& v : space->variables)
+    if (v.is_weight) report.weights.push_back(v.name);
+  for (const auto& f : analysis->findings) {
+    if (!options.node.empty() && f.node != options.node) continue;
+    report.outcomes.push_back(trigger_one(graph, options, *space, *analysis, f));
+  }
+  return report;
+}
+
+}  // namespace nanguard

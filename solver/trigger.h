@@ -1,0 +1,47 @@
+// Trigger: for every finding of the analyzer (or one node's), the unit target and
+// witness, then a system witness within the budget, confirmed by real float32 runs
+// of the whole model on every device the build has (CPU always, CUDA when present).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "analyzer/analyzer.h"
+#include "model/graph.h"
+#include "model/status.h"
+#include "solver/system_witness.h"
+#include "solver/unit_witness.h"
+
+namespace nanguard {
+
+struct TriggerOptions {
+  AnalyzeOptions analyze;
+  std::string node;              // only this node's findings; empty: all
+  double budget_seconds = 60;    // per finding
+  uint64_t seed = 0;
+  bool random_only = false;      // the baseline
+  std::vector<at::Device> devices{at::kCPU};  // where a witness must reproduce
+};
+
+struct TriggerOutcome {
+  Finding finding;
+  std::string status = "not-triggered";  // or "triggered"
+  std::optional<UnitTarget> target;
+  std::optional<UnitWitness> unit;
+  SystemWitness system;        // point: float32 values of inputs and free weights
+  std::vector<std::string> devices;  // where the real run reproduced it
+  std::string detail;          // the confirmation, or why not
+};
+
+struct TriggerReport {
+  std::vector<TriggerOutcome> outcomes;  // the findings' order
+  std::vector<std::string> weights;      // names of the free weights in each point
+};
+
+Result<TriggerReport> trigger(const Graph& graph, const TriggerOptions& options);
+
+// The devices this build can confirm on: CPU, plus CUDA when LibTorch has it.
+std::vector<at::Device> available_devices();
+
+}  // namespace nanguard
