@@ -59,8 +59,9 @@ Result<Confirmation> confirm_gradient(const Executor& ex, const Node& node, int 
   const auto& values = exec->values;
   if (operand < 0 || operand >= static_cast<int>(node.inputs.size()) || !values.count(node.inputs[operand]))
     return Confirmation{false, "the faulty operand has no value"};
-  for (const auto& o : exec->outputs)
-    if (!all_finite(o)) return Confirmation{false, "the forward run is already NaN/INF"};
+  for (size_t i = 0; i < exec->outputs.size(); ++i)
+    if (!all_finite(exec->outputs[i]))
+      return Confirmation{false, fmt::format("the forward run is already NaN/INF (output {})", ex.graph().outputs[i])};
   at::Tensor x = values.at(node.inputs[operand]), y = values.at(node.outputs[0]);
   at::Tensor root = backward_root(*exec);
   if (!root.defined() || !x.requires_grad()) return Confirmation{false, "no gradient reaches the operand"};

@@ -58,6 +58,15 @@ TensorMap SearchSpace::sample(at::Generator& gen) const {
   return point;
 }
 
+TensorMap SearchSpace::sample_stored(at::Generator& gen) const {
+  TensorMap point = sample(gen);
+  for (const auto& v : variables)
+    if (v.is_weight && graph && graph->is_initializer(v.name))
+      point[v.name] = tensor_from_proto(graph->initializers.at(v.name)).to(at::kDouble).reshape(v.lo.sizes());
+  project(point);
+  return point;
+}
+
 TensorMap SearchSpace::sample_corner(at::Generator& gen) const {
   TensorMap point = sample(gen);
   for (const auto& v : variables) {

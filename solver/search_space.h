@@ -31,6 +31,9 @@ struct SearchSpace {
   int64_t dimension() const;
   // A uniform draw of every variable (float64) plus fresh held inputs.
   TensorMap sample(at::Generator& gen) const;
+  // The model as stored: free weights at their stored values (inside their boxes),
+  // inputs drawn uniformly. Trained weights are where a search should start.
+  TensorMap sample_stored(at::Generator& gen) const;
   // Each variable at its lower or upper end, chosen at random per element.
   TensorMap sample_corner(at::Generator& gen) const;
   // Clamps every variable into its box (in place).

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <iostream>
 #include <limits>
 #include <optional>
 
@@ -71,7 +73,7 @@ class Search {
 
   void guided_loop(SystemWitness& w) {
     for (int restart = 0; time_left(); ++restart) {
-      TensorMap p = restart % 3 == 2 ? space_.sample_corner(gen_) : space_.sample(gen_);
+      TensorMap p = restart % 3 == 0 ? space_.sample_stored(gen_) : restart % 3 == 1 ? space_.sample(gen_) : space_.sample_corner(gen_);
       if (fires(p)) { finish(w, p, "random"); return; }
       auto lin = linearize(p);
       if (!lin) continue;  // no gradient path from the variables: only draws remain
@@ -83,27 +85,48 @@ class Search {
   // One f32 run: does the node fail (forward: output NaN/INF from finite inputs;
   // crash: the run stops there; gradient: the target is met and a backward pass
   // confirms)?
-  bool fires(const TensorMap& point) {
+  // One float32 run. kFires: the node fails as the finding says (forward: NaN/INF
+  // from finite inputs; crash: the run stops there; gradient: the target is met and a
+  // backward pass confirms). kBlocked: something else fails first, which hides it.
+  enum class Verdict { kFires, kClear, kBlocked };
+
+  Verdict probe(const TensorMap& point, const char* label) {
     ++runs_;
     TensorMap feeds = space_.feeds(point, graph_, at::kFloat);
     auto exec = ex32_.run(feeds);
-    if (finding_.kind == HazardKind::kCrash)
-      return !exec.ok() && exec.status().message().find("'" + node_.name + "'") != std::string::npos;
-    if (!exec.ok()) return false;
+    Verdict v = judge(exec, feeds);
+    if (trace_) std::cerr << fmt::format("search: run {} {}: {}\n", runs_, label, v == Verdict::kFires ? "fires" : v == Verdict::kClear ? "clear" : "blocked");
+    return v;
+  }
+
+  static bool finite(const at::Tensor& t) {
+    return !at::isFloatingType(t.scalar_type()) || t.isfinite().all().item<bool>();
+  }
+
+  Verdict judge(const Result<ExecResult>& exec, const TensorMap& feeds) {
+    if (finding_.kind == HazardKind::kCrash) {
+      if (exec.ok()) return Verdict::kClear;
+      bool here = exec.status().message().find("'" + node_.name + "'") != std::string::npos;
+      return here ? Verdict::kFires : Verdict::kBlocked;
+    }
+    if (!exec.ok()) return Verdict::kBlocked;
     const auto& v = exec->values;
     if (finding_.kind == HazardKind::kForward) {
       for (const auto& in : node_.inputs)
-        if (!in.empty() && v.count(in) && at::isFloatingType(v.at(in).scalar_type()) && !v.at(in).isfinite().all().item<bool>())
-          return false;
+        if (!in.empty() && v.count(in) && !finite(v.at(in))) return Verdict::kBlocked;
       for (const auto& out : node_.outputs)
-        if (v.count(out) && at::isFloatingType(v.at(out).scalar_type()) && !v.at(out).isfinite().all().item<bool>())
-          return true;
-      return false;
+        if (v.count(out) && !finite(v.at(out))) return Verdict::kFires;
+      return Verdict::kClear;
     }
-    if (!v.count(tensor()) || !target_met(v.at(tensor()))) return false;
+    for (const auto& o : exec->outputs)
+      if (o.defined() && !finite(o)) return Verdict::kBlocked;
+    if (!v.count(tensor()) || !target_met(v.at(tensor()))) return Verdict::kClear;
     auto c = confirm_witness(graph_, finding_, target_.operand, feeds, ex32_.options().device);
-    return c.ok() && c->reproduced;
+    if (trace_) std::cerr << "search: target met; " << (c.ok() ? c->detail : c.status().message()) << "\n";
+    return c.ok() && c->reproduced ? Verdict::kFires : Verdict::kBlocked;
   }
+
+  bool fires(const TensorMap& point, const char* label = "draw") { return probe(point, label) == Verdict::kFires; }
 
   bool target_met(const at::Tensor& t) const {
     at::Tensor d = t.detach().to(at::kCPU).to(at::kDouble).flatten();
@@ -191,14 +214,16 @@ class Search {
       corner[var.name] = at::where(g > 0, var.hi, at::where(g < 0, var.lo, p.at(var.name)));
       zero[var.name] = at::where(moving, at::zeros_like(var.lo).clamp(var.lo, var.hi), p.at(var.name));
     }
-    if (fires(corner)) return finish(w, corner, "box-corner");
+    if (fires(corner, "corner")) return finish(w, corner, "box-corner");
     bool to_zero = target_.relation != Relation::kAtLeast && target_.relation != Relation::kMagnitudeAtLeast;
-    if (to_zero && fires(zero)) return finish(w, zero, "zero-snap");
+    if (to_zero && fires(zero, "zero")) return finish(w, zero, "zero-snap");
     return false;
   }
 
   // The K coordinates with the most leverage |g| * width, and Z3's move for them.
-  std::optional<TensorMap> linear_step(const TensorMap& p, const Linearization& lin) {
+  // `exact`: the goal T_e == shift on the raw target (a divisor of exactly 0), whose
+  // gradient is the log surrogate's times (T_e - shift).
+  std::optional<TensorMap> linear_step(const TensorMap& p, const Linearization& lin, bool exact = false) {
     std::vector<at::Tensor> lever;
     for (size_t i = 0; i < space_.variables.size(); ++i) {
       const auto& var = space_.variables[i];
@@ -217,13 +242,15 @@ class Search {
       double z = p.at(sv.name).flatten()[flat].item<double>();
       double lo = sv.lo.flatten()[flat].item<double>(), hi = sv.hi.flatten()[flat].item<double>();
       double g = lin.grads[var].flatten()[flat].item<double>();
+      if (exact) g *= lin.t - lin.sur.shift;
       if (g == 0 || hi <= lo) continue;
       coords.push_back({g, z - lo, hi - z, hi - lo});
       where.emplace_back(var, flat);
     }
     if (coords.empty()) return std::nullopt;
-    auto d = solve_linear_step(coords, lin.sur.goal);
-    if (!d) return std::nullopt;
+    auto d = exact ? solve_linear_equal(coords, lin.t, lin.sur.shift) : solve_linear_step(coords, lin.sur.goal);
+    if (!d && exact) return std::nullopt;
+    if (!d) d = furthest_move(coords, lin.sur.goal.at_least);
     TensorMap next = p;
     for (size_t j = 0; j < coords.size(); ++j) {
       const auto& sv = space_.variables[where[j].first];
@@ -233,6 +260,14 @@ class Search {
     }
     round_and_project(next);
     return next;
+  }
+
+  // The goal is out of the K coordinates' reach: move them all the way (the linear
+  // model's best), then re-linearize.
+  static std::vector<double> furthest_move(const std::vector<LinearCoordinate>& coords, bool up) {
+    std::vector<double> d;
+    for (const auto& c : coords) d.push_back((c.gradient > 0) == up ? c.up : -c.down);
+    return d;
   }
 
   void round_and_project(TensorMap& p) const {
@@ -252,20 +287,30 @@ class Search {
   }
 
   // Alternates Z3 linear steps and sign-gradient steps from `p` until the step size
-  // collapses (then the caller restarts elsewhere).
+  // collapses (then the caller restarts elsewhere). A step is kept only when it
+  // improves the surrogate and leaves the rest of the model finite.
   bool descend(SystemWitness& w, TensorMap p, Linearization lin) {
     double alpha = 0.1;
     for (int iter = 0; time_left() && alpha > 1e-7; ++iter) {
+      if (trace_) std::cerr << fmt::format("search: iter {} alpha {:.3g} s {:.6g} t {:.6g} goal {:.6g}\n", iter, alpha, lin.s, lin.t, lin.sur.goal.bound);
+      if (iter % 3 == 0 && target_.relation == Relation::kEqual) {
+        if (auto next = linear_step(p, lin, true)) {
+          Verdict v = probe(*next, "linear-exact");
+          if (v == Verdict::kFires) return finish(w, *next, "linear-region");
+        }
+      }
       if (iter % 3 == 0) {
         if (auto next = linear_step(p, lin)) {
-          if (fires(*next)) return finish(w, *next, "linear-region");
-          auto nl = linearize(*next);
+          Verdict v = probe(*next, "linear");
+          if (v == Verdict::kFires) return finish(w, *next, "linear-region");
+          auto nl = v == Verdict::kClear ? linearize(*next) : std::nullopt;
           if (nl && better(*nl, lin)) { p = *next; lin = *nl; continue; }
         }
       }
       TensorMap next = sign_step(p, lin, alpha);
-      if (fires(next)) return finish(w, next, "gradient");
-      auto nl = linearize(next);
+      Verdict v = probe(next, "sign");
+      if (v == Verdict::kFires) return finish(w, next, "gradient");
+      auto nl = v == Verdict::kClear ? linearize(next) : std::nullopt;
       if (nl && better(*nl, lin)) { p = next; lin = *nl; }
       else alpha /= 2;
     }
@@ -282,6 +327,7 @@ class Search {
   at::Generator gen_;
   Clock::time_point start_;
   int64_t runs_ = 0;
+  bool trace_ = std::getenv("NANGUARD_TRACE_SEARCH") != nullptr;  // per-step progress on stderr
 };
 
 }  // namespace
