@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "oracle/input_source.h"
 #include "test_models.h"
 
 namespace nanguard {
@@ -219,6 +220,47 @@ TEST(Cli, NoHalfWrittenReportOnError) {
   EXPECT_EQ(run_cli("run " + log_model() + " --format json -o " + out).code, 1);
   std::ifstream in(out);
   EXPECT_EQ(nlohmann::json::parse(in)["first_nonfinite"], "log");
+}
+
+// y = 1 / (x + 0.3): only x = -0.3f in [-1, 1] divides by exactly 0.
+std::string div_model() {
+  ModelBuilder b;
+  b.input("x", {4}).initializer("c", at::full({1}, 0.3f)).initializer("one", at::ones({1})).output("y", {4});
+  b.node("Add", {"x", "c"}, {"d"}, "add");
+  b.node("Div", {"one", "d"}, {"y"}, "div");
+  return b.save("cli_div.onnx");
+}
+
+TEST(Cli, TriggerWritesAReproducerThatReplays) {
+  std::string out = testing::test_tmp_dir() + "/cli_repros";
+  std::filesystem::remove_all(out);
+  CliResult r = run_cli("trigger " + div_model() + " --range x=-1,1 --budget 20 --out " + out + " --format json");
+  ASSERT_EQ(r.code, 1) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["findings"].size(), 1u);
+  const auto& f = j["findings"][0];
+  EXPECT_EQ(f["node"], "div");
+  EXPECT_EQ(f["hazard"], "div-by-zero");
+  ASSERT_EQ(f["status"], "triggered") << f.dump();
+  EXPECT_EQ(f["witness"]["devices"], nlohmann::json::array({"cpu"}));
+  std::string dir = f["witness"]["reproducer"];
+  EXPECT_TRUE(std::filesystem::exists(dir + "/test_data_set_0/input_0.pb"));
+  CliResult replay = run_cli("replay " + dir);
+  EXPECT_EQ(replay.code, 0) << replay.out << replay.err;
+  EXPECT_NE(replay.out.find("reproduced"), std::string::npos);
+  // Safe inputs in place of the witness: the NaN/INF is gone, replay says so.
+  ASSERT_TRUE(write_tensor_file(at::ones({4}), "x", dir + "/test_data_set_0/input_0.pb").ok());
+  CliResult safe = run_cli("replay " + dir);
+  EXPECT_EQ(safe.code, 1) << safe.out << safe.err;
+  EXPECT_NE(safe.out.find("NOT reproduced"), std::string::npos);
+}
+
+TEST(Cli, TriggerAndReplayErrors) {
+  expect_usage_error(run_cli("trigger " + div_model() + " --range x=-1,1 --node nowhere"), "nowhere");
+  expect_usage_error(run_cli("replay " + testing::test_tmp_dir() + "/no_such_repro"), "no_such_repro");
+  CliResult clean = run_cli("trigger " + exp_model() + " --range x=0,1 --format json");
+  EXPECT_EQ(clean.code, 0) << clean.err;
+  EXPECT_TRUE(nlohmann::json::parse(clean.out)["findings"].empty());
 }
 
 }  // namespace

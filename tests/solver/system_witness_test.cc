@@ -1,0 +1,162 @@
+// System witnesses: the guided search finds inputs that random sampling cannot (an
+// exact float32 zero, a corner of the box), every witness is confirmed by a real run
+// of the whole model, and steps that break the model elsewhere are not taken.
+#include <gtest/gtest.h>
+
+#include "analyzer/analyzer.h"
+#include "model/onnx_loader.h"
+#include "solver/confirm.h"
+#include "solver/search_space.h"
+#include "solver/system_witness.h"
+#include "solver/trigger.h"
+#include "test_models.h"
+
+namespace nanguard {
+namespace {
+
+using testing::ModelBuilder;
+
+Graph load(ModelBuilder& b, const std::string& file) {
+  auto g = load_model(b.save(file));
+  EXPECT_TRUE(g.ok()) << g.status().message();
+  return std::move(*g);
+}
+
+// y = 1 / (x + 0.3): the divisor is exactly 0 only at x = -0.3f, one float32 value
+// in [-1, 1]: uniform draws essentially never hit it.
+Graph exact_zero_divisor() {
+  ModelBuilder b;
+  b.input("x", {4}).initializer("c", at::full({1}, 0.3f)).initializer("one", at::ones({1})).output("y", {4});
+  b.node("Add", {"x", "c"}, {"d"}, "add");
+  b.node("Div", {"one", "d"}, {"y"}, "div");
+  return load(b, "sys_div.onnx");
+}
+
+TriggerOptions options(double budget, bool random_only) {
+  TriggerOptions o;
+  o.analyze.ranges = {{"x", {-1.0, 1.0}}};
+  o.budget_seconds = budget;
+  o.random_only = random_only;
+  return o;
+}
+
+TEST(SystemWitness, ExactZeroDivisorByTheLinearRegionStep) {
+  Graph g = exact_zero_divisor();
+  auto r = trigger(g, options(20, false));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->outcomes.size(), 1u);
+  const TriggerOutcome& o = r->outcomes[0];
+  EXPECT_EQ(o.finding.node, "div");
+  EXPECT_EQ(o.status, "triggered") << o.detail;
+  EXPECT_EQ(o.system.strategy, "linear-region");
+  EXPECT_EQ(o.devices, std::vector<std::string>{"cpu"});
+  at::Tensor x = o.system.point.at("x").to(at::kFloat);
+  EXPECT_TRUE(((x + 0.3f) == 0).any().item<bool>()) << x;
+  EXPECT_TRUE((x >= -1).all().item<bool>() && (x <= 1).all().item<bool>());
+}
+
+TEST(SystemWitness, RandomBaselineMissesTheExactZero) {
+  Graph g = exact_zero_divisor();
+  auto r = trigger(g, options(0.5, true));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->outcomes.at(0).status, "not-triggered");
+  EXPECT_GT(r->outcomes.at(0).system.runs, 10);
+}
+
+// exp(x . w) with w = 12 * (+-1): overflow needs x . w >= 88.72, near one corner of
+// [-1, 1]^8 (at most 96).
+TEST(SystemWitness, ExpOverflowAtABoxCorner) {
+  ModelBuilder b;
+  b.input("x", {1, 8}).output("y", {1, 1});
+  b.initializer("w", at::tensor({12.f, -12.f, 12.f, -12.f, 12.f, -12.f, 12.f, -12.f}).reshape({8, 1}));
+  b.node("MatMul", {"x", "w"}, {"s"}, "dot");
+  b.node("Exp", {"s"}, {"y"}, "exp");
+  Graph g = load(b, "sys_exp.onnx");
+  TriggerOptions o = options(20, false);
+  o.node = "exp";
+  auto r = trigger(g, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->outcomes.size(), 1u);
+  EXPECT_EQ(r->outcomes[0].status, "triggered") << r->outcomes[0].detail;
+  at::Tensor s = at::matmul(r->outcomes[0].system.point.at("x").to(at::kFloat), at::tensor({12.f, -12.f, 12.f, -12.f, 12.f, -12.f, 12.f, -12.f}));
+  EXPECT_GE(s.item<float>(), 88.72283935546875f);
+}
+
+// sqrt(exp(x) - 1) at x = 0: finite value, infinite gradient; a backward pass from
+// the output confirms it, and x = 1 does not.
+TEST(Confirm, GradientFindingNeedsANaNGradientAtTheNode) {
+  ModelBuilder b;
+  b.input("x", {2}).initializer("one", at::ones({1})).output("y", {2});
+  b.node("Exp", {"x"}, {"e"}, "exp");
+  b.node("Sub", {"e", "one"}, {"d"}, "sub");
+  b.node("Sqrt", {"d"}, {"y"}, "sqrt");
+  Graph g = load(b, "sys_sqrt.onnx");
+  Finding f;
+  f.node = "sqrt";
+  f.op_type = "Sqrt";
+  f.kind = HazardKind::kGradient;
+  f.hazard = "sqrt-zero-gradient";
+  auto hit = confirm_witness(g, f, 0, {{"x", at::tensor({0.f, 0.5f})}}, at::kCPU);
+  ASSERT_TRUE(hit.ok()) << hit.status().message();
+  EXPECT_TRUE(hit->reproduced) << hit->detail;
+  auto miss = confirm_witness(g, f, 0, {{"x", at::tensor({1.f, 0.5f})}}, at::kCPU);
+  ASSERT_TRUE(miss.ok());
+  EXPECT_FALSE(miss->reproduced) << miss->detail;
+}
+
+// log(log(x)) with x in [0, 2]: the inner Log fails at x = 0 and so the outer one
+// has a NaN/INF input there; the outer's own witness needs 0 < x <= 1.
+TEST(Confirm, ForwardFindingMustStartAtTheNode) {
+  ModelBuilder b;
+  b.input("x", {1}).output("y", {1});
+  b.node("Log", {"x"}, {"l"}, "inner");
+  b.node("Log", {"l"}, {"y"}, "outer");
+  Graph g = load(b, "sys_loglog.onnx");
+  Finding f;
+  f.node = "outer";
+  f.op_type = "Log";
+  f.hazard = "log-nonpositive";
+  auto blocked = confirm_witness(g, f, 0, {{"x", at::zeros({1})}}, at::kCPU);
+  ASSERT_TRUE(blocked.ok());
+  EXPECT_FALSE(blocked->reproduced) << blocked->detail;
+  auto here = confirm_witness(g, f, 0, {{"x", at::full({1}, 0.5f)}}, at::kCPU);
+  ASSERT_TRUE(here.ok());
+  EXPECT_TRUE(here->reproduced) << here->detail;
+
+  TriggerOptions o;
+  o.analyze.ranges = {{"x", {0.0, 2.0}}};
+  o.budget_seconds = 20;
+  o.node = "outer";
+  auto r = trigger(g, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->outcomes.size(), 1u);
+  EXPECT_EQ(r->outcomes[0].status, "triggered") << r->outcomes[0].detail;
+  float x = r->outcomes[0].system.point.at("x").to(at::kFloat).item<float>();
+  EXPECT_GT(x, 0.f);
+  EXPECT_LE(x, 1.f);
+}
+
+// Free weights are searched too, inside their boxes.
+TEST(SearchSpace, FreeWeightsAreVariablesInsideTheirBoxes) {
+  ModelBuilder b;
+  b.input("x", {1, 2}).initializer("w", at::tensor({0.5f, -0.25f}).reshape({2, 1})).output("y", {1, 1});
+  b.node("MatMul", {"x", "w"}, {"y"}, "mm");
+  Graph g = load(b, "sys_space.onnx");
+  AnalyzeOptions a;
+  a.weights = WeightMode::kFree;
+  a.weight_range = Range{-1.0 / 3.0, 2.0};
+  auto space = make_search_space(g, a);
+  ASSERT_TRUE(space.ok()) << space.status().message();
+  ASSERT_EQ(space->variables.size(), 2u);
+  EXPECT_EQ(space->variables[1].name, "w");
+  EXPECT_TRUE(space->variables[1].is_weight);
+  // float32 bounds rounded inwards: never outside the analysed range.
+  EXPECT_GE(space->variables[1].lo.min().item<double>(), -1.0 / 3.0);
+  EXPECT_EQ(static_cast<double>(static_cast<float>(space->variables[1].lo.min().item<double>())), space->variables[1].lo.min().item<double>());
+  at::Generator gen = at::detail::createCPUGenerator(1);
+  TensorMap p = space->sample_stored(gen);
+  EXPECT_TRUE(at::allclose(p.at("w").to(at::kFloat), at::tensor({0.5f, -0.25f}).reshape({2, 1})));
+}
+
+}  // namespace
+}  // namespace nanguard
