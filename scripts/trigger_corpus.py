@@ -1,6 +1,7 @@
 """Runs `nanguard trigger` on every GRIST defect, guided and random, and scores both.
 
     /usr/bin/python3 scripts/trigger_corpus.py [--budget S] [--only 3,11,...] [--out FILE]
+        [--strategies guided,random] [--device cuda] [--nanguard BINARY]
 
 Per defect: `nanguard trigger MODEL --node NODE --budget S --strategy guided|random
 --out DIR` with the case's ranges and weight mode (seed 0), then `nanguard replay` on
@@ -9,7 +10,9 @@ the reproducer it wrote. A defect counts when the node's finding comes back
 Seconds are the search's own (the CLI adds about 0.5 s of LibTorch start-up); a
 defect not triggered counts as the whole budget in the medians. The "random-hard" set
 is the defects plain random sampling missed in results/random-trigger-plain.md.
-Writes a markdown table (default results/trigger-grist.md).
+With --device cuda, witnesses are confirmed on CPU and CUDA and each reproducer is
+replayed on both (scripts/gpu-check). Writes a markdown table (default
+results/trigger-grist.md).
 """
 import argparse
 import json
@@ -37,13 +40,14 @@ def case_args(case):
     return args
 
 
-def trigger(nanguard, model, case, defect, strategy, budget, out):
+def trigger(nanguard, model, case, defect, strategy, budget, out, device="cpu"):
     args = [nanguard, "trigger", model, "--node", defect["node"], "--budget", str(budget),
-            "--strategy", strategy, "--out", out, "--format", "json"] + case_args(case)
+            "--strategy", strategy, "--out", out, "--format", "json", "--device", device] + case_args(case)
     t0 = time.time()
     p = subprocess.run(args, capture_output=True, text=True)
     wall = time.time() - t0
-    row = {"status": "error", "seconds": budget, "strategy": "", "runs": 0, "replayed": False, "wall": wall}
+    row = {"status": "error", "seconds": budget, "strategy": "", "runs": 0, "replayed": False, "wall": wall,
+           "devices": [], "replayed_cuda": None}
     if p.returncode not in (0, 1):
         row["detail"] = p.stderr.strip()[:200]
         return row
@@ -55,10 +59,13 @@ def trigger(nanguard, model, case, defect, strategy, budget, out):
     row["status"] = f["status"]
     if f["status"] == "triggered":
         w = f["witness"]
-        row.update(seconds=w["seconds"], strategy=w["strategy"], runs=w["runs"])
+        row.update(seconds=w["seconds"], strategy=w["strategy"], runs=w["runs"], devices=w["devices"])
         if w.get("reproducer"):
             r = subprocess.run([nanguard, "replay", w["reproducer"]], capture_output=True, text=True)
             row["replayed"] = r.returncode == 0
+            if device == "cuda":
+                r = subprocess.run([nanguard, "replay", w["reproducer"], "--device", "cuda"], capture_output=True, text=True)
+                row["replayed_cuda"] = r.returncode == 0
     else:
         row.update(seconds=f["search"]["seconds"], runs=f["search"]["runs"])
     return row
@@ -89,6 +96,7 @@ def main():
     ap.add_argument("--budget", type=float, default=60)
     ap.add_argument("--only", default="")
     ap.add_argument("--strategies", default="guided,random")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "trigger-grist.md"))
     a = ap.parse_args()
     only = set(a.only.split(",")) if a.only else None
@@ -104,7 +112,7 @@ def main():
         for d in case["defects"]:
             row = {"id": d["id"], "op": d["op"], "kind": d["kind"], "node": d["node"]}
             for s in strategies:
-                row[s] = trigger(a.nanguard, model, case, d, s, a.budget, os.path.join(work, s, d["id"]))
+                row[s] = trigger(a.nanguard, model, case, d, s, a.budget, os.path.join(work, s, d["id"]), a.device)
             rows.append(row)
             print(d["id"], " ".join(f"{s}={row[s]['status']}/{row[s]['seconds']:.2f}s/{row[s]['strategy']}" for s in strategies),
                   flush=True)
@@ -114,8 +122,9 @@ def main():
 def write_table(a, rows, strategies):
     hard = random_hard()
     lines = ["# nanguard trigger on the GRIST corpus", "",
-             f"Command: `/usr/bin/python3 scripts/trigger_corpus.py --budget {a.budget:g}` (seed 0, one `nanguard trigger --node` "
-             "per defect, CPU, this 2-core machine). A defect counts when its node comes back `triggered` (a real float32 run "
+             f"Command: `/usr/bin/python3 scripts/trigger_corpus.py --budget {a.budget:g}"
+             f"{' --device cuda' if a.device == 'cuda' else ''}` (seed 0, one `nanguard trigger --node` "
+             f"per defect, search on CPU, confirmed on {'CPU and CUDA' if a.device == 'cuda' else 'CPU'}). A defect counts when its node comes back `triggered` (a real float32 run "
              "failed there: NaN/INF from finite inputs, or for `gradient` defects a real backward pass with a NaN/INF gradient "
              "at the node) and `nanguard replay` on the reproducer exits 0. Seconds: the search's own; medians over all "
              "defects count a miss as the whole budget. `random` is uniform sampling in the same box, same budget.", ""]
@@ -132,6 +141,8 @@ def write_table(a, rows, strategies):
         for s in strategies:
             x = r[s]
             st = x["status"] + ("" if x["status"] != "triggered" else (", replayed" if x["replayed"] else ", NOT replayed"))
+            if x["replayed_cuda"] is not None:
+                st += f"; cuda: {'replayed' if x['replayed_cuda'] else 'NOT replayed'} (confirmed on {'+'.join(x['devices'])})"
             cells += [st, f"{x['seconds']:.2f}", x["strategy"] or "-", str(x["runs"])]
         mark = " (random-hard)" if r["id"] in hard else ""
         lines.append(f"| {r['id']}{mark} | {r['op']} | {r['kind']} | " + " | ".join(cells) + " |")

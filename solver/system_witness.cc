@@ -72,6 +72,9 @@ class Search {
   }
 
   void guided_loop(SystemWitness& w) {
+    // One uniform draw first: where failures are common it is the cheapest witness.
+    TensorMap first = space_.sample(gen_);
+    if (fires(first)) { finish(w, first, "random"); return; }
     for (int restart = 0; time_left(); ++restart) {
       TensorMap p = restart % 3 == 0 ? space_.sample_stored(gen_) : restart % 3 == 1 ? space_.sample(gen_) : space_.sample_corner(gen_);
       if (fires(p)) { finish(w, p, "random"); return; }

@@ -1,6 +1,7 @@
 // Trigger: for every finding of the analyzer (or one node's), the unit target and
 // witness, then a system witness within the budget, confirmed by real float32 runs
-// of the whole model on every device the build has (CPU always, CUDA when present).
+// of the whole model: on CPU always, and on the other devices asked for (CUDA),
+// which are listed where they reproduce it too.
 #pragma once
 
 #include <optional>
@@ -21,7 +22,8 @@ struct TriggerOptions {
   double budget_seconds = 60;    // per finding
   uint64_t seed = 0;
   bool random_only = false;      // the baseline
-  std::vector<at::Device> devices{at::kCPU};  // where a witness must reproduce
+  // Where witnesses are confirmed: CPU (the reference, always) and any others.
+  std::vector<at::Device> devices{at::kCPU};
 };
 
 struct TriggerOutcome {
