@@ -47,8 +47,9 @@ def related_nodes(model_path, node_name):
     return up | down
 
 
-def analyze(nanguard, model, case):
-    args = [nanguard, "analyze", model, "--format", "json"]
+def case_args(case):
+    """The nanguard flags for a case.json: input ranges, weight mode, dimensions."""
+    args = []
     for name, (lo, hi) in case["inputs"].items():
         args += ["--range", f"{name}={lo},{hi}"]
     w = case.get("weights", {"mode": "fixed"})
@@ -56,6 +57,11 @@ def analyze(nanguard, model, case):
         args += ["--weights", "free" if "range" not in w else f"free={w['range'][0]},{w['range'][1]}"]
     for name, n in case.get("dims", {}).items():
         args += ["--dim", f"{name}={n}"]
+    return args
+
+
+def analyze(nanguard, model, case):
+    args = [nanguard, "analyze", model, "--format", "json"] + case_args(case)
     t0 = time.time()
     p = subprocess.run(args, capture_output=True, text=True)
     dt = time.time() - t0

@@ -1,7 +1,7 @@
 """Runs `nanguard trigger` on every GRIST defect, guided and random, and scores both.
 
     /usr/bin/python3 scripts/trigger_corpus.py [--budget S] [--only 3,11,...] [--out FILE]
-        [--strategies guided,random] [--device cuda] [--nanguard BINARY]
+        [--strategies guided,random] [--device cuda] [--nanguard BINARY] [--zoo]
 
 Per defect: `nanguard trigger MODEL --node NODE --budget S --strategy guided|random
 --out DIR` with the case's ranges and weight mode (seed 0), then `nanguard replay` on
@@ -10,6 +10,8 @@ the reproducer it wrote. A defect counts when the node's finding comes back
 Seconds are the search's own (the CLI adds about 0.5 s of LibTorch start-up); a
 defect not triggered counts as the whole budget in the medians. The "random-hard" set
 is the defects plain random sampling missed in results/random-trigger-plain.md.
+With --zoo, the naive log(softmax) heads of the clean architectures exported into
+corpora/zoo/cache (`scripts/corpus --zoo`) instead (default out results/trigger-zoo.md).
 With --device cuda, witnesses are confirmed on CPU and CUDA and each reproducer is
 replayed on both (scripts/gpu-check). Writes a markdown table (default
 results/trigger-grist.md).
@@ -26,18 +28,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GRIST = os.path.join(ROOT, "corpora", "grist")
-
-
-def case_args(case):
-    args = []
-    for name, (lo, hi) in case["inputs"].items():
-        args += ["--range", f"{name}={lo},{hi}"]
-    w = case.get("weights", {"mode": "fixed"})
-    if w.get("mode") == "free":
-        args += ["--weights", "free" if "range" not in w else f"free={w['range'][0]},{w['range'][1]}"]
-    for name, n in case.get("dims", {}).items():
-        args += ["--dim", f"{name}={n}"]
-    return args
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from analyze_corpus import case_args  # noqa: E402
 
 
 def trigger(nanguard, model, case, defect, strategy, budget, out, device="cpu"):
@@ -97,18 +89,24 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--strategies", default="guided,random")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--out", default=os.path.join(ROOT, "results", "trigger-grist.md"))
+    ap.add_argument("--out", default="")
+    ap.add_argument("--zoo", action="store_true")
     a = ap.parse_args()
+    corpus = os.path.join(ROOT, "corpora", "zoo", "cache") if a.zoo else GRIST
+    a.out = a.out or os.path.join(ROOT, "results", "trigger-zoo.md" if a.zoo else "trigger-grist.md")
     only = set(a.only.split(",")) if a.only else None
     strategies = a.strategies.split(",")
     rows = []
     work = tempfile.mkdtemp(prefix="nanguard-trigger-")
-    programs = sorted((d for d in os.listdir(GRIST) if d.isdigit()), key=int)
+    if a.zoo:
+        programs = sorted(d for d in os.listdir(corpus) if os.path.exists(os.path.join(corpus, d, "case.json")))
+    else:
+        programs = sorted((d for d in os.listdir(corpus) if d.isdigit()), key=int)
     for prog in programs:
         if only and prog not in only:
             continue
-        case = json.load(open(os.path.join(GRIST, prog, "case.json")))
-        model = os.path.join(GRIST, prog, "model.onnx")
+        case = json.load(open(os.path.join(corpus, prog, "case.json")))
+        model = os.path.join(corpus, prog, "model.onnx")
         for d in case["defects"]:
             row = {"id": d["id"], "op": d["op"], "kind": d["kind"], "node": d["node"]}
             for s in strategies:
@@ -120,9 +118,9 @@ def main():
 
 
 def write_table(a, rows, strategies):
-    hard = random_hard()
-    lines = ["# nanguard trigger on the GRIST corpus", "",
-             f"Command: `/usr/bin/python3 scripts/trigger_corpus.py --budget {a.budget:g}"
+    hard = set() if a.zoo else random_hard()
+    lines = [f"# nanguard trigger on the {'zoo (naive log(softmax) heads)' if a.zoo else 'GRIST corpus'}", "",
+             f"Command: `/usr/bin/python3 scripts/trigger_corpus.py --budget {a.budget:g}{' --zoo' if a.zoo else ''}"
              f"{' --device cuda' if a.device == 'cuda' else ''}` (seed 0, one `nanguard trigger --node` "
              f"per defect, search on CPU, confirmed on {'CPU and CUDA' if a.device == 'cuda' else 'CPU'}). A defect counts when its node comes back `triggered` (a real float32 run "
              "failed there: NaN/INF from finite inputs, or for `gradient` defects a real backward pass with a NaN/INF gradient "
