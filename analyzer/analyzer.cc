@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "analyzer/relational_facts.h"
+#include "analyzer/symbolic_bounds.h"
 #include "ops/op_registry.h"
 #include "ops/tensor_proto.h"
 
@@ -152,10 +153,58 @@ void check_overflow(const AbstractContext& a, std::vector<IntervalTensor>& outs,
   }
 }
 
+// Ops whose outputs symbolic bounds tighten (the ones that compose neurons linearly).
+bool affine_op(const std::string& op_type) {
+  static const std::unordered_set<std::string> kAffine{"Conv", "Gemm", "MatMul", "Add", "Sub", "BatchNormalization"};
+  return kAffine.count(op_type) > 0;
+}
+
+// Symbolic refinement is on demand: for a tensor whose interval cannot be proved below
+// the float32 limit, or is past `symbolic_above` (where deep affine stacks have lost
+// the correlations between neurons and are on their way to overflow), or that feeds a
+// hazard; and only while the analysis' budget of multiply-adds lasts.
+bool wants_symbolic(const AnalyzeOptions& o, const IntervalTensor& t, int64_t flops_left) {
+  if (o.symbolic_window <= 0 || flops_left <= 0 || !t.lo.defined() || t.exact() || !t.is_float() || t.numel() == 0)
+    return false;
+  return std::max(std::abs(t.min()), std::abs(t.max())) > o.symbolic_above;
+}
+
+IntervalTensor refine(const Graph& graph, const AnalyzeOptions& o, const AnalysisResult& result,
+                      const std::string& name, IntervalTensor t, int64_t& flops_left) {
+  SymbolicOptions so;
+  so.max_nodes = o.symbolic_window;
+  so.float_type = o.float_type;
+  so.max_flops = std::min(so.max_flops, flops_left);
+  int64_t spent = 0;
+  t = refine_symbolically(graph, result.intervals, name, std::move(t), so, &spent);
+  flops_left -= spent;
+  return t;
+}
+
+// A hazard that intervals could not rule out: tightens the operands made by affine
+// ops (in place, for the record too) and asks the op again.
+void recheck_hazards(const Graph& graph, const OpDef& def, AbstractContext& a, const AnalyzeOptions& options,
+                     AnalysisResult& result, std::vector<HazardReport>& reports, int64_t& flops_left) {
+  bool changed = false;
+  for (size_t i = 0; i < a.inputs.size(); ++i) {
+    const std::string& in = a.node.inputs[i];
+    const Node* p = in.empty() ? nullptr : graph.producer(in);
+    if (!p || !affine_op(p->op_type) || options.symbolic_window <= 0 || flops_left <= 0) continue;
+    if (!a.inputs[i].lo.defined() || a.inputs[i].exact() || !a.inputs[i].is_float()) continue;
+    IntervalTensor t = refine(graph, options, result, in, a.inputs[i], flops_left);
+    changed |= !at::equal(t.lo, a.inputs[i].lo) || !at::equal(t.hi, a.inputs[i].hi);
+    a.inputs[i] = t;
+    result.intervals[in] = std::move(t);
+  }
+  if (!changed) return;
+  reports = def.hazards(a);
+  filter_hazards_with_facts(a, reports);
+}
+
 // One node: its output intervals (concrete when every input is exact), its hazards,
 // the generic float32 overflow check. Throws when the analysis cannot continue.
 void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& options, AnalysisResult& result,
-                  std::unordered_set<std::string>& unbounded) {
+                  std::unordered_set<std::string>& unbounded, int64_t& flops_left) {
   AbstractContext a{node, graph, graph.opset, {}, options.float_type};
   bool all_exact = true;
   for (const auto& in : node.inputs) {
@@ -188,6 +237,8 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
     }
   }
   if (supported && !exact_ok) refine_with_facts(a, result.intervals, outs);
+  if (supported && !exact_ok && affine_op(node.op_type) && outs.size() == 1 && wants_symbolic(options, outs[0], flops_left))
+    outs[0] = refine(graph, options, result, node.outputs[0], std::move(outs[0]), flops_left);
   if (!supported) {
     std::string name = node.domain.empty() ? node.op_type : node.domain + "." + node.op_type;
     if (std::find(result.unsupported.begin(), result.unsupported.end(), name) == result.unsupported.end())
@@ -201,6 +252,7 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
   if (def && def->hazards && supported) {
     std::vector<HazardReport> reports = def->hazards(a);
     filter_hazards_with_facts(a, reports);
+    if (!reports.empty()) recheck_hazards(graph, *def, a, options, result, reports, flops_left);
     for (const HazardReport& h : reports) {
       result.findings.push_back(make_finding(a, h));
       forward_reported |= h.kind == HazardKind::kForward;
@@ -230,9 +282,10 @@ Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options
   AnalysisResult result;
   result.intervals = std::move(init.value());
   std::unordered_set<std::string> unbounded;  // tensors downstream of an unbounded origin
+  int64_t flops_left = options.symbolic_budget;
   for (const Node& node : graph.nodes) {
     try {
-      analyze_node(graph, node, options, result, unbounded);
+      analyze_node(graph, node, options, result, unbounded, flops_left);
     } catch (const std::exception& e) {
       std::string msg = e.what();
       if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);

@@ -30,6 +30,16 @@ struct AnalyzeOptions {
   // grad, every bound the analysis computes is differentiable with respect to them
   // (the fix synthesis optimises clip ranges this way).
   std::unordered_map<std::string, std::pair<at::Tensor, at::Tensor>> range_tensors;
+  // Symbolic bounds, on demand (analyzer/symbolic_bounds.h): the operands of a hazard
+  // that intervals cannot rule out, and an affine op's output past `symbolic_above` in
+  // magnitude, are refined by back-substitution over `symbolic_window` nodes (0: never),
+  // within a budget of multiply-adds for the whole analysis (which bounds its time).
+  // The second trigger is early on purpose: by the time intervals fail the float32
+  // overflow check, the tensors a window would end on are as loose as the failing one,
+  // and refinement gained early compounds through the layers after it.
+  int symbolic_window = 8;
+  double symbolic_above = 1e4;
+  int64_t symbolic_budget = 300'000'000;
 };
 
 // Default range of an input with none given (must match the random sampler's).

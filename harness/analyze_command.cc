@@ -16,10 +16,15 @@ namespace {
 struct AnalyzeArgs {
   CommonArgs common;
   std::string weights = "fixed";
+  AnalyzeOptions defaults;
+  int symbolic_window = defaults.symbolic_window;
+  double symbolic_budget = static_cast<double>(defaults.symbolic_budget);
 };
 
 int run(const AnalyzeArgs& a) {
   AnalyzeOptions opt;
+  opt.symbolic_window = a.symbolic_window;
+  opt.symbolic_budget = static_cast<int64_t>(a.symbolic_budget);
   if (Status s = parse_weights_flag(a.weights, opt); !s.ok()) return usage_error(s);
   auto m = load_with_ranges(a.common);
   if (!m.ok()) return usage_error(m.status());
@@ -44,6 +49,12 @@ CommandFn add_analyze_command(CLI::App& app) {
   cmd->add_option("--format", args->common.format, "text, json or sarif")->check(CLI::IsMember({"text", "json", "sarif"}));
   cmd->add_option("-o,--output", args->common.output, "write the report to FILE instead of stdout");
   cmd->add_option("--weights", args->weights, "fixed (default), free, or free=LO,HI");
+  cmd->add_option("--symbolic-window", args->symbolic_window,
+                  "nodes a symbolic (back-substitution) bound composes over; 0: intervals only")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--symbolic-budget", args->symbolic_budget,
+                  "multiply-adds the symbolic bounds may spend in the whole analysis (bounds its time)")
+      ->check(CLI::NonNegativeNumber);
   return [cmd, args]() -> int { return cmd->parsed() ? run(*args) : -1; };
 }
 
