@@ -121,6 +121,7 @@ int run(const TriggerArgs& a) {
       hit += report->outcomes[i].status == "triggered";
     }
     text += fmt::format("{}: {} findings, {} triggered\n", m->graph.model_path, report->outcomes.size(), hit);
+    if (hit && a.out.empty()) text += "add --out DIR to write a reproducer per witness\n";
   }
   if (Status s = emit(a.common, text); !s.ok()) return usage_error(s);
   return report->outcomes.empty() ? 0 : 1;
