@@ -37,7 +37,7 @@ struct AnalyzeOptions {
   // The second trigger is early on purpose: by the time intervals fail the float32
   // overflow check, the tensors a window would end on are as loose as the failing one,
   // and refinement gained early compounds through the layers after it.
-  int symbolic_window = 8;
+  int symbolic_window = 4;
   double symbolic_above = 1e4;
   int64_t symbolic_budget = 300'000'000;
 };

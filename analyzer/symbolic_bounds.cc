@@ -22,7 +22,13 @@ using Known = std::unordered_map<std::string, IntervalTensor>;
 struct Pending {
   at::Tensor A;  // [R, C, K...]
   std::vector<int64_t> stride, offset;
+  // Rows past a zero-padded convolution, kept apart per tap (kernel position): a tap
+  // that reads padding contributes 0, so each tap is bounded on its own (start_taps).
+  bool tapped = false;
 };
+
+// The same rows with new coefficients (same window, same taps).
+Pending with(const Pending& p, at::Tensor A) { return Pending{std::move(A), p.stride, p.offset, p.tapped}; }
 
 struct BackSub {
   const Graph& g;
@@ -34,6 +40,7 @@ struct BackSub {
   std::unordered_set<std::string> pad_hull;  // read through zero padding: hull with 0
   int64_t flops_left;     // compositions past this are not made: the window stops there
   at::Tensor bound, mag;  // [R]: the constant terms, and the sum of their magnitudes
+  at::Tensor tap_bound;   // [R, taps]: the terms of tapped rows, per tap (one padded conv)
 };
 
 int64_t spatial_rank(const Pending& p) { return p.A.dim() - 2; }
@@ -68,15 +75,27 @@ std::pair<at::Tensor, at::Tensor> channel_hull(const IntervalTensor& t) {
   return {reduce(t.lo, true), reduce(t.hi, false)};
 }
 
-// Adds sum_{c,k} A[r,c,k] * v[c] (a known per-channel constant) to the rows.
-void add_constant(BackSub& b, const at::Tensor& A, const at::Tensor& v) {
-  at::Tensor s = kernel_sum(A);
-  b.bound += at::mv(s, v);
-  b.mag += at::mv(s.abs(), v.abs());
+// sum_c A[r, c, k] v[c] per tap: [R, taps].
+at::Tensor per_tap(const at::Tensor& A, const at::Tensor& v) {
+  std::vector<int64_t> shape(A.dim(), 1);
+  shape[1] = -1;
+  return (A * v.view(shape)).sum(1).reshape({A.size(0), -1});
+}
+
+// Adds sum_{c,k} A[r,c,k] * v[c] (a known per-channel constant) to the rows; tapped
+// rows keep it per tap.
+void add_terms(BackSub& b, const Pending& p, const at::Tensor& A, const at::Tensor& v) {
+  if (p.tapped) b.tap_bound += per_tap(A, v);
+  else b.bound += at::mv(kernel_sum(A), v);
+}
+
+void add_constant(BackSub& b, const Pending& p, const at::Tensor& A, const at::Tensor& v) {
+  add_terms(b, p, A, v);
+  b.mag += at::mv(kernel_sum(A.abs()), v.abs());
 }
 
 // Adds sum |A| * e[c]: an error term |x - x_real| <= e[c] (float32 rounding).
-void add_error(BackSub& b, const at::Tensor& A, const at::Tensor& e) { b.bound += at::mv(kernel_sum(A.abs()), e); }
+void add_error(BackSub& b, const Pending& p, const at::Tensor& A, const at::Tensor& e) { add_terms(b, p, A.abs(), e); }
 
 // Evaluates rows on a tensor's interval: the max of A x over the per-channel hull.
 void concretize(BackSub& b, const std::string& name, const Pending& p) {
@@ -91,8 +110,18 @@ void concretize(BackSub& b, const std::string& name, const Pending& p) {
     l = l.clamp_max(0.0);
     u = u.clamp_min(0.0);
   }
-  at::Tensor pos = kernel_sum(p.A.clamp_min(0.0)), neg = kernel_sum(p.A.clamp_max(0.0));
   at::Tensor m = at::maximum(l.abs(), u.abs());
+  if (p.tapped && at::isfinite(m).all().item<bool>()) {
+    add_terms(b, p, p.A.clamp_min(0.0), u);
+    add_terms(b, p, p.A.clamp_max(0.0), l);
+    b.mag += at::mv(kernel_sum(p.A.abs()), m);
+    return;
+  }
+  if (p.tapped) {  // an unbounded channel: every tap may be unbounded
+    b.bound += std::numeric_limits<double>::infinity();
+    return;
+  }
+  at::Tensor pos = kernel_sum(p.A.clamp_min(0.0)), neg = kernel_sum(p.A.clamp_max(0.0));
   if (at::isfinite(m).all().item<bool>()) {
     b.bound += at::mv(pos, u) + at::mv(neg, l);
     b.mag += at::mv(pos - neg, m);
@@ -113,7 +142,8 @@ std::optional<Pending> merged(const std::vector<Pending>& ps) {
   Pending m = ps[0];
   for (size_t i = 1; i < ps.size(); ++i) {
     const Pending& q = ps[i];
-    if (q.stride != m.stride || spatial_rank(q) != spatial_rank(m)) return std::nullopt;
+    if (q.stride != m.stride || spatial_rank(q) != spatial_rank(m) || q.tapped != m.tapped) return std::nullopt;
+    if (m.tapped && (q.offset != m.offset || q.A.sizes() != m.A.sizes())) return std::nullopt;  // same taps only
     std::vector<int64_t> off(m.offset.size()), pad_m, pad_q;
     for (size_t d = 0; d < m.offset.size(); ++d) {
       int64_t k = static_cast<int64_t>(d) + 2;
@@ -124,7 +154,7 @@ std::optional<Pending> merged(const std::vector<Pending>& ps) {
     }
     at::Tensor a = pad_m.empty() ? m.A : at::constant_pad_nd(m.A, pad_m, 0);
     at::Tensor c = pad_q.empty() ? q.A : at::constant_pad_nd(q.A, pad_q, 0);
-    m = Pending{a + c, m.stride, off};
+    m = Pending{a + c, m.stride, off, m.tapped};
   }
   return m;
 }
@@ -207,6 +237,22 @@ bool spend(BackSub& b, int64_t flops) {
   return true;
 }
 
+// Rows entering a zero-padded convolution with one cell per channel: at a border
+// position the taps that read padding add 0, the others their own expression over
+// their own input position. Keeping taps apart (each bounded alone, then summed as
+// max(bound, 0)) covers every subset of taps, so the rows may go on past the padded
+// input. Only one padded convolution per window is split this way; later ones (or
+// rows already spread over a kernel) end the window at their input, hull joined with 0.
+void start_taps(BackSub& b, const Pending& p, Pending& q, const std::string& input) {
+  bool one_cell = std::all_of(p.A.sizes().begin() + 2, p.A.sizes().end(), [](int64_t k) { return k == 1; });
+  if (!one_cell || p.tapped || b.tap_bound.defined()) {
+    b.pad_hull.insert(input);
+    return;
+  }
+  q.tapped = true;
+  b.tap_bound = at::zeros({q.A.size(0), q.A.numel() / (q.A.size(0) * q.A.size(1))}, at::kDouble);
+}
+
 bool through_conv(BackSub& b, const Node& n, const Pending& p) {
   const IntervalTensor *x = known_of(b, n.inputs[0]), *w = known_of(b, n.inputs[1]);
   if (!x || !w || !w->exact() || attr_int(n, "group", 1) != 1 || spatial_rank(p) < 1) return false;
@@ -218,6 +264,9 @@ bool through_conv(BackSub& b, const Node& n, const Pending& p) {
   at::Tensor W = w->lo;
   std::vector<int64_t> kernel(W.sizes().begin() + 2, W.sizes().end()), in(x->shape.begin() + 2, x->shape.end());
   SpatialPads pads = spatial_pads(c, in, kernel, str);
+  bool pointwise = pads.zero() && std::all_of(kernel.begin(), kernel.end(), [](int64_t k) { return k == 1; }) &&
+                   std::all_of(str.begin(), str.end(), [](int64_t v) { return v == 1; });
+  if (p.tapped && !pointwise) return false;  // taps would mix: bounded here, tap by tap
   if (!spend(b, p.A.numel() * W.numel() / W.size(0))) return false;
   at::Tensor bias = n.inputs.size() > 2 && !n.inputs[2].empty() ? known_of(b, n.inputs[2])->lo.reshape({-1}) : at::Tensor();
   // Float32: each output sums fan-in products and the bias, gamma_n of their magnitudes.
@@ -225,15 +274,15 @@ bool through_conv(BackSub& b, const Node& n, const Pending& p) {
   at::Tensor absw = at::mv(W.abs().sum(spatial_dims(W)), magnitude(*x));
   if (bias.defined()) absw = absw + bias.abs();
   if (may_overflow(b, absw)) return false;
-  add_error(b, p.A, absw * rounding_gamma(b, fan, W.size(0) * p.A.numel() / (p.A.size(0) * p.A.size(1))) +
+  add_error(b, p, p.A, absw * rounding_gamma(b, fan, W.size(0) * p.A.numel() / (p.A.size(0) * p.A.size(1))) +
                         fan * kFloat32MinSubnormal);
-  if (bias.defined()) add_constant(b, p.A, bias);
-  Pending q{compose(p.A, W, str), p.stride, p.offset};
+  if (bias.defined()) add_constant(b, p, p.A, bias);
+  Pending q = with(p, compose(p.A, W, str));
   for (int64_t d = 0; d < s; ++d) {
     q.stride[d] = p.stride[d] * str[d];
     q.offset[d] = p.offset[d] * str[d] - pads.begin[d];
   }
-  if (!pads.zero()) b.pad_hull.insert(n.inputs[0]);
+  if (!pads.zero()) start_taps(b, p, q, n.inputs[0]);
   push(b, n.inputs[0], std::move(q));
   return true;
 }
@@ -257,9 +306,9 @@ bool through_dense(BackSub& b, const Node& n, const Pending& p) {
   double fan = static_cast<double>(W.size(1)) + 2;
   at::Tensor err = at::mv(W.abs(), magnitude(*x)) + (bias ? bias->abs() : at::zeros({W.size(0)}, at::kDouble));
   if (may_overflow(b, err)) return false;
-  add_error(b, p.A, err * rounding_gamma(b, fan, W.size(0)) + fan * kFloat32MinSubnormal);
-  if (bias) add_constant(b, p.A, *bias);
-  push(b, n.inputs[0], Pending{at::mm(p.A, W), p.stride, p.offset});
+  add_error(b, p, p.A, err * rounding_gamma(b, fan, W.size(0)) + fan * kFloat32MinSubnormal);
+  if (bias) add_constant(b, p, p.A, *bias);
+  push(b, n.inputs[0], with(p, at::mm(p.A, W)));
   return true;
 }
 
@@ -280,9 +329,9 @@ bool through_batchnorm(BackSub& b, const Node& n, const Pending& p) {
   at::Tensor scale = g.abs() * (magnitude(*x) + v[2].abs()) + h.abs() + v[1].abs();
   if (may_overflow(b, scale)) return false;
   at::Tensor err = scale * (8 * unit()) + 4 * kFloat32MinSubnormal;
-  add_error(b, p.A, err);
-  add_constant(b, p.A, h);
-  push(b, n.inputs[0], Pending{scale_channels(p.A, g), p.stride, p.offset});
+  add_error(b, p, p.A, err);
+  add_constant(b, p, p.A, h);
+  push(b, n.inputs[0], with(p, scale_channels(p.A, g)));
   return true;
 }
 
@@ -301,16 +350,16 @@ bool through_add(BackSub& b, const Node& n, const Pending& p) {
     if (t->exact()) {
       auto c = per_channel(*t, channels, rank);
       if (!c) return false;
-      add_constant(b, A, *c);
+      add_constant(b, p, A, *c);
       err = err + c->abs();
     } else {
       if (t->shape != out->shape) return false;
-      moves.emplace_back(n.inputs[i], Pending{A, p.stride, p.offset});
+      moves.emplace_back(n.inputs[i], with(p, A));
       err = err + magnitude(*t);
     }
   }
   if (may_overflow(b, err)) return false;
-  add_error(b, p.A, err * unit() + kFloat32MinSubnormal);
+  add_error(b, p, p.A, err * unit() + kFloat32MinSubnormal);
   for (auto& [name, q] : moves) push(b, name, std::move(q));
   return true;
 }
@@ -330,8 +379,8 @@ bool through_scale(BackSub& b, const Node& n, const Pending& p) {
   if (!k || (div && (*k == 0).any().item<bool>())) return false;
   at::Tensor f = div ? 1.0 / *k : *k;
   if (may_overflow(b, f.abs() * magnitude(*x))) return false;
-  add_error(b, p.A, f.abs() * magnitude(*x) * (2 * unit() + 0x1p-50) + kFloat32MinSubnormal);
-  push(b, n.inputs[var], Pending{scale_channels(p.A, f), p.stride, p.offset});
+  add_error(b, p, p.A, f.abs() * magnitude(*x) * (2 * unit() + 0x1p-50) + kFloat32MinSubnormal);
+  push(b, n.inputs[var], with(p, scale_channels(p.A, f)));
   return true;
 }
 
@@ -347,11 +396,11 @@ bool through_relu(BackSub& b, const Node& n, const Pending& p) {
   at::Tensor lambda = at::where(unstable, (u > -l).to(at::kDouble), on.to(at::kDouble));
   at::Tensor intercept = at::where(unstable, -slope * l, at::zeros_like(l));
   at::Tensor up = p.A > 0;
-  add_constant(b, p.A * up, intercept);
-  add_error(b, p.A, at::maximum(l.abs(), u.abs()) * 0x1p-50);  // the float64 slope products
+  add_constant(b, p, p.A * up, intercept);
+  add_error(b, p, p.A, at::maximum(l.abs(), u.abs()) * 0x1p-50);  // the float64 slope products
   std::vector<int64_t> shape(p.A.dim(), 1);
   shape[1] = -1;
-  push(b, n.inputs[0], Pending{p.A * at::where(up, slope.view(shape), lambda.view(shape)), p.stride, p.offset});
+  push(b, n.inputs[0], with(p, p.A * at::where(up, slope.view(shape), lambda.view(shape))));
   return true;
 }
 
@@ -374,9 +423,9 @@ bool through_concat(BackSub& b, const Node& n, const Pending& p) {
     if (t->exact()) {
       auto c = per_channel(*t, t->shape[1], rank);
       if (!c) return false;
-      add_constant(b, slice, *c);
+      add_constant(b, p, slice, *c);
     } else {
-      push(b, name, Pending{slice.contiguous(), p.stride, p.offset});
+      push(b, name, with(p, slice.contiguous()));
     }
   }
   return true;
@@ -469,6 +518,7 @@ std::optional<SymbolicBounds> symbolic_channel_bounds(const Graph& graph, const 
     for (const Pending& p : ps) concretize(b, name, p);
   // Outward rounding of the float64 composition: far below the float32 terms above.
   at::Tensor upper = b.bound + b.mag * 1e-9 + 1e-300;
+  if (b.tap_bound.defined()) upper = upper + b.tap_bound.clamp_min(0.0).sum(1);
   upper = at::where(upper.isnan(), at::full_like(upper, std::numeric_limits<double>::infinity()), upper);
   return SymbolicBounds{-upper.slice(0, c, 2 * c), upper.slice(0, 0, c), options.max_flops - b.flops_left};
 }
