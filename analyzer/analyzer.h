@@ -53,6 +53,10 @@ struct AnalysisResult {
 
 Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options);
 
+// A weight training may change: a float initializer that is not a folded Constant or
+// an exporter's helper tensor ("onnx::*": shapes, axes, clip bounds).
+bool is_trainable(const Graph& graph, const std::string& name, const at::Tensor& value);
+
 // The interval every runtime input and (free) weight starts from.
 Result<std::unordered_map<std::string, IntervalTensor>> initial_intervals(const Graph& graph,
                                                                           const AnalyzeOptions& options);

@@ -39,14 +39,13 @@ IntervalTensor free_weight(const Graph& g, const std::string& name, const at::Te
   return IntervalTensor::uniform(w.sizes().vec(), w.scalar_type(), lo, std::max(lo, hi));
 }
 
-// A weight training can move: a float initializer that is not a folded Constant node
-// and not one of PyTorch's exporter-made constants ("onnx::Mul_12" and the like,
-// which constant folding produces from literals in the program).
+}  // namespace
+
+// PyTorch's exporter-made constants ("onnx::Mul_12" and the like) come from literals
+// in the program, not from parameters.
 bool is_trainable(const Graph& g, const std::string& name, const at::Tensor& w) {
   return at::isFloatingType(w.scalar_type()) && !g.folded_constants.count(name) && name.rfind("onnx::", 0) != 0;
 }
-
-}  // namespace
 
 Result<std::unordered_map<std::string, IntervalTensor>> initial_intervals(const Graph& g, const AnalyzeOptions& opt) {
   std::unordered_map<std::string, IntervalTensor> state;

@@ -21,6 +21,7 @@ struct ReproducerSpec {
   std::vector<std::string> devices;  // where it reproduced
   std::string strategy;
   std::string model_path;            // the original model
+  std::string note;                  // an extra README paragraph (training-time witnesses)
 };
 
 // Writes `dir` whole or not at all (built beside it, then renamed into place).

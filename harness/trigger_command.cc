@@ -28,6 +28,7 @@ struct TriggerArgs {
   std::string strategy = "guided";
   double budget = 60;
   uint64_t seed = 0;
+  double training_step = 0;  // 0: no training step
 };
 
 std::string dir_name(size_t index, const Finding& f) {
@@ -76,7 +77,12 @@ Result<std::vector<std::string>> write_reproducers(const Graph& g, const Trigger
   for (size_t i = 0; i < r.outcomes.size(); ++i) {
     const TriggerOutcome& o = r.outcomes[i];
     if (o.status != "triggered") continue;
-    ReproducerSpec spec{o.finding, o.target ? o.target->operand : 0, {}, o.devices, o.system.strategy, g.model_path};
+    ReproducerSpec spec{o.finding, o.target ? o.target->operand : 0, {}, o.devices, o.system.strategy, g.model_path, ""};
+    if (a.training_step > 0)
+      spec.note = fmt::format(
+          "Training-time witness: the weights in model.onnx are the stored model's after one SGD step (learning "
+          "rate {}) on these inputs as the training example, descending the model's scalar loss output; the stored "
+          "model's own run on them has a finite loss.", a.training_step);
     for (const auto& [name, t] : o.system.point) {
       const TensorType* type = g.type_of(name);
       spec.feeds[name] = type && type->elem_type == onnx::TensorProto::FLOAT ? t.to(at::kFloat) : t;
@@ -98,6 +104,7 @@ int run(const TriggerArgs& a) {
   opt.budget_seconds = a.budget;
   opt.seed = a.seed;
   opt.random_only = a.strategy == "random";
+  if (a.training_step > 0) opt.training_step = a.training_step;
   opt.devices = {at::kCPU};
   if (a.common.device == "cuda") {
     auto d = parse_device("cuda");
@@ -140,6 +147,11 @@ CommandFn add_trigger_command(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "seed of the search (default 0)");
   cmd->add_option("--strategy", args->strategy, "guided (default) or random (the uniform-sampling baseline)")
       ->check(CLI::IsMember({"guided", "random"}));
+  cmd->add_option("--training-step", args->training_step,
+                  "training-time witnesses instead: an example whose one SGD step of this learning rate, "
+                  "from the stored weights on the model's scalar loss, makes the next forward run fail "
+                  "(findings from the analysis with --weights free, or free=LO,HI when given)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--out", args->out, "write one reproducer directory per witness under DIR");
   cmd->add_option("--format", args->common.format, "text or json")->check(CLI::IsMember({"text", "json"}));
   cmd->add_option("-o,--output", args->common.output, "write the report to FILE instead of stdout");

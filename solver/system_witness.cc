@@ -12,22 +12,12 @@
 #include "ops/interval.h"
 #include "solver/confirm.h"
 #include "solver/linear_region.h"
+#include "solver/surrogate.h"
 
 namespace nanguard {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// log of the largest float64 that float32 rounds to 0: a surrogate below it means the
-// float32 value is exactly 0 (exp underflow, a softmax entry that vanished).
-const double kLogFloat32Zero = std::log(kFloat32MinSubnormal / 2) - 0.5;
-
-// The scalar the search drives, on one element of the target tensor, and its goal.
-struct Surrogate {
-  bool log_scale = false;  // s = log|T_e - shift|, else s = T_e
-  double shift = 0;
-  LinearGoal goal;
-};
 
 struct Linearization {
   Surrogate sur;
@@ -140,40 +130,6 @@ class Search {
   }
 
   // The element to move and the surrogate for it.
-  std::pair<int64_t, Surrogate> choose(const at::Tensor& t) const {
-    at::Tensor d = t.detach().flatten();
-    double v = target_.value, tiny = kFloat32MinSubnormal;
-    if (!std::isfinite(v)) v = v > 0 ? kFloat32Max : -kFloat32Max;
-    Surrogate s;
-    switch (target_.relation) {
-      case Relation::kAtLeast:
-        s.goal = {0, true, v + std::max(std::abs(v) * 1e-6, tiny)};
-        return {d.argmax().item<int64_t>(), s};
-      case Relation::kAtMost: {
-        int64_t e = d.argmin().item<int64_t>();
-        if (std::abs(v) <= tiny && d[e].item<double>() > 0) {
-          s.log_scale = true;
-          s.goal = {0, false, kLogFloat32Zero};
-        } else {
-          s.goal = {0, false, v - std::max(std::abs(v) * 1e-6, tiny)};
-        }
-        return {e, s};
-      }
-      case Relation::kEqual:
-      case Relation::kMagnitudeAtMost: {
-        s.log_scale = true;
-        s.shift = target_.relation == Relation::kEqual ? v : 0;
-        s.goal = {0, false, target_.relation == Relation::kEqual || v <= tiny ? kLogFloat32Zero : std::log(v) - 1e-6};
-        return {(d - s.shift).abs().argmin().item<int64_t>(), s};
-      }
-      case Relation::kMagnitudeAtLeast:
-        s.log_scale = true;
-        s.goal = {0, true, std::log(v) + 1e-6};
-        return {d.abs().argmax().item<int64_t>(), s};
-    }
-    return {0, s};
-  }
-
   std::optional<Linearization> linearize(const TensorMap& point) {
     TensorMap feeds = space_.feeds(point, graph_, at::kDouble);
     std::vector<at::Tensor> leaves;
@@ -186,11 +142,10 @@ class Search {
     if (!exec.ok() || !exec->values.count(tensor())) return std::nullopt;
     at::Tensor T = exec->values.at(tensor());
     if (!T.requires_grad() || !at::isFloatingType(T.scalar_type()) || T.numel() == 0) return std::nullopt;
-    auto [e, sur] = choose(T);
-    at::Tensor te = T.flatten()[e];
-    double tv = te.item<double>();
+    auto [e, sur] = choose_surrogate(target_, T);
+    double tv = T.flatten()[e].item<double>();
     if (!std::isfinite(tv)) return std::nullopt;
-    at::Tensor s = sur.log_scale ? (te - sur.shift).abs().log() : te;
+    at::Tensor s = surrogate_value(sur, T, e);
     if (!std::isfinite(s.item<double>())) return std::nullopt;
     s.backward();
     sur.goal.s0 = s.item<double>();

@@ -5,6 +5,7 @@
 
 #include "solver/confirm.h"
 #include "solver/search_space.h"
+#include "solver/training_witness.h"
 
 namespace nanguard {
 namespace {
@@ -30,6 +31,31 @@ void confirm_on_devices(const Graph& graph, const TriggerOptions& options, const
   out.detail = fmt::format("{}", fmt::join(notes, "; "));
 }
 
+SearchOptions search_options(const TriggerOptions& options) {
+  SearchOptions so;
+  so.budget_seconds = options.budget_seconds;
+  so.seed = options.seed;
+  so.random_only = options.random_only;
+  return so;
+}
+
+// A training-time witness in the system witness's terms: the point holds the
+// example and the weights after the step, which the reproducer bakes in.
+Result<SystemWitness> training_witness(const Graph& graph, const TriggerOptions& options, const SearchSpace& space,
+                                       const Finding& f, const UnitTarget& target) {
+  TrainingOptions to{*options.training_step, options.budget_seconds, options.seed};
+  auto t = find_training_witness(graph, f, target, space, to);
+  if (!t.ok()) return t.status();
+  SystemWitness w;
+  w.found = t->found;
+  w.strategy = t->strategy;
+  w.seconds = t->seconds;
+  w.runs = t->runs;
+  for (const auto& [name, v] : t->example) w.point[name] = v;
+  for (const auto& [name, v] : t->stepped) w.point[name] = v;
+  return w;
+}
+
 TriggerOutcome trigger_one(const Graph& graph, const TriggerOptions& options, const SearchSpace& space,
                            const AnalysisResult& analysis, const Finding& f) {
   TriggerOutcome out;
@@ -41,11 +67,8 @@ TriggerOutcome trigger_one(const Graph& graph, const TriggerOptions& options, co
   out.target = *target;
   auto unit = find_unit_witness(graph, *node, f, analysis, at::kCPU);
   if (unit.ok()) out.unit = *unit;
-  SearchOptions so;
-  so.budget_seconds = options.budget_seconds;
-  so.seed = options.seed;
-  so.random_only = options.random_only;
-  auto sys = find_system_witness(graph, f, *target, space, so);
+  auto sys = options.training_step ? training_witness(graph, options, space, f, *target)
+                                   : find_system_witness(graph, f, *target, space, search_options(options));
   if (!sys.ok()) { out.detail = sys.status().message(); return out; }
   out.system = *sys;
   if (!sys->found) {
@@ -64,12 +87,20 @@ std::vector<at::Device> available_devices() {
   return d;
 }
 
+// With a training step the question is "can training reach a failing model?": the
+// findings come from an analysis with free weights (the stored ones widened, or the
+// range given), while the search moves the example only, from the stored weights.
 Result<TriggerReport> trigger(const Graph& graph, const TriggerOptions& options) {
-  auto analysis = analyze(graph, options.analyze);
+  AnalyzeOptions analysis_options = options.analyze, space_options = options.analyze;
+  if (options.training_step) {
+    analysis_options.weights = WeightMode::kFree;
+    space_options.weights = WeightMode::kFixed;
+  }
+  auto analysis = analyze(graph, analysis_options);
   if (!analysis.ok()) return analysis.status();
   if (!options.node.empty() && !graph.find_node(options.node))
     return Status::Error(fmt::format("{}: --node '{}' is not a node of the model", graph.model_path, options.node));
-  auto space = make_search_space(graph, options.analyze);
+  auto space = make_search_space(graph, space_options);
   if (!space.ok()) return space.status();
   TriggerReport report;
   for (const auto& v : space->variables)

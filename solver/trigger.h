@@ -22,6 +22,9 @@ struct TriggerOptions {
   double budget_seconds = 60;    // per finding
   uint64_t seed = 0;
   bool random_only = false;      // the baseline
+  // Training-time witnesses instead: one SGD step of this learning rate from the
+  // stored weights on an example, then the next forward run fails.
+  std::optional<double> training_step;
   // Where witnesses are confirmed: CPU (the reference, always) and any others.
   std::vector<at::Device> devices{at::kCPU};
 };

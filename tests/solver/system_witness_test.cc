@@ -160,3 +160,51 @@ TEST(SearchSpace, FreeWeightsAreVariablesInsideTheirBoxes) {
 
 }  // namespace
 }  // namespace nanguard
+
+namespace nanguard {
+namespace {
+
+// loss = -sum(y * log(softmax(x W))): the stored W keeps the run finite for x, y in
+// [0, 1], but one SGD step of learning rate 1000 on a suitable example spreads the
+// logits past 104 and the next forward's Log returns -inf. The finding comes from
+// the analysis with W free in [-1000, 1000].
+TEST(TrainingWitness, OneSgdStepMakesTheNextRunFail) {
+  ModelBuilder b;
+  b.input("x", {1, 4}).input("y", {1, 3}).output("loss", {});
+  b.initializer("W", at::full({4, 3}, 0.01f));
+  b.node("MatMul", {"x", "W"}, {"l"}, "logits");
+  auto& sm = b.node("Softmax", {"l"}, {"p"}, "softmax");
+  testing::set_attr(sm, "axis", int64_t{1});
+  b.node("Log", {"p"}, {"lp"}, "log");
+  b.node("Mul", {"y", "lp"}, {"ylp"}, "mul");
+  testing::set_attr(b.node("ReduceSum", {"ylp"}, {"s"}, "sum"), "keepdims", int64_t{0});
+  b.node("Neg", {"s"}, {"loss"}, "neg");
+  Graph g = load(b, "train_step.onnx");
+  TriggerOptions o;
+  o.analyze.ranges = {{"x", {0.0, 1.0}}, {"y", {0.0, 1.0}}};
+  o.analyze.weight_range = Range{-1000.0, 1000.0};  // the weights training may reach
+  o.budget_seconds = 20;
+  o.node = "log";
+  o.training_step = 1000.0;
+  auto r = trigger(g, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->outcomes.size(), 1u);
+  const TriggerOutcome& out = r->outcomes[0];
+  ASSERT_EQ(out.status, "triggered") << out.detail;
+  EXPECT_EQ(out.system.strategy.rfind("training", 0), 0u) << out.system.strategy;
+  // The stored model on the example is finite; the stepped weights make it fail.
+  TensorMap example{{"x", out.system.point.at("x").to(at::kFloat)}, {"y", out.system.point.at("y").to(at::kFloat)}};
+  Finding f = out.finding;
+  auto before = confirm_witness(g, f, 0, example, at::kCPU);
+  ASSERT_TRUE(before.ok());
+  EXPECT_FALSE(before->reproduced) << before->detail;
+  TensorMap after = example;
+  after["W"] = out.system.point.at("W").to(at::kFloat);
+  EXPECT_FALSE(at::allclose(after["W"], at::full({4, 3}, 0.01f)));
+  auto now = confirm_witness(g, f, 0, after, at::kCPU);
+  ASSERT_TRUE(now.ok());
+  EXPECT_TRUE(now->reproduced) << now->detail;
+}
+
+}  // namespace
+}  // namespace nanguard
