@@ -12,12 +12,11 @@
 #include "ops/interval.h"
 #include "solver/confirm.h"
 #include "solver/linear_region.h"
+#include "solver/search_context.h"
 #include "solver/surrogate.h"
 
 namespace nanguard {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 struct Linearization {
   Surrogate sur;
@@ -28,24 +27,18 @@ struct Linearization {
 
 class Search {
  public:
-  Search(const Graph& g, const Node& node, const Finding& f, const UnitTarget& t, const SearchSpace& sp,
-         const SearchOptions& o, Executor ex32, Executor ex64)
-      : graph_(g), node_(node), finding_(f), target_(t), space_(sp), opt_(o), ex32_(std::move(ex32)),
-        ex64_(std::move(ex64)), gen_(at::detail::createCPUGenerator(o.seed)), start_(Clock::now()) {}
+  Search(SearchContext& c, const SearchOptions& o) : c_(c), opt_(o) {}
 
   SystemWitness run() {
     SystemWitness w;
     if (opt_.random_only) random_loop(w);
     else guided_loop(w);
-    w.seconds = elapsed();
+    w.seconds = c_.elapsed();
     w.runs = runs_;
     return w;
   }
 
  private:
-  double elapsed() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
-  bool time_left() const { return elapsed() < opt_.budget_seconds; }
-  std::string tensor() const { return target_.operand < 0 ? node_.outputs[0] : node_.inputs[target_.operand]; }
 
   bool finish(SystemWitness& w, const TensorMap& p, const char* strategy) {
     w.found = true;
@@ -55,18 +48,18 @@ class Search {
   }
 
   void random_loop(SystemWitness& w) {
-    while (time_left()) {
-      TensorMap p = space_.sample(gen_);
+    while (c_.time_left()) {
+      TensorMap p = c_.space.sample(c_.gen);
       if (fires(p)) { finish(w, p, "random"); return; }
     }
   }
 
   void guided_loop(SystemWitness& w) {
     // One uniform draw first: where failures are common it is the cheapest witness.
-    TensorMap first = space_.sample(gen_);
+    TensorMap first = c_.space.sample(c_.gen);
     if (fires(first)) { finish(w, first, "random"); return; }
-    for (int restart = 0; time_left(); ++restart) {
-      TensorMap p = restart % 3 == 0 ? space_.sample_stored(gen_) : restart % 3 == 1 ? space_.sample(gen_) : space_.sample_corner(gen_);
+    for (int restart = 0; c_.time_left(); ++restart) {
+      TensorMap p = restart % 3 == 0 ? c_.space.sample_stored(c_.gen) : restart % 3 == 1 ? c_.space.sample(c_.gen) : c_.space.sample_corner(c_.gen);
       if (fires(p)) { finish(w, p, "random"); return; }
       auto lin = linearize(p);
       if (!lin) continue;  // no gradient path from the variables: only draws remain
@@ -85,8 +78,8 @@ class Search {
 
   Verdict probe(const TensorMap& point, const char* label) {
     ++runs_;
-    TensorMap feeds = space_.feeds(point, graph_, at::kFloat);
-    auto exec = ex32_.run(feeds);
+    TensorMap feeds = c_.space.feeds(point, c_.graph, at::kFloat);
+    auto exec = c_.ex32.run(feeds);
     Verdict v = judge(exec, feeds);
     if (trace_) std::cerr << fmt::format("search: run {} {}: {}\n", runs_, label, v == Verdict::kFires ? "fires" : v == Verdict::kClear ? "clear" : "blocked");
     return v;
@@ -97,24 +90,24 @@ class Search {
   }
 
   Verdict judge(const Result<ExecResult>& exec, const TensorMap& feeds) {
-    if (finding_.kind == HazardKind::kCrash) {
+    if (c_.finding.kind == HazardKind::kCrash) {
       if (exec.ok()) return Verdict::kClear;
-      bool here = exec.status().message().find("'" + node_.name + "'") != std::string::npos;
+      bool here = exec.status().message().find("'" + c_.node.name + "'") != std::string::npos;
       return here ? Verdict::kFires : Verdict::kBlocked;
     }
     if (!exec.ok()) return Verdict::kBlocked;
     const auto& v = exec->values;
-    if (finding_.kind == HazardKind::kForward) {
-      for (const auto& in : node_.inputs)
+    if (c_.finding.kind == HazardKind::kForward) {
+      for (const auto& in : c_.node.inputs)
         if (!in.empty() && v.count(in) && !finite(v.at(in))) return Verdict::kBlocked;
-      for (const auto& out : node_.outputs)
+      for (const auto& out : c_.node.outputs)
         if (v.count(out) && !finite(v.at(out))) return Verdict::kFires;
       return Verdict::kClear;
     }
     for (const auto& o : exec->outputs)
       if (o.defined() && !finite(o)) return Verdict::kBlocked;
-    if (!v.count(tensor()) || !target_met(v.at(tensor()))) return Verdict::kClear;
-    auto c = confirm_witness(graph_, finding_, target_.operand, feeds, ex32_.options().device);
+    if (!v.count(c_.target_tensor()) || !target_met(v.at(c_.target_tensor()))) return Verdict::kClear;
+    auto c = confirm_witness(c_.graph, c_.finding, c_.target.operand, feeds, c_.ex32.options().device);
     if (trace_) std::cerr << "search: target met; " << (c.ok() ? c->detail : c.status().message()) << "\n";
     return c.ok() && c->reproduced ? Verdict::kFires : Verdict::kBlocked;
   }
@@ -125,24 +118,24 @@ class Search {
     at::Tensor d = t.detach().to(at::kCPU).to(at::kDouble).flatten();
     auto acc = d.accessor<double, 1>();
     for (int64_t i = 0; i < d.numel(); ++i)
-      if (meets(target_, acc[i])) return true;
+      if (meets(c_.target, acc[i])) return true;
     return false;
   }
 
   // The element to move and the surrogate for it.
   std::optional<Linearization> linearize(const TensorMap& point) {
-    TensorMap feeds = space_.feeds(point, graph_, at::kDouble);
+    TensorMap feeds = c_.space.feeds(point, c_.graph, at::kDouble);
     std::vector<at::Tensor> leaves;
-    for (const auto& var : space_.variables) {
+    for (const auto& var : c_.space.variables) {
       at::Tensor& t = feeds[var.name];
       t = t.detach().clone().requires_grad_(true);
       leaves.push_back(t);
     }
-    auto exec = ex64_.run(feeds);
-    if (!exec.ok() || !exec->values.count(tensor())) return std::nullopt;
-    at::Tensor T = exec->values.at(tensor());
+    auto exec = c_.ex64.run(feeds);
+    if (!exec.ok() || !exec->values.count(c_.target_tensor())) return std::nullopt;
+    at::Tensor T = exec->values.at(c_.target_tensor());
     if (!T.requires_grad() || !at::isFloatingType(T.scalar_type()) || T.numel() == 0) return std::nullopt;
-    auto [e, sur] = choose_surrogate(target_, T);
+    auto [e, sur] = choose_surrogate(c_.target, T);
     double tv = T.flatten()[e].item<double>();
     if (!std::isfinite(tv)) return std::nullopt;
     at::Tensor s = surrogate_value(sur, T, e);
@@ -166,14 +159,14 @@ class Search {
   bool try_snaps(SystemWitness& w, const TensorMap& p, const Linearization& lin) {
     TensorMap corner = p, zero = p;
     double dir = lin.sur.goal.at_least ? 1.0 : -1.0;
-    for (size_t i = 0; i < space_.variables.size(); ++i) {
-      const auto& var = space_.variables[i];
+    for (size_t i = 0; i < c_.space.variables.size(); ++i) {
+      const auto& var = c_.space.variables[i];
       at::Tensor g = lin.grads[i] * dir, moving = g != 0;
       corner[var.name] = at::where(g > 0, var.hi, at::where(g < 0, var.lo, p.at(var.name)));
       zero[var.name] = at::where(moving, at::zeros_like(var.lo).clamp(var.lo, var.hi), p.at(var.name));
     }
     if (fires(corner, "corner")) return finish(w, corner, "box-corner");
-    bool to_zero = target_.relation != Relation::kAtLeast && target_.relation != Relation::kMagnitudeAtLeast;
+    bool to_zero = c_.target.relation != Relation::kAtLeast && c_.target.relation != Relation::kMagnitudeAtLeast;
     if (to_zero && fires(zero, "zero")) return finish(w, zero, "zero-snap");
     return false;
   }
@@ -183,8 +176,8 @@ class Search {
   // gradient is the log surrogate's times (T_e - shift).
   std::optional<TensorMap> linear_step(const TensorMap& p, const Linearization& lin, bool exact = false) {
     std::vector<at::Tensor> lever;
-    for (size_t i = 0; i < space_.variables.size(); ++i) {
-      const auto& var = space_.variables[i];
+    for (size_t i = 0; i < c_.space.variables.size(); ++i) {
+      const auto& var = c_.space.variables[i];
       lever.push_back((lin.grads[i].abs() * (var.hi - var.lo)).flatten());
     }
     at::Tensor all = at::cat(lever);
@@ -196,7 +189,7 @@ class Search {
       int64_t flat = top[j].item<int64_t>();
       size_t var = 0;
       while (flat >= lever[var].numel()) flat -= lever[var++].numel();
-      const auto& sv = space_.variables[var];
+      const auto& sv = c_.space.variables[var];
       double z = p.at(sv.name).flatten()[flat].item<double>();
       double lo = sv.lo.flatten()[flat].item<double>(), hi = sv.hi.flatten()[flat].item<double>();
       double g = lin.grads[var].flatten()[flat].item<double>();
@@ -211,7 +204,7 @@ class Search {
     if (!d) d = furthest_move(coords, lin.sur.goal.at_least);
     TensorMap next = p;
     for (size_t j = 0; j < coords.size(); ++j) {
-      const auto& sv = space_.variables[where[j].first];
+      const auto& sv = c_.space.variables[where[j].first];
       at::Tensor t = next.at(sv.name).clone();
       t.view({-1})[where[j].second] += (*d)[j];
       next[sv.name] = t;
@@ -229,15 +222,15 @@ class Search {
   }
 
   void round_and_project(TensorMap& p) const {
-    for (const auto& var : space_.variables) p[var.name] = p.at(var.name).to(at::kFloat).to(at::kDouble);
-    space_.project(p);
+    for (const auto& var : c_.space.variables) p[var.name] = p.at(var.name).to(at::kFloat).to(at::kDouble);
+    c_.space.project(p);
   }
 
   TensorMap sign_step(const TensorMap& p, const Linearization& lin, double alpha) const {
     TensorMap next = p;
     double dir = lin.sur.goal.at_least ? 1.0 : -1.0;
-    for (size_t i = 0; i < space_.variables.size(); ++i) {
-      const auto& var = space_.variables[i];
+    for (size_t i = 0; i < c_.space.variables.size(); ++i) {
+      const auto& var = c_.space.variables[i];
       next[var.name] = p.at(var.name) + alpha * (var.hi - var.lo) * (lin.grads[i] * dir).sign();
     }
     round_and_project(next);
@@ -249,9 +242,9 @@ class Search {
   // improves the surrogate and leaves the rest of the model finite.
   bool descend(SystemWitness& w, TensorMap p, Linearization lin) {
     double alpha = 0.1;
-    for (int iter = 0; time_left() && alpha > 1e-7; ++iter) {
+    for (int iter = 0; c_.time_left() && alpha > 1e-7; ++iter) {
       if (trace_) std::cerr << fmt::format("search: iter {} alpha {:.3g} s {:.6g} t {:.6g} goal {:.6g}\n", iter, alpha, lin.s, lin.t, lin.sur.goal.bound);
-      if (iter % 3 == 0 && target_.relation == Relation::kEqual) {
+      if (iter % 3 == 0 && c_.target.relation == Relation::kEqual) {
         if (auto next = linear_step(p, lin, true)) {
           Verdict v = probe(*next, "linear-exact");
           if (v == Verdict::kFires) return finish(w, *next, "linear-region");
@@ -275,15 +268,8 @@ class Search {
     return false;
   }
 
-  const Graph& graph_;
-  const Node& node_;
-  const Finding& finding_;
-  const UnitTarget& target_;
-  const SearchSpace& space_;
+  SearchContext& c_;
   SearchOptions opt_;
-  Executor ex32_, ex64_;
-  at::Generator gen_;
-  Clock::time_point start_;
   int64_t runs_ = 0;
   bool trace_ = std::getenv("NANGUARD_TRACE_SEARCH") != nullptr;  // per-step progress on stderr
 };
@@ -292,18 +278,9 @@ class Search {
 
 Result<SystemWitness> find_system_witness(const Graph& graph, const Finding& finding, const UnitTarget& target,
                                           const SearchSpace& space, const SearchOptions& options) {
-  const Node* node = graph.find_node(finding.node);
-  if (!node) return Status::Error(fmt::format("{}: no node '{}'", graph.model_path, finding.node));
-  if (target.operand >= static_cast<int>(node->inputs.size()) || (target.operand >= 0 && node->inputs[target.operand].empty()))
-    return Status::Error(fmt::format("{}: node '{}' has no input {}", graph.model_path, node->name, target.operand));
-  ExecOptions o32, o64;
-  o64.float_type = at::kDouble;
-  auto ex32 = Executor::create(graph, o32);
-  if (!ex32.ok()) return ex32.status();
-  auto ex64 = Executor::create(graph, o64);
-  if (!ex64.ok()) return ex64.status();
-  Search search(graph, *node, finding, target, space, options, std::move(*ex32), std::move(*ex64));
-  return search.run();
+  auto context = make_search_context(graph, finding, target, space, options.seed, options.budget_seconds);
+  if (!context.ok()) return context.status();
+  return Search(**context, options).run();
 }
 
 }  // namespace nanguard

@@ -8,12 +8,11 @@
 #include "analyzer/analyzer.h"
 #include "ops/tensor_proto.h"
 #include "solver/confirm.h"
+#include "solver/search_context.h"
 #include "solver/surrogate.h"
 
 namespace nanguard {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // The model's first scalar float output: the loss a training step descends.
 std::optional<size_t> loss_output(const ExecResult& exec) {
@@ -26,26 +25,21 @@ std::optional<size_t> loss_output(const ExecResult& exec) {
 
 class TrainingSearch {
  public:
-  TrainingSearch(const Graph& g, const Node& node, const Finding& f, const UnitTarget& t, const SearchSpace& sp,
-                 const TrainingOptions& o, Executor ex32, Executor ex64)
-      : graph_(g), node_(node), finding_(f), target_(t), space_(sp), opt_(o), ex32_(std::move(ex32)),
-        ex64_(std::move(ex64)), gen_(at::detail::createCPUGenerator(o.seed)), start_(Clock::now()) {}
+  TrainingSearch(SearchContext& c, const TrainingOptions& o) : c_(c), opt_(o) {}
 
   TrainingWitness run() {
     TrainingWitness w;
-    for (int restart = 0; time_left() && !w.found; ++restart) {
-      TensorMap x = restart % 2 ? space_.sample_corner(gen_) : space_.sample(gen_);
+    for (int restart = 0; c_.time_left() && !w.found; ++restart) {
+      TensorMap x = restart % 2 ? c_.space.sample_corner(c_.gen) : c_.space.sample(c_.gen);
       if (try_point(w, x, "training-draw")) break;
       descend(w, x);
     }
-    w.seconds = std::chrono::duration<double>(Clock::now() - start_).count();
+    w.seconds = c_.elapsed();
     w.runs = runs_;
     return w;
   }
 
  private:
-  bool time_left() const { return std::chrono::duration<double>(Clock::now() - start_).count() < opt_.budget_seconds; }
-  std::string tensor() const { return target_.operand < 0 ? node_.outputs[0] : node_.inputs[target_.operand]; }
 
   // Weights as leaves of `ex`'s float type; the first run's loss; weights after one
   // SGD step (connected to the example's graph when `create_graph`).
@@ -54,7 +48,7 @@ class TrainingSearch {
     std::vector<std::pair<std::string, at::Tensor>> leaves;
     std::vector<at::Tensor> weights;
     for (const auto& [name, w] : ex.weights()) {
-      if (!is_trainable(graph_, name, w)) continue;
+      if (!is_trainable(c_.graph, name, w)) continue;
       at::Tensor leaf = w.detach().clone().requires_grad_(true);
       all[name] = leaf;
       leaves.emplace_back(name, leaf);
@@ -80,12 +74,12 @@ class TrainingSearch {
   // A real float32 step, then the real float32 run the finding must fail in.
   bool try_point(TrainingWitness& w, const TensorMap& x, const char* strategy) {
     ++runs_;
-    TensorMap feeds = space_.feeds(x, graph_, at::kFloat);
-    auto stepped = step(ex32_, feeds, false);
+    TensorMap feeds = c_.space.feeds(x, c_.graph, at::kFloat);
+    auto stepped = step(c_.ex32, feeds, false);
     if (!stepped) return false;
     TensorMap next = feeds;
     for (const auto& [name, t] : *stepped) next[name] = t.detach();
-    auto c = confirm_witness(graph_, finding_, target_.operand, next, at::kCPU);
+    auto c = confirm_witness(c_.graph, c_.finding, c_.target.operand, next, at::kCPU);
     if (!c.ok() || !c->reproduced) return false;
     w.found = true;
     w.example = feeds;
@@ -96,24 +90,24 @@ class TrainingSearch {
 
   // The surrogate of the target after the step, and its gradient in the example.
   std::optional<std::pair<double, TensorMap>> surrogate(const TensorMap& x, bool& at_least) {
-    TensorMap feeds = space_.feeds(x, graph_, at::kDouble);
-    for (const auto& v : space_.variables) feeds[v.name] = feeds[v.name].detach().clone().requires_grad_(true);
-    auto stepped = step(ex64_, feeds, true);
+    TensorMap feeds = c_.space.feeds(x, c_.graph, at::kDouble);
+    for (const auto& v : c_.space.variables) feeds[v.name] = feeds[v.name].detach().clone().requires_grad_(true);
+    auto stepped = step(c_.ex64, feeds, true);
     if (!stepped) return std::nullopt;
     TensorMap next = feeds;
     for (const auto& [name, t] : *stepped) next[name] = t;
-    auto exec = ex64_.run(next);
-    if (!exec.ok() || !exec->values.count(tensor())) return std::nullopt;
-    at::Tensor T = exec->values.at(tensor());
+    auto exec = c_.ex64.run(next);
+    if (!exec.ok() || !exec->values.count(c_.target_tensor())) return std::nullopt;
+    at::Tensor T = exec->values.at(c_.target_tensor());
     if (!T.requires_grad() || T.numel() == 0) return std::nullopt;
-    auto [e, sur] = choose_surrogate(target_, T);
+    auto [e, sur] = choose_surrogate(c_.target, T);
     at::Tensor s = surrogate_value(sur, T, e);
     if (!s.isfinite().item<bool>()) return std::nullopt;
     std::vector<at::Tensor> inputs;
-    for (const auto& v : space_.variables) inputs.push_back(feeds[v.name]);
+    for (const auto& v : c_.space.variables) inputs.push_back(feeds[v.name]);
     s.backward({}, false, false, at::TensorList(inputs));
     TensorMap grads;
-    for (const auto& v : space_.variables) {
+    for (const auto& v : c_.space.variables) {
       at::Tensor g = feeds[v.name].grad();
       grads[v.name] = g.defined() ? g.nan_to_num(0, 0, 0) : at::zeros_like(feeds[v.name]).detach();
     }
@@ -124,11 +118,11 @@ class TrainingSearch {
   void descend(TrainingWitness& w, TensorMap x) {
     bool up = false;
     auto cur = surrogate(x, up);
-    for (double alpha = 0.1; cur && time_left() && alpha > 1e-6;) {
+    for (double alpha = 0.1; cur && c_.time_left() && alpha > 1e-6;) {
       TensorMap next = x;
-      for (const auto& v : space_.variables)
+      for (const auto& v : c_.space.variables)
         next[v.name] = (x.at(v.name) + alpha * (v.hi - v.lo) * cur->second.at(v.name).sign() * (up ? 1.0 : -1.0)).to(at::kFloat).to(at::kDouble);
-      space_.project(next);
+      c_.space.project(next);
       if (try_point(w, next, "training-gradient")) return;
       bool up2 = up;
       auto nxt = surrogate(next, up2);
@@ -137,15 +131,8 @@ class TrainingSearch {
     }
   }
 
-  const Graph& graph_;
-  const Node& node_;
-  const Finding& finding_;
-  const UnitTarget& target_;
-  const SearchSpace& space_;
+  SearchContext& c_;
   TrainingOptions opt_;
-  Executor ex32_, ex64_;
-  at::Generator gen_;
-  Clock::time_point start_;
   int64_t runs_ = 0;
 };
 
@@ -153,20 +140,13 @@ class TrainingSearch {
 
 Result<TrainingWitness> find_training_witness(const Graph& graph, const Finding& finding, const UnitTarget& target,
                                               const SearchSpace& space, const TrainingOptions& options) {
-  const Node* node = graph.find_node(finding.node);
-  if (!node) return Status::Error(fmt::format("{}: no node '{}'", graph.model_path, finding.node));
-  ExecOptions o32, o64;
-  o64.float_type = at::kDouble;
-  auto ex32 = Executor::create(graph, o32);
-  if (!ex32.ok()) return ex32.status();
-  auto ex64 = Executor::create(graph, o64);
-  if (!ex64.ok()) return ex64.status();
-  at::Generator gen = at::detail::createCPUGenerator(options.seed);
-  auto probe = ex32->run(space.feeds(space.sample(gen), graph, at::kFloat));
+  auto context = make_search_context(graph, finding, target, space, options.seed, options.budget_seconds);
+  if (!context.ok()) return context.status();
+  SearchContext& c = **context;
+  auto probe = c.ex32.run(space.feeds(space.sample(c.gen), graph, at::kFloat));
   if (probe.ok() && !loss_output(*probe))
     return Status::Error(fmt::format("{}: a training step needs a scalar float output (the loss); the model has none", graph.model_path));
-  TrainingSearch search(graph, *node, finding, target, space, options, std::move(*ex32), std::move(*ex64));
-  return search.run();
+  return TrainingSearch(c, options).run();
 }
 
 }  // namespace nanguard
