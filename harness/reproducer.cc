@@ -2,7 +2,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -18,12 +17,10 @@ namespace {
 namespace fs = std::filesystem;
 
 Result<onnx::ModelProto> read_proto(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error(fmt::format("{}: cannot open for reading", path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
+  auto bytes = read_file(path);
+  if (!bytes.ok()) return bytes.status();
   onnx::ModelProto m;
-  if (!m.ParseFromString(ss.str())) return Status::Error(fmt::format("{}: not a valid ONNX model", path));
+  if (!m.ParseFromString(*bytes)) return Status::Error(fmt::format("{}: not a valid ONNX model", path));
   return m;
 }
 

@@ -14,7 +14,6 @@
 #include "model/constant_folding.h"
 
 namespace nanguard {
-namespace {
 
 namespace fs = std::filesystem;
 
@@ -28,6 +27,9 @@ Result<std::string> read_file(const std::string& path) {
   ss << in.rdbuf();
   return ss.str();
 }
+
+namespace {
+
 
 Result<int64_t> default_opset(const onnx::ModelProto& m, const std::string& path) {
   for (const auto& imp : m.opset_import()) {

@@ -23,6 +23,8 @@ struct LoadOptions {
 };
 
 Result<Graph> load_model(const std::string& path, const LoadOptions& options = {});
+// A whole file's bytes, or one clear error (missing, a directory, unreadable).
+Result<std::string> read_file(const std::string& path);
 // For models built in memory (tests); `path` locates external data.
 Result<Graph> load_model_proto(onnx::ModelProto model, const std::string& path,
                                const LoadOptions& options = {});
