@@ -1,6 +1,7 @@
 #include "analyzer/analyzer.h"
 
 #include <limits>
+#include <stdexcept>
 #include <unordered_set>
 
 #include <fmt/core.h>
@@ -114,6 +115,10 @@ std::vector<std::string> path_to(const Graph& g, const Node& node) {
 }
 
 Finding make_finding(const AbstractContext& a, const HazardReport& h) {
+  // Every hazard has its facets in ops/ (target, safe domain, rewrites): one that an
+  // op reports without declaring it is a bug of that op, not a finding.
+  if (!find_facet(a.node.op_type, a.node.domain, h.hazard))
+    throw std::logic_error(fmt::format("internal error: {} reports hazard {} without declaring its facet", a.node.op_type, h.hazard));
   Finding f;
   f.node = a.node.name;
   f.op_type = a.node.op_type;

@@ -4,6 +4,7 @@
 // not cascade into spurious ones downstream.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -25,8 +26,10 @@ struct AnalyzeOptions {
   // Free weights: every float initializer lies in this range; without it, in its
   // stored [min, max] widened by its own width on each side.
   std::optional<Range> weight_range;
+  // Free weights narrowed one by one (the fixer's weight ranges), over weight_range.
+  std::map<std::string, Range> weight_ranges;
   at::ScalarType float_type = at::kFloat;
-  // Input ranges as 0-d float64 tensors (overriding `ranges`): when they require
+  // Input (and free weight) ranges as 0-d float64 tensors (overriding `ranges`): when they require
   // grad, every bound the analysis computes is differentiable with respect to them
   // (the fix synthesis optimises clip ranges this way).
   std::unordered_map<std::string, std::pair<at::Tensor, at::Tensor>> range_tensors;

@@ -26,8 +26,17 @@ IntervalTensor free_weight(const Graph& g, const std::string& name, const at::Te
                            const AnalyzeOptions& opt) {
   bool nonnegative = false;
   if (w.numel() == 0 || keeps_fixed(g, name, nonnegative)) return IntervalTensor::of_value(w);
+  if (auto rt = opt.range_tensors.find(name); rt != opt.range_tensors.end()) {
+    std::vector<int64_t> cell(w.dim(), 1);
+    at::Tensor lo = rt->second.first.to(at::kDouble), hi = rt->second.second.to(at::kDouble);
+    if (nonnegative) lo = lo.clamp_min(0);
+    return IntervalTensor::of_bounds(lo.expand(cell), at::maximum(lo, hi).expand(cell), w.sizes().vec(), w.scalar_type());
+  }
   double lo, hi;
-  if (opt.weight_range) {
+  if (auto it = opt.weight_ranges.find(name); it != opt.weight_ranges.end()) {
+    lo = it->second.lo;
+    hi = it->second.hi;
+  } else if (opt.weight_range) {
     lo = opt.weight_range->lo;
     hi = opt.weight_range->hi;
   } else {
@@ -44,7 +53,9 @@ IntervalTensor free_weight(const Graph& g, const std::string& name, const at::Te
 // PyTorch's exporter-made constants ("onnx::Mul_12" and the like) come from literals
 // in the program, not from parameters.
 bool is_trainable(const Graph& g, const std::string& name, const at::Tensor& w) {
-  return at::isFloatingType(w.scalar_type()) && !g.folded_constants.count(name) && name.rfind("onnx::", 0) != 0;
+  // ... and the fixer's own constants (clip bounds, eps) are values of the fix.
+  return at::isFloatingType(w.scalar_type()) && !g.folded_constants.count(name) && name.rfind("onnx::", 0) != 0 &&
+         name.rfind("nanguard_fix/", 0) != 0;
 }
 
 Result<std::unordered_map<std::string, IntervalTensor>> initial_intervals(const Graph& g, const AnalyzeOptions& opt) {

@@ -17,5 +17,7 @@ CommandFn add_soundcheck_command(CLI::App& app);
 CommandFn add_ops_command(CLI::App& app);
 CommandFn add_trigger_command(CLI::App& app);
 CommandFn add_replay_command(CLI::App& app);
+CommandFn add_validate_command(CLI::App& app);
+CommandFn add_fix_command(CLI::App& app);
 
 }  // namespace nanguard

@@ -13,7 +13,9 @@ int main(int argc, char** argv) {
                                             nanguard::add_soundcheck_command(app),
                                             nanguard::add_ops_command(app),
                                             nanguard::add_trigger_command(app),
-                                            nanguard::add_replay_command(app)};
+                                            nanguard::add_replay_command(app),
+                                            nanguard::add_validate_command(app),
+                                            nanguard::add_fix_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

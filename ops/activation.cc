@@ -7,10 +7,13 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include <ATen/ATen.h>
+#include <fmt/core.h>
 
+#include "ops/float_thresholds.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 
@@ -236,6 +239,28 @@ std::vector<HazardReport> celu_hazards(const AbstractContext& a) {
   return {};
 }
 
+// exp(x / alpha) overflows for x at most a measured T (alpha < 0).
+Result<UnitTarget> celu_exp_target(const Node& node, const std::vector<Range>&, at::Device device) {
+  float alpha = attr_float(node, "alpha", 1.f);
+  auto pred = [&](float x) { return fails_everywhere([alpha](const at::Tensor& t) { return at::celu(t, alpha); }, x, device); };
+  Result<float> t = last_true(pred, -std::numeric_limits<float>::max(), 0.f);
+  if (!t.ok()) return Status::Error(fmt::format("celu with alpha {} does not overflow", alpha));
+  return UnitTarget{0, Relation::kAtMost, *t, fmt::format("x <= {:.9g}", *t)};
+}
+
+// Above celu_hazards' edge alpha * 88.72 * (1 - 4u), as that condition reads.
+std::optional<SafeDomain> celu_exp_domain(const Node& node, const std::vector<Range>&) {
+  double alpha = attr_float(node, "alpha", 1.f);
+  if (alpha >= 0) return std::nullopt;
+  double lo = float32_above(alpha * kExpOverflowFloat32 * (1 - 4 * kU));
+  return SafeDomain{0, lo, std::numeric_limits<double>::infinity(), 0, fmt::format("x >= {:.9g}", lo)};
+}
+
+std::vector<HazardFacet> celu_facets() {
+  return {opaque_facet("celu-zero-alpha", HazardKind::kCrash, "the condition is on the alpha attribute, not on an operand value"),
+          HazardFacet{"exp-overflow", HazardKind::kForward, celu_exp_domain, "", {}, celu_exp_target}};
+}
+
 // float32 sigmoid is 1 / (1 + exp(-x)): it rounds to exactly 1 from x ~ 16.6 (the
 // 4-ulp widening reaches 1 from x ~ 14.5 and stays below 1 under it), and to 0
 // once exp(-x) overflows (x <= -88.72); below -80 the lower bound is 0.
@@ -363,7 +388,7 @@ NANGUARD_REGISTER_OPS({
     with(OpDef{"LeakyRelu", lower_leaky_relu}, leaky_relu_interval),
     with(OpDef{"Elu", lower_elu}, elu_interval),
     with(OpDef{"Selu", lower_selu}, selu_interval),
-    with(OpDef{"Celu", lower_celu}, celu_interval, celu_hazards),
+    with_facets(with(OpDef{"Celu", lower_celu}, celu_interval, celu_hazards), celu_facets()),
     with(OpDef{"Sigmoid", lower_sigmoid}, sigmoid_interval),
     with(OpDef{"HardSigmoid", lower_hard_sigmoid}, hard_sigmoid_interval),
     with(OpDef{"HardSwish", lower_hard_swish}, hard_swish_interval),

@@ -4,7 +4,12 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 
+#include <fmt/core.h>
+#include <z3++.h>
+
+#include "ops/float_thresholds.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 
@@ -135,6 +140,46 @@ std::vector<HazardReport> div_hazards(const AbstractContext& a) {
   return {};
 }
 
+// A divisor is safe when |y| >= max|x| / FLT_MAX (the quotient stays finite), and at
+// least the smallest float32 away from 0: fixed by a sign-preserving clamp.
+std::optional<SafeDomain> divisor_domain(const Node&, const std::vector<Range>& r) {
+  if (r.size() < 2) return std::nullopt;
+  double x = std::max(std::abs(r[0].lo), std::abs(r[0].hi));
+  if (!std::isfinite(x)) return std::nullopt;
+  double m = std::max(float32_up(x / kFloat32Max * (1 + 0x1p-40)), kFloat32MinSubnormal);
+  double inf = std::numeric_limits<double>::infinity();
+  return SafeDomain{1, -inf, inf, m, fmt::format("|y| >= {:.9g} (|x| <= {:.9g})", m, x)};
+}
+
+// |x / y| overflows for |y| <= T, T measured with the largest numerator |x| in range
+// (the quotient's rounding decides, so it is bisected through at::div). A numerator
+// of unknown range leaves only "the output is not finite".
+Result<UnitTarget> div_overflow_target(const Node& node, const std::vector<Range>& r, at::Device device) {
+  double x = r.empty() ? NAN : std::max(std::abs(r[0].lo), std::abs(r[0].hi));
+  if (!std::isfinite(x)) return target_output_not_finite()(node, r, device);
+  float m = std::min(static_cast<float>(float32_down(x)), std::numeric_limits<float>::max());
+  auto pred = [&](float y) {
+    return fails_everywhere([m](const at::Tensor& t) { return at::div(at::full_like(t, m), t); }, y, device);
+  };
+  Result<float> t = last_true(pred, std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::max());
+  if (!t.ok()) return Status::Error(fmt::format("no divisor overflows a numerator of magnitude {:.9g}", m));
+  return UnitTarget{1, Relation::kMagnitudeAtMost, *t, fmt::format("|y| <= {:.9g} (with |x| = {:.9g})", *t, m)};
+}
+
+UnitTargetFn divisor_zero() { return target_fixed(1, Relation::kEqual, 0, "y == 0"); }
+
+std::vector<HazardFacet> div_facets() {
+  return {HazardFacet{"div-by-zero", HazardKind::kForward, divisor_domain, "", {"count-divisor", "sqrt-eps"}, divisor_zero()},
+          HazardFacet{"div-overflow", HazardKind::kForward, divisor_domain, "", {"sqrt-eps"}, div_overflow_target},
+          HazardFacet{"int-div-by-zero", HazardKind::kCrash, domain_away_from_zero(1, 1), "", {"count-divisor"}, divisor_zero()}};
+}
+
+// fmod and Python mod are finite for any nonzero divisor (the condition is y == 0).
+std::vector<HazardFacet> mod_facets() {
+  return {HazardFacet{"mod-by-zero", HazardKind::kForward, domain_away_from_zero(1, kFloat32MinSubnormal), "", {}, divisor_zero()},
+          HazardFacet{"int-mod-by-zero", HazardKind::kCrash, domain_away_from_zero(1, 1), "", {}, divisor_zero()}};
+}
+
 std::vector<HazardReport> mod_hazards(const AbstractContext& a) {
   const IntervalTensor& y = a.input(1);
   if (!contains_zero(y).any().item<bool>()) return {};
@@ -209,6 +254,46 @@ std::vector<HazardReport> pow_hazards(const AbstractContext& a) {
   return {};
 }
 
+// An exponent in [lo, hi] keeping `fits` (the exponent half of a Pow hazard): a few
+// typical values, then the middle and the ends of the range.
+std::optional<double> pick_exponent(double lo, double hi, bool (*fits)(float)) {
+  const float inf = std::numeric_limits<float>::infinity();
+  float mid = static_cast<float>(lo / 2 + hi / 2);
+  for (float y : {0.5f, -1.f, -0.5f, mid, std::nextafter(mid, inf), std::nextafter(mid, -inf), static_cast<float>(lo),
+                  static_cast<float>(hi), std::nextafter(static_cast<float>(lo), inf), std::nextafter(static_cast<float>(hi), -inf),
+                  static_cast<float>(lo + 0.5), static_cast<float>(hi - 0.5)})
+    if (y >= lo && y <= hi && fits(y)) return y;
+  return std::nullopt;
+}
+
+CompleteFn exponent_where(bool (*fits)(float)) {
+  return [fits](double lo, double hi) { return pick_exponent(lo, hi, fits); };
+}
+
+// The base's safe sets are the widest pow_hazards accepts: x >= 0 (a non-integer
+// exponent), x away from 0 (a negative one), x > 0 (one in (0, 1)); |x|^y itself is
+// the generic overflow check's.
+std::vector<HazardFacet> pow_facets() {
+  auto facet = [](const char* h, HazardKind k, SafeDomainFn safe, UnitTargetFn target, bool (*fits)(float)) {
+    HazardFacet f{h, k, std::move(safe), "", {}, std::move(target)};
+    f.completing_operand = 1;
+    f.complete = exponent_where(fits);
+    return f;
+  };
+  return {facet("pow-negative-base", HazardKind::kForward, domain_at_least(0, 0.0),
+                target_fixed(0, Relation::kAtMost, -kFloat32MinSubnormal, "x < 0"), [](float y) { return std::floor(y) != y; }),
+          facet("pow-zero-negative-exponent", HazardKind::kForward, domain_away_from_zero(0, kFloat32MinSubnormal),
+                target_fixed(0, Relation::kEqual, 0, "x == 0"), [](float y) { return y < 0; }),
+          facet("pow-zero-gradient", HazardKind::kGradient, domain_at_least(0, kFloat32MinSubnormal),
+                target_fixed(0, Relation::kEqual, 0, "x == 0"), [](float y) { return y > 0 && y < 1 && std::floor(y) != y; })};
+}
+
+// Z3's IEEE operations in the context's rounding mode (the solver sets RNE).
+z3::expr z3_add(const std::vector<z3::expr>& v) { return v[0] + v[1]; }
+z3::expr z3_sub(const std::vector<z3::expr>& v) { return v[0] - v[1]; }
+z3::expr z3_mul(const std::vector<z3::expr>& v) { return v[0] * v[1]; }
+z3::expr z3_div(const std::vector<z3::expr>& v) { return v[0] / v[1]; }
+
 std::vector<IntervalTensor> extremum_interval(const AbstractContext& a, bool is_max) {
   Bounds acc = bounds_of(a.input(0));
   for (size_t i = 1; i < a.num_inputs(); ++i) {
@@ -273,12 +358,12 @@ std::vector<IntervalTensor> prelu_interval(const AbstractContext& a) {
 }
 
 NANGUARD_REGISTER_OPS({
-    with(binary("Add", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }), add_interval),
-    with(binary("Sub", [](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b); }), sub_interval),
-    with(binary("Mul", [](const at::Tensor& a, const at::Tensor& b) { return at::mul(a, b); }), mul_interval),
-    with(binary("Div", divide), div_interval, div_hazards),
-    with(binary("Pow", power), pow_interval, pow_hazards),
-    with(OpDef{"Mod", lower_mod}, mod_interval, mod_hazards),
+    broadcasting(with_z3(with(binary("Add", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }), add_interval), z3_add)),
+    broadcasting(with_z3(with(binary("Sub", [](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b); }), sub_interval), z3_sub)),
+    broadcasting(with_z3(with(binary("Mul", [](const at::Tensor& a, const at::Tensor& b) { return at::mul(a, b); }), mul_interval), z3_mul)),
+    broadcasting(with_z3(with_facets(with(binary("Div", divide), div_interval, div_hazards), div_facets()), z3_div)),
+    broadcasting(with_facets(with(binary("Pow", power), pow_interval, pow_hazards), pow_facets())),
+    broadcasting(with_facets(with(OpDef{"Mod", lower_mod}, mod_interval, mod_hazards), mod_facets())),
     with(variadic("Max", [](const at::Tensor& a, const at::Tensor& b) { return at::maximum(a, b); }, false),
          [](const AbstractContext& a) { return extremum_interval(a, true); }),
     with(variadic("Min", [](const at::Tensor& a, const at::Tensor& b) { return at::minimum(a, b); }, false),

@@ -16,11 +16,13 @@
 // - string casts are not supported.
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include <ATen/ATen.h>
 #include <fmt/core.h>
 
 #include "model/graph.h"
+#include "ops/float_thresholds.h"
 #include "ops/op_registry.h"
 #include "ops/tensor_proto.h"
 
@@ -180,6 +182,56 @@ std::vector<HazardReport> cast_hazards(const AbstractContext& a) {
                        (mag_lo >= inf_from).all().item<bool>()}};
 }
 
+// Facets of Cast's `cast-overflow` (crash into an integer type, INF in float16 /
+// bfloat16): the bounds are the float32 values cast_hazards accepts.
+std::optional<Target> cast_target_type(const Node& node) {
+  int32_t to = static_cast<int32_t>(attr_int(node, "to", TP::UNDEFINED));
+  if (to == TP::STRING || to == TP::UNDEFINED) return std::nullopt;
+  return target_of_onnx(to, at::kFloat);
+}
+
+std::optional<SafeDomain> cast_domain(const Node& node, const std::vector<Range>&) {
+  std::optional<Target> t = cast_target_type(node);
+  if (!t || t->boolean) return std::nullopt;
+  double lo = -kInf, hi = kInf;
+  if (t->integer) {
+    lo = float32_above(t->min - 1);
+    hi = float32_below(t->max + 1);
+  } else if (t->type == at::kHalf || t->type == at::kBFloat16) {
+    hi = float32_below(t->type == at::kHalf ? kHalfInfFrom : kBf16InfFrom);
+    lo = -hi;
+  }
+  return SafeDomain{0, lo, hi, 0, fmt::format("{:.9g} <= x <= {:.9g}", lo, hi)};
+}
+
+// Into an integer: the side of (min - 1, max + 1) the range reaches; into float16 /
+// bfloat16: |x| from the measured INF threshold.
+Result<UnitTarget> cast_target(const Node& node, const std::vector<Range>& r, at::Device device) {
+  std::optional<Target> t = cast_target_type(node);
+  if (!t) return Status::Error("a cast to an unsupported type");
+  if (t->type == at::kHalf)
+    return threshold_target(Threshold::kHalfOverflow, 0, Relation::kMagnitudeAtLeast, "|x| >= {:.9g}")(node, r, device);
+  if (t->type == at::kBFloat16)
+    return threshold_target(Threshold::kBFloat16Overflow, 0, Relation::kMagnitudeAtLeast, "|x| >= {:.9g}")(node, r, device);
+  if (!t->integer) return Status::Error("a cast to a floating type that cannot overflow");
+  if (!r.empty() && r[0].hi >= t->max + 1) {
+    double v = float32_up(t->max + 1);
+    return UnitTarget{0, Relation::kAtLeast, v, fmt::format("x >= {:.9g}", v)};
+  }
+  double v = float32_down(t->min - 1);
+  return UnitTarget{0, Relation::kAtMost, v, fmt::format("x <= {:.9g}", v)};
+}
+
+// One facet for both kinds (kind here: the integer case's).
+std::vector<HazardFacet> cast_facets() {
+  return {HazardFacet{"cast-overflow", HazardKind::kCrash, cast_domain, "", {}, cast_target}};
+}
+
+std::vector<HazardFacet> cast_like_facets() {
+  const char* why = "the target type is input 1's element type, which the node and operand ranges do not carry";
+  return {HazardFacet{"cast-overflow", HazardKind::kCrash, nullptr, why, {}, nullptr, why}};
+}
+
 OpDef with_abstract(OpDef d) {
   d.interval = cast_interval;
   d.hazards = cast_hazards;
@@ -187,8 +239,8 @@ OpDef with_abstract(OpDef d) {
 }
 
 NANGUARD_REGISTER_OPS({
-    with_abstract(OpDef{"Cast", lower_cast}),
-    with_abstract(OpDef{"CastLike", lower_cast_like}),
+    with_facets(with_abstract(OpDef{"Cast", lower_cast}), cast_facets()),
+    with_facets(with_abstract(OpDef{"CastLike", lower_cast_like}), cast_like_facets()),
 });
 
 }  // namespace

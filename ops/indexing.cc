@@ -257,6 +257,11 @@ HazardReport index_report(const char* hazard, int operand, int64_t dim, bool def
   return HazardReport{hazard, HazardKind::kCrash, operand, fmt::format("index outside [{}, {}]", -dim, dim - 1), definite};
 }
 
+// An index's bound is the data's extent along the axis: a shape, not an operand range.
+std::vector<HazardFacet> index_facets(const char* hazard) {
+  return {opaque_facet(hazard, HazardKind::kCrash, "an index bound depends on the data's shape, which ranges do not carry")};
+}
+
 // Gather: the hull of the reachable slice of data, one cell per index position.
 std::vector<IntervalTensor> gather_interval(const AbstractContext& a) {
   const IntervalTensor &data = a.input(0), &idx = a.input(1);
@@ -481,12 +486,15 @@ std::vector<IntervalTensor> compress_interval(const AbstractContext& a) {
 }
 
 NANGUARD_REGISTER_OPS({
-    with(OpDef{"Gather", lower_gather}, gather_interval, gather_hazards),
-    with(OpDef{"GatherElements", lower_gather_elements}, gather_elements_interval, gather_hazards),
-    with(OpDef{"GatherND", lower_gather_nd}, gather_nd_interval, gather_nd_hazards),
-    with(OpDef{"ScatterElements", lower_scatter_elements}, scatter_elements_interval, scatter_elements_hazards),
-    with(OpDef{"Scatter", lower_scatter_elements}, scatter_elements_interval, scatter_elements_hazards),
-    with(OpDef{"ScatterND", lower_scatter_nd}, scatter_nd_interval, scatter_nd_hazards),
+    with_facets(with(OpDef{"Gather", lower_gather}, gather_interval, gather_hazards), index_facets("gather-index-out-of-range")),
+    with_facets(with(OpDef{"GatherElements", lower_gather_elements}, gather_elements_interval, gather_hazards),
+                index_facets("gather-index-out-of-range")),
+    with_facets(with(OpDef{"GatherND", lower_gather_nd}, gather_nd_interval, gather_nd_hazards), index_facets("gather-index-out-of-range")),
+    with_facets(with(OpDef{"ScatterElements", lower_scatter_elements}, scatter_elements_interval, scatter_elements_hazards),
+                index_facets("scatter-index-out-of-range")),
+    with_facets(with(OpDef{"Scatter", lower_scatter_elements}, scatter_elements_interval, scatter_elements_hazards),
+                index_facets("scatter-index-out-of-range")),
+    with_facets(with(OpDef{"ScatterND", lower_scatter_nd}, scatter_nd_interval, scatter_nd_hazards), index_facets("scatter-index-out-of-range")),
     with(OpDef{"OneHot", lower_one_hot}, one_hot_interval),
     with(value_dependent_shape(OpDef{"NonZero", lower_nonzero}), nonzero_interval),
     with(OpDef{"TopK", lower_top_k}, top_k_interval),

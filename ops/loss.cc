@@ -256,9 +256,16 @@ std::vector<IntervalTensor> sce_interval(const AbstractContext& a) {
 
 std::vector<HazardReport> sce_hazards(const AbstractContext& a) { return loss_hazards(a, sce_log_prob(a), a.input(0).shape); }
 
+// Targets must lie in [0, C) with C input 0's shape; the total weight is a sum over
+// the batch.
+std::vector<HazardFacet> loss_facets() {
+  return {opaque_facet("index-out-of-range", HazardKind::kCrash, "the class bound C is input 0's shape, which ranges do not carry"),
+          slice_facet("loss-zero-weight", HazardKind::kForward, "the total weight is a sum over the batch, not one element")};
+}
+
 NANGUARD_REGISTER_OPS({
-    with(OpDef{"NegativeLogLikelihoodLoss", lower_nll}, nll_interval, nll_hazards),
-    with(OpDef{"SoftmaxCrossEntropyLoss", lower_sce}, sce_interval, sce_hazards),
+    with_facets(with(OpDef{"NegativeLogLikelihoodLoss", lower_nll}, nll_interval, nll_hazards), loss_facets()),
+    with_facets(with(OpDef{"SoftmaxCrossEntropyLoss", lower_sce}, sce_interval, sce_hazards), loss_facets()),
 });
 
 }  // namespace

@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include <ATen/ATen.h>
+#include <fmt/core.h>
 
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
@@ -432,7 +434,7 @@ std::vector<HazardReport> lp_norm_hazards(const AbstractContext& a) {
   if ((m_lo.amax(nm.axis, true) <= zero_below).any().item<bool>())
     return {HazardReport{"lpnorm-zero-norm", HazardKind::kForward, 0, "a slice with norm 0 (0 / 0)", false}};
   if (nm.p == 1 && (m_lo.sum(nm.axis, true) < 1.0 / kFloat32Max).any().item<bool>())
-    return {HazardReport{"lpnorm-zero-norm", HazardKind::kGradient, 0, "0 < norm < 2.94e-39 (the gradient x / n^2 overflows)", false}};
+    return {HazardReport{"lpnorm-zero-gradient", HazardKind::kGradient, 0, "0 < norm < 2.94e-39 (the gradient x / n^2 overflows)", false}};
   return {};
 }
 
@@ -497,13 +499,41 @@ std::vector<HazardReport> lrn_hazards(const AbstractContext& a) {
   return {};
 }
 
+// BatchNormalization is safe where var + eps > 0 as batch_norm_hazards reads it (in
+// double, exact for float32 values this close): var from the float32 above -eps.
+std::optional<SafeDomain> variance_domain(const Node& node, const std::vector<Range>&) {
+  double lo = float32_above(-static_cast<double>(attr_float(node, "epsilon", 1e-5f)));
+  return SafeDomain{4, lo, std::numeric_limits<double>::infinity(), 0, fmt::format("var >= {:.9g}", lo)};
+}
+
+// float32 var + eps <= 0 exactly when var <= -eps.
+Result<UnitTarget> variance_target(const Node& node, const std::vector<Range>&, at::Device) {
+  float eps = attr_float(node, "epsilon", 1e-5f);
+  return UnitTarget{4, Relation::kAtMost, -eps, fmt::format("var <= {:.9g}", -eps)};
+}
+
+std::vector<HazardFacet> batch_norm_facets() {
+  return {HazardFacet{"batchnorm-nonpositive-variance", HazardKind::kForward, variance_domain, "", {}, variance_target}};
+}
+
+std::vector<HazardFacet> zero_variance_facets() {
+  return {slice_facet("norm-zero-variance", HazardKind::kForward, "the variance of a group, not one element")};
+}
+
+std::vector<HazardFacet> lp_norm_facets() {
+  return {slice_facet("lpnorm-zero-norm", HazardKind::kForward, "the norm of a slice, not one element"),
+          slice_facet("lpnorm-zero-gradient", HazardKind::kGradient, "the norm of a slice, not one element")};
+}
+
 NANGUARD_REGISTER_OPS({
-    with(OpDef{"BatchNormalization", lower_batch_norm}, batch_norm_interval, batch_norm_hazards),
-    with(OpDef{"InstanceNormalization", lower_instance_norm}, instance_norm_interval, instance_norm_hazards),
-    with(OpDef{"LayerNormalization", lower_layer_norm}, layer_norm_interval, layer_norm_hazards),
-    with(OpDef{"LpNormalization", lower_lp_norm}, lp_norm_interval, lp_norm_hazards),
-    with(OpDef{"MeanVarianceNormalization", lower_mvn}, mvn_interval, mvn_hazards),
-    with(OpDef{"LRN", lower_lrn}, lrn_interval, lrn_hazards),
+    with_facets(with(OpDef{"BatchNormalization", lower_batch_norm}, batch_norm_interval, batch_norm_hazards), batch_norm_facets()),
+    with_facets(with(OpDef{"InstanceNormalization", lower_instance_norm}, instance_norm_interval, instance_norm_hazards),
+                zero_variance_facets()),
+    with_facets(with(OpDef{"LayerNormalization", lower_layer_norm}, layer_norm_interval, layer_norm_hazards), zero_variance_facets()),
+    with_facets(with(OpDef{"LpNormalization", lower_lp_norm}, lp_norm_interval, lp_norm_hazards), lp_norm_facets()),
+    with_facets(with(OpDef{"MeanVarianceNormalization", lower_mvn}, mvn_interval, mvn_hazards), zero_variance_facets()),
+    with_facets(with(OpDef{"LRN", lower_lrn}, lrn_interval, lrn_hazards),
+                {slice_facet("lrn-nonpositive-denominator", HazardKind::kForward, "a sum of squares over a window plus the bias attribute")}),
 });
 
 }  // namespace

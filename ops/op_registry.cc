@@ -37,6 +37,37 @@ OpRegistrar::OpRegistrar(std::vector<OpDef> defs) {
   for (OpDef& d : defs) OpRegistry::instance().add(std::move(d));
 }
 
+const HazardFacet* OpDef::facet(const std::string& hazard) const {
+  for (const HazardFacet& f : facets)
+    if (f.hazard == hazard) return &f;
+  return nullptr;
+}
+
+namespace {
+
+// Hazards the analyzer itself reports for any op: a float result past the float32
+// limit, and an op it cannot follow.
+const std::vector<HazardFacet>& generic_facets() {
+  static const std::vector<HazardFacet> kGeneric = {
+      HazardFacet{"overflow", HazardKind::kForward, nullptr,
+                  "the result's magnitude depends on every operand together; narrow the inputs or weights instead", {},
+                  target_output_not_finite()},
+      HazardFacet{"unsupported", HazardKind::kForward, nullptr, "the op has no abstract semantics", {}, nullptr,
+                  "the op has no abstract semantics"},
+  };
+  return kGeneric;
+}
+
+}  // namespace
+
+const HazardFacet* find_facet(const std::string& op_type, const std::string& domain, const std::string& hazard) {
+  if (const OpDef* d = OpRegistry::instance().find(op_type, domain))
+    if (const HazardFacet* f = d->facet(hazard)) return f;
+  for (const HazardFacet& f : generic_facets())
+    if (f.hazard == hazard) return &f;
+  return nullptr;
+}
+
 std::vector<std::string> unsupported_op_types(const Graph& graph) {
   std::vector<std::string> missing;
   std::unordered_set<std::string> seen;

@@ -15,6 +15,10 @@
 #include "ops/hazard.h"
 #include "ops/op_context.h"
 
+namespace z3 {
+class expr;
+}
+
 namespace nanguard {
 
 // Computes the node's outputs from its inputs with ATen ops, so that the result is
@@ -31,6 +35,10 @@ using HazardFn = std::function<std::vector<HazardReport>(const AbstractContext&)
 // gives none: kIncreasing/kDecreasing elementwise functions of input 0 are applied
 // to the bounds; kDataMovement ops (Reshape, Transpose, Slice, Concat, Gather with
 // known indices...) only move values, so they are applied to lo and to hi.
+// The op's float32 semantics in Z3's floating-point theory, exactly (IEEE, correctly
+// rounded), over one expression per node input: what the unit solver hands to Z3.
+using Z3EncodingFn = std::function<z3::expr(const std::vector<z3::expr>& operands)>;
+
 enum class Monotone { kNone, kIncreasing, kDecreasing, kDataMovement };
 
 struct OpDef {
@@ -46,6 +54,15 @@ struct OpDef {
   // Output shapes that depend on input values, not only on input shapes (NonZero,
   // Unique, Range, Compress): without exact inputs the analysis cannot follow them.
   bool value_dependent_shape = false;
+  // Every hazard `hazards` can report, with its facets (ops/hazard.h).
+  std::vector<HazardFacet> facets;
+  // Null when the op is outside Z3's floating-point theory (thresholds stand in).
+  Z3EncodingFn z3_encoding = nullptr;
+  // Operands broadcast elementwise into one output (Add, Div, Pow...): one output
+  // position ties one element of each operand.
+  bool elementwise_broadcast = false;
+
+  const HazardFacet* facet(const std::string& hazard) const;
 };
 
 // Attaches the abstract facets to an op's definition: OpDef{...} with its interval
@@ -53,6 +70,24 @@ struct OpDef {
 inline OpDef with(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
   d.interval = std::move(interval);
   d.hazards = std::move(hazards);
+  return d;
+}
+
+// Declares the hazards an op can report, with their facets.
+inline OpDef with_facets(OpDef d, std::vector<HazardFacet> facets) {
+  d.facets = std::move(facets);
+  return d;
+}
+
+// Ops inside Z3's theory: their exact float32 encoding.
+inline OpDef with_z3(OpDef d, Z3EncodingFn encoding) {
+  d.z3_encoding = std::move(encoding);
+  return d;
+}
+
+// Marks an op whose operands broadcast elementwise into its output.
+inline OpDef broadcasting(OpDef d) {
+  d.elementwise_broadcast = true;
   return d;
 }
 
@@ -76,6 +111,11 @@ class OpRegistry {
 struct OpRegistrar {
   explicit OpRegistrar(std::vector<OpDef> defs);
 };
+
+// The facet of `hazard` as reported by `op_type`: the op's own, else one of the
+// hazards the analyzer reports for any op ("overflow", "unsupported"); null when
+// neither knows it.
+const HazardFacet* find_facet(const std::string& op_type, const std::string& domain, const std::string& hazard);
 
 // The op types of `graph` that the registry does not know, each once, in order of
 // first appearance (with the domain prefixed when not the default one).

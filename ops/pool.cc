@@ -356,13 +356,19 @@ std::vector<HazardReport> average_pool_hazards(const AbstractContext& a) {
   return {make_hazard("avgpool-empty-window", HazardKind::kForward, "a window covers only pads (count_include_pad = 0)", x.numel() > 0)};
 }
 
+std::vector<HazardFacet> lp_pool_facets() {
+  return {slice_facet("lppool-overflow", HazardKind::kForward, "a sum of powers over a window, not one element"),
+          slice_facet("lppool-zero-gradient", HazardKind::kGradient, "a sum of powers over a window, not one element")};
+}
+
 NANGUARD_REGISTER_OPS({
     with(OpDef{"MaxPool", lower_max_pool}, max_pool_interval),
-    with(OpDef{"AveragePool", lower_average_pool}, average_pool_interval, average_pool_hazards),
-    with(OpDef{"LpPool", lower_lp_pool}, lp_pool_interval, lp_pool_hazards),
+    with_facets(with(OpDef{"AveragePool", lower_average_pool}, average_pool_interval, average_pool_hazards),
+                {slice_facet("avgpool-empty-window", HazardKind::kForward, "the pads and attributes, not an operand value")}),
+    with_facets(with(OpDef{"LpPool", lower_lp_pool}, lp_pool_interval, lp_pool_hazards), lp_pool_facets()),
     with(OpDef{"GlobalAveragePool", lower_global_average_pool}, global_average_pool_interval),
     with(OpDef{"GlobalMaxPool", lower_global_max_pool}, global_max_pool_interval),
-    with(OpDef{"GlobalLpPool", lower_global_lp_pool}, lp_pool_interval, lp_pool_hazards),
+    with_facets(with(OpDef{"GlobalLpPool", lower_global_lp_pool}, lp_pool_interval, lp_pool_hazards), lp_pool_facets()),
 });
 
 }  // namespace

@@ -148,6 +148,16 @@ std::vector<HazardReport> bernoulli_hazards(const AbstractContext& a) {
   return {HazardReport{"bernoulli-probability-out-of-range", HazardKind::kCrash, 0, "p < 0 or p > 1", definite}};
 }
 
+// The side of [0, 1] the range leaves; safe: the interval itself.
+Result<UnitTarget> bernoulli_target(const Node&, const std::vector<Range>& r, at::Device) {
+  if (!r.empty() && r[0].hi > 1) return UnitTarget{0, Relation::kAtLeast, std::nextafter(1.f, 2.f), "p > 1"};
+  return UnitTarget{0, Relation::kAtMost, -kFloat32MinSubnormal, "p < 0"};
+}
+
+std::vector<HazardFacet> bernoulli_facets() {
+  return {HazardFacet{"bernoulli-probability-out-of-range", HazardKind::kCrash, domain_within(0, 0, 1), "", {}, bernoulli_target}};
+}
+
 // Random ops are never constants, even with constant inputs: the engine must use
 // their bounds, not one draw.
 OpDef random_op(OpDef d, IntervalFn interval, HazardFn hazards = nullptr) {
@@ -161,7 +171,7 @@ NANGUARD_REGISTER_OPS({
     random_op(OpDef{"RandomUniform", [](const OpContext& ctx) { return lower_random(ctx, false); }}, random_fn(false, false)),
     random_op(OpDef{"RandomNormalLike", [](const OpContext& ctx) { return lower_random_like(ctx, true); }}, random_fn(true, true)),
     random_op(OpDef{"RandomUniformLike", [](const OpContext& ctx) { return lower_random_like(ctx, false); }}, random_fn(false, true)),
-    random_op(OpDef{"Bernoulli", lower_bernoulli}, bernoulli_interval, bernoulli_hazards),
+    with_facets(random_op(OpDef{"Bernoulli", lower_bernoulli}, bernoulli_interval, bernoulli_hazards), bernoulli_facets()),
 });
 
 }  // namespace

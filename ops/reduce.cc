@@ -415,11 +415,25 @@ HazardFn hazards_of(Kind k) {
   };
 }
 
+// The hazards hazards_of(k) reports besides the generic "overflow": each is on the
+// reduced set as a whole (its emptiness, its sum), never on one element.
+std::vector<HazardFacet> reduce_facets(Kind k) {
+  std::vector<HazardFacet> f = {slice_facet("reduce-empty", HazardKind::kForward, "the reduced set is empty by shapes and axes, not by a value")};
+  const char* sum = "a sum over the reduced axes, not one element";
+  if (k == Kind::kLogSum) {
+    f.push_back(slice_facet("log-nonpositive", HazardKind::kForward, sum));
+    f.push_back(slice_facet("log-gradient-overflow", HazardKind::kGradient, sum));
+  }
+  if (k == Kind::kL2) f.push_back(slice_facet("norm-zero-gradient", HazardKind::kGradient, sum));
+  return f;
+}
+
 OpDef abstract_reduce(OpDef d, Kind k) {
   bool guarded = k == Kind::kMean || k == Kind::kMax || k == Kind::kMin || k == Kind::kLogSum ||
                  k == Kind::kLogSumExp || k == Kind::kL2;
-  return with(std::move(d), [k](const AbstractContext& a) { return reduce_interval(a, k); },
-              guarded ? hazards_of(k) : nullptr);
+  d = with(std::move(d), [k](const AbstractContext& a) { return reduce_interval(a, k); }, guarded ? hazards_of(k) : nullptr);
+  if (guarded) d.facets = reduce_facets(k);
+  return d;
 }
 
 // The first and the last index that can hold the extreme: ArgMax's candidates have

@@ -9,7 +9,9 @@
 
 #include <ATen/ATen.h>
 #include <fmt/core.h>
+#include <z3++.h>
 
+#include "ops/float_thresholds.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 
@@ -163,6 +165,75 @@ std::vector<at::Tensor> lower_is_inf(const OpContext& ctx) {
   return {inf};
 }
 
+// Facets. The safe bounds are the float32 values the hazard conditions above accept:
+// Log is finite with a finite gradient from 1/FLT_MAX up (wider than RANUM's 1e-37),
+// Exp below its float32 overflow threshold (not RANUM's 38).
+const double kLogSafe = float32_up(1.0 / kFloat32Max);
+const double kExpSafe = float32_below(kExpOverflowFloat32);
+
+using R = Relation;
+
+std::vector<HazardFacet> log_facets() {
+  return {HazardFacet{"log-nonpositive", HazardKind::kForward, domain_at_least(0, kTiny), "", {"log-softmax", "log-sigmoid", "log-one-minus-sigmoid", "log-sum-exp", "log-one-plus-exp"},
+                      threshold_target(Threshold::kLogNonFinite, 0, R::kAtMost, "x <= {:.9g}")},
+          HazardFacet{"log-gradient-overflow", HazardKind::kGradient, domain_at_least(0, kLogSafe), "", {"log-softmax", "log-sigmoid", "log-one-minus-sigmoid", "log-sum-exp", "log-one-plus-exp"},
+                      threshold_target(Threshold::kLogGradient, 0, R::kAtMost, "x <= {:.9g}")}};
+}
+
+// sqrt's gradient is infinite at 0 only, or up to a measured magnitude where the
+// backend flushes denormals.
+Result<UnitTarget> sqrt_gradient_target(const Node&, const std::vector<Range>&, at::Device device) {
+  Result<float> t = float_threshold(Threshold::kSqrtGradient, device);
+  if (!t.ok()) return t.status();
+  if (*t == 0) return UnitTarget{0, R::kEqual, 0, "x == 0"};
+  return UnitTarget{0, R::kMagnitudeAtMost, *t, fmt::format("|x| <= {:.9g}", *t)};
+}
+
+std::vector<HazardFacet> sqrt_facets() {
+  return {HazardFacet{"sqrt-negative", HazardKind::kForward, domain_at_least(0, 0.0), "", {},
+                      threshold_target(Threshold::kSqrtNaN, 0, R::kAtMost, "x <= {:.9g}")},
+          HazardFacet{"sqrt-zero-gradient", HazardKind::kGradient, domain_at_least(0, kTiny), "", {"sqrt-eps"}, sqrt_gradient_target}};
+}
+
+std::vector<HazardFacet> reciprocal_facets() {
+  SafeDomainFn away = domain_away_from_zero(0, kLogSafe);  // 1/x finite exactly when |x| >= 1/FLT_MAX
+  return {HazardFacet{"div-by-zero", HazardKind::kForward, away, "", {}, target_fixed(0, R::kEqual, 0, "x == 0")},
+          HazardFacet{"div-overflow", HazardKind::kForward, away, "", {},
+                      threshold_target(Threshold::kReciprocalOverflow, 0, R::kMagnitudeAtMost, "|x| <= {:.9g}")}};
+}
+
+// asin/acos: NaN outside [-1, 1], an infinite derivative at +-1.
+std::vector<HazardFacet> arc_facets(const char* domain, Threshold nan_from, const char* gradient, Threshold grad_from) {
+  double in = float32_below(1.0);
+  return {HazardFacet{domain, HazardKind::kForward, domain_within(0, -1, 1), "", {},
+                      threshold_target(nan_from, 0, R::kMagnitudeAtLeast, "|x| >= {:.9g}")},
+          HazardFacet{gradient, HazardKind::kGradient, domain_within(0, -in, in), "", {},
+                      threshold_target(grad_from, 0, R::kMagnitudeAtLeast, "|x| >= {:.9g}")}};
+}
+
+std::vector<HazardFacet> acosh_facets() {
+  return {HazardFacet{"acosh-domain", HazardKind::kForward, domain_at_least(0, 1), "", {},
+                      threshold_target(Threshold::kAcoshDomain, 0, R::kAtMost, "x <= {:.9g}")},
+          HazardFacet{"acosh-gradient", HazardKind::kGradient, domain_at_least(0, float32_above(1.0)), "", {},
+                      threshold_target(Threshold::kAcoshGradient, 0, R::kAtMost, "x <= {:.9g}")}};
+}
+
+// atanh's domain is open: +-1 itself is infinite.
+std::vector<HazardFacet> atanh_facets() {
+  double in = float32_below(1.0);
+  return {HazardFacet{"atanh-domain", HazardKind::kForward, domain_within(0, -in, in), "", {},
+                      threshold_target(Threshold::kAtanhDomain, 0, R::kMagnitudeAtLeast, "|x| >= {:.9g}")}};
+}
+
+// sinh/cosh overflow where exp does, in either sign.
+std::vector<HazardFacet> hyperbolic_facets(const char* hazard, Threshold from) {
+  return {HazardFacet{hazard, HazardKind::kForward, domain_within(0, -kExpSafe, kExpSafe), "", {},
+                      threshold_target(from, 0, R::kMagnitudeAtLeast, "|x| >= {:.9g}")}};
+}
+
+z3::expr z3_sqrt(const std::vector<z3::expr>& v) { return z3::sqrt(v[0], v[0].ctx().fpa_rounding_mode()); }
+z3::expr z3_reciprocal(const std::vector<z3::expr>& v) { return v[0].ctx().fpa_val(1.0f) / v[0]; }
+
 using T = const at::Tensor&;
 const double kAtanhEdge = 1.0 - 5.960464477539063e-08;  // the float32 just below 1
 const double kHalfPiUp = 1.5707963705062866;  // float32(pi/2), which is above pi/2
@@ -171,10 +242,15 @@ const double kHalfPiUp = 1.5707963705062866;  // float32(pi/2), which is above p
 NANGUARD_REGISTER_OPS({
     with(unary("Abs", [](T x) { return x.abs(); }), abs_interval),
     unary("Neg", [](T x) { return x.neg(); }, Monotone::kDecreasing),
-    with(unary("Exp", [](T x) { return x.exp(); }), increasing_on([](T x) { return x.exp(); }, -kInf, kInf, 4, 0.0), exp_hazards),
-    with(unary("Log", [](T x) { return x.log(); }), increasing_on([](T x) { return x.log(); }, kTiny, kInf, 4), log_hazards),
-    with(unary("Sqrt", [](T x) { return x.sqrt(); }), increasing_on([](T x) { return x.sqrt(); }, 0.0, kInf, 1, 0.0), sqrt_hazards),
-    with(unary("Reciprocal", [](T x) { return x.reciprocal(); }), reciprocal_interval, reciprocal_hazards),
+    with_facets(with(unary("Exp", [](T x) { return x.exp(); }), increasing_on([](T x) { return x.exp(); }, -kInf, kInf, 4, 0.0), exp_hazards),
+                {HazardFacet{"exp-overflow", HazardKind::kForward, domain_at_most(0, kExpSafe), "", {},
+                             threshold_target(Threshold::kExpOverflow, 0, R::kAtLeast, "x >= {:.9g}")}}),
+    with_facets(with(unary("Log", [](T x) { return x.log(); }), increasing_on([](T x) { return x.log(); }, kTiny, kInf, 4), log_hazards),
+                log_facets()),
+    with_z3(with_facets(with(unary("Sqrt", [](T x) { return x.sqrt(); }), increasing_on([](T x) { return x.sqrt(); }, 0.0, kInf, 1, 0.0), sqrt_hazards),
+                        sqrt_facets()), z3_sqrt),
+    with_z3(with_facets(with(unary("Reciprocal", [](T x) { return x.reciprocal(); }), reciprocal_interval, reciprocal_hazards),
+                        reciprocal_facets()), z3_reciprocal),
     unary("Floor", [](T x) { return x.floor(); }, Monotone::kIncreasing),
     unary("Ceil", [](T x) { return x.ceil(); }, Monotone::kIncreasing),
     unary("Round", [](T x) { return x.round(); }, Monotone::kIncreasing),
@@ -182,23 +258,29 @@ NANGUARD_REGISTER_OPS({
     with(unary("Sin", [](T x) { return x.sin(); }), [](const AbstractContext& a) { return bounded_interval(a, -1, 1); }),
     with(unary("Cos", [](T x) { return x.cos(); }), [](const AbstractContext& a) { return bounded_interval(a, -1, 1); }),
     with(unary("Tan", [](T x) { return x.tan(); }), tan_interval),
-    with(unary("Asin", [](T x) { return x.asin(); }), increasing_on([](T x) { return x.asin(); }, -1, 1, 4, -kHalfPiUp, kHalfPiUp),
-         domain_hazards("asin-domain", -1, 1, false, "asin-gradient")),
-    with(unary("Acos", [](T x) { return x.acos(); }), [](const AbstractContext& a) {
-           const IntervalTensor& x = a.input(0);
-           auto r = IntervalTensor::of_bounds(x.hi.clamp(-1, 1).acos(), x.lo.clamp(-1, 1).acos(), x.shape, x.dtype);
-           return std::vector<IntervalTensor>{round_out(r, 4)};
-         }, domain_hazards("acos-domain", -1, 1, false, "acos-gradient")),
+    with_facets(with(unary("Asin", [](T x) { return x.asin(); }), increasing_on([](T x) { return x.asin(); }, -1, 1, 4, -kHalfPiUp, kHalfPiUp),
+                     domain_hazards("asin-domain", -1, 1, false, "asin-gradient")),
+                arc_facets("asin-domain", Threshold::kAsinDomain, "asin-gradient", Threshold::kAsinGradient)),
+    with_facets(with(unary("Acos", [](T x) { return x.acos(); }), [](const AbstractContext& a) {
+                  const IntervalTensor& x = a.input(0);
+                  auto r = IntervalTensor::of_bounds(x.hi.clamp(-1, 1).acos(), x.lo.clamp(-1, 1).acos(), x.shape, x.dtype);
+                  return std::vector<IntervalTensor>{round_out(r, 4)};
+                }, domain_hazards("acos-domain", -1, 1, false, "acos-gradient")),
+                arc_facets("acos-domain", Threshold::kAcosDomain, "acos-gradient", Threshold::kAcosGradient)),
     unary("Atan", [](T x) { return x.atan(); }, Monotone::kIncreasing, 4),
-    with(unary("Sinh", [](T x) { return x.sinh(); }), increasing_on([](T x) { return x.sinh(); }, -kInf, kInf, 4),
-         hyperbolic_overflow("sinh-overflow")),
-    with(unary("Cosh", [](T x) { return x.cosh(); }), cosh_interval, hyperbolic_overflow("cosh-overflow")),
+    with_facets(with(unary("Sinh", [](T x) { return x.sinh(); }), increasing_on([](T x) { return x.sinh(); }, -kInf, kInf, 4),
+                     hyperbolic_overflow("sinh-overflow")),
+                hyperbolic_facets("sinh-overflow", Threshold::kSinhOverflow)),
+    with_facets(with(unary("Cosh", [](T x) { return x.cosh(); }), cosh_interval, hyperbolic_overflow("cosh-overflow")),
+                hyperbolic_facets("cosh-overflow", Threshold::kCoshOverflow)),
     with(unary("Tanh", [](T x) { return x.tanh(); }), increasing_on([](T x) { return x.tanh(); }, -kInf, kInf, 4, -1, 1)),
     unary("Asinh", [](T x) { return x.asinh(); }, Monotone::kIncreasing, 4),
-    with(unary("Acosh", [](T x) { return x.acosh(); }), increasing_on([](T x) { return x.acosh(); }, 1, kInf, 4, 0.0),
-         domain_hazards("acosh-domain", 1, kInf, false, "acosh-gradient")),
-    with(unary("Atanh", [](T x) { return x.atanh(); }), increasing_on([](T x) { return x.atanh(); }, -kAtanhEdge, kAtanhEdge, 4),
-         domain_hazards("atanh-domain", -1, 1, true, nullptr)),
+    with_facets(with(unary("Acosh", [](T x) { return x.acosh(); }), increasing_on([](T x) { return x.acosh(); }, 1, kInf, 4, 0.0),
+                     domain_hazards("acosh-domain", 1, kInf, false, "acosh-gradient")),
+                acosh_facets()),
+    with_facets(with(unary("Atanh", [](T x) { return x.atanh(); }), increasing_on([](T x) { return x.atanh(); }, -kAtanhEdge, kAtanhEdge, 4),
+                     domain_hazards("atanh-domain", -1, 1, true, nullptr)),
+                atanh_facets()),
     with(unary("Erf", [](T x) { return x.erf(); }), increasing_on([](T x) { return x.erf(); }, -kInf, kInf, 4, -1, 1)),
     with(unary("Not", [](T x) { return x.logical_not(); }), not_interval),
     with(unary("IsNaN", [](T x) { return x.isnan(); }), isnan_interval),

@@ -62,7 +62,7 @@ TriggerOutcome trigger_one(const Graph& graph, const TriggerOptions& options, co
   out.finding = f;
   const Node* node = graph.find_node(f.node);
   if (!node) { out.detail = "no such node"; return out; }
-  auto target = unit_target(f, *node, at::kCPU);
+  auto target = unit_target(f, *node, analysis, at::kCPU);
   if (!target.ok()) { out.detail = target.status().message(); return out; }
   out.target = *target;
   auto unit = find_unit_witness(graph, *node, f, analysis, at::kCPU);

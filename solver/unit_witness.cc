@@ -9,172 +9,61 @@
 #include <cstring>
 #include <limits>
 #include <optional>
-#include <set>
 
 #include <fmt/core.h>
 #include <z3++.h>
 
-#include "model/attributes.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 #include "ops/tensor_proto.h"
-#include "solver/float_thresholds.h"
 
 namespace nanguard {
 namespace {
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr float kMaxF = std::numeric_limits<float>::max();
-constexpr float kMinSubF = std::numeric_limits<float>::denorm_min();
 constexpr unsigned kZ3TimeoutMs = 10000;
 
 // ---- targets ------------------------------------------------------------------
 
-UnitTarget make_target(int operand, Relation r, double value, std::string text) {
-  return UnitTarget{operand, r, value, std::move(text)};
+Status no_target(const Finding& f, const Node& node, const std::string& why) {
+  return Status::Error(fmt::format("no unit target for hazard {} of {} node {}: {}", f.hazard, node.op_type, f.node, why));
 }
 
-// Any non-finite output: the representation `meets` reads as "not finite".
-UnitTarget output_not_finite() { return make_target(-1, Relation::kMagnitudeAtLeast, kInf, "y is not finite"); }
-
-Status no_target(const Finding& f, const std::string& why) {
-  return Status::Error(fmt::format("no unit target for hazard {} of {} node {}: {}", f.hazard, f.op_type, f.node, why));
+// The target is the facet's of the op that reported the hazard (ops/), given the
+// ranges of the node's inputs.
+Result<UnitTarget> target_of(const Finding& f, const Node& node, const std::vector<Range>& operands, at::Device d) {
+  const HazardFacet* facet = find_facet(node.op_type, node.domain, f.hazard);
+  if (!facet) return no_target(f, node, "the op declares no such hazard");
+  if (!facet->target) return no_target(f, node, facet->no_target);
+  Result<UnitTarget> t = facet->target(node, operands, d);
+  if (!t.ok()) return no_target(f, node, t.status().message());
+  return t;
 }
 
-// The smallest float32 >= d and the largest <= d (inward rounding of a range).
-float f32_up(double d) {
-  float f = static_cast<float>(d);
-  return static_cast<double>(f) < d ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
-}
-float f32_down(double d) {
-  float f = static_cast<float>(d);
-  return static_cast<double>(f) > d ? std::nextafter(f, -std::numeric_limits<float>::infinity()) : f;
-}
+constexpr double kUnknown = std::numeric_limits<double>::quiet_NaN();
 
-Result<UnitTarget> threshold_target(Threshold t, at::Device device, int operand, Relation r, const char* what) {
-  Result<float> v = float_threshold(t, device);
-  if (!v.ok()) return v.status();
-  return make_target(operand, r, *v, fmt::format(what, *v));
-}
-
-const OperandRange* range_of(const Finding& f, const std::string& tensor) {
-  for (const auto& o : f.operands)
-    if (o.tensor == tensor) return &o;
-  return nullptr;
-}
-
-// Div: |x / y| overflows for |y| <= T, T measured with the largest numerator |x| in
-// range (the quotient's rounding decides, so it is bisected through at::div).
-Result<UnitTarget> div_overflow_target(const Finding& f, const Node& node, at::Device device) {
-  const OperandRange* x = node.inputs.empty() ? nullptr : range_of(f, node.inputs[0]);
-  if (!x) return output_not_finite();  // a constant numerator: no range to read m from
-  float m = std::min(f32_down(std::max(std::abs(x->lo), std::abs(x->hi))), kMaxF);
-  auto pred = [&](float y) {
-    return fails_everywhere([m](const at::Tensor& t) { return at::div(at::full_like(t, m), t); }, y, device);
-  };
-  Result<float> t = last_true(pred, kMinSubF, kMaxF);
-  if (!t.ok()) return no_target(f, fmt::format("no divisor overflows a numerator of magnitude {:.9g}", m));
-  return make_target(1, Relation::kMagnitudeAtMost, *t, fmt::format("|y| <= {:.9g} (with |x| = {:.9g})", *t, m));
-}
-
-// Celu with alpha < 0: exp(x / alpha) overflows for x at most a measured T.
-Result<UnitTarget> celu_exp_target(const Finding& f, const Node& node, at::Device device) {
-  float alpha = attr_float(node, "alpha", 1.f);
-  auto pred = [&](float x) { return fails_everywhere([alpha](const at::Tensor& t) { return at::celu(t, alpha); }, x, device); };
-  Result<float> t = last_true(pred, -kMaxF, 0.f);
-  if (!t.ok()) return no_target(f, fmt::format("celu with alpha {} does not overflow", alpha));
-  return make_target(0, Relation::kAtMost, *t, fmt::format("x <= {:.9g}", *t));
-}
-
-// Cast to an integer: undefined outside (min - 1, max + 1); the side the finding's
-// range reaches. To float16/bfloat16: |x| from the measured INF threshold.
-Result<UnitTarget> cast_target(const Finding& f, const Node& node, at::Device device) {
-  at::ScalarType to = scalar_type_for(static_cast<int32_t>(attr_int(node, "to")));
-  if (to == at::kHalf) return threshold_target(Threshold::kHalfOverflow, device, 0, Relation::kMagnitudeAtLeast, "|x| >= {:.9g}");
-  if (to == at::kBFloat16) return threshold_target(Threshold::kBFloat16Overflow, device, 0, Relation::kMagnitudeAtLeast, "|x| >= {:.9g}");
-  if (!at::isIntegralType(to, false)) return no_target(f, "a cast to a floating type that cannot overflow");
-  auto [lo, hi] = integer_range(to);
-  const OperandRange* x = node.inputs.empty() ? nullptr : range_of(f, node.inputs[0]);
-  if (x && x->hi >= hi + 1) return make_target(0, Relation::kAtLeast, f32_up(hi + 1), fmt::format("x >= {:.9g}", f32_up(hi + 1)));
-  return make_target(0, Relation::kAtMost, f32_down(lo - 1), fmt::format("x <= {:.9g}", f32_down(lo - 1)));
-}
-
-Result<UnitTarget> bernoulli_target(const Finding& f, const Node& node) {
-  const OperandRange* p = node.inputs.empty() ? nullptr : range_of(f, node.inputs[0]);
-  if (p && p->hi > 1) return make_target(0, Relation::kAtLeast, std::nextafter(1.f, 2.f), "p > 1");
-  return make_target(0, Relation::kAtMost, -kMinSubF, "p < 0");
-}
-
-Result<UnitTarget> sqrt_gradient_target(at::Device device) {
-  Result<float> t = float_threshold(Threshold::kSqrtGradient, device);
-  if (!t.ok()) return t.status();
-  if (*t == 0) return make_target(0, Relation::kEqual, 0, "x == 0");
-  return make_target(0, Relation::kMagnitudeAtMost, *t, fmt::format("|x| <= {:.9g}", *t));  // denormals flushed
-}
-
-// The elementwise unary hazards, each a measured threshold on operand 0.
-std::optional<Result<UnitTarget>> unary_target(const std::string& h, at::Device d) {
-  using R = Relation;
-  if (h == "exp-overflow") return threshold_target(Threshold::kExpOverflow, d, 0, R::kAtLeast, "x >= {:.9g}");
-  if (h == "cosh-overflow") return threshold_target(Threshold::kCoshOverflow, d, 0, R::kMagnitudeAtLeast, "|x| >= {:.9g}");
-  if (h == "sinh-overflow") return threshold_target(Threshold::kSinhOverflow, d, 0, R::kMagnitudeAtLeast, "|x| >= {:.9g}");
-  if (h == "sqrt-negative") return threshold_target(Threshold::kSqrtNaN, d, 0, R::kAtMost, "x <= {:.9g}");
-  if (h == "sqrt-zero-gradient") return sqrt_gradient_target(d);
-  if (h == "asin-domain") return threshold_target(Threshold::kAsinDomain, d, 0, R::kMagnitudeAtLeast, "|x| >= {:.9g}");
-  if (h == "acos-domain") return threshold_target(Threshold::kAcosDomain, d, 0, R::kMagnitudeAtLeast, "|x| >= {:.9g}");
-  if (h == "asin-gradient") return threshold_target(Threshold::kAsinGradient, d, 0, R::kMagnitudeAtLeast, "|x| >= {:.9g}");
-  if (h == "acos-gradient") return threshold_target(Threshold::kAcosGradient, d, 0, R::kMagnitudeAtLeast, "|x| >= {:.9g}");
-  if (h == "acosh-domain") return threshold_target(Threshold::kAcoshDomain, d, 0, R::kAtMost, "x <= {:.9g}");
-  if (h == "acosh-gradient") return threshold_target(Threshold::kAcoshGradient, d, 0, R::kAtMost, "x <= {:.9g}");
-  if (h == "atanh-domain") return threshold_target(Threshold::kAtanhDomain, d, 0, R::kMagnitudeAtLeast, "|x| >= {:.9g}");
-  return std::nullopt;
-}
-
-// Hazards whose failure is the output itself (a sum, a window, a whole slice): no
-// single operand element decides them.
-bool output_hazard(const std::string& h) {
-  static const std::set<std::string> kOutput = {"overflow", "reduce-empty", "lppool-overflow", "avgpool-empty-window",
-                                                "lrn-nonpositive-denominator", "norm-zero-variance", "loss-zero-weight"};
-  return kOutput.count(h) > 0;
-}
-
-// Gradient and crash hazards whose condition spans a slice or the data's shape.
-const char* unsupported_reason(const std::string& h) {
-  if (h == "lppool-zero-gradient" || h == "norm-zero-gradient")
-    return "the condition is on the sum over a window or slice, not on one element";
-  if (h == "celu-zero-alpha") return "the condition is on an attribute, not on an operand value";
-  if (h == "gather-index-out-of-range" || h == "scatter-index-out-of-range" || h == "index-out-of-range")
-    return "an index bound depends on the data's shape, which the target does not carry";
-  if (h == "unsupported") return "the op has no abstract semantics";
-  return nullptr;
-}
-
-Result<UnitTarget> target_of(const Finding& f, const Node& node, at::Device d) {
-  const std::string& h = f.hazard;
-  const std::string& op = node.op_type;
-  if (h == "log-nonpositive" && op == "Log") return threshold_target(Threshold::kLogNonFinite, d, 0, Relation::kAtMost, "x <= {:.9g}");
-  if (h == "log-nonpositive") return output_not_finite();  // log of a sum (ReduceLogSum)
-  if (h == "log-gradient-overflow" && op == "Log") return threshold_target(Threshold::kLogGradient, d, 0, Relation::kAtMost, "x <= {:.9g}");
-  if (h == "exp-overflow" && op == "Celu") return celu_exp_target(f, node, d);
-  if (auto t = unary_target(h, d)) return *t;
-  int divisor = op == "Reciprocal" ? 0 : 1;
-  if (h == "div-by-zero" || h == "mod-by-zero" || h == "int-div-by-zero" || h == "int-mod-by-zero")
-    return make_target(divisor, Relation::kEqual, 0, divisor ? "y == 0" : "x == 0");
-  if (h == "div-overflow" && op == "Reciprocal")
-    return threshold_target(Threshold::kReciprocalOverflow, d, 0, Relation::kMagnitudeAtMost, "|x| <= {:.9g}");
-  if (h == "div-overflow") return div_overflow_target(f, node, d);
-  if (h == "pow-negative-base") return make_target(0, Relation::kAtMost, -kMinSubF, "x < 0");
-  if (h == "pow-zero-negative-exponent" || h == "pow-zero-gradient") return make_target(0, Relation::kEqual, 0, "x == 0");
-  if (h == "batchnorm-nonpositive-variance") {
-    float eps = attr_float(node, "epsilon", 1e-5f);  // float32 var + eps <= 0 exactly when var <= -eps
-    return make_target(4, Relation::kAtMost, -eps, fmt::format("var <= {:.9g}", -eps));
+// Ranges of the node's inputs as the analysis found them (NaN bounds: none).
+std::vector<Range> ranges_of(const Node& node, const AnalysisResult& analysis) {
+  std::vector<Range> r;
+  for (const std::string& name : node.inputs) {
+    auto it = name.empty() ? analysis.intervals.end() : analysis.intervals.find(name);
+    if (it == analysis.intervals.end() || !it->second.lo.defined()) r.push_back({name.empty() ? 0 : kUnknown, name.empty() ? 0 : kUnknown});
+    else r.push_back({it->second.min(), it->second.max()});
   }
-  if (h == "lpnorm-zero-norm" && f.kind == HazardKind::kForward) return output_not_finite();
-  if (h == "cast-overflow") return cast_target(f, node, d);
-  if (h == "bernoulli-probability-out-of-range") return bernoulli_target(f, node);
-  if (output_hazard(h) && f.kind == HazardKind::kForward) return output_not_finite();
-  if (const char* why = unsupported_reason(h)) return no_target(f, why);
-  return no_target(f, "no condition on one tensor element is known for it");
+  return r;
+}
+
+// The same from the finding alone, which lists non-constant operands and the one at
+// fault; the others are unknown.
+std::vector<Range> ranges_of(const Node& node, const Finding& f) {
+  std::vector<Range> r;
+  for (const std::string& name : node.inputs) {
+    Range v{name.empty() ? 0 : kUnknown, name.empty() ? 0 : kUnknown};
+    for (const auto& o : f.operands)
+      if (o.tensor == name) v = {o.lo, o.hi};
+    r.push_back(v);
+  }
+  return r;
 }
 
 // ---- operands -----------------------------------------------------------------
@@ -241,20 +130,6 @@ double pick(double lo, double hi, const UnitTarget& t) {
   return v;
 }
 
-// Ops whose operands broadcast elementwise into one output: the witness element of
-// each operand is the one under the same output position.
-bool elementwise(const std::string& op) {
-  static const std::set<std::string> kOps = {"Add", "Sub", "Mul", "Div", "Pow", "Mod"};
-  return kOps.count(op) > 0;
-}
-
-// Ops whose float32 semantics Z3's floating-point theory states exactly (IEEE
-// correctly rounded): Div, Reciprocal, Sqrt, Add, Sub, Mul.
-bool in_z3_theory(const std::string& op) {
-  static const std::set<std::string> kOps = {"Div", "Reciprocal", "Sqrt", "Add", "Sub", "Mul"};
-  return kOps.count(op) > 0;
-}
-
 // The flat index in a tensor of shape `own` of the element that broadcasts to flat
 // position p of `space` (shapes right-aligned, size-1 dimensions repeated).
 int64_t own_index(int64_t p, const std::vector<int64_t>& space, const std::vector<int64_t>& own) {
@@ -275,6 +150,8 @@ struct Problem {
   const Graph& graph;
   const Node& node;
   const Finding& finding;
+  const OpDef& def;
+  const HazardFacet& facet;
   UnitTarget target;
   at::Device device;
   std::vector<const IntervalTensor*> in;  // per node input; null for omitted ones
@@ -291,7 +168,7 @@ std::pair<double, double> scalar_range(const Problem& pb, size_t i, int64_t p) {
 }
 
 bool tied(const Problem& pb, size_t i) {
-  return pb.in[i] && (elementwise(pb.node.op_type) || static_cast<int>(i) == pb.target.operand);
+  return pb.in[i] && (pb.def.elementwise_broadcast || static_cast<int>(i) == pb.target.operand);
 }
 
 // The first position whose target operand can meet the target, or, for a target on
@@ -330,16 +207,6 @@ z3::expr z3_relation(const z3::expr& x, const UnitTarget& t) {
   return x.ctx().bool_val(true);
 }
 
-z3::expr z3_op(const std::string& op, const std::vector<z3::expr>& v) {
-  z3::context& c = v[0].ctx();
-  if (op == "Reciprocal") return c.fpa_val(1.0f) / v[0];
-  if (op == "Sqrt") return z3::sqrt(v[0], c.fpa_rounding_mode());
-  if (op == "Div") return v[0] / v[1];
-  if (op == "Add") return v[0] + v[1];
-  if (op == "Sub") return v[0] - v[1];
-  return v[0] * v[1];
-}
-
 float float_of_bits(uint64_t bits) {
   uint32_t b = static_cast<uint32_t>(bits);
   float f;
@@ -350,8 +217,9 @@ float float_of_bits(uint64_t bits) {
 // Float32 operands within their ranges (finite, as upstream values are in the safe
 // state) that meet the target and make the op's RNE result NaN or INF.
 Result<Assignment> solve_z3(const Problem& pb, int64_t p) {
-  size_t arity = (pb.node.op_type == "Reciprocal" || pb.node.op_type == "Sqrt") ? 1 : 2;
-  if (pb.in.size() < arity) return Status::Error("missing operands");
+  size_t arity = pb.in.size();
+  for (const IntervalTensor* t : pb.in)
+    if (!t) return Status::Error("missing operands");
   z3::context c;
   c.set_rounding_mode(z3::RNE);
   z3::solver s(c);
@@ -365,7 +233,7 @@ Result<Assignment> solve_z3(const Problem& pb, int64_t p) {
     s.add(!v[i].mk_is_nan() && !v[i].mk_is_inf());
     s.add(v[i] >= c.fpa_val(static_cast<float>(lo)) && v[i] <= c.fpa_val(static_cast<float>(hi)));
   }
-  z3::expr y = z3_op(pb.node.op_type, v);
+  z3::expr y = pb.def.z3_encoding(v);
   s.add(y.mk_is_inf() || y.mk_is_nan());
   if (pb.target.operand >= 0) s.add(z3_relation(v[pb.target.operand], pb.target));
   z3::check_result r = s.check();
@@ -377,37 +245,18 @@ Result<Assignment> solve_z3(const Problem& pb, int64_t p) {
   return a;
 }
 
-// Pow's exponent for the base hazards: not an integer (negative base), negative (0
-// to a negative power), in (0, 1) (the gradient at 0).
-std::optional<double> pick_exponent(const std::string& hazard, double lo, double hi) {
-  auto fits = [&](float y) {
-    if (!(y >= lo && y <= hi)) return false;
-    bool integer = std::floor(y) == y;
-    if (hazard == "pow-negative-base") return !integer;
-    if (hazard == "pow-zero-negative-exponent") return y < 0;
-    if (hazard == "pow-zero-gradient") return y > 0 && y < 1;
-    return true;
-  };
-  const float inf = std::numeric_limits<float>::infinity();
-  float mid = static_cast<float>(lo / 2 + hi / 2);
-  for (float y : {0.5f, -1.f, -0.5f, mid, std::nextafter(mid, inf), std::nextafter(mid, -inf), static_cast<float>(lo),
-                  static_cast<float>(hi), std::nextafter(static_cast<float>(lo), inf), std::nextafter(static_cast<float>(hi), -inf),
-                  static_cast<float>(lo + 0.5), static_cast<float>(hi - 0.5)})
-    if (fits(y)) return y;
-  return std::nullopt;
-}
-
-// The target operand at the value of its range closest to the threshold; Pow's
-// exponent chosen to keep the hazard's other half true.
+// The target operand at the value of its range closest to the threshold; for a
+// condition on two operands (Pow), the other one as the facet completes it.
 Result<Assignment> solve_threshold(const Problem& pb, int64_t p) {
   Assignment a(pb.in.size());
   auto [lo, hi] = scalar_range(pb, pb.target.operand, p);
   a[pb.target.operand] = pick(lo, hi, pb.target);
-  if (pb.node.op_type == "Pow" && pb.in.size() > 1 && pb.in[1]) {
-    auto [ylo, yhi] = scalar_range(pb, 1, p);
-    std::optional<double> y = pick_exponent(pb.finding.hazard, ylo, yhi);
-    if (!y) return Status::Error(fmt::format("no exponent in [{:.9g}, {:.9g}] completes {}", ylo, yhi, pb.finding.condition));
-    a[1] = *y;
+  int k = pb.facet.completing_operand;
+  if (pb.facet.complete && k >= 0 && k < static_cast<int>(pb.in.size()) && pb.in[k]) {
+    auto [ylo, yhi] = scalar_range(pb, k, p);
+    std::optional<double> y = pb.facet.complete(ylo, yhi);
+    if (!y) return Status::Error(fmt::format("no {} in [{:.9g}, {:.9g}] completes {}", pb.node.inputs[k], ylo, yhi, pb.finding.condition));
+    a[k] = *y;
   }
   return a;
 }
@@ -420,12 +269,10 @@ struct OpRun {
 };
 
 OpRun run_op(const Problem& pb, const std::vector<at::Tensor>& operands) {
-  const OpDef* def = OpRegistry::instance().find(pb.node.op_type, pb.node.domain);
-  if (!def) return {{}, "no lowering for " + pb.node.op_type};
   OpContext ctx{pb.node, pb.graph.opset, operands};
   ctx.device = pb.device;
   try {
-    return {def->lower(ctx), ""};
+    return {pb.def.lower(ctx), ""};
   } catch (const std::exception& e) {
     return {{}, e.what()};
   }
@@ -529,9 +376,12 @@ Result<UnitWitness> corner_witness(const Problem& pb) {
 
 Result<Problem> make_problem(const Graph& graph, const Node& node, const Finding& finding, const AnalysisResult& analysis,
                              at::Device device) {
-  Result<UnitTarget> t = unit_target(finding, node, device);
+  const OpDef* def = OpRegistry::instance().find(node.op_type, node.domain);
+  const HazardFacet* facet = find_facet(node.op_type, node.domain, finding.hazard);
+  if (!def || !facet) return Status::Error(fmt::format("no semantics for hazard {} of {}", finding.hazard, node.op_type));
+  Result<UnitTarget> t = unit_target(finding, node, analysis, device);
   if (!t.ok()) return t.status();
-  Problem pb{graph, node, finding, *t, device, {}, {}, {}};
+  Problem pb{graph, node, finding, *def, *facet, *t, device, {}, {}, {}};
   for (const std::string& name : node.inputs) {
     auto it = name.empty() ? analysis.intervals.end() : analysis.intervals.find(name);
     if (!name.empty() && it == analysis.intervals.end()) return Status::Error("no interval for tensor " + name);
@@ -541,7 +391,7 @@ Result<Problem> make_problem(const Graph& graph, const Node& node, const Finding
   int k = pb.target.operand;
   if (k >= static_cast<int>(pb.in.size()) || (k >= 0 && !pb.in[k]))
     return Status::Error(fmt::format("node {} has no operand {}", node.name, k));
-  if (elementwise(node.op_type)) {
+  if (def->elementwise_broadcast) {
     for (const IntervalTensor* in : pb.in)
       if (in) pb.space = broadcast_shape(pb.space, in->shape);
   } else if (k >= 0) {
@@ -555,7 +405,11 @@ Result<Problem> make_problem(const Graph& graph, const Node& node, const Finding
 }  // namespace
 
 Result<UnitTarget> unit_target(const Finding& finding, const Node& node, at::Device device) {
-  return target_of(finding, node, device);
+  return target_of(finding, node, ranges_of(node, finding), device);
+}
+
+Result<UnitTarget> unit_target(const Finding& finding, const Node& node, const AnalysisResult& analysis, at::Device device) {
+  return target_of(finding, node, ranges_of(node, analysis), device);
 }
 
 bool meets(const UnitTarget& target, double v) {
@@ -576,7 +430,7 @@ Result<UnitWitness> find_unit_witness(const Graph& graph, const Node& node, cons
   Result<Problem> made = make_problem(graph, node, finding, analysis, device);
   if (!made.ok()) return made.status();
   const Problem& pb = *made;
-  bool z3 = in_z3_theory(node.op_type) && finding.kind == HazardKind::kForward;
+  bool z3 = pb.def.z3_encoding && finding.kind == HazardKind::kForward;
   for (const IntervalTensor* t : pb.in) z3 = z3 && (!t || t->dtype == at::kFloat);
   if (pb.target.operand < 0 && !z3) return corner_witness(pb);
   Result<int64_t> p = pick_position(pb, analysis);

@@ -14,22 +14,16 @@
 #include "analyzer/finding.h"
 #include "model/graph.h"
 #include "model/status.h"
+#include "ops/hazard.h"
 
 namespace nanguard {
 
-enum class Relation { kAtMost, kAtLeast, kEqual, kMagnitudeAtLeast, kMagnitudeAtMost };
-
-// What the system search drives towards: one scalar condition on one tensor of the
-// node, met by any single element of it.
-struct UnitTarget {
-  int operand = 0;  // index of the node input; -1: the node's first output
-  Relation relation = Relation::kAtMost;
-  double value = 0;  // a float32 number, measured on the backend where it matters
-  std::string text;  // readable, e.g. "x <= 0", "x >= 88.7228394"
-};
-
-// The target for the finding's hazard on `device`; an error for a hazard without one.
+// The target for the finding's hazard on `device`, as the facet of the op that
+// reported it builds it (ops/hazard.h; Relation and UnitTarget live there too); an
+// error for a hazard without one. The ranges are the analysis' when given, else
+// the finding's.
 Result<UnitTarget> unit_target(const Finding& finding, const Node& node, at::Device device);
+Result<UnitTarget> unit_target(const Finding& finding, const Node& node, const AnalysisResult& analysis, at::Device device);
 
 // True when the float32 number `v` meets the target, compared in float32 (`v` is
 // rounded to float32 first: 3.5e38 is INF). NaN meets no target except "not finite":

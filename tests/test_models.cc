@@ -102,4 +102,17 @@ void set_attr(onnx::NodeProto& node, const std::string& name, const std::vector<
   for (int64_t v : value) a->add_ints(v);
 }
 
+ModelBuilder log_model(std::vector<int64_t> dims, std::optional<float> clip_min) {
+  ModelBuilder b;
+  b.input("x", dims).output("y", dims);
+  if (!clip_min) {
+    b.node("Log", {"x"}, {"y"}, "log");
+    return b;
+  }
+  b.initializer("nanguard_fix/min", at::tensor(*clip_min));
+  b.node("Clip", {"x", "nanguard_fix/min"}, {"nanguard_fix/x"}, "nanguard_fix/clip");
+  b.node("Log", {"nanguard_fix/x"}, {"y"}, "log");
+  return b;
+}
+
 }  // namespace nanguard::testing

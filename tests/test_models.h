@@ -1,6 +1,7 @@
 // Builds small ONNX models in memory for tests: inputs, nodes, initializers, outputs.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,5 +36,9 @@ void set_attr(onnx::NodeProto& node, const std::string& name, int64_t value);
 void set_attr(onnx::NodeProto& node, const std::string& name, float value);
 void set_attr(onnx::NodeProto& node, const std::string& name, const std::vector<int64_t>& value);
 std::string test_tmp_dir();
+
+// y = log(x) for x of shape `dims`; with `clip_min`, the fixed form a fix writes:
+// y = log(clip(x, clip_min)), the Clip named "nanguard_fix/clip".
+ModelBuilder log_model(std::vector<int64_t> dims, std::optional<float> clip_min = std::nullopt);
 
 }  // namespace nanguard::testing

@@ -263,5 +263,56 @@ TEST(Cli, TriggerAndReplayErrors) {
   EXPECT_TRUE(nlohmann::json::parse(clean.out)["findings"].empty());
 }
 
+// y = log(x), x in [-1, 1], and its fixes: log(clip(x, 1/FLT_MAX rounded up)) holds
+// (its gradient 1/x stays finite too), a clip at -1
+// is no fix. validate's verdict is the exit code; replay --model runs a reproducer of
+// the original against either.
+struct LogFixModels {
+  std::string original = testing::log_model({1}).save("cli_val_log.onnx");
+  std::string fixed = testing::log_model({1}, std::nextafter(2.9387359e-39f, 1.f)).save("cli_val_fixed.onnx");
+  std::string nofix = testing::log_model({1}, -1.f).save("cli_val_nofix.onnx");
+};
+
+TEST(Cli, ValidateExitCodes) {
+  LogFixModels m;
+  std::string flags = " --range x=-1,1 --budget 2 --samples 100";
+  CliResult holds = run_cli("validate " + m.fixed + " --original " + m.original + flags + " --format json");
+  EXPECT_EQ(holds.code, 0) << holds.out << holds.err;
+  auto j = nlohmann::json::parse(holds.out);
+  EXPECT_EQ(j["verdict"], "holds");
+  EXPECT_TRUE(j["proved"].get<bool>());
+  EXPECT_EQ(j["attacks"]["failures"], 0);
+  EXPECT_EQ(j["agreement"]["share"], 1.0);
+  CliResult broken = run_cli("validate " + m.nofix + " --original " + m.original + flags);
+  EXPECT_EQ(broken.code, 1) << broken.out << broken.err;
+  EXPECT_NE(broken.out.find("verdict: broken"), std::string::npos) << broken.out;
+  expect_usage_error(run_cli("validate " + testing::test_tmp_dir() + "/missing.onnx" + flags), "no such file");
+  expect_usage_error(run_cli("validate " + m.fixed + " --original " + testing::test_tmp_dir() + "/missing.onnx" + flags),
+                     "no such file");
+  expect_usage_error(run_cli("validate " + m.fixed + " --reproducers " + testing::test_tmp_dir() + "/no_repros" + flags),
+                     "no_repros");
+}
+
+TEST(Cli, ReplayAgainstTheFixedModel) {
+  LogFixModels m;
+  std::string out = testing::test_tmp_dir() + "/cli_val_repros";
+  std::filesystem::remove_all(out);
+  CliResult t = run_cli("trigger " + m.original + " --range x=-1,1 --budget 5 --out " + out + " --format json");
+  ASSERT_EQ(t.code, 1) << t.err;
+  std::string dir = nlohmann::json::parse(t.out)["findings"][0]["witness"]["reproducer"];
+  CliResult on_fixed = run_cli("replay " + dir + " --model " + m.fixed);
+  EXPECT_EQ(on_fixed.code, 1) << on_fixed.out << on_fixed.err;
+  EXPECT_NE(on_fixed.out.find("the fix holds on this reproducer"), std::string::npos) << on_fixed.out;
+  EXPECT_EQ(run_cli("replay " + dir + " --model " + m.original).code, 0);
+  EXPECT_EQ(run_cli("replay " + dir + " --model " + m.nofix).code, 0);
+  CliResult v = run_cli("validate " + m.fixed + " --range x=-1,1 --budget 2 --samples 50 --reproducers " + out +
+                        " --format json");
+  EXPECT_EQ(v.code, 0) << v.out << v.err;
+  bool seen = false;
+  for (const auto& a : nlohmann::json::parse(v.out)["attacks"]["by"]) seen |= a["name"] == "reproducers" && a["runs"] >= 1;
+  EXPECT_TRUE(seen) << v.out;
+  EXPECT_EQ(run_cli("validate " + m.nofix + " --range x=-1,1 --budget 2 --samples 50 --reproducers " + out).code, 1);
+}
+
 }  // namespace
 }  // namespace nanguard

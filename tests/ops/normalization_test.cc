@@ -233,7 +233,7 @@ TEST(NormalizationAbstract, HazardsAtTheirThresholds) {
   EXPECT_EQ(norm_findings(lp(2), 2e-23, 1), Names{"n:lpnorm-zero-norm"});  // squares underflow to 0
   EXPECT_EQ(norm_findings(lp(2), -1, 1), Names{"n:lpnorm-zero-norm"});
   EXPECT_EQ(norm_findings(lp(1), 1e-30, 1), Names{});
-  EXPECT_EQ(norm_findings(lp(1), 1e-40, 1), Names{"n:lpnorm-zero-norm"});  // gradient x / n / n overflows
+  EXPECT_EQ(norm_findings(lp(1), 1e-40, 1), Names{"n:lpnorm-zero-gradient"});  // gradient x / n / n overflows
 }
 
 }  // namespace

@@ -9,7 +9,7 @@
 
 #include "analyzer/analyzer.h"
 #include "model/onnx_loader.h"
-#include "solver/float_thresholds.h"
+#include "ops/float_thresholds.h"
 #include "solver/unit_witness.h"
 #include "test_models.h"
 

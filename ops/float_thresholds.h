@@ -10,6 +10,7 @@
 #include <ATen/ATen.h>
 
 #include "model/status.h"
+#include "ops/hazard.h"
 
 namespace nanguard {
 
@@ -61,5 +62,9 @@ const char* to_string(Threshold t);
 
 // The threshold measured on `device`, cached per (threshold, device).
 Result<float> float_threshold(Threshold t, at::Device device);
+
+// A unit target at a measured threshold: `relation` against it on `operand`, with
+// `text` a format string for the value (e.g. "x >= {:.9g}").
+UnitTargetFn threshold_target(Threshold t, int operand, Relation relation, const char* text);
 
 }  // namespace nanguard

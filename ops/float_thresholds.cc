@@ -1,4 +1,4 @@
-#include "solver/float_thresholds.h"
+#include "ops/float_thresholds.h"
 
 #include <cstring>
 #include <map>
@@ -151,6 +151,14 @@ Result<float> float_threshold(Threshold t, at::Device device) {
   std::lock_guard<std::mutex> lock(mu);
   cache[key] = *r;
   return *r;
+}
+
+UnitTargetFn threshold_target(Threshold t, int operand, Relation relation, const char* text) {
+  return [=](const Node&, const std::vector<Range>&, at::Device device) -> Result<UnitTarget> {
+    Result<float> v = float_threshold(t, device);
+    if (!v.ok()) return v.status();
+    return UnitTarget{operand, relation, *v, fmt::format(text, *v)};
+  };
 }
 
 }  // namespace nanguard

@@ -1,0 +1,115 @@
+#include "harness/validate_inputs.h"
+
+#include <algorithm>
+#include <filesystem>
+
+#include <fmt/core.h>
+
+#include "harness/reproducer.h"
+#include "model/onnx_loader.h"
+#include "oracle/input_source.h"
+#include "ops/tensor_proto.h"
+
+namespace nanguard {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> sorted_subdirs(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_directory()) out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool holds_tensors(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file() && e.path().extension() == ".pb") return true;
+  return false;
+}
+
+// NAME.pb for every input when all are there, else input_N.pb.
+Result<TensorMap> read_input_set(const std::string& dir, const Graph& graph) {
+  bool by_name = std::all_of(graph.inputs.begin(), graph.inputs.end(),
+                             [&](const std::string& n) { return fs::exists(fs::path(dir) / (n + ".pb")); });
+  TensorMap set;
+  for (size_t i = 0; i < graph.inputs.size(); ++i) {
+    const std::string& name = graph.inputs[i];
+    fs::path file = fs::path(dir) / (by_name ? name + ".pb" : fmt::format("input_{}.pb", i));
+    if (!fs::exists(file))
+      return Status::Error(fmt::format("{}: no {}.pb nor input_{}.pb for input '{}'", dir, name, i, name));
+    auto t = read_tensor_file(file.string());
+    if (!t.ok()) return t.status();
+    set[name] = *t;
+  }
+  return set;
+}
+
+Result<ReplayCase> read_case(const std::string& dir, const Graph& fixed) {
+  auto header = read_reproducer_header(dir);
+  if (!header.ok()) return header.status();
+  auto graph = load_model(header->model_path);
+  if (!graph.ok()) return graph.status();
+  auto rep = read_reproducer(dir, *graph);
+  if (!rep.ok()) return rep.status();
+  ReplayCase c{fs::path(dir).filename().string(), rep->finding, rep->inputs};
+  for (auto& [name, t] : shared_weights(*graph, fixed)) c.feeds.emplace(name, t);
+  return c;
+}
+
+}  // namespace
+
+TensorMap shared_weights(const Graph& from, const Graph& to) {
+  TensorMap out;
+  for (const auto& [name, proto] : from.initializers) {
+    auto it = to.initializers.find(name);
+    if (it == to.initializers.end() || !std::equal(proto.dims().begin(), proto.dims().end(), it->second.dims().begin(),
+                                                   it->second.dims().end()))
+      continue;
+    try {
+      out[name] = tensor_from_proto(proto);
+    } catch (const std::exception&) {
+      continue;  // a type the executor would not take either
+    }
+  }
+  return out;
+}
+
+Result<std::vector<ReplayCase>> read_reproducers(const std::string& dir, const Graph& fixed) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Status::Error(fmt::format("{}: not a directory", dir));
+  std::vector<std::string> dirs;
+  if (fs::exists(fs::path(dir) / "model.onnx")) dirs.push_back(dir);
+  for (const auto& d : sorted_subdirs(dir))
+    if (fs::exists(fs::path(d) / "model.onnx")) dirs.push_back(d);
+  if (dirs.empty()) return Status::Error(fmt::format("{}: no reproducer directories (DIR/NAME/model.onnx)", dir));
+  std::vector<ReplayCase> cases;
+  for (const auto& d : dirs) {
+    auto c = read_case(d, fixed);
+    if (!c.ok()) return c.status();
+    cases.push_back(std::move(*c));
+  }
+  return cases;
+}
+
+Result<std::vector<TensorMap>> read_input_sets(const std::string& dir, const Graph& graph) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Status::Error(fmt::format("{}: not a directory", dir));
+  std::vector<std::string> dirs;
+  if (holds_tensors(dir)) dirs.push_back(dir);
+  for (const auto& d : sorted_subdirs(dir))
+    if (holds_tensors(d)) dirs.push_back(d);
+  if (dirs.empty()) return Status::Error(fmt::format("{}: no TensorProto files (NAME.pb or input_N.pb)", dir));
+  std::vector<TensorMap> sets;
+  for (const auto& d : dirs) {
+    auto s = read_input_set(d, graph);
+    if (!s.ok()) return s.status();
+    sets.push_back(std::move(*s));
+  }
+  return sets;
+}
+
+}  // namespace nanguard

@@ -1,0 +1,89 @@
+// Fix synthesis: for each finding, a change to the model that the analyzer proves
+// removes it in float32, written into a patched copy of the ONNX model.
+//   rewrite    meaning-preserving replacements named by the hazard's facet (ops/rewrite.h)
+//   immediate  a Clip of the faulty operand to the hazard's exact float32 safe domain
+//              (a sign-preserving clamp away from 0 for a divisor)
+//   inputs / weights / all   the widest sub-ranges of graph inputs / free float
+//              initializers with which the analyzer proves every finding gone,
+//              written as Clip nodes on those tensors (RANUM's modes)
+//   auto       a rewrite where one applies, else immediate
+// A fix the analyzer cannot prove is never reported as fixed.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "analyzer/analyzer.h"
+#include "model/graph.h"
+#include "model/onnx_loader.h"
+#include "model/patch.h"
+#include "model/status.h"
+
+namespace nanguard {
+
+enum class FixMode { kAuto, kRewrite, kImmediate, kInputs, kWeights, kAll };
+const char* to_string(FixMode mode);
+std::optional<FixMode> parse_fix_mode(const std::string& s);
+
+// One tensor's range before and after a fix; kept = new width / old width (1 when
+// the old range is a point).
+struct RangeChange {
+  std::string tensor;
+  double before_lo = 0, before_hi = 0, after_lo = 0, after_hi = 0;
+  double kept = 1;
+};
+
+struct FindingFix {
+  Finding finding;
+  std::string status = "not-fixed";  // or "fixed"
+  std::string at;                    // the mode that fixed it ("rewrite", "immediate", ...)
+  std::string rewrite;               // the rewrite's name, for at == "rewrite"
+  std::string description;           // the graph change
+  std::vector<RangeChange> changes;
+  std::string hint;                  // the source-level change
+  std::string reason;                // why not fixed, or "removed by the fix of NODE"
+};
+
+// A range mode's result for the whole model (inputs, weights, all).
+struct RangeFix {
+  FixMode mode = FixMode::kInputs;
+  bool proved = false;
+  double kept = 0;  // mean kept width over the tensors the mode may narrow
+  std::vector<RangeChange> changes;
+  std::string reason;  // when not proved
+  double seconds = 0;
+};
+
+struct FixOptions {
+  AnalyzeOptions analyze;
+  LoadOptions load;             // how patched models are loaded again (--dim)
+  FixMode mode = FixMode::kAuto;
+  std::string node;             // only this node's findings; empty: all
+  bool alternatives = false;    // auto: also run the range modes, for the report
+  double range_budget_seconds = 30;  // per range mode
+};
+
+struct FixReport {
+  std::vector<FindingFix> fixes;   // the original findings, in order
+  std::vector<RangeFix> alternatives;
+  ModelPatch patched;              // the fixed model (the original when nothing changed)
+  bool changed = false;
+  std::vector<Finding> remaining;  // findings of the patched model's analysis
+};
+
+// `proto` is the model `graph` was loaded from (the patch keeps its names, opset
+// and metadata).
+Result<FixReport> fix_model(const onnx::ModelProto& proto, const Graph& graph, const FixOptions& options);
+
+// The range modes alone (also used by fix_model for kInputs/kWeights/kAll).
+Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>& targets, FixMode mode,
+                                  const FixOptions& options);
+// Writes a range fix into `patch` as Clip nodes on the narrowed tensors.
+Status apply_range_fix(const RangeFix& fix, ModelPatch& patch);
+
+// True when `after` (the fixed model's analysis) has no finding at `node`, none at a
+// "nanguard_fix/" node, and none that `before` did not have.
+bool finding_removed(const std::string& node, const std::vector<Finding>& before, const std::vector<Finding>& after);
+
+}  // namespace nanguard

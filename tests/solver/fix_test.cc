@@ -1,0 +1,263 @@
+// Fixes: each rewrite is proved by the analyzer and equals the original wherever the
+// original is finite (sampled); immediate clips use the exact float32 safe bounds
+// (a clip one float wider is not proved); range modes narrow the side that matters.
+#include <cmath>
+#include <limits>
+
+#include <gtest/gtest.h>
+
+#include "analyzer/analyzer.h"
+#include "model/onnx_loader.h"
+#include "oracle/executor.h"
+#include "solver/fix.h"
+#include "test_models.h"
+
+namespace nanguard {
+namespace {
+
+using testing::ModelBuilder;
+using testing::set_attr;
+
+struct Fixed {
+  Graph original, patched;
+  FixReport report;
+};
+
+Fixed fix(ModelBuilder& b, RangeMap ranges, FixMode mode) {
+  auto g = load_model_proto(b.proto(), "test.onnx");
+  EXPECT_TRUE(g.ok()) << (g.ok() ? "" : g.status().message());
+  FixOptions opt;
+  opt.analyze.ranges = ranges;
+  opt.mode = mode;
+  auto r = fix_model(b.proto(), *g, opt);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.status().message());
+  auto p = load_model_proto(r->patched.proto(), "fixed.onnx");  // the ONNX checker passes
+  EXPECT_TRUE(p.ok()) << (p.ok() ? "" : p.status().message());
+  return Fixed{std::move(*g), std::move(*p), std::move(*r)};
+}
+
+size_t findings(const Graph& g, const RangeMap& ranges) {
+  AnalyzeOptions opt;
+  opt.ranges = ranges;
+  auto a = analyze(g, opt);
+  EXPECT_TRUE(a.ok());
+  return a->findings.size();
+}
+
+at::Tensor run(const Graph& g, const TensorMap& feeds, const std::string& out, bool float64 = false) {
+  ExecOptions eo;
+  eo.float_type = float64 ? at::kDouble : at::kFloat;
+  auto ex = Executor::create(g, eo);
+  EXPECT_TRUE(ex.ok());
+  auto r = ex->run(feeds);
+  EXPECT_TRUE(r.ok());
+  return r->values.at(out);
+}
+
+// Over `n` uniform draws in [lo, hi] (and a few scaled ones to reach the extremes),
+// the fixed model is finite everywhere and, wherever the float32 original is finite,
+// equals the function it computes (the original run in float64: near underflow the
+// float32 original is itself off by far more than the rewrite). Returns how many
+// draws the original failed on.
+int expect_equal_where_finite(const Fixed& f, const std::string& in, std::vector<int64_t> dims, double lo, double hi,
+                              const std::string& out, double tol, int n = 300) {
+  at::manual_seed(0);
+  int failing = 0;
+  for (int i = 0; i < n; ++i) {
+    at::Tensor x = at::rand(dims) * (hi - lo) + lo;
+    if (i % 3 == 0) x = x.sign() * at::full_like(x, std::max(std::abs(lo), std::abs(hi))) * at::rand(dims).pow(0.1);
+    x = x.clamp(lo, hi);
+    at::Tensor a = run(f.original, {{in, x}}, out), b = run(f.patched, {{in, x}}, out);
+    at::Tensor ref = run(f.original, {{in, x.to(at::kDouble)}}, out, true);
+    EXPECT_TRUE(at::isfinite(b).all().item<bool>()) << "fixed model not finite at draw " << i;
+    at::Tensor ok = at::isfinite(a);
+    if (!ok.all().item<bool>()) ++failing;
+    at::Tensor rel = (ref - b.to(at::kDouble)).abs() / (1 + ref.abs());
+    double diff = at::where(ok, rel, at::zeros_like(rel)).max().item<double>();
+    EXPECT_LE(diff, tol) << "draw " << i;
+  }
+  return failing;
+}
+
+const FindingFix& only_fix(const Fixed& f) {
+  EXPECT_EQ(f.report.fixes.size(), 1u);
+  return f.report.fixes.at(0);
+}
+
+TEST(Fix, LogSoftmaxRewriteIsProvedAndEqualWhereFinite) {
+  ModelBuilder b;
+  b.input("x", {2, 6}).output("y", {2, 6});
+  set_attr(b.node("Softmax", {"x"}, {"p"}, "softmax"), "axis", int64_t{1});
+  b.node("Log", {"p"}, {"y"}, "log");
+  RangeMap r{{"x", {-100, 100}}};
+  Fixed f = fix(b, r, FixMode::kAuto);
+  EXPECT_EQ(only_fix(f).status, "fixed");
+  EXPECT_EQ(only_fix(f).rewrite, "log-softmax");
+  EXPECT_NE(only_fix(f).hint.find("log_softmax"), std::string::npos);
+  EXPECT_EQ(findings(f.patched, r), 0u);
+  EXPECT_EQ(f.patched.outputs, f.original.outputs);  // output names kept
+  int failing = expect_equal_where_finite(f, "x", {2, 6}, -100, 100, "y", 2e-5);
+  EXPECT_GT(failing, 0);  // the original does give -inf in this range
+}
+
+TEST(Fix, SigmoidCrossEntropyRewrites) {
+  ModelBuilder b;
+  b.input("z", {8}).output("a", {8}).output("c", {8});
+  b.initializer("one", at::ones({1}));
+  b.node("Sigmoid", {"z"}, {"h"}, "sigmoid");
+  b.node("Log", {"h"}, {"a"}, "log_h");
+  b.node("Sub", {"one", "h"}, {"omh"}, "one_minus_h");
+  b.node("Log", {"omh"}, {"c"}, "log_1mh");
+  RangeMap r{{"z", {-200, 200}}};
+  Fixed f = fix(b, r, FixMode::kRewrite);
+  ASSERT_EQ(f.report.fixes.size(), 2u);
+  EXPECT_EQ(f.report.fixes[0].rewrite, "log-sigmoid");
+  EXPECT_EQ(f.report.fixes[1].rewrite, "log-one-minus-sigmoid");
+  EXPECT_EQ(findings(f.patched, r), 0u);
+  EXPECT_GT(expect_equal_where_finite(f, "z", {8}, -200, 200, "a", 1e-4), 0);
+  EXPECT_GT(expect_equal_where_finite(f, "z", {8}, -200, 200, "c", 1e-4), 0);
+}
+
+TEST(Fix, LogSumExpRewriteAlsoRemovesTheExpOverflow) {
+  ModelBuilder b(11);
+  b.input("x", {2, 5}).output("y", {2, 1});
+  b.node("Exp", {"x"}, {"e"}, "exp");
+  auto& s = b.node("ReduceSum", {"e"}, {"s"}, "sum");
+  set_attr(s, "axes", std::vector<int64_t>{1});
+  b.node("Log", {"s"}, {"y"}, "log");
+  RangeMap r{{"x", {-120, 120}}};
+  Fixed f = fix(b, r, FixMode::kAuto);
+  ASSERT_EQ(f.report.fixes.size(), 2u);  // exp-overflow, then log-nonpositive
+  EXPECT_EQ(f.report.fixes[1].rewrite, "log-sum-exp");
+  EXPECT_EQ(f.report.fixes[0].at, "other");
+  EXPECT_EQ(findings(f.patched, r), 0u);
+  EXPECT_GT(expect_equal_where_finite(f, "x", {2, 5}, -120, 120, "y", 1e-4), 0);
+}
+
+TEST(Fix, DivisionByANormGetsTheGentlestProvedEps) {
+  ModelBuilder b;
+  b.input("x", {1, 8}).output("y", {1, 8});
+  b.node("Mul", {"x", "x"}, {"sq"}, "square");
+  b.initializer("axes", at::tensor(std::vector<int64_t>{1}));
+  b.node("ReduceSum", {"sq", "axes"}, {"v"}, "sum");
+  b.node("Sqrt", {"v"}, {"n"}, "norm");
+  b.node("Div", {"x", "n"}, {"y"}, "normalize");
+  RangeMap r{{"x", {-1, 1}}};
+  Fixed f = fix(b, r, FixMode::kAuto);
+  bool eps = false;
+  for (const auto& fx : f.report.fixes) {
+    EXPECT_EQ(fx.status, "fixed") << fx.finding.node << " " << fx.reason;
+    eps = eps || (fx.rewrite == "sqrt-eps" && fx.description.find("1e-12") != std::string::npos);
+  }
+  EXPECT_TRUE(eps);
+  EXPECT_EQ(findings(f.patched, r), 0u);
+  at::Tensor zero = at::zeros({1, 8});
+  EXPECT_TRUE(at::isfinite(run(f.patched, {{"x", zero}}, "y")).all().item<bool>());
+  expect_equal_where_finite(f, "x", {1, 8}, -1, 1, "y", 1e-5, 100);
+}
+
+TEST(Fix, EmptyCountDivisorBecomesMaxCountOne) {
+  ModelBuilder b;
+  b.input("x", {4}).input("m", {4}, onnx::TensorProto::BOOL).output("y", {});
+  set_attr(b.node("Cast", {"m"}, {"mf"}, "cast"), "to", int64_t{onnx::TensorProto::FLOAT});
+  b.node("Mul", {"x", "mf"}, {"xm"}, "masked");
+  set_attr(b.node("ReduceSum", {"xm"}, {"s"}, "sum"), "keepdims", int64_t{0});
+  set_attr(b.node("ReduceSum", {"mf"}, {"c"}, "count"), "keepdims", int64_t{0});
+  b.node("Div", {"s", "c"}, {"y"}, "mean");
+  RangeMap r{{"x", {-1, 1}}};
+  Fixed f = fix(b, r, FixMode::kAuto);
+  EXPECT_EQ(only_fix(f).rewrite, "count-divisor");
+  EXPECT_EQ(findings(f.patched, r), 0u);
+  at::Tensor x = at::rand({4}), none = at::zeros({4}, at::kBool), some = at::tensor({1, 0, 1, 0}).to(at::kBool);
+  EXPECT_TRUE(at::isfinite(run(f.patched, {{"x", x}, {"m", none}}, "y")).all().item<bool>());
+  EXPECT_FALSE(at::isfinite(run(f.original, {{"x", x}, {"m", none}}, "y")).all().item<bool>());
+  EXPECT_TRUE(at::equal(run(f.patched, {{"x", x}, {"m", some}}, "y"), run(f.original, {{"x", x}, {"m", some}}, "y")));
+}
+
+TEST(Fix, ImmediateExpClipIsTheExactFloat32BoundAndOneFloatMoreIsNotProved) {
+  ModelBuilder b;
+  b.input("x", {3}).output("y", {3});
+  b.node("Exp", {"x"}, {"y"}, "exp");
+  RangeMap r{{"x", {-1000, 1000}}};
+  Fixed f = fix(b, r, FixMode::kImmediate);
+  const FindingFix& fx = only_fix(f);
+  ASSERT_EQ(fx.status, "fixed");
+  ASSERT_EQ(fx.changes.size(), 1u);
+  float safe = std::nextafter(88.72283935546875f, 0.f);
+  EXPECT_EQ(fx.changes[0].after_hi, static_cast<double>(safe));  // not RANUM's 38
+  EXPECT_TRUE(at::isfinite(at::full({1}, safe).exp()).all().item<bool>());
+  EXPECT_FALSE(at::isfinite(at::full({1}, 88.72283935546875f).exp()).all().item<bool>());
+  ModelBuilder wider;
+  wider.input("x", {3}).output("y", {3});
+  wider.initializer("hi", at::tensor(88.72283935546875f));
+  wider.node("Clip", {"x", "", "hi"}, {"c"}, "clip");
+  wider.node("Exp", {"c"}, {"y"}, "exp");
+  auto g = load_model_proto(wider.proto(), "wider.onnx");
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(findings(*g, r), 1u);
+}
+
+TEST(Fix, ImmediateLogClipKeepsTheGradientFiniteAndIsWiderThanRanum) {
+  ModelBuilder b = testing::log_model({4});
+  RangeMap r{{"x", {-1, 1}}};
+  Fixed f = fix(b, r, FixMode::kImmediate);
+  const FindingFix& fx = only_fix(f);
+  ASSERT_EQ(fx.status, "fixed");
+  double lo = fx.changes.at(0).after_lo;
+  EXPECT_LT(lo, 1e-37);  // RANUM clips log at 1e-37
+  EXPECT_GE(lo, 1.0 / std::numeric_limits<float>::max());
+  EXPECT_EQ(findings(f.patched, r), 0u);
+  at::Tensor x = at::full({1}, static_cast<float>(lo)).requires_grad_(true);
+  x.log().sum().backward();
+  EXPECT_TRUE(at::isfinite(x.grad()).all().item<bool>());
+}
+
+TEST(Fix, DivisorCrossingZeroIsClampedKeepingItsSign) {
+  ModelBuilder b;
+  b.input("x", {6}).input("d", {6}).output("y", {6});
+  b.node("Div", {"x", "d"}, {"y"}, "div");
+  RangeMap r{{"x", {-1, 1}}, {"d", {-1, 1}}};
+  Fixed f = fix(b, r, FixMode::kImmediate);
+  ASSERT_EQ(only_fix(f).status, "fixed") << only_fix(f).reason;
+  EXPECT_EQ(findings(f.patched, r), 0u);
+  at::Tensor x = at::tensor({1.f, -1.f, 0.5f, 1.f, -0.25f, 1.f}), d = at::tensor({0.5f, -0.5f, -0.f, 0.f, -1e-3f, -1e-30f});
+  at::Tensor a = run(f.original, {{"x", x}, {"d", d}}, "y"), y = run(f.patched, {{"x", x}, {"d", d}}, "y");
+  EXPECT_TRUE(at::isfinite(y).all().item<bool>());
+  EXPECT_TRUE(at::equal(y.slice(0, 0, 2), a.slice(0, 0, 2)));
+  EXPECT_EQ(y[4].item<float>(), a[4].item<float>());
+  EXPECT_LT(y[5].item<float>(), 0);  // -1e-30 keeps its sign: 1 / -m
+}
+
+TEST(Fix, InputsModeRaisesTheLowerEndOnly) {
+  ModelBuilder b = testing::log_model({4});
+  RangeMap r{{"x", {-1, 1}}};
+  Fixed f = fix(b, r, FixMode::kInputs);
+  const FindingFix& fx = only_fix(f);
+  ASSERT_EQ(fx.status, "fixed") << fx.reason;
+  ASSERT_EQ(fx.changes.size(), 1u);
+  EXPECT_GT(fx.changes[0].after_lo, 0);
+  EXPECT_EQ(fx.changes[0].after_hi, 1);
+  EXPECT_GT(fx.changes[0].kept, 0.49);
+  EXPECT_EQ(findings(f.patched, r), 0u);
+}
+
+TEST(Fix, ASafeModelHasNothingToFix) {
+  ModelBuilder b = testing::log_model({4}, 1e-3f);
+  Fixed f = fix(b, {{"x", {-1, 1}}}, FixMode::kAuto);
+  EXPECT_TRUE(f.report.fixes.empty());
+  EXPECT_FALSE(f.report.changed);
+}
+
+TEST(Fix, AnOverflowWithoutASafeDomainIsNotReportedFixed) {
+  ModelBuilder b;
+  b.input("x", {1, 2}).output("y", {1, 2});
+  b.initializer("w", at::full({2, 2}, 1e38f));
+  b.node("MatMul", {"x", "w"}, {"y"}, "matmul");
+  Fixed f = fix(b, {{"x", {-10, 10}}}, FixMode::kImmediate);
+  ASSERT_EQ(f.report.fixes.size(), 1u);
+  EXPECT_EQ(f.report.fixes[0].status, "not-fixed");
+  EXPECT_FALSE(f.report.fixes[0].reason.empty());
+}
+
+}  // namespace
+}  // namespace nanguard
