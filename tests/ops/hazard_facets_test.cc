@@ -66,8 +66,9 @@ struct Case {
   AttrFn attrs = {};
 };
 
+// Opset 15: the first with Bernoulli.
 ModelBuilder one_node(const std::string& op, const RangeMap& ranges, const AttrFn& attrs) {
-  ModelBuilder b;
+  ModelBuilder b(15);
   std::vector<std::string> inputs;
   for (const auto& [name, r] : ranges) {
     b.input(name, {4});
