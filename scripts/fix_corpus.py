@@ -4,12 +4,14 @@ each fixed model, side by side with RANUM's published figures.
     /usr/bin/python3 scripts/fix_corpus.py [--modes auto,immediate,inputs,weights,all]
         [--only 3,11,...] [--budget S] [--samples N] [--range-budget S] [--out FILE]
 
-Per defect and mode: `nanguard fix MODEL --node NODE --at MODE --out FIXED` with the
-case's ranges and weight mode (seconds = the fix command's wall time), then
-`nanguard validate FIXED --original MODEL --budget S --samples N` (proof of the whole
-fixed model, the trigger's searches, and sampling). A defect counts as fixed when the
-node's finding is `fixed` (the analyzer proved the change removes it), validated
-when validate's verdict is `holds` (proved, and no attack produced NaN/INF).
+Per program and mode: `nanguard fix MODEL --at MODE --out FIXED` with the case's
+ranges and weight mode (every finding of the model; seconds per defect = the fix
+command's wall time divided by the program's defects), then `nanguard validate FIXED
+--original MODEL --budget S --samples N` (proof of the whole fixed model, the
+trigger's searches on the original's witnesses, and sampling). A defect counts as
+fixed when its node's finding is `fixed` (the analyzer proved the change removes it),
+validated when the fixed model's verdict is `holds` (proved, and no attack produced
+NaN/INF anywhere in the model).
 `kept` is 1 - RANUM's shrinkage: the mean over the tensors the mode may narrow of
 new width / old width (a rewrite keeps everything: 1). The fixed twins must have
 nothing to fix. Writes a markdown table (default results/fix-grist.md).
@@ -41,38 +43,49 @@ def run_json(args):
     return json.loads(p.stdout), dt, ""
 
 
-def fix_one(nanguard, model, case, defect, mode, tmp, args):
-    out = os.path.join(tmp, f"{defect['id']}-{mode}.onnx")
-    cmd = [nanguard, "fix", model, "--node", defect["node"], "--at", mode, "--out", out, "--format", "json",
-           "--no-alternatives", "--range-budget", str(args.range_budget)] + case_args(case)
+def fix_program(nanguard, model, case, mode, tmp, args):
+    """One `fix --at MODE` of the whole model (every finding), then one validate of
+    the fixed model: a model with several defects is only safe when all are fixed."""
+    out = os.path.join(tmp, f"{case['program']}-{mode}.onnx")
+    cmd = [nanguard, "fix", model, "--at", mode, "--out", out, "--format", "json", "--no-alternatives",
+           "--range-budget", str(args.range_budget)] + case_args(case)
     j, dt, err = run_json(cmd)
-    row = {"fixed": False, "validated": False, "kept": None, "seconds": dt, "how": "", "agreement": None, "detail": err}
+    res = {"seconds": dt, "findings": {}, "verdict": None, "agreement": None, "attacks": 0, "failures": 0, "detail": err}
     if j is None:
+        return res
+    res["findings"] = {f["node"]: f for f in j["findings"]}
+    if os.path.exists(out):
+        v, _, err = run_json([nanguard, "validate", out, "--original", model, "--budget", str(args.budget),
+                              "--samples", str(args.samples), "--format", "json"] + case_args(case))
+        if v is None:
+            res["detail"] = err
+        else:
+            res["verdict"] = v.get("verdict")
+            res["attacks"] = v.get("attacks", {}).get("runs", 0)
+            res["failures"] = v.get("attacks", {}).get("failures", 0)
+            res["agreement"] = (v.get("agreement") or {}).get("share")
+    return res
+
+
+def defect_row(res, defect, ndefects):
+    f = res["findings"].get(defect["node"])
+    row = {"fixed": False, "validated": False, "kept": None, "how": "", "agreement": res["agreement"],
+           "seconds": res["seconds"] / max(ndefects, 1), "detail": res["detail"]}
+    if f is None:
+        row["detail"] = row["detail"] or "not flagged"
         return row
-    found = [f for f in j["findings"] if f["node"] == defect["node"]]
-    if not found or found[0]["status"] != "fixed":
-        row["detail"] = found[0].get("reason", "") if found else "not flagged"
+    if f["status"] != "fixed":
+        row["detail"] = f.get("reason", "")
         return row
-    fx = found[0]["fix"]
+    fx = f["fix"]
     row["fixed"] = True
     row["how"] = fx["rewrite"] or fx["at"]
     changes = fx["changes"]
-    row["kept"] = 1.0 if fx["at"] == "rewrite" else (statistics.mean(c["kept"] for c in changes) if changes else 1.0)
-    if not os.path.exists(out):
-        row["detail"] = "no fixed model written"
-        return row
-    v, vdt, err = run_json([nanguard, "validate", out, "--original", model, "--budget", str(args.budget),
-                            "--samples", str(args.samples), "--format", "json"] + case_args(case))
-    row["validate_seconds"] = vdt
-    if v is None:
-        row["detail"] = err
-        return row
-    row["validated"] = v.get("verdict") == "holds"
-    row["attacks"] = v.get("attacks", {}).get("runs", 0)
-    row["failures"] = v.get("attacks", {}).get("failures", 0)
-    row["agreement"] = (v.get("agreement") or {}).get("share")
+    row["kept"] = 1.0 if fx["at"] in ("rewrite", "other") and not changes else (
+        statistics.mean(c["kept"] for c in changes) if changes else 1.0)
+    row["validated"] = res["verdict"] == "holds"
     if not row["validated"]:
-        row["detail"] = f"verdict {v.get('verdict')}"
+        row["detail"] = f"fixed model verdict {res['verdict']} ({res['failures']} of {res['attacks']} attack runs failed)"
     return row
 
 
@@ -102,12 +115,14 @@ def main():
                 continue
             case = json.load(open(cpath))
             model = os.path.join(GRIST, program, "model.onnx")
-            for d in case["defects"]:
-                if only and d["id"] not in only and program not in only:
-                    continue
+            defects = [d for d in case["defects"] if not only or d["id"] in only or program in only]
+            if not defects:
+                continue
+            results = {m: fix_program(args.nanguard, model, case, m, tmp, args) for m in modes}
+            for d in defects:
                 row = {"id": d["id"], "hazard": d["hazard"]}
                 for m in modes:
-                    row[m] = fix_one(args.nanguard, model, case, d, m, tmp, args)
+                    row[m] = defect_row(results[m], d, len(case["defects"]))
                     print(d["id"], m, row[m]["fixed"], row[m]["validated"], row[m]["how"], row[m]["kept"],
                           f"{row[m]['seconds']:.1f}s", row[m]["detail"][:80], flush=True)
                 rows.append(row)
@@ -120,8 +135,8 @@ def write(args, modes, rows, twins):
     n = len(rows)
     lines = ["# nanguard fix on the GRIST corpus", "",
              f"Command: `/usr/bin/python3 scripts/fix_corpus.py --budget {args.budget:g} --samples {args.samples} "
-             f"--range-budget {args.range_budget:g}` (this 2-core machine). Per defect: `fix --node NODE --at MODE`, "
-             "then `validate FIXED --original MODEL` (proof + trigger searches + sampling). `kept`: mean new width / "
+             f"--range-budget {args.range_budget:g}` (this 2-core machine). Per program: `fix --at MODE` (all findings), "
+             "then `validate FIXED --original MODEL` (proof + attacks); a defect is validated when its whole fixed model holds. `kept`: mean new width / "
              "old width over the tensors a mode narrows (1 - RANUM's shrinkage; a rewrite keeps 1). Seconds: the fix "
              "command's wall time, LibTorch start-up included.", "",
              "| mode | fixed (proved) | validated | mean kept | agreement on normal inputs | median s | max s | RANUM fixed | RANUM kept |",

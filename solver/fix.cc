@@ -117,6 +117,65 @@ std::vector<Range> operand_ranges(const Node& node, const AnalysisResult& a) {
   return out;
 }
 
+namespace {
+
+std::string describe_domain(const SafeDomain& d);
+
+Result<Trial> clip_trial(const Trial& cur, const Node& node, const SafeDomain& d, const Range& r, const FixOptions& options,
+                         RangeChange& change) {
+  ModelPatch p = cur.patch;
+  auto c = clip_operand(p, cur.graph, node, d, r);
+  if (!c.ok()) return c.status();
+  change = *c;
+  return analyze_patch(std::move(p), cur.graph, options);
+}
+
+std::optional<Trial> narrower_clip(const Trial& cur, const Node& node, const Finding& f, const SafeDomain& d, const Range& r,
+                                   const FixOptions& options, FindingFix& out) {
+  if (d.min_magnitude > 0) return std::nullopt;
+  bool hi_side = r.hi > d.hi, lo_side = r.lo < d.lo;
+  if (hi_side == lo_side) return std::nullopt;
+  double edge = hi_side ? d.hi : d.lo;
+  double inner = hi_side ? std::min(std::max(0.0, r.lo), d.hi) : std::max(std::min(1.0, r.hi), d.lo);
+  auto at = [&](double t) {
+    SafeDomain n = d;
+    double v = edge + t * (inner - edge);
+    (hi_side ? n.hi : n.lo) = hi_side ? float32_down(v) : float32_up(v);
+    n.text = describe_domain(n);
+    return n;
+  };
+  RangeChange change;
+  auto proved = [&](double t, std::optional<Trial>& keep) {
+    auto tr = clip_trial(cur, node, at(t), r, options, change);
+    if (!tr.ok() || !finding_removed(f.node, cur.analysis.findings, tr->analysis.findings)) return false;
+    keep = std::move(*tr);
+    return true;
+  };
+  std::optional<Trial> best;
+  if (!proved(1.0, best)) return std::nullopt;
+  double good = 1, bad = 0;
+  for (int step = 0; step < 12; ++step) {
+    double mid = (good + bad) / 2;
+    std::optional<Trial> t;
+    if (proved(mid, t)) {
+      good = mid;
+      best = std::move(t);
+    } else {
+      bad = mid;
+    }
+  }
+  SafeDomain n = at(good);
+  clip_trial(cur, node, n, r, options, change);  // the change record of the bound kept
+  out.at = "immediate";
+  out.description = fmt::format("Clip {} of {} to {} (narrower than the op's own safe domain {}, so that what follows is proved too)",
+                                node.inputs[d.operand], node.name, n.text, d.text);
+  out.changes = {change};
+  out.hint = fmt::format("clamp the operand before the op ({}), e.g. torch.clamp(x, max=...)", n.text);
+  return best;
+}
+
+}  // namespace
+
 // The faulty operand clipped to the hazard's safe domain, tightened by the domains of
 // the hazards the clip uncovers at the same node (Log: x >= the smallest subnormal
 // keeps the value finite, then x >= 1/FLT_MAX its gradient), until proved.
@@ -166,7 +225,11 @@ std::optional<Trial> try_immediate(const Trial& cur, const Node& node, const Fin
     }
     if (!tightened) break;
   }
-  out.reason = fmt::format("a Clip to {} is not proved by the analyzer", d->text);
+  // The op is safe but what follows is not (exp clipped at 88.72 still overflows a
+  // sum of ten): move the bound inwards, towards 0 (1 for a lower bound), as little
+  // as the proof of the whole path allows.
+  if (auto t = narrower_clip(cur, node, f, *d, ranges[d->operand], options, out)) return t;
+  out.reason = fmt::format("a Clip to {} is not proved by the analyzer (nor any narrower one tried)", d->text);
   return std::nullopt;
 }
 

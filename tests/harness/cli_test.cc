@@ -315,3 +315,36 @@ TEST(Cli, ReplayAgainstTheFixedModel) {
 
 }  // namespace
 }  // namespace nanguard
+
+namespace nanguard {
+namespace {
+
+// fix: proved fixes exit 0 and write a model that keeps the output names and passes
+// analyze; an unfixable overflow exits 1 and names its reason; errors exit 2 and
+// write nothing.
+TEST(Cli, FixExitCodesAndTheFixedModel) {
+  std::string fixed = testing::test_tmp_dir() + "/cli_fixed_exp.onnx";
+  std::remove(fixed.c_str());
+  CliResult r = run_cli("fix " + exp_model() + " --range x=-1000,1000 --at immediate --format json --out " + fixed);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["findings"][0]["status"], "fixed");
+  EXPECT_EQ(j["findings"][0]["fix"]["at"], "immediate");
+  EXPECT_EQ(j["out"], fixed);
+  CliResult a = run_cli("analyze " + fixed + " --range x=-1000,1000");
+  EXPECT_EQ(a.code, 0) << a.out;
+  ModelBuilder b;
+  b.input("x", {1, 2}).output("y", {1, 2});
+  b.initializer("w", at::full({2, 2}, 1e38f));
+  b.node("MatMul", {"x", "w"}, {"y"}, "matmul");
+  CliResult over = run_cli("fix " + b.save("cli_overflow.onnx") + " --range x=-10,10");
+  EXPECT_EQ(over.code, 1) << over.out << over.err;
+  EXPECT_NE(over.out.find("NOT fixed"), std::string::npos) << over.out;
+  std::string none = testing::test_tmp_dir() + "/cli_fix_none.onnx";
+  expect_usage_error(run_cli("fix " + testing::test_tmp_dir() + "/missing.onnx --out " + none), "no such file");
+  expect_usage_error(run_cli("fix " + exp_model() + " --node nowhere --out " + none), "nowhere");
+  EXPECT_FALSE(std::ifstream(none).good());
+}
+
+}  // namespace
+}  // namespace nanguard
