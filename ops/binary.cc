@@ -140,13 +140,23 @@ std::vector<HazardReport> div_hazards(const AbstractContext& a) {
   return {};
 }
 
-// A divisor is safe when |y| >= max|x| / FLT_MAX (the quotient stays finite), and at
-// least the smallest float32 away from 0: fixed by a sign-preserving clamp.
+// True when the analysis proves |x / y| <= FLT_MAX for |x| <= xmax and y = m: the
+// hazard condition and the generic overflow check on the rounded-out quotient.
+bool quotient_proved(double xmax, double m) {
+  auto t = [](double v) { return at::full({1}, v, at::kDouble); };
+  IntervalTensor q = make_interval(bounds_div_nonzero({t(-xmax), t(xmax)}, {t(m), t(m)}), {1}, at::kFloat, 1);
+  return q.hi.item<double>() <= kFloat32Max && q.lo.item<double>() >= -kFloat32Max;
+}
+
+// A divisor is safe when |y| >= m, the smallest float32 with which the analysis
+// proves the quotient finite for the largest |x|, and at least the smallest float32
+// away from 0: fixed by a sign-preserving clamp.
 std::optional<SafeDomain> divisor_domain(const Node&, const std::vector<Range>& r) {
   if (r.size() < 2) return std::nullopt;
   double x = std::max(std::abs(r[0].lo), std::abs(r[0].hi));
   if (!std::isfinite(x)) return std::nullopt;
-  double m = std::max(float32_up(x / kFloat32Max * (1 + 0x1p-40)), kFloat32MinSubnormal);
+  double m = std::max(float32_up(x / kFloat32Max), kFloat32MinSubnormal);
+  for (int step = 0; step < 64 && !quotient_proved(x, m); ++step) m = float32_above(m);
   double inf = std::numeric_limits<double>::infinity();
   return SafeDomain{1, -inf, inf, m, fmt::format("|y| >= {:.9g} (|x| <= {:.9g})", m, x)};
 }
