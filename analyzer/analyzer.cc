@@ -301,4 +301,23 @@ Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options
   return result;
 }
 
+std::optional<Range> range_in(const AnalysisResult& result, const std::string& tensor) {
+  auto it = result.intervals.find(tensor);
+  if (it == result.intervals.end() || !it->second.lo.defined() || it->second.numel() == 0) return std::nullopt;
+  return Range{it->second.min(), it->second.max()};
+}
+
+std::vector<Range> operand_ranges(const Node& node, const AnalysisResult& result) {
+  constexpr double kUnknown = std::numeric_limits<double>::quiet_NaN();
+  std::vector<Range> r;
+  for (const std::string& name : node.inputs) {
+    if (name.empty()) {
+      r.push_back({0, 0});
+      continue;
+    }
+    r.push_back(range_in(result, name).value_or(Range{kUnknown, kUnknown}));
+  }
+  return r;
+}
+
 }  // namespace nanguard

@@ -56,6 +56,12 @@ struct AnalysisResult {
 
 Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options);
 
+// A tensor's range in the analysis (nullopt when it has no interval, or is empty).
+std::optional<Range> range_in(const AnalysisResult& result, const std::string& tensor);
+// The range of each input of `node`: [0, 0] for an omitted one, NaN bounds for one
+// without an interval (what the facets read as "unknown").
+std::vector<Range> operand_ranges(const Node& node, const AnalysisResult& result);
+
 // A weight training may change: a float initializer that is not a folded Constant or
 // an exporter's helper tensor ("onnx::*": shapes, axes, clip bounds).
 bool is_trainable(const Graph& graph, const std::string& name, const at::Tensor& value);

@@ -1,6 +1,7 @@
 #include "harness/validate_inputs.h"
 
 #include <algorithm>
+#include <functional>
 #include <filesystem>
 
 #include <fmt/core.h>
@@ -22,6 +23,20 @@ std::vector<std::string> sorted_subdirs(const std::string& dir) {
     if (e.is_directory()) out.push_back(e.path().string());
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// `dir` itself and its subfolders (sorted), those for which `holds` is true; an error
+// naming `what` when there is none.
+Result<std::vector<std::string>> folders_holding(const std::string& dir, const std::function<bool(const std::string&)>& holds,
+                                                 const std::string& what) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Status::Error(fmt::format("{}: not a directory", dir));
+  std::vector<std::string> dirs;
+  if (holds(dir)) dirs.push_back(dir);
+  for (const auto& d : sorted_subdirs(dir))
+    if (holds(d)) dirs.push_back(d);
+  if (dirs.empty()) return Status::Error(fmt::format("{}: no {}", dir, what));
+  return dirs;
 }
 
 bool holds_tensors(const std::string& dir) {
@@ -80,15 +95,11 @@ TensorMap shared_weights(const Graph& from, const Graph& to) {
 }
 
 Result<std::vector<ReplayCase>> read_reproducers(const std::string& dir, const Graph& fixed) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return Status::Error(fmt::format("{}: not a directory", dir));
-  std::vector<std::string> dirs;
-  if (fs::exists(fs::path(dir) / "model.onnx")) dirs.push_back(dir);
-  for (const auto& d : sorted_subdirs(dir))
-    if (fs::exists(fs::path(d) / "model.onnx")) dirs.push_back(d);
-  if (dirs.empty()) return Status::Error(fmt::format("{}: no reproducer directories (DIR/NAME/model.onnx)", dir));
+  auto dirs = folders_holding(dir, [](const std::string& d) { return fs::exists(fs::path(d) / "model.onnx"); },
+                              "reproducer directories (DIR/NAME/model.onnx)");
+  if (!dirs.ok()) return dirs.status();
   std::vector<ReplayCase> cases;
-  for (const auto& d : dirs) {
+  for (const auto& d : *dirs) {
     auto c = read_case(d, fixed);
     if (!c.ok()) return c.status();
     cases.push_back(std::move(*c));
@@ -97,15 +108,10 @@ Result<std::vector<ReplayCase>> read_reproducers(const std::string& dir, const G
 }
 
 Result<std::vector<TensorMap>> read_input_sets(const std::string& dir, const Graph& graph) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return Status::Error(fmt::format("{}: not a directory", dir));
-  std::vector<std::string> dirs;
-  if (holds_tensors(dir)) dirs.push_back(dir);
-  for (const auto& d : sorted_subdirs(dir))
-    if (holds_tensors(d)) dirs.push_back(d);
-  if (dirs.empty()) return Status::Error(fmt::format("{}: no TensorProto files (NAME.pb or input_N.pb)", dir));
+  auto dirs = folders_holding(dir, holds_tensors, "TensorProto files (NAME.pb or input_N.pb)");
+  if (!dirs.ok()) return dirs.status();
   std::vector<TensorMap> sets;
-  for (const auto& d : dirs) {
+  for (const auto& d : *dirs) {
     auto s = read_input_set(d, graph);
     if (!s.ok()) return s.status();
     sets.push_back(std::move(*s));

@@ -55,4 +55,9 @@ std::string elem_type_name(int32_t t) {
   return "type" + std::to_string(t);
 }
 
+bool is_float_elem_type(int32_t t) {
+  return t == onnx::TensorProto::FLOAT || t == onnx::TensorProto::DOUBLE || t == onnx::TensorProto::FLOAT16 ||
+         t == onnx::TensorProto::BFLOAT16;
+}
+
 }  // namespace nanguard

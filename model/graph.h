@@ -62,5 +62,7 @@ struct Graph {
 // Bytes per element of an ONNX element type; 0 for string / undefined.
 int64_t element_size(int32_t elem_type);
 std::string elem_type_name(int32_t elem_type);
+// FLOAT, DOUBLE, FLOAT16 or BFLOAT16.
+bool is_float_elem_type(int32_t elem_type);
 
 }  // namespace nanguard

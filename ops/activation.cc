@@ -253,7 +253,9 @@ std::optional<SafeDomain> celu_exp_domain(const Node& node, const std::vector<Ra
   double alpha = attr_float(node, "alpha", 1.f);
   if (alpha >= 0) return std::nullopt;
   double lo = float32_above(alpha * kExpOverflowFloat32 * (1 - 4 * kU));
-  return SafeDomain{0, lo, std::numeric_limits<double>::infinity(), 0, fmt::format("x >= {:.9g}", lo)};
+  SafeDomain d{0, lo, std::numeric_limits<double>::infinity(), 0, ""};
+  d.text = describe(d);
+  return d;
 }
 
 std::vector<HazardFacet> celu_facets() {

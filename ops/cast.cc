@@ -201,7 +201,9 @@ std::optional<SafeDomain> cast_domain(const Node& node, const std::vector<Range>
     hi = float32_below(t->type == at::kHalf ? kHalfInfFrom : kBf16InfFrom);
     lo = -hi;
   }
-  return SafeDomain{0, lo, hi, 0, fmt::format("{:.9g} <= x <= {:.9g}", lo, hi)};
+  SafeDomain d{0, lo, hi, 0, ""};
+  d.text = describe(d);
+  return d;
 }
 
 // Into an integer: the side of (min - 1, max + 1) the range reaches; into float16 /

@@ -55,16 +55,13 @@ bool is_count(const RewriteContext& ctx, const std::string& t, int depth = 0) {
   auto r = ctx.range_of(t);
   if (!r || r->lo < 0 || depth > 6) return false;
   const Node* p = ctx.graph.producer(t);
-  if (!p) {
-    const TensorType* type = ctx.graph.type_of(t);
-    return type && type->elem_type != onnx::TensorProto::FLOAT && type->elem_type != onnx::TensorProto::DOUBLE &&
-           type->elem_type != onnx::TensorProto::FLOAT16 && type->elem_type != onnx::TensorProto::BFLOAT16;
-  }
-  if (p->op_type == "Cast") {
-    const TensorType* from = ctx.graph.type_of(p->inputs[0]);
-    return from && from->elem_type != onnx::TensorProto::FLOAT && from->elem_type != onnx::TensorProto::DOUBLE &&
-           from->elem_type != onnx::TensorProto::FLOAT16 && from->elem_type != onnx::TensorProto::BFLOAT16;
-  }
+  // An integer tensor itself, or a Cast of one (a mask, token ids).
+  auto integer = [&ctx](const std::string& name) {
+    const TensorType* type = ctx.graph.type_of(name);
+    return type && type->elem_type != 0 && !is_float_elem_type(type->elem_type);
+  };
+  if (!p) return integer(t);
+  if (p->op_type == "Cast") return integer(p->inputs[0]);
   if (p->op_type == "ReduceSum" || p->op_type == "Identity" || p->op_type == "Reshape" || p->op_type == "Unsqueeze" ||
       p->op_type == "Squeeze")
     return is_count(ctx, p->inputs[0], depth + 1);

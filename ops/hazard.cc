@@ -39,30 +39,33 @@ double float32_above(double v) {
   return static_cast<double>(f) == v ? std::nextafter(f, kInfF) : f;
 }
 
-SafeDomainFn domain_at_least(int operand, double lo) {
-  return [=](const Node&, const std::vector<Range>&) {
-    return std::optional<SafeDomain>(SafeDomain{operand, lo, std::numeric_limits<double>::infinity(), 0, fmt::format("x >= {:.9g}", lo)});
-  };
+std::string describe(const SafeDomain& d) {
+  std::string s;
+  auto add = [&s](const std::string& part) { s += (s.empty() ? "" : " and ") + part; };
+  if (std::isfinite(d.lo) && std::isfinite(d.hi)) add(fmt::format("{:.9g} <= x <= {:.9g}", d.lo, d.hi));
+  else if (std::isfinite(d.lo)) add(fmt::format("x >= {:.9g}", d.lo));
+  else if (std::isfinite(d.hi)) add(fmt::format("x <= {:.9g}", d.hi));
+  if (d.min_magnitude > 0) add(fmt::format("|x| >= {:.9g}", d.min_magnitude));
+  return s.empty() ? "any x" : s;
 }
 
-SafeDomainFn domain_at_most(int operand, double hi) {
-  return [=](const Node&, const std::vector<Range>&) {
-    return std::optional<SafeDomain>(SafeDomain{operand, -std::numeric_limits<double>::infinity(), hi, 0, fmt::format("x <= {:.9g}", hi)});
-  };
+namespace {
+
+// A domain that does not depend on the node or the other operands.
+SafeDomainFn constant_domain(int operand, double lo, double hi, double min_magnitude) {
+  SafeDomain d{operand, lo, hi, min_magnitude, ""};
+  d.text = describe(d);
+  return [d](const Node&, const std::vector<Range>&) { return std::optional<SafeDomain>(d); };
 }
 
-SafeDomainFn domain_within(int operand, double lo, double hi) {
-  return [=](const Node&, const std::vector<Range>&) {
-    return std::optional<SafeDomain>(SafeDomain{operand, lo, hi, 0, fmt::format("{:.9g} <= x <= {:.9g}", lo, hi)});
-  };
-}
+constexpr double kInfD = std::numeric_limits<double>::infinity();
 
-SafeDomainFn domain_away_from_zero(int operand, double m) {
-  return [=](const Node&, const std::vector<Range>&) {
-    double inf = std::numeric_limits<double>::infinity();
-    return std::optional<SafeDomain>(SafeDomain{operand, -inf, inf, m, fmt::format("|x| >= {:.9g}", m)});
-  };
-}
+}  // namespace
+
+SafeDomainFn domain_at_least(int operand, double lo) { return constant_domain(operand, lo, kInfD, 0); }
+SafeDomainFn domain_at_most(int operand, double hi) { return constant_domain(operand, -kInfD, hi, 0); }
+SafeDomainFn domain_within(int operand, double lo, double hi) { return constant_domain(operand, lo, hi, 0); }
+SafeDomainFn domain_away_from_zero(int operand, double m) { return constant_domain(operand, -kInfD, kInfD, m); }
 
 UnitTargetFn target_fixed(int operand, Relation relation, double value, std::string text) {
   return [=](const Node&, const std::vector<Range>&, at::Device) -> Result<UnitTarget> {

@@ -94,6 +94,9 @@ double float32_down(double v);
 double float32_below(double v);
 double float32_above(double v);
 
+// The readable form of a domain, e.g. "x >= 2.93873728e-39", "|x| >= 1e-30".
+std::string describe(const SafeDomain& d);
+
 // Safe domains of the common shapes: lo <= x, x <= hi, lo <= x <= hi, |x| >= m.
 SafeDomainFn domain_at_least(int operand, double lo);
 SafeDomainFn domain_at_most(int operand, double hi);

@@ -60,6 +60,14 @@ def case_args(case):
     return args
 
 
+def grist_cases():
+    """(program, case, model path) for every GRIST program, in program order."""
+    for prog in sorted(os.listdir(GRIST), key=lambda s: (len(s), s)):
+        case_path = os.path.join(GRIST, prog, "case.json")
+        if os.path.exists(case_path):
+            yield prog, json.load(open(case_path)), os.path.join(GRIST, prog, "model.onnx")
+
+
 def analyze(nanguard, model, case):
     args = [nanguard, "analyze", model, "--format", "json"] + case_args(case)
     t0 = time.time()
@@ -114,12 +122,7 @@ def main():
         return zoo(args.nanguard, os.path.join(ROOT, "results", "analyzer-zoo.md"))
     rows, found, total, twins_alarm, errors = [], 0, 0, 0, 0
     per_op = {}
-    for prog in sorted(os.listdir(GRIST), key=lambda s: (len(s), s)):
-        case_path = os.path.join(GRIST, prog, "case.json")
-        if not os.path.exists(case_path):
-            continue
-        case = json.load(open(case_path))
-        model = os.path.join(GRIST, prog, "model.onnx")
+    for prog, case, model in grist_cases():
         findings, dt, err = analyze(args.nanguard, model, case)
         if findings is None:
             errors += 1

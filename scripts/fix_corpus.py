@@ -28,7 +28,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GRIST = os.path.join(ROOT, "corpora", "grist")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from analyze_corpus import case_args  # noqa: E402
+from analyze_corpus import case_args, grist_cases  # noqa: E402
 
 # RANUM (ICSE'23), per-case logs in its repository (empirical_study/precond).
 RANUM = {"all": (79, 0.391), "weights": (72, 0.302), "inputs": (37, 0.183)}
@@ -109,12 +109,7 @@ def main():
     only = set(args.only.split(",")) if args.only else None
     rows, twins = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for program in sorted(os.listdir(GRIST), key=lambda s: (len(s), s)):
-            cpath = os.path.join(GRIST, program, "case.json")
-            if not os.path.exists(cpath):
-                continue
-            case = json.load(open(cpath))
-            model = os.path.join(GRIST, program, "model.onnx")
+        for program, case, model in grist_cases():
             defects = [d for d in case["defects"] if not only or d["id"] in only or program in only]
             if not defects:
                 continue

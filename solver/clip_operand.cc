@@ -12,7 +12,8 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-bool float_type(int32_t t) { return t == onnx::TensorProto::FLOAT || t == onnx::TensorProto::DOUBLE; }
+// The types whose clip bounds are the analysis' own float32 / float64 values (half types: issue of their own).
+bool clip_supported(int32_t t) { return t == onnx::TensorProto::FLOAT || t == onnx::TensorProto::DOUBLE; }
 
 // Clip(x, lo, hi), with a side left open when it is infinite; opset < 11 takes the
 // bounds as attributes.
@@ -59,7 +60,7 @@ Result<RangeChange> clip_operand(ModelPatch& p, const Graph&, const Node& node, 
   const std::string& x = node.inputs[d.operand];
   int32_t type = p.elem_type(x);
   if (type == 0) type = onnx::TensorProto::FLOAT;
-  if (!float_type(type)) return Status::Error(fmt::format("{}: operand '{}' is not float32/float64; clips of other types are not supported yet", node.name, x));
+  if (!clip_supported(type)) return Status::Error(fmt::format("{}: operand '{}' is not float32/float64; clips of other types are not supported yet", node.name, x));
   double lo = d.lo, hi = d.hi;
   RangeChange c{x, r.lo, r.hi, std::max(r.lo, lo), std::min(r.hi, hi), 1};
   if (d.min_magnitude > 0) {
@@ -102,7 +103,7 @@ Status apply_range_fix(const RangeFix& fix, ModelPatch& patch) {
     if (c.after_lo <= c.before_lo && c.after_hi >= c.before_hi) continue;
     int32_t type = patch.elem_type(c.tensor);
     if (type == 0) type = onnx::TensorProto::FLOAT;
-    if (!float_type(type)) return Status::Error(fmt::format("'{}' is not float32/float64", c.tensor));
+    if (!clip_supported(type)) return Status::Error(fmt::format("'{}' is not float32/float64", c.tensor));
     std::string hint = "range/" + c.tensor;
     const onnx::NodeProto* first = nullptr;
     for (const auto& n : patch.proto().graph().node()) {

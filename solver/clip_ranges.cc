@@ -78,6 +78,7 @@ struct Search {
   const std::vector<Finding>& targets;
   const std::vector<Finding>& original;
   const FixOptions& options;
+  std::set<std::string> target_nodes;
   std::vector<Knob> knobs;
   Clock::time_point deadline;
   int analyses = 0;
@@ -87,15 +88,7 @@ struct Search {
   bool proves(const std::vector<Range>& r) {
     ++analyses;
     auto a = analyze(graph, with_ranges(options.analyze, knobs, r));
-    if (!a.ok()) return false;
-    std::set<std::pair<std::string, std::string>> had;
-    for (const Finding& f : original) had.insert({f.node, f.hazard});
-    for (const Finding& f : a->findings) {
-      if (!had.count({f.node, f.hazard})) return false;
-      for (const Finding& t : targets)
-        if (t.node == f.node) return false;
-    }
-    return true;
+    return a.ok() && findings_removed(target_nodes, original, a->findings);
   }
 };
 
@@ -188,7 +181,9 @@ Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>
   fix.mode = mode;
   auto original = analyze(graph, options.analyze);
   if (!original.ok()) return original.status();
-  Search s{graph, targets, original->findings, options, knobs_of(graph, mode, options.analyze),
+  std::set<std::string> nodes;
+  for (const Finding& f : targets) nodes.insert(f.node);
+  Search s{graph, targets, original->findings, options, nodes, knobs_of(graph, mode, options.analyze),
            start + std::chrono::milliseconds(static_cast<int64_t>(options.range_budget_seconds * 1000))};
   auto finish = [&](std::string reason) {
     fix.reason = std::move(reason);

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -82,8 +83,9 @@ Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>
 // Writes a range fix into `patch` as Clip nodes on the narrowed tensors.
 Status apply_range_fix(const RangeFix& fix, ModelPatch& patch);
 
-// True when `after` (the fixed model's analysis) has no finding at `node`, none at a
+// True when `after` (the fixed model's analysis) has no finding at `nodes`, none at a
 // "nanguard_fix/" node, and none that `before` did not have.
-bool finding_removed(const std::string& node, const std::vector<Finding>& before, const std::vector<Finding>& after);
+bool findings_removed(const std::set<std::string>& nodes, const std::vector<Finding>& before,
+                      const std::vector<Finding>& after);
 
 }  // namespace nanguard

@@ -20,8 +20,10 @@ struct Trial {
 
 Result<Trial> analyze_patch(ModelPatch patch, const Graph& original, const FixOptions& options);
 
-// The analysis' range of each node input (omitted ones: [0, 0]).
-std::vector<Range> operand_ranges(const Node& node, const AnalysisResult& a);
+// The immediate mode for one finding (fix_immediate.cc): the patched model when
+// proved, with `out` describing the fix (or saying why not).
+std::optional<Trial> try_immediate(const Trial& cur, const Node& node, const Finding& f, const FixOptions& options,
+                                   FindingFix& out);
 
 // Makes `node` read its operand d.operand clipped into the safe domain `d` (a Clip,
 // or for a divisor whose range crosses 0, the sign moved to the numerator and the

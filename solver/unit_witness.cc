@@ -42,18 +42,7 @@ Result<UnitTarget> target_of(const Finding& f, const Node& node, const std::vect
 
 constexpr double kUnknown = std::numeric_limits<double>::quiet_NaN();
 
-// Ranges of the node's inputs as the analysis found them (NaN bounds: none).
-std::vector<Range> ranges_of(const Node& node, const AnalysisResult& analysis) {
-  std::vector<Range> r;
-  for (const std::string& name : node.inputs) {
-    auto it = name.empty() ? analysis.intervals.end() : analysis.intervals.find(name);
-    if (it == analysis.intervals.end() || !it->second.lo.defined()) r.push_back({name.empty() ? 0 : kUnknown, name.empty() ? 0 : kUnknown});
-    else r.push_back({it->second.min(), it->second.max()});
-  }
-  return r;
-}
-
-// The same from the finding alone, which lists non-constant operands and the one at
+// The node inputs' ranges from the finding alone, which lists non-constant operands and the one at
 // fault; the others are unknown.
 std::vector<Range> ranges_of(const Node& node, const Finding& f) {
   std::vector<Range> r;
@@ -409,7 +398,7 @@ Result<UnitTarget> unit_target(const Finding& finding, const Node& node, at::Dev
 }
 
 Result<UnitTarget> unit_target(const Finding& finding, const Node& node, const AnalysisResult& analysis, at::Device device) {
-  return target_of(finding, node, ranges_of(node, analysis), device);
+  return target_of(finding, node, operand_ranges(node, analysis), device);
 }
 
 bool meets(const UnitTarget& target, double v) {

@@ -1,0 +1,130 @@
+// The immediate fix: the faulty operand clipped to its hazard's exact float32 safe
+// domain (ops/ facets), tightened by the domains of the hazards the clip uncovers at
+// the same node (Log: x >= the smallest subnormal keeps the value finite, then
+// x >= 1/FLT_MAX its gradient), and moved inwards by bisection when the op is safe
+// but what follows is not (exp clipped at 88.72 still overflows a sum of ten).
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/core.h>
+
+#include "ops/op_registry.h"
+#include "solver/fix_internal.h"
+
+namespace nanguard {
+namespace {
+
+struct ClipTrial {
+  Trial trial;
+  RangeChange change;
+};
+
+// The model with `node`'s operand clipped into `d`, analysed.
+Result<ClipTrial> clipped(const Trial& cur, const Node& node, const SafeDomain& d, const Range& r, const FixOptions& options) {
+  ModelPatch p = cur.patch;
+  auto change = clip_operand(p, cur.graph, node, d, r);
+  if (!change.ok()) return change.status();
+  auto t = analyze_patch(std::move(p), cur.graph, options);
+  if (!t.ok()) return t.status();
+  return ClipTrial{std::move(*t), *change};
+}
+
+bool removes(const ClipTrial& t, const Trial& cur, const Finding& f) {
+  return findings_removed({f.node}, cur.analysis.findings, t.trial.analysis.findings);
+}
+
+// `d` intersected with the domains of the same operand's hazards that `after`
+// reports at the node; false when nothing new narrowed it.
+bool tighten(SafeDomain& d, const Node& node, const std::vector<Range>& ranges, const AnalysisResult& after) {
+  bool tightened = false;
+  for (const Finding& g : after.findings) {
+    if (g.node != node.name) continue;
+    const HazardFacet* gf = find_facet(node.op_type, node.domain, g.hazard);
+    std::optional<SafeDomain> gd = gf && gf->safe_domain ? gf->safe_domain(node, ranges) : std::nullopt;
+    if (!gd || gd->operand != d.operand) continue;
+    SafeDomain n{d.operand, std::max(d.lo, gd->lo), std::min(d.hi, gd->hi), std::max(d.min_magnitude, gd->min_magnitude), ""};
+    tightened = tightened || n.lo != d.lo || n.hi != d.hi || n.min_magnitude != d.min_magnitude;
+    n.text = describe(n);
+    d = n;
+  }
+  return tightened;
+}
+
+// The one-sided bound of `d` moved inwards, towards 0 (1 for a lower bound), by the
+// least share the proof of the whole path allows (12 bisection steps).
+std::optional<ClipTrial> narrower_clip(const Trial& cur, const Node& node, const Finding& f, const SafeDomain& d,
+                                       const Range& r, const FixOptions& options, SafeDomain& kept) {
+  bool hi_side = r.hi > d.hi, lo_side = r.lo < d.lo;
+  if (d.min_magnitude > 0 || hi_side == lo_side) return std::nullopt;
+  double edge = hi_side ? d.hi : d.lo;
+  double inner = hi_side ? std::min(std::max(0.0, r.lo), d.hi) : std::max(std::min(1.0, r.hi), d.lo);
+  auto at = [&](double t) {
+    SafeDomain n = d;
+    double v = edge + t * (inner - edge);
+    (hi_side ? n.hi : n.lo) = hi_side ? float32_down(v) : float32_up(v);
+    n.text = describe(n);
+    return n;
+  };
+  auto best = clipped(cur, node, at(1.0), r, options);
+  if (!best.ok() || !removes(*best, cur, f)) return std::nullopt;
+  double good = 1, bad = 0;
+  for (int step = 0; step < 12; ++step) {
+    double mid = (good + bad) / 2;
+    auto t = clipped(cur, node, at(mid), r, options);
+    if (t.ok() && removes(*t, cur, f)) {
+      good = mid;
+      best = std::move(t);
+    } else {
+      bad = mid;
+    }
+  }
+  kept = at(good);
+  return std::move(*best);
+}
+
+void describe_fix(FindingFix& out, const Node& node, const SafeDomain& d, RangeChange change, const std::string& note) {
+  out.at = "immediate";
+  out.description = fmt::format("Clip {} of {} to {}{}", node.inputs[d.operand], node.name, d.text, note);
+  out.changes = {std::move(change)};
+  out.hint = fmt::format("clamp the operand before the op ({}), e.g. torch.clamp(x, min=..., max=...)", d.text);
+}
+
+}  // namespace
+
+std::optional<Trial> try_immediate(const Trial& cur, const Node& node, const Finding& f, const FixOptions& options,
+                                   FindingFix& out) {
+  const HazardFacet* facet = find_facet(node.op_type, node.domain, f.hazard);
+  if (!facet || !facet->safe_domain) {
+    out.reason = facet ? "no safe operand domain: " + facet->no_safe_domain : "the hazard has no facets";
+    return std::nullopt;
+  }
+  std::vector<Range> ranges = operand_ranges(node, cur.analysis);
+  std::optional<SafeDomain> d = facet->safe_domain(node, ranges);
+  if (!d) {
+    out.reason = "no safe operand domain for these operand ranges";
+    return std::nullopt;
+  }
+  const Range& r = ranges[d->operand];
+  for (int round = 0; round < 4; ++round) {
+    auto t = clipped(cur, node, *d, r, options);
+    if (!t.ok()) {
+      out.reason = t.status().message();
+      return std::nullopt;
+    }
+    if (removes(*t, cur, f)) {
+      describe_fix(out, node, *d, t->change, "");
+      return std::move(t->trial);
+    }
+    if (!tighten(*d, node, ranges, t->trial.analysis)) break;  // else: what follows the op fails
+  }
+  SafeDomain kept;
+  if (auto t = narrower_clip(cur, node, f, *d, r, options, kept)) {
+    describe_fix(out, node, kept, t->change,
+                 fmt::format(" (narrower than the op's own safe domain {}, so that what follows is proved too)", d->text));
+    return std::move(t->trial);
+  }
+  out.reason = fmt::format("a Clip to {} is not proved by the analyzer (nor any narrower one tried)", d->text);
+  return std::nullopt;
+}
+
+}  // namespace nanguard
