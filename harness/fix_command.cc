@@ -51,7 +51,8 @@ std::string report_json(const FixArgs& a, const FixReport& r, const std::string&
   }
   json alts = json::array();
   for (const RangeFix& rf : r.alternatives)
-    alts.push_back({{"at", to_string(rf.mode)}, {"proved", rf.proved}, {"kept", rf.kept}, {"changes", changes_json(rf.changes)},
+    alts.push_back({{"at", to_string(rf.mode)}, {"proved", rf.proved}, {"kept", rf.kept}, {"min_kept", rf.min_kept},
+                    {"changes", changes_json(rf.changes)},
                     {"reason", rf.reason}, {"seconds", rf.seconds}});
   json remaining = json::array();
   for (const Finding& f : r.remaining) remaining.push_back(finding_json(f));
@@ -81,7 +82,8 @@ std::string report_text(const FixArgs& a, const FixReport& r, const std::string&
     if (!fx.hint.empty()) s += "      PyTorch: " + fx.hint + "\n";
   }
   for (const RangeFix& rf : r.alternatives)
-    s += rf.proved ? fmt::format("  --at {}: proved, keeps {:.1f}% of the ranges ({:.1f} s)\n", to_string(rf.mode), 100 * rf.kept, rf.seconds)
+    s += rf.proved ? fmt::format("  --at {}: proved, keeps {:.1f}% of the ranges on average, {:.1f}% of the narrowest ({:.1f} s)\n",
+                                 to_string(rf.mode), 100 * rf.kept, 100 * rf.min_kept, rf.seconds)
                    : fmt::format("  --at {}: not proved: {}\n", to_string(rf.mode), rf.reason);
   if (!written.empty())
     s += fmt::format("fixed model: {} ({} finding(s) remain in its analysis)\n", written, r.remaining.size());

@@ -145,7 +145,7 @@ CommandFn add_validate_command(CLI::App& app) {
                   "a folder of the original's reproducers (`nanguard trigger --out`): each must now run finite");
   cmd->add_option("--data", args->data,
                   "inputs for the agreement check: NAME.pb or input_N.pb files, in DIR or its subfolders");
-  cmd->add_option("--budget", args->budget, "seconds for all attacks together (default 60)")->check(CLI::PositiveNumber);
+  cmd->add_option("--budget", args->budget, "seconds for the timed attacks together (default 60; 0: reproducers and agreement only)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--samples", args->samples, "in-range samples for sampling and agreement (default 1000)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", args->seed, "seed of the samples and searches (default 0)");

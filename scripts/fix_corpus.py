@@ -55,6 +55,11 @@ def fix_program(nanguard, model, case, mode, tmp, args):
         return res
     res["findings"] = {f["node"]: f for f in j["findings"]}
     if os.path.exists(out):
+        human = os.path.join(os.path.dirname(model), case.get("fixed", {}).get("model", "fixed.onnx"))
+        if mode == "auto" and os.path.exists(human):  # ours against the developers' own fix
+            h, _, _ = run_json([nanguard, "validate", out, "--original", human, "--budget", "0", "--samples",
+                                str(args.samples), "--format", "json"] + case_args(case))
+            res["human_agreement"] = (h.get("agreement") or {}).get("share") if h else None
         v, _, err = run_json([nanguard, "validate", out, "--original", model, "--budget", str(args.budget),
                               "--samples", str(args.samples), "--format", "json"] + case_args(case))
         if v is None:
@@ -69,7 +74,8 @@ def fix_program(nanguard, model, case, mode, tmp, args):
 
 def defect_row(res, defect, ndefects):
     f = res["findings"].get(defect["node"])
-    row = {"fixed": False, "validated": False, "kept": None, "how": "", "agreement": res["agreement"],
+    row = {"fixed": False, "validated": False, "kept": None, "min_kept": None, "how": "", "agreement": res["agreement"],
+           "human_agreement": res.get("human_agreement"),
            "seconds": res["seconds"] / max(ndefects, 1), "detail": res["detail"]}
     if f is None:
         row["detail"] = row["detail"] or "not flagged"
@@ -81,8 +87,8 @@ def defect_row(res, defect, ndefects):
     row["fixed"] = True
     row["how"] = fx["rewrite"] or fx["at"]
     changes = fx["changes"]
-    row["kept"] = 1.0 if fx["at"] in ("rewrite", "other") and not changes else (
-        statistics.mean(c["kept"] for c in changes) if changes else 1.0)
+    row["kept"] = statistics.mean(c["kept"] for c in changes) if changes else 1.0
+    row["min_kept"] = min((c["kept"] for c in changes), default=1.0)
     row["validated"] = res["verdict"] == "holds"
     if not row["validated"]:
         row["detail"] = f"fixed model verdict {res['verdict']} ({res['failures']} of {res['attacks']} attack runs failed)"
@@ -134,20 +140,23 @@ def write(args, modes, rows, twins):
              "then `validate FIXED --original MODEL` (proof + attacks); a defect is validated when its whole fixed model holds. `kept`: mean new width / "
              "old width over the tensors a mode narrows (1 - RANUM's shrinkage; a rewrite keeps 1). Seconds: the fix "
              "command's wall time, LibTorch start-up included.", "",
-             "| mode | fixed (proved) | validated | mean kept | agreement on normal inputs | median s | max s | RANUM fixed | RANUM kept |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| mode | fixed (proved) | validated | mean kept | mean of least kept | agreement on normal inputs | "
+             "agreement with the human fix | median s | max s | RANUM fixed | RANUM kept |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in modes:
         sel = [r[m] for r in rows]
         fixed = [s for s in sel if s["fixed"]]
         val = [s for s in sel if s["validated"]]
         kept = statistics.mean(s["kept"] for s in fixed) if fixed else 0
+        least = statistics.mean(s["min_kept"] for s in fixed) if fixed else 0
         agree = [s["agreement"] for s in fixed if s["agreement"] is not None]
+        human = [s["human_agreement"] for s in fixed if s.get("human_agreement") is not None]
         secs = [s["seconds"] for s in sel]
         rf = RANUM.get(m)
-        lines.append(f"| {m} | {len(fixed)}/{n} | {len(val)}/{n} | {kept:.3f} | "
-                     f"{statistics.mean(agree):.3f} |" if agree else f"| {m} | {len(fixed)}/{n} | {len(val)}/{n} | {kept:.3f} | - |")
-        lines[-1] += (f" {statistics.median(secs):.2f} | {max(secs):.2f} | " +
-                      (f"{rf[0]}/79 | {1 - rf[1]:.3f} |" if rf else "- | - |"))
+        mean = lambda v: f"{statistics.mean(v):.3f}" if v else "-"
+        lines.append(f"| {m} | {len(fixed)}/{n} | {len(val)}/{n} | {kept:.3f} | {least:.3f} | {mean(agree)} | {mean(human)} | "
+                     f"{statistics.median(secs):.2f} | {max(secs):.2f} | " +
+                     (f"{rf[0]}/79 | {1 - rf[1]:.3f} |" if rf else "- | - |"))
     ok = sum(1 for _, t in twins if t)
     lines += ["", f"Fixed twins with nothing to fix (no finding, no model written): **{ok} of {len(twins)}**.", "",
               "| defect | hazard | " + " | ".join(modes) + " |", "|---|---|" + "---|" * len(modes)]

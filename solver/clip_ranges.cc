@@ -5,6 +5,8 @@
 // move finds the least narrowing the full analysis proves, then each endpoint is
 // given back as far as the proof still holds.
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -88,7 +90,13 @@ struct Search {
   bool proves(const std::vector<Range>& r) {
     ++analyses;
     auto a = analyze(graph, with_ranges(options.analyze, knobs, r));
-    return a.ok() && findings_removed(target_nodes, original, a->findings);
+    bool ok = a.ok() && findings_removed(target_nodes, original, a->findings);
+    if (std::getenv("NANGUARD_TRACE_FIX")) {
+      std::string s;
+      for (const Range& x : r) s += fmt::format(" [{:.4g}, {:.4g}]", x.lo, x.hi);
+      std::fprintf(stderr, "fix: analysis %d %s:%s\n", analyses, ok ? "proved" : "not proved", s.c_str());
+    }
+    return ok;
   }
 };
 
@@ -172,6 +180,80 @@ void give_back(Search& s, std::vector<Range>& r) {
     }
 }
 
+// Shares of the ends that bring [lo, hi] to 0 at t = 1 when it holds 0 (a weight at 0
+// silences its products), else to its middle.
+std::pair<double, double> towards_zero(const Knob& k) {
+  if (k.lo > 0 || k.hi < 0) return {0.5, 0.5};
+  double w = k.hi - k.lo;
+  return {-k.lo / w, k.hi / w};
+}
+
+// The ranges at the least t in (0, 1] that still proves, given that t = 1 does.
+std::vector<Range> bisect(Search& s) {
+  double good = 1, bad = 0;
+  for (int step = 0; step < 12 && !s.out_of_time(); ++step) {
+    double mid = (good + bad) / 2;
+    (s.proves(at_t(s.knobs, mid)) ? good : bad) = mid;
+  }
+  return at_t(s.knobs, good);
+}
+
+double mean_kept(const Search& s, const std::vector<Range>& r) {
+  double kept = 0;
+  for (size_t i = 0; i < s.knobs.size(); ++i) kept += kept_share(s.knobs[i].lo, s.knobs[i].hi, r[i].lo, r[i].hi);
+  return kept / s.knobs.size();
+}
+
+// Candidates in turn, the one keeping the most range wins:
+//  - one tensor alone (at most three that prove, the gradient's strongest first), along
+//    the gradient or towards 0: narrowing one layer keeps every other whole, which the
+//    mean kept share rewards;
+//  - all together along the gradient, towards 0, or to their middles, each end then
+//    given back as far as the proof holds.
+bool narrowest_proof(Search& s, std::vector<Range>& best) {
+  std::vector<std::pair<double, double>> grad(s.knobs.size(), {0.5, 0.5});
+  bool has_grad = gradient_direction(s);
+  if (has_grad)
+    for (size_t i = 0; i < s.knobs.size(); ++i) grad[i] = {s.knobs[i].f_lo, s.knobs[i].f_hi};
+  std::vector<size_t> order(s.knobs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return grad[a].first + grad[a].second > grad[b].first + grad[b].second;
+  });
+  double best_kept = -1;
+  int singles = 0;
+  for (size_t i : order) {
+    if (singles >= 3 || s.out_of_time()) break;
+    std::vector<std::pair<double, double>> alone(s.knobs.size(), {0, 0});
+    double l = grad[i].first, h = grad[i].second;
+    alone[i] = has_grad && l + h > 0 ? std::make_pair(l / (l + h), h / (l + h)) : towards_zero(s.knobs[i]);
+    set_direction(s.knobs, alone);
+    if (!s.proves(at_t(s.knobs, 1.0))) continue;
+    ++singles;
+    std::vector<Range> r = bisect(s);
+    if (double k = mean_kept(s, r); k > best_kept) {
+      best_kept = k;
+      best = r;
+    }
+  }
+  if (singles > 0) return true;
+  std::vector<std::vector<std::pair<double, double>>> joint;
+  if (has_grad) joint.push_back(grad);
+  std::vector<std::pair<double, double>> zero;
+  for (const Knob& k : s.knobs) zero.push_back(towards_zero(k));
+  joint.push_back(zero);
+  joint.push_back(std::vector<std::pair<double, double>>(s.knobs.size(), {0.5, 0.5}));
+  for (const auto& dir : joint) {
+    if (s.out_of_time()) break;
+    set_direction(s.knobs, dir);
+    if (!s.proves(at_t(s.knobs, 1.0))) continue;
+    best = bisect(s);
+    give_back(s, best);
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>& targets, FixMode mode,
@@ -193,31 +275,8 @@ Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>
   if (s.knobs.empty())
     return finish(mode == FixMode::kInputs ? "no float input with a range to narrow"
                                            : "no free float weight to narrow (weights are narrowed under --weights free)");
-  // Directions in turn: the gradient's, each end by the same share, all to the middle.
-  std::vector<std::vector<std::pair<double, double>>> directions;
-  if (gradient_direction(s)) {
-    std::vector<std::pair<double, double>> g;
-    for (const Knob& k : s.knobs) g.push_back({k.f_lo, k.f_hi});
-    directions.push_back(g);
-  }
-  directions.push_back(std::vector<std::pair<double, double>>(s.knobs.size(), {0.5, 0.5}));
-  bool found = false;
-  for (const auto& dir : directions) {
-    set_direction(s.knobs, dir);
-    if (s.proves(at_t(s.knobs, 1.0))) {
-      found = true;
-      break;
-    }
-    if (s.out_of_time()) break;
-  }
-  if (!found) return finish("no sub-range of these tensors was proved safe (the analyzer still flags the findings when they are narrowed to a point)");
-  double good = 1, bad = 0;
-  for (int step = 0; step < 12 && !s.out_of_time(); ++step) {
-    double mid = (good + bad) / 2;
-    (s.proves(at_t(s.knobs, mid)) ? good : bad) = mid;
-  }
-  std::vector<Range> r = at_t(s.knobs, good);
-  give_back(s, r);
+  std::vector<Range> r;
+  if (!narrowest_proof(s, r)) return finish("no sub-range of these tensors was proved safe (the analyzer still flags the findings when they are narrowed to a point)");
   if (!s.proves(r)) return finish("the narrowed ranges failed the final proof");
   double kept = 0;
   for (size_t i = 0; i < s.knobs.size(); ++i) {
@@ -227,6 +286,8 @@ Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>
     fix.changes.push_back(c);
   }
   fix.kept = kept / s.knobs.size();
+  fix.min_kept = 1;
+  for (const RangeChange& c : fix.changes) fix.min_kept = std::min(fix.min_kept, c.kept);
   fix.proved = true;
   return finish("");
 }

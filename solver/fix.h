@@ -50,7 +50,8 @@ struct FindingFix {
 struct RangeFix {
   FixMode mode = FixMode::kInputs;
   bool proved = false;
-  double kept = 0;  // mean kept width over the tensors the mode may narrow
+  double kept = 0;      // mean kept width over the tensors the mode may narrow (RANUM's measure)
+  double min_kept = 0;  // the least kept by any one of them (1: none narrowed)
   std::vector<RangeChange> changes;
   std::string reason;  // when not proved
   double seconds = 0;
