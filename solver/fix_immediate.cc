@@ -50,18 +50,25 @@ bool tighten(SafeDomain& d, const Node& node, const std::vector<Range>& ranges, 
   return tightened;
 }
 
-// The one-sided bound of `d` moved inwards, towards 0 (1 for a lower bound), by the
-// least share the proof of the whole path allows (12 bisection steps).
+// The bound of `d` moved inwards by the least share the proof of the whole path
+// allows (12 bisection steps): a one-sided bound towards 0 (1 for a lower bound), a
+// divisor's magnitude geometrically towards 1 (a quotient up to FLT_MAX overflows
+// whatever it feeds).
 std::optional<ClipTrial> narrower_clip(const Trial& cur, const Node& node, const Finding& f, const SafeDomain& d,
                                        const Range& r, const FixOptions& options, SafeDomain& kept) {
-  bool hi_side = r.hi > d.hi, lo_side = r.lo < d.lo;
-  if (d.min_magnitude > 0 || hi_side == lo_side) return std::nullopt;
-  double edge = hi_side ? d.hi : d.lo;
-  double inner = hi_side ? std::min(std::max(0.0, r.lo), d.hi) : std::max(std::min(1.0, r.hi), d.lo);
+  bool magnitude = d.min_magnitude > 0, hi_side = r.hi > d.hi, lo_side = r.lo < d.lo;
+  if (!magnitude && hi_side == lo_side) return std::nullopt;
+  double inner_m = std::max(d.min_magnitude, std::min(1.0, std::max(std::abs(r.lo), std::abs(r.hi))));
   auto at = [&](double t) {
     SafeDomain n = d;
-    double v = edge + t * (inner - edge);
-    (hi_side ? n.hi : n.lo) = hi_side ? float32_down(v) : float32_up(v);
+    if (magnitude) {
+      n.min_magnitude = float32_up(std::exp(std::log(d.min_magnitude) + t * (std::log(inner_m) - std::log(d.min_magnitude))));
+    } else {
+      double edge = hi_side ? d.hi : d.lo;
+      double inner = hi_side ? std::min(std::max(0.0, r.lo), d.hi) : std::max(std::min(1.0, r.hi), d.lo);
+      double v = edge + t * (inner - edge);
+      (hi_side ? n.hi : n.lo) = hi_side ? float32_down(v) : float32_up(v);
+    }
     n.text = describe(n);
     return n;
   };
@@ -83,10 +90,15 @@ std::optional<ClipTrial> narrower_clip(const Trial& cur, const Node& node, const
 }
 
 void describe_fix(FindingFix& out, const Node& node, const SafeDomain& d, RangeChange change, const std::string& note) {
+  const std::string& x = node.inputs[d.operand];
+  bool crosses = d.min_magnitude > 0 && change.before_lo < 0 && change.before_hi > 0;
   out.at = "immediate";
-  out.description = fmt::format("Clip {} of {} to {}{}", node.inputs[d.operand], node.name, d.text, note);
+  out.description = crosses ? fmt::format("{} of {} kept away from 0 with its sign: |{}| >= {:.9g}{}", x, node.name, x, d.min_magnitude, note)
+                            : fmt::format("Clip {} of {} to {}{}", x, node.name, d.text, note);
   out.changes = {std::move(change)};
-  out.hint = fmt::format("clamp the operand before the op ({}), e.g. torch.clamp(x, min=..., max=...)", d.text);
+  out.hint = crosses ? fmt::format("keep the divisor away from 0 with its sign: torch.where(y < 0, y.clamp(max=-{0:.9g}), "
+                                   "y.clamp(min={0:.9g}))", d.min_magnitude)
+                     : fmt::format("clamp the operand before the op ({}), e.g. torch.clamp(x, min=..., max=...)", d.text);
 }
 
 }  // namespace

@@ -228,6 +228,27 @@ TEST(Fix, DivisorCrossingZeroIsClampedKeepingItsSign) {
   EXPECT_LT(y[5].item<float>(), 0);  // -1e-30 keeps its sign: 1 / -m
 }
 
+// x / d * 10: a divisor kept at the op's own bound (|q| up to FLT_MAX) overflows the
+// Mul after it, so the magnitude is raised until the whole path is proved.
+TEST(Fix, DivisorMagnitudeRisesUntilWhatFollowsIsProved) {
+  ModelBuilder b;
+  b.input("x", {4}).input("d", {4}).output("y", {4});
+  b.initializer("ten", at::full({1}, 10.f));
+  b.node("Div", {"x", "d"}, {"q"}, "div");
+  b.node("Mul", {"q", "ten"}, {"y"}, "scale");
+  RangeMap r{{"x", {-1, 1}}, {"d", {-1, 1}}};
+  Fixed f = fix(b, r, FixMode::kImmediate);
+  ASSERT_EQ(only_fix(f).status, "fixed") << only_fix(f).reason;
+  EXPECT_NE(only_fix(f).description.find("narrower"), std::string::npos);
+  EXPECT_EQ(findings(f.patched, r), 0u);
+  at::Tensor x = at::ones({4}), d = at::tensor({0.f, -0.f, 1e-38f, -1e-38f});
+  at::Tensor y = run(f.patched, {{"x", x}, {"d", d}}, "y");
+  EXPECT_TRUE(at::isfinite(y).all().item<bool>());
+  EXPECT_LT(y[3].item<float>(), 0);
+  at::Tensor normal = at::tensor({0.5f, -0.25f, 1.f, -1.f});
+  EXPECT_TRUE(at::equal(run(f.patched, {{"x", x}, {"d", normal}}, "y"), run(f.original, {{"x", x}, {"d", normal}}, "y")));
+}
+
 TEST(Fix, InputsModeRaisesTheLowerEndOnly) {
   ModelBuilder b = testing::log_model({4});
   RangeMap r{{"x", {-1, 1}}};
