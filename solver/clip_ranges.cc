@@ -4,6 +4,7 @@
 // differentiable bounds (AnalyzeOptions::range_tensors); a bisection on how far to
 // move finds the least narrowing the full analysis proves, then each endpoint is
 // given back as far as the proof still holds.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -85,7 +86,10 @@ struct Search {
   Clock::time_point deadline;
   int analyses = 0;
 
+  double analysis_seconds = 0;  // one plain analysis of the model, measured
+
   bool out_of_time() const { return Clock::now() > deadline; }
+  double seconds_left() const { return std::chrono::duration<double>(deadline - Clock::now()).count(); }
 
   bool proves(const std::vector<Range>& r) {
     ++analyses;
@@ -212,13 +216,25 @@ double mean_kept(const Search& s, const std::vector<Range>& r) {
 //    given back as far as the proof holds.
 bool narrowest_proof(Search& s, std::vector<Range>& best) {
   std::vector<std::pair<double, double>> grad(s.knobs.size(), {0.5, 0.5});
-  bool has_grad = gradient_direction(s);
+  // The differentiable analysis costs several plain ones: only where it leaves most
+  // of the budget to the proofs.
+  bool has_grad = s.analysis_seconds * 8 < s.seconds_left() && gradient_direction(s);
   if (has_grad)
     for (size_t i = 0; i < s.knobs.size(); ++i) grad[i] = {s.knobs[i].f_lo, s.knobs[i].f_hi};
+  // Without a gradient, the tensors read last first: nearest the hazards, they decide
+  // them most directly (a classifier's last weights against its input).
+  std::vector<int> first_use(s.knobs.size(), 0);
+  for (size_t i = 0; i < s.knobs.size(); ++i)
+    for (const Node& n : s.graph.nodes)
+      if (std::find(n.inputs.begin(), n.inputs.end(), s.knobs[i].name) != n.inputs.end()) {
+        first_use[i] = n.index;
+        break;
+      }
   std::vector<size_t> order(s.knobs.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return grad[a].first + grad[a].second > grad[b].first + grad[b].second;
+    double ga = grad[a].first + grad[a].second, gb = grad[b].first + grad[b].second;
+    return has_grad && ga != gb ? ga > gb : first_use[a] > first_use[b];
   });
   double best_kept = -1;
   int singles = 0;
@@ -267,6 +283,7 @@ Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>
   for (const Finding& f : targets) nodes.insert(f.node);
   Search s{graph, targets, original->findings, options, nodes, knobs_of(graph, mode, options.analyze),
            start + std::chrono::milliseconds(static_cast<int64_t>(options.range_budget_seconds * 1000))};
+  s.analysis_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   auto finish = [&](std::string reason) {
     fix.reason = std::move(reason);
     fix.seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -281,7 +298,9 @@ Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>
   double kept = 0;
   for (size_t i = 0; i < s.knobs.size(); ++i) {
     const Knob& k = s.knobs[i];
-    RangeChange c{k.name, k.lo, k.hi, r[i].lo, r[i].hi, kept_share(k.lo, k.hi, r[i].lo, r[i].hi)};
+    Range whole = float32_inside(k.lo, k.hi);  // an end left where it was needs no Clip
+    double lo = r[i].lo == whole.lo ? k.lo : r[i].lo, hi = r[i].hi == whole.hi ? k.hi : r[i].hi;
+    RangeChange c{k.name, k.lo, k.hi, lo, hi, kept_share(k.lo, k.hi, lo, hi)};
     kept += c.kept;
     fix.changes.push_back(c);
   }

@@ -144,7 +144,10 @@ Status fix_by_ranges(Trial& cur, const Graph& graph, const std::vector<Finding>&
     fx.status = "fixed";
     fx.at = to_string(options.mode);
     fx.changes = rf->changes;
-    fx.description = fmt::format("Clip {} narrowed range(s)", rf->changes.size());
+    size_t narrowed = std::count_if(rf->changes.begin(), rf->changes.end(), [](const RangeChange& c) {
+      return c.after_lo != c.before_lo || c.after_hi != c.before_hi;
+    });
+    fx.description = fmt::format("Clip on {} narrowed tensor(s)", narrowed);
     fx.hint = "keep these tensors in the ranges given (clamp the inputs, or constrain the weights in training)";
   }
   report.alternatives.push_back(*rf);
