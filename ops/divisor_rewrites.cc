@@ -86,25 +86,29 @@ std::optional<RewriteApplied> count_divisor(RewriteContext& ctx) {
                         "gives 0 instead of NaN, and every other result is unchanged"};
 }
 
-// acos/asin of a value that is mathematically in [-1, 1] but rounds outside it
-// (a normalised dot product): clip first. Only the domain hazards: at +-1 itself the
-// gradient stays infinite, which only narrowing the range removes.
+// acos/asin of a value that is mathematically in [-1, 1] but rounds outside it (a
+// normalised dot product): clip first, to [-1, 1] (equal wherever the original is
+// finite), else, where the infinite derivative at +-1 matters to the proof, to the
+// float32 just inside (the value then moves by at most 3.5e-4, at +-1 only).
 std::optional<RewriteApplied> clip_unit_interval(RewriteContext& ctx) {
   const std::string& op = ctx.node.op_type;
-  if ((op != "Acos" && op != "Asin") || ctx.node.inputs.empty() || ctx.attempt > 0) return std::nullopt;
+  if ((op != "Acos" && op != "Asin") || ctx.node.inputs.empty() || ctx.attempt > 1) return std::nullopt;
+  const double edge = ctx.attempt == 0 ? 1.0 : 1.0 - 0x1p-24;  // float32_below(1)
   const std::string& x = ctx.node.inputs[0];
   int32_t type = ctx.patch.elem_type(x);
   type = type ? type : onnx::TensorProto::FLOAT;
-  std::string lo = ctx.patch.add_scalar("minus_one", -1.0, type), hi = ctx.patch.add_scalar("one", 1.0, type);
+  std::string lo = ctx.patch.add_scalar("minus_one", -edge, type), hi = ctx.patch.add_scalar("one", edge, type);
   std::string c = ctx.patch.opset() >= 11
                       ? ctx.patch.add_node("Clip", {x, lo, hi}, "unit_interval", ctx.node.outputs[0])
                       : ctx.patch.add_node("Clip", {x}, "unit_interval", ctx.node.outputs[0],
-                                           {float_attribute("min", -1.f), float_attribute("max", 1.f)});
+                                           {float_attribute("min", static_cast<float>(-edge)), float_attribute("max", static_cast<float>(edge))});
   if (!ctx.patch.set_input(ctx.node.outputs[0], 0, c).ok()) return std::nullopt;
   std::string fn = op == "Acos" ? "acos" : "asin";
-  return RewriteApplied{fmt::format("{0}(x) -> {0}(Clip(x, -1, 1))", op),
-                        fmt::format("clamp first: torch.{}(torch.clamp(x, -1.0, 1.0)); a cosine computed as a "
-                                    "normalised dot product can round to 1.0000001", fn)};
+  std::string bound = ctx.attempt == 0 ? "1" : "1 - 2**-24";
+  return RewriteApplied{fmt::format("{0}(x) -> {0}(Clip(x, -{1}, {1}))", op, bound),
+                        fmt::format("clamp first: torch.{0}(torch.clamp(x, -{1}, {1})); a cosine computed as a "
+                                    "normalised dot product can round to 1.0000001{2}", fn, bound,
+                                    ctx.attempt == 0 ? "" : ", and the gradient at +-1 is infinite")};
 }
 
 NANGUARD_REGISTER_REWRITES({

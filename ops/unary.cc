@@ -205,7 +205,7 @@ std::vector<HazardFacet> reciprocal_facets() {
 // asin/acos: NaN outside [-1, 1], an infinite derivative at +-1.
 std::vector<HazardFacet> arc_facets(const char* domain, Threshold nan_from, const char* gradient, Threshold grad_from) {
   double in = float32_below(1.0);
-  return {HazardFacet{domain, HazardKind::kForward, domain_within(0, -1, 1), "", {},
+  return {HazardFacet{domain, HazardKind::kForward, domain_within(0, -1, 1), "", {"clip-unit-interval"},
                       threshold_target(nan_from, 0, R::kMagnitudeAtLeast, "|x| >= {:.9g}")},
           HazardFacet{gradient, HazardKind::kGradient, domain_within(0, -in, in), "", {},
                       threshold_target(grad_from, 0, R::kMagnitudeAtLeast, "|x| >= {:.9g}")}};

@@ -3,12 +3,15 @@
 // (a clip one float wider is not proved); range modes narrow the side that matters.
 #include <cmath>
 #include <limits>
+#include <set>
 
 #include <gtest/gtest.h>
 
 #include "analyzer/analyzer.h"
 #include "model/onnx_loader.h"
 #include "oracle/executor.h"
+#include "ops/op_registry.h"
+#include "ops/rewrite.h"
 #include "solver/fix.h"
 #include "test_models.h"
 
@@ -247,6 +250,40 @@ TEST(Fix, DivisorMagnitudeRisesUntilWhatFollowsIsProved) {
   EXPECT_LT(y[3].item<float>(), 0);
   at::Tensor normal = at::tensor({0.5f, -0.25f, 1.f, -1.f});
   EXPECT_TRUE(at::equal(run(f.patched, {{"x", x}, {"d", normal}}, "y"), run(f.original, {{"x", x}, {"d", normal}}, "y")));
+}
+
+// The angle between two unit vectors: their dot product rounds past 1, and the
+// rewrite clips it first; equal wherever the original is finite.
+TEST(Fix, AcosOfARoundedCosineIsClippedFirst) {
+  ModelBuilder b;
+  b.input("x", {4}).output("y", {4});
+  b.initializer("k", at::full({1}, 1.0000001f));
+  b.node("Mul", {"x", "k"}, {"c"}, "cosine");
+  b.node("Acos", {"c"}, {"y"}, "angle");
+  RangeMap r{{"x", {-1, 1}}};
+  Fixed f = fix(b, r, FixMode::kAuto);
+  EXPECT_EQ(only_fix(f).rewrite, "clip-unit-interval");
+  EXPECT_EQ(findings(f.patched, r), 0u);  // the gradient at +-1 too: the clip stops just inside
+  expect_equal_where_finite(f, "x", {4}, -1, 1, "y", 4e-4, 100);
+  at::Tensor edge = at::tensor({1.f, -1.f, 0.5f, 0.f});
+  EXPECT_TRUE(at::isnan(run(f.original, {{"x", edge}}, "y")).any().item<bool>());
+  EXPECT_TRUE(at::isfinite(run(f.patched, {{"x", edge}}, "y")).all().item<bool>());
+}
+
+// Every rewrite is named by some hazard's facet (none is dead code), and every name a
+// facet gives resolves to a registered rewrite.
+TEST(Fix, EveryRewriteIsNamedByAFacetAndEveryNameResolves) {
+  std::set<std::string> named;
+  for (const std::string& op : OpRegistry::instance().op_types()) {
+    const OpDef* d = OpRegistry::instance().find(op);
+    if (!d) continue;
+    for (const HazardFacet& f : d->facets)
+      for (const std::string& name : f.rewrites) {
+        EXPECT_NE(find_rewrite(name), nullptr) << op << " " << f.hazard << " names " << name;
+        named.insert(name);
+      }
+  }
+  for (const std::string& name : rewrite_names()) EXPECT_TRUE(named.count(name)) << name << " is named by no facet";
 }
 
 TEST(Fix, InputsModeRaisesTheLowerEndOnly) {
