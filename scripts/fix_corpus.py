@@ -110,12 +110,27 @@ def main():
     ap.add_argument("--range-budget", type=float, default=30)
     ap.add_argument("--nanguard", default=os.path.join(ROOT, "build", "nanguard"))
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "fix-grist.md"))
+    ap.add_argument("--shard", default="", help="K/N: only every N-th program from the K-th (0-based); rows to --json")
+    ap.add_argument("--json", default="", help="also dump the rows and twins to this file")
+    ap.add_argument("--merge", default="", help="FILE,FILE,...: write the table from shards' --json dumps")
     args = ap.parse_args()
     modes = args.modes.split(",")
+    if args.merge:
+        rows, twins = [], []
+        for f in args.merge.split(","):
+            d = json.load(open(f))
+            rows += d["rows"]
+            twins += [tuple(t) for t in d["twins"]]
+        order = {c["id"]: i for i, (_, case, _) in enumerate(grist_cases()) for c in case["defects"]}
+        rows.sort(key=lambda r: order.get(r["id"], 0))
+        return write(args, modes, rows, twins)
+    shard = tuple(int(v) for v in args.shard.split("/")) if args.shard else (0, 1)
     only = set(args.only.split(",")) if args.only else None
     rows, twins = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for program, case, model in grist_cases():
+        for index, (program, case, model) in enumerate(grist_cases()):
+            if index % shard[1] != shard[0]:
+                continue
             defects = [d for d in case["defects"] if not only or d["id"] in only or program in only]
             if not defects:
                 continue
@@ -129,6 +144,8 @@ def main():
                 rows.append(row)
             if "fixed" in case and (not only or program in only or any(d["id"] in only for d in case["defects"])):
                 twins.append((program, twin_has_nothing(args.nanguard, case, program)))
+    if args.json:
+        json.dump({"rows": rows, "twins": twins}, open(args.json, "w"))
     write(args, modes, rows, twins)
 
 
