@@ -85,6 +85,10 @@ struct HazardFacet {
   std::string no_target;        // why there is none (e.g. "an index bound depends on shapes")
   int completing_operand = -1;  // the operand `complete` picks; -1: none
   CompleteFn complete = nullptr;
+  // True when bounding every float operand's magnitude bounds the result (a sum, a
+  // product): with no one-operand safe domain, the fixer clips them all to [-m, m]
+  // with the largest m it proves.
+  bool bounded_operands = false;
 };
 
 // Float32 neighbours of a double, for safe bounds: the smallest float32 >= v, the

@@ -45,13 +45,19 @@ const HazardFacet* OpDef::facet(const std::string& hazard) const {
 
 namespace {
 
+HazardFacet overflow_facet() {
+  HazardFacet f{"overflow", HazardKind::kForward, nullptr,
+                "the result's magnitude depends on every operand together; the fixer bounds them all", {},
+                target_output_not_finite()};
+  f.bounded_operands = true;
+  return f;
+}
+
 // Hazards the analyzer itself reports for any op: a float result past the float32
 // limit, and an op it cannot follow.
 const std::vector<HazardFacet>& generic_facets() {
   static const std::vector<HazardFacet> kGeneric = {
-      HazardFacet{"overflow", HazardKind::kForward, nullptr,
-                  "the result's magnitude depends on every operand together; narrow the inputs or weights instead", {},
-                  target_output_not_finite()},
+      overflow_facet(),
       HazardFacet{"unsupported", HazardKind::kForward, nullptr, "the op has no abstract semantics", {}, nullptr,
                   "the op has no abstract semantics"},
   };

@@ -357,7 +357,9 @@ std::vector<HazardReport> average_pool_hazards(const AbstractContext& a) {
 }
 
 std::vector<HazardFacet> lp_pool_facets() {
-  return {slice_facet("lppool-overflow", HazardKind::kForward, "a sum of powers over a window, not one element"),
+  HazardFacet overflow = slice_facet("lppool-overflow", HazardKind::kForward, "a sum of powers over a window, not one element");
+  overflow.bounded_operands = true;
+  return {overflow,
           slice_facet("lppool-zero-gradient", HazardKind::kGradient, "a sum of powers over a window, not one element")};
 }
 

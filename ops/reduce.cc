@@ -272,16 +272,21 @@ Cells abs_cells(const Cells& c) {
   return {at::where(c.lo > 0, c.lo, at::where(c.hi < 0, -c.hi, zero)), at::maximum(c.lo.abs(), c.hi.abs())};
 }
 
-// Sum of [lo, hi] with float32 accumulation error gamma_n * sum|x|.
-Cells sum_with_error(const Cells& c, const Cells& mag, const AbsReduction& ar, bool is_float) {
+// Sum of [lo, hi] in float32. Rounded addition is monotone in each term, so any fixed
+// summation order of terms >= lo gives at least the float sum of the lo's, itself
+// within gamma_n * sum|lo| of the exact one (and likewise above): each bound carries
+// the error of its own terms, not of the largest magnitudes.
+Cells sum_with_error(const Cells& c, const AbsReduction& ar, bool is_float) {
   at::Tensor lo = cells_sum(c.lo, ar), hi = cells_sum(c.hi, ar);
   if (!is_float) return {lo, hi};
-  at::Tensor err = cells_sum(mag.hi, ar) * gamma(ar.n) + kTiny;
+  at::Tensor err_lo = cells_sum(c.lo.abs(), ar) * gamma(ar.n) + kTiny;
+  at::Tensor err_hi = cells_sum(c.hi.abs(), ar) * gamma(ar.n) + kTiny;
   // A float32 sum of non-negative terms is non-negative (of non-positive, non-positive):
   // the error term must not push the bound across 0 (var = mean((x - m)^2) >= 0).
   at::Tensor nonneg = c.lo.amin(ar.r.dims, true) >= 0, nonpos = c.hi.amax(ar.r.dims, true) <= 0;
   at::Tensor zero = at::zeros_like(lo);
-  return {at::where(nonneg, at::maximum(lo - err, zero), lo - err), at::where(nonpos, at::minimum(hi + err, zero), hi + err)};
+  return {at::where(nonneg, at::maximum(lo - err_lo, zero), lo - err_lo),
+          at::where(nonpos, at::minimum(hi + err_hi, zero), hi + err_hi)};
 }
 
 enum class Kind { kSum, kMean, kMax, kMin, kProd, kL1, kL2, kSumSquare, kLogSum, kLogSumExp };
@@ -310,9 +315,9 @@ Intervals reduce_interval(const AbstractContext& a, Kind k) {
   Cells mag = abs_cells(c);
   at::Tensor lo, hi;
   switch (k) {
-    case Kind::kSum: { Cells s = sum_with_error(c, mag, ar, is_float); lo = s.lo; hi = s.hi; break; }
+    case Kind::kSum: { Cells s = sum_with_error(c, ar, is_float); lo = s.lo; hi = s.hi; break; }
     case Kind::kMean: {
-      Cells s = sum_with_error(c, mag, ar, is_float);
+      Cells s = sum_with_error(c, ar, is_float);
       lo = s.lo / ar.n;
       hi = s.hi / ar.n;
       if (is_float) { lo = lo - lo.abs() * kU; hi = hi + hi.abs() * kU; }
@@ -329,7 +334,7 @@ Intervals reduce_interval(const AbstractContext& a, Kind k) {
       if (is_float) { double g = gamma(ar.n); lo = lo - lo.abs() * g - kTiny; hi = hi + hi.abs() * g + kTiny; }
       break;
     }
-    case Kind::kL1: { Cells s = sum_with_error(mag, mag, ar, is_float); lo = s.lo.clamp_min(0.0); hi = s.hi; break; }
+    case Kind::kL1: { Cells s = sum_with_error(mag, ar, is_float); lo = s.lo.clamp_min(0.0); hi = s.hi; break; }
     case Kind::kSumSquare: case Kind::kL2: case Kind::kLogSum: break;
     case Kind::kLogSumExp: {
       lo = cells_logsumexp(c.lo, ar);
@@ -348,10 +353,10 @@ Intervals reduce_interval(const AbstractContext& a, Kind k) {
   if (k == Kind::kSumSquare || k == Kind::kL2 || k == Kind::kLogSum) {
     Cells s;
     if (k == Kind::kLogSum) {
-      s = sum_with_error(c, mag, ar, is_float);
+      s = sum_with_error(c, ar, is_float);
     } else {
       Cells sq{mag.lo * mag.lo, mag.hi * mag.hi};
-      s = sum_with_error(sq, sq, ar, is_float);
+      s = sum_with_error(sq, ar, is_float);
       if (is_float) s.lo = s.lo * (1 - kU) - ar.n * kTiny;  // each square rounds (to 0 below 2.6e-23)
       s.lo = s.lo.clamp_min(0.0);
     }

@@ -165,6 +165,26 @@ void add_alternatives(const Graph& graph, const std::vector<Finding>& targets, c
 
 bool local(FixMode m, FixMode which) { return m == FixMode::kAuto || m == which; }
 
+size_t unfixed(const std::vector<FindingFix>& fixes) {
+  return std::count_if(fixes.begin(), fixes.end(), [](const FindingFix& fx) { return fx.status != "fixed"; });
+}
+
+// The local passes again from the start with divisor clamps kept 1e-6 of the
+// divisor's magnitude from 0; taken when that leaves fewer findings unfixed.
+void retry_with_margin(const Trial& initial, Trial& cur, std::vector<FindingFix>& fixes, const FixOptions& options) {
+  FixOptions o = options;
+  o.divisor_margin = 1e-6;
+  Trial t = initial;
+  std::vector<FindingFix> again;
+  for (const FindingFix& fx : fixes) again.push_back(FindingFix{fx.finding});
+  if (local(options.mode, FixMode::kRewrite)) local_pass(t, again, true, o);
+  local_pass(t, again, false, o);
+  if (unfixed(again) >= unfixed(fixes)) return;
+  fixes = std::move(again);
+  cur = std::move(t);
+}
+
+
 }  // namespace
 
 Result<FixReport> fix_model(const onnx::ModelProto& proto, const Graph& graph, const FixOptions& options) {
@@ -178,6 +198,7 @@ Result<FixReport> fix_model(const onnx::ModelProto& proto, const Graph& graph, c
     if (wanted(f, options)) targets.push_back(f);
   for (const Finding& f : targets) report.fixes.push_back(FindingFix{f});
   Trial cur = start(proto, graph, *a);
+  Trial initial = cur;
   bool range_mode = options.mode == FixMode::kInputs || options.mode == FixMode::kWeights || options.mode == FixMode::kAll;
   if (range_mode && !targets.empty()) {
     if (Status s = fix_by_ranges(cur, graph, targets, options, report); !s.ok()) return s;
@@ -186,6 +207,8 @@ Result<FixReport> fix_model(const onnx::ModelProto& proto, const Graph& graph, c
     // remove a finding upstream (Log(Sum(Exp)) -> ReduceLogSumExp drops the Exp).
     if (local(options.mode, FixMode::kRewrite)) local_pass(cur, report.fixes, true, options);
     if (local(options.mode, FixMode::kImmediate)) local_pass(cur, report.fixes, false, options);
+    if (local(options.mode, FixMode::kImmediate) && options.divisor_margin == 0 && unfixed(report.fixes) > 0)
+      retry_with_margin(initial, cur, report.fixes, options);
     if (options.alternatives && !targets.empty()) add_alternatives(graph, targets, options, report);
   }
   report.changed = std::any_of(report.fixes.begin(), report.fixes.end(),

@@ -64,6 +64,10 @@ struct FixOptions {
   std::string node;             // only this node's findings; empty: all
   bool alternatives = false;    // auto: also run the range modes, for the report
   double range_budget_seconds = 30;  // per range mode
+  // Divisor clamps keep |y| >= this share of the divisor's largest magnitude (0: the
+  // widest proved set). The fixer retries with 1e-6 when findings remain: a clamp at
+  // 1e-36 proves its own op but lets a quotient of 1e37 overflow what follows.
+  double divisor_margin = 0;
 };
 
 struct FixReport {

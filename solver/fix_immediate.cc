@@ -5,8 +5,10 @@
 // but what follows is not (exp clipped at 88.72 still overflows a sum of ten).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include "ops/op_registry.h"
 #include "solver/fix_internal.h"
@@ -101,11 +103,88 @@ void describe_fix(FindingFix& out, const Node& node, const SafeDomain& d, RangeC
                      : fmt::format("clamp the operand before the op ({}), e.g. torch.clamp(x, min=..., max=...)", d.text);
 }
 
+// The model with every unbounded float operand of `node` clipped to [-m, m].
+Result<ClipTrial> bounded(const Trial& cur, const Node& node, const std::vector<int>& operands,
+                          const std::vector<Range>& ranges, double m, const FixOptions& options,
+                          std::vector<RangeChange>& changes) {
+  ModelPatch p = cur.patch;
+  changes.clear();
+  for (int i : operands) {
+    SafeDomain d{i, -m, m, 0, ""};
+    d.text = describe(d);
+    auto c = clip_operand(p, cur.graph, node, d, ranges[i]);
+    if (!c.ok()) return c.status();
+    changes.push_back(*c);
+  }
+  auto t = analyze_patch(std::move(p), cur.graph, options);
+  if (!t.ok()) return t.status();
+  return ClipTrial{std::move(*t), changes.empty() ? RangeChange{} : changes.front()};
+}
+
+// For a hazard no one operand decides (an overflowing sum or product): every float
+// operand whose range reaches past m clipped to [-m, m], with the largest m (float32,
+// 16 geometric bisection steps between 1 and the widest bound) that the analyzer
+// proves. Values that large are already useless, so normal outputs do not change.
+std::optional<Trial> try_bounded_operands(const Trial& cur, const Node& node, const Finding& f,
+                                          const FixOptions& options, FindingFix& out) {
+  std::vector<Range> ranges = operand_ranges(node, cur.analysis);
+  double top = 1;
+  for (const Range& r : ranges)
+    if (std::isfinite(r.lo) && std::isfinite(r.hi)) top = std::max({top, std::abs(r.lo), std::abs(r.hi)});
+  top = std::min(top, static_cast<double>(std::numeric_limits<float>::max()));
+  auto operands_past = [&](double m) {
+    std::vector<int> v;
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      const Range& r = ranges[i];
+      const TensorType* t = node.inputs[i].empty() ? nullptr : cur.graph.type_of(node.inputs[i]);
+      if (!t || !is_float_elem_type(t->elem_type) || cur.graph.folded_constants.count(node.inputs[i])) continue;
+      if (cur.graph.is_initializer(node.inputs[i]) && options.analyze.weights != WeightMode::kFree) continue;  // a constant
+      if (!(r.lo >= -m) || !(r.hi <= m)) v.push_back(static_cast<int>(i));  // NaN bounds: unknown, clip too
+    }
+    return v;
+  };
+  auto at = [&](double t) { return float32_down(std::exp(t * std::log(top))); };
+  std::vector<RangeChange> changes, best_changes;
+  auto proves = [&](double m, std::optional<ClipTrial>& best) {
+    std::vector<int> ops = operands_past(m);
+    if (ops.empty()) return false;
+    auto t = bounded(cur, node, ops, ranges, m, options, changes);
+    if (!t.ok() || !removes(*t, cur, f)) return false;
+    best = std::move(*t);
+    best_changes = changes;
+    return true;
+  };
+  std::optional<ClipTrial> best;
+  if (!proves(1.0, best)) {
+    out.reason = "bounding every operand of the node by 1 is not proved either: the fault is upstream";
+    return std::nullopt;
+  }
+  double good = 0, bad = 1, m = 1;
+  for (int step = 0; step < 16; ++step) {
+    double mid = (good + bad) / 2;
+    if (proves(at(mid), best)) {
+      good = mid;
+      m = at(mid);
+    } else {
+      bad = mid;
+    }
+  }
+  out.at = "immediate";
+  std::vector<std::string> names;
+  for (const RangeChange& c : best_changes) names.push_back(c.tensor);
+  out.description = fmt::format("Clip {} of {} to [-{:.9g}, {:.9g}]", fmt::join(names, ", "), node.name, m, m);
+  out.changes = best_changes;
+  out.hint = fmt::format("bound what the op combines before it: torch.clamp(x, -{0:.3g}, {0:.3g}); values past that "
+                         "overflow float32 here anyway", m);
+  return std::move(best->trial);
+}
+
 }  // namespace
 
 std::optional<Trial> try_immediate(const Trial& cur, const Node& node, const Finding& f, const FixOptions& options,
                                    FindingFix& out) {
   const HazardFacet* facet = find_facet(node.op_type, node.domain, f.hazard);
+  if (facet && !facet->safe_domain && facet->bounded_operands) return try_bounded_operands(cur, node, f, options, out);
   if (!facet || !facet->safe_domain) {
     out.reason = facet ? "no safe operand domain: " + facet->no_safe_domain : "the hazard has no facets";
     return std::nullopt;
@@ -117,6 +196,11 @@ std::optional<Trial> try_immediate(const Trial& cur, const Node& node, const Fin
     return std::nullopt;
   }
   const Range& r = ranges[d->operand];
+  double margin = options.divisor_margin * std::max(std::abs(r.lo), std::abs(r.hi));
+  if (d->min_magnitude > 0 && std::isfinite(margin) && margin > d->min_magnitude) {
+    d->min_magnitude = float32_up(margin);
+    d->text = describe(*d);
+  }
   for (int round = 0; round < 4; ++round) {
     auto t = clipped(cur, node, *d, r, options);
     if (!t.ok()) {

@@ -142,7 +142,7 @@ TEST(Reduce, CumSumExclusiveReverseKeepsInf) {
 // ---- abstract facets ------------------------------------------------------------
 
 const std::vector<std::pair<double, double>> kRedBoxes{{-3, 3}, {0, 1}, {-100, 100}, {1e-30, 1e-20}, {-1e20, 1e20},
-                                                       {0.5, 2}, {-1, -1e-3}, {88, 89}};
+                                                       {0.5, 2}, {-1, -1e-3}, {88, 89}, {1, 1e37}};
 
 // x [3, 4, 5] + bias [5] (unequal cells) into each reduction: axes {1}, {0, 2}, all;
 // keepdims 0 and 1; fixed and free bias.
@@ -245,6 +245,10 @@ TEST(ReduceAbstract, HazardsAtTheirThresholds) {
   // A sum of squares is >= 0: sqrt of it is never negative, only its gradient at 0.
   EXPECT_EQ(reduce_findings("ReduceSumSquare", -1, 1, "Sqrt"), Names{"then:sqrt-zero-gradient"});
   EXPECT_EQ(reduce_findings("ReduceL1", -1e38, 1e38), Names{"n:overflow"});
+  // Each bound of a sum carries the rounding error of its own terms: six terms >= 1
+  // average >= 1 - 1e-6 although the largest are 1e37 (a softmax's denominator).
+  EXPECT_EQ(reduce_findings("ReduceMean", 1, 1e37, "Reciprocal"), Names{});
+  EXPECT_EQ(reduce_findings("ReduceMean", 0, 1e37, "Reciprocal"), Names{"then:div-by-zero"});
 }
 
 }  // namespace

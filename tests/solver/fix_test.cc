@@ -306,15 +306,57 @@ TEST(Fix, ASafeModelHasNothingToFix) {
   EXPECT_FALSE(f.report.changed);
 }
 
-TEST(Fix, AnOverflowWithoutASafeDomainIsNotReportedFixed) {
+// x @ w with w = 1e38 (a constant): the sum of two products overflows past |x| = 1.7.
+// The fix bounds x (never the fixed weight) by the largest proved m; with w = 3e38 not
+// even |x| <= 1 is safe, and the finding is reported not fixed, with the reason.
+TEST(Fix, AnOverflowIsFixedByBoundingTheOperandsNotTheWeights) {
+  for (float w : {1e38f, 3e38f}) {
+    ModelBuilder b;
+    b.input("x", {1, 2}).output("y", {1, 2});
+    b.initializer("w", at::full({2, 2}, w));
+    b.node("MatMul", {"x", "w"}, {"y"}, "matmul");
+    RangeMap r{{"x", {-10, 10}}};
+    Fixed f = fix(b, r, FixMode::kImmediate);
+    ASSERT_EQ(f.report.fixes.size(), 1u);
+    const FindingFix& fx = f.report.fixes[0];
+    if (w > 2e38f) {
+      EXPECT_EQ(fx.status, "not-fixed");
+      EXPECT_NE(fx.reason.find("upstream"), std::string::npos) << fx.reason;
+      continue;
+    }
+    ASSERT_EQ(fx.status, "fixed") << fx.reason;
+    ASSERT_EQ(fx.changes.size(), 1u);
+    EXPECT_EQ(fx.changes[0].tensor, "x");
+    EXPECT_GT(fx.changes[0].after_hi, 1.69);  // 2 * 1.7014e38 is the float32 limit
+    EXPECT_LE(fx.changes[0].after_hi, 1.7015);
+    EXPECT_EQ(fx.changes[0].after_lo, -fx.changes[0].after_hi);
+    EXPECT_EQ(findings(f.patched, r), 0u);
+    at::Tensor big = at::tensor({10.f, 10.f}).reshape({1, 2}), normal = at::tensor({0.5f, -1.f}).reshape({1, 2});
+    EXPECT_TRUE(at::isfinite(run(f.patched, {{"x", big}}, "y")).all().item<bool>());
+    EXPECT_TRUE(at::equal(run(f.patched, {{"x", normal}}, "y"), run(f.original, {{"x", normal}}, "y")));
+  }
+}
+
+// (a / g1) / g2 * l: clamping g1 at its own bound (16 / FLT_MAX) proves the first Div
+// but leaves a quotient of FLT_MAX that no clamp of g2 can make safe. The fixer
+// retries with clamps kept 1e-6 of each divisor's range from 0 and fixes all three.
+TEST(Fix, DivisorChainIsFixedWithAMarginWhenTheWidestClampsLeaveFindings) {
   ModelBuilder b;
-  b.input("x", {1, 2}).output("y", {1, 2});
-  b.initializer("w", at::full({2, 2}, 1e38f));
-  b.node("MatMul", {"x", "w"}, {"y"}, "matmul");
-  Fixed f = fix(b, {{"x", {-10, 10}}}, FixMode::kImmediate);
-  ASSERT_EQ(f.report.fixes.size(), 1u);
-  EXPECT_EQ(f.report.fixes[0].status, "not-fixed");
-  EXPECT_FALSE(f.report.fixes[0].reason.empty());
+  b.input("a", {4}).input("g1", {4}).input("g2", {4}).input("l", {4}).output("y", {4});
+  b.node("Div", {"a", "g1"}, {"q1"}, "div1");
+  b.node("Div", {"q1", "g2"}, {"q2"}, "div2");
+  b.node("Mul", {"q2", "l"}, {"y"}, "scale");
+  RangeMap r{{"a", {-16, 16}}, {"g1", {-16, 16}}, {"g2", {-16, 16}}, {"l", {-2048, 2048}}};
+  Fixed f = fix(b, r, FixMode::kAuto);
+  ASSERT_FALSE(f.report.fixes.empty());
+  for (const FindingFix& fx : f.report.fixes) EXPECT_EQ(fx.status, "fixed") << fx.finding.node << ": " << fx.reason;
+  EXPECT_EQ(findings(f.patched, r), 0u);
+  EXPECT_NE(f.report.fixes[0].description.find("1.6"), std::string::npos) << f.report.fixes[0].description;  // 1e-6 * 16
+  at::Tensor a = at::tensor({1.f, -3.f, 16.f, 2.f}), g = at::tensor({0.5f, -2.f, 0.f, -0.f}), l = at::full({4}, 2048.f);
+  at::Tensor y = run(f.patched, {{"a", a}, {"g1", g}, {"g2", g}, {"l", l}}, "y");
+  EXPECT_TRUE(at::isfinite(y).all().item<bool>());
+  at::Tensor y0 = run(f.original, {{"a", a}, {"g1", g}, {"g2", g}, {"l", l}}, "y");
+  EXPECT_TRUE(at::equal(y.slice(0, 0, 2), y0.slice(0, 0, 2)));  // normal divisors: unchanged
 }
 
 }  // namespace
