@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
                                             nanguard::add_trigger_command(app),
                                             nanguard::add_replay_command(app),
                                             nanguard::add_validate_command(app),
-                                            nanguard::add_fix_command(app)};
+                                            nanguard::add_fix_command(app),
+                                            nanguard::add_fuzz_config_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
