@@ -266,6 +266,12 @@ Bounds affine(const Bounds& z, const Bounds& scale, const Bounds* bias) {
   return bias ? rnd(bounds_add(y, *bias)) : y;
 }
 
+// Where the float32 sum of (x - mean)^2 may pass float32's largest value: the variance
+// is then INF, InvStdDev 0, and Y = (x - mean) * 0 NaN where x - mean is INF too.
+at::Tensor variance_may_overflow(const Groups& g) {
+  return (g.spread + g.mag * (gamma(g.n) + kU)).square() * g.n >= kFloat32Max;
+}
+
 std::vector<int64_t> layer_axes(const AbstractContext& a) {
   int64_t rank = static_cast<int64_t>(a.input(0).shape.size());
   int64_t axis = attr_int(a.node, "axis", -1);
@@ -293,6 +299,7 @@ Intervals layer_norm_interval(const AbstractContext& a) {
   // 1 / sqrt(var + eps) for var in [0, spread^2 / 4 + e^2] (with its own roundings).
   at::Tensor var_max = ((g.spread + e).square() * 0.25 + e.square()) * (1 + gamma(g.n + 2));
   at::Tensor inv_lo = (var_max + std::max(eps, 0.0)).rsqrt() * (1 - 4 * kU);
+  inv_lo = at::where(variance_may_overflow(g), at::zeros_like(inv_lo), inv_lo);  // 1 / sqrt(INF)
   at::Tensor inv_hi = eps > 0 ? at::full_like(inv_lo, 1 / std::sqrt(eps) * (1 + 4 * kU)) : at::full_like(inv_lo, kInf);
   out.push_back(IntervalTensor::of_bounds(inv_lo, inv_hi, stat_shape, x.dtype));
   out.resize(a.node.outputs.size());
@@ -300,7 +307,12 @@ Intervals layer_norm_interval(const AbstractContext& a) {
 }
 
 std::vector<HazardReport> layer_norm_hazards(const AbstractContext& a) {
-  return zero_variance_hazard(a, layer_axes(a), attr_float(a.node, "epsilon", 1e-5f));
+  auto out = zero_variance_hazard(a, layer_axes(a), attr_float(a.node, "epsilon", 1e-5f));
+  const IntervalTensor& x = a.input(0);
+  if (variance_may_overflow(groups_of(cells(x), x.shape, layer_axes(a))).any().item<bool>())
+    out.push_back(HazardReport{"overflow", HazardKind::kForward, 0,
+                               "the float32 variance overflows (sum of (x - mean)^2 > 3.4028235e38)", false});
+  return out;
 }
 
 std::vector<int64_t> spatial_axes(const AbstractContext& a) {

@@ -106,8 +106,15 @@ Result<TensorMap> random_inputs(const Graph& graph, const RangeMap& ranges, uint
     Range r = it != ranges.end() ? it->second : (is_float ? kDefaultFloatRange : kDefaultIntRange);
     at::Tensor t;
     if (is_float) {
-      t = at::empty(*type->dims, at::kDouble).uniform_(r.lo, r.hi, gen).to(st);
-      t = at::clamp(t, r.lo, r.hi);  // rounding to float32 must not leave the range
+      t = at::empty(*type->dims, at::kDouble).uniform_(r.lo, r.hi, gen);
+      if (st == at::kFloat || st == at::kDouble) {
+        t = at::clamp(t.to(st), r.lo, r.hi);  // rounding to float32 must not leave the range
+      } else {  // float16, bfloat16: CPU has no clamp kernel for them; round, then compare in double
+        t = t.to(st);
+        at::Tensor back = t.to(at::kDouble);
+        at::Tensor outside = (back < r.lo).logical_or(back > r.hi);
+        t = at::where(outside, at::scalar_tensor((r.lo + r.hi) / 2, at::kDouble).to(st), t);
+      }
     } else if (st == at::kBool) {
       t = at::empty(*type->dims, at::kLong).random_(0, 2, gen).to(at::kBool);
     } else {

@@ -1,0 +1,78 @@
+// Regressions found by the fuzz targets (harness/fuzz/): each test is one finding,
+// reduced to the smallest model that shows it.
+#include <gtest/gtest.h>
+
+#include "analyzer/analyzer.h"
+#include "model/onnx_loader.h"
+#include "oracle/executor.h"
+#include "oracle/input_source.h"
+#include "test_models.h"
+
+namespace nanguard {
+namespace {
+
+Graph load_built(testing::ModelBuilder& b) {
+  auto g = load_model_proto(b.proto(), "fuzz_regression.onnx");
+  EXPECT_TRUE(g.ok()) << g.status().message();
+  return g.ok() ? std::move(*g) : Graph{};
+}
+
+// fuzz_loader: test_mod_mixed_sign_float16 made random_inputs throw (CPU has no
+// clamp kernel for Half), so `nanguard run` on any float16-input model failed.
+TEST(FuzzRegressions, RandomInputsOfFloat16StayInRange) {
+  testing::ModelBuilder b(13);
+  b.input("x", {64}, onnx::TensorProto::FLOAT16).output("y", {64}, onnx::TensorProto::FLOAT16);
+  b.node("Neg", {"x"}, {"y"}, "n");
+  Graph g = load_built(b);
+  auto feeds = random_inputs(g, {{"x", {0.1, 0.3}}}, 0);
+  ASSERT_TRUE(feeds.ok()) << feeds.status().message();
+  at::Tensor x = feeds->at("x");
+  EXPECT_EQ(x.scalar_type(), at::kHalf);
+  EXPECT_GE(x.to(at::kDouble).min().item<double>(), 0.1);
+  EXPECT_LE(x.to(at::kDouble).max().item<double>(), 0.3);
+}
+
+// fuzz_soundness: test_layer_normalization_4d_axis2 with X in [-2.5e-29, 3.0e36].
+// The float32 variance overflows to INF, InvStdDev is 0 below the analysis' bound of
+// 6.6e-37, and nothing was reported.
+TEST(FuzzRegressions, LayerNormVarianceOverflowIsReportedAndBounded) {
+  testing::ModelBuilder b(17);
+  b.input("x", {2, 3, 4, 5}).output("y", {2, 3, 4, 5}).output("mean", {2, 3, 1, 1}).output("inv", {2, 3, 1, 1});
+  b.initializer("s", at::ones({4, 5}));
+  testing::set_attr(b.node("LayerNormalization", {"x", "s"}, {"y", "mean", "inv"}, "n"), "axis", int64_t{2});
+  Graph g = load_built(b);
+  AnalyzeOptions opt;
+  opt.ranges = {{"x", {-2.53546721e-29, 3.00788134e36}}};
+  auto r = analyze(g, opt);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  bool overflow = false;
+  for (const auto& f : r->findings) overflow |= f.node == "n" && f.hazard == "overflow";
+  EXPECT_TRUE(overflow);
+  // The corner the sampler found: every other element at each end.
+  at::Tensor x = at::full({2, 3, 4, 5}, -2.53546721e-29f);
+  x.view({-1}).slice(0, 0, 120, 2).fill_(3.00788134e36f);
+  auto ex = Executor::create(g);
+  ASSERT_TRUE(ex.ok());
+  auto run = ex->run({{"x", x}});
+  ASSERT_TRUE(run.ok()) << run.status().message();
+  double inv = run->values.at("inv").min().item<double>();
+  EXPECT_EQ(inv, 0.0);  // 1 / sqrt(INF)
+  EXPECT_LE(r->intervals.at("inv").min(), inv);
+}
+
+// Ordinary ranges keep their tight InvStdDev bound (no spurious overflow).
+TEST(FuzzRegressions, LayerNormOrdinaryRangeHasNoOverflow) {
+  testing::ModelBuilder b(17);
+  b.input("x", {2, 8}).output("y", {2, 8}).output("mean", {2, 1}).output("inv", {2, 1});
+  b.initializer("s", at::ones({8}));
+  b.node("LayerNormalization", {"x", "s"}, {"y", "mean", "inv"}, "n");
+  AnalyzeOptions opt;
+  opt.ranges = {{"x", {-1e6, 1e6}}};
+  auto r = analyze(load_built(b), opt);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->findings.empty());
+  EXPECT_GT(r->intervals.at("inv").min(), 0.0);
+}
+
+}  // namespace
+}  // namespace nanguard
