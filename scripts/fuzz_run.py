@@ -2,6 +2,7 @@
 
     /usr/bin/python3 scripts/fuzz_run.py MODEL [--range NAME=LO,HI]... [--weights W] [--dim NAME=N]...
         [--budget S] [--jobs N] [--out DIR] [--baseline FILE] [--plain] [--seed N] [--no-build]
+        [--until NODE]... [--prune]
 
 Writes the fuzz-config folder (OUT/config), then runs libFuzzer for the budget on
 OUT/corpus (kept between runs) and the config's seeds. A failure (NaN/INF starting at
@@ -99,6 +100,8 @@ def fuzz(a, out, config):
                              "seconds": round(time.time() - start, 2)})
         if p.returncode == 0 or a.jobs > 1:
             break
+        if a.until and set(a.until) <= {f["node"] for f in failures}:
+            break  # every node asked for has failed
         if not found:  # the target itself crashed: keep the input, report it, stop
             failures.append({"node": "", "op": "", "hazard": "crash", "kind": "crash", "reproducer": None,
                              "seconds": round(time.time() - start, 2)})
@@ -106,6 +109,20 @@ def fuzz(a, out, config):
                 raise FuzzError(f"fuzz_model failed to start: {p.stderr.strip().splitlines()[-1:]}")
             break
     return execs, time.time() - start, failures
+
+
+def prune(a, out, config):
+    """Keeps the inputs that still add coverage (libFuzzer's merge into a fresh folder)."""
+    corpus, merged = os.path.join(out, "corpus"), os.path.join(out, "corpus.merged")
+    shutil.rmtree(merged, ignore_errors=True)
+    os.makedirs(merged)
+    env = dict(os.environ, NANGUARD_FUZZ_CONFIG=os.path.join(out, "config"),
+               NANGUARD_FUZZ_OUT=os.path.join(out, "reproducers"))
+    p = subprocess.run([os.path.join(BUILD, "fuzz_model"), "-merge=1", f"-max_len={max(config['bytes'], 16)}",
+                        merged, corpus], env=env, capture_output=True)
+    if p.returncode == 0:
+        shutil.rmtree(corpus)
+        os.rename(merged, corpus)
 
 
 def sarif(model, failures):
@@ -135,6 +152,9 @@ def parse_args(argv):
     ap.add_argument("--plain", action="store_true", help="plain byte mutation (no custom mutator)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--until", action="append", default=[], metavar="NODE",
+                    help="stop once each of these nodes has failed (measurements)")
+    ap.add_argument("--prune", action="store_true", help="minimise the kept corpus afterwards (-merge=1)")
     a = ap.parse_args(argv)
     if a.budget <= 0 or a.jobs < 1:
         ap.error("--budget must be > 0 and --jobs >= 1")
@@ -159,6 +179,8 @@ def main(argv=None):
     except FuzzError as e:
         print(f"fuzz: {e}", file=sys.stderr)
         return 2
+    if a.prune:
+        prune(a, out, config)
     summary = {"model": a.model, "budget_s": a.budget, "seconds": round(seconds, 2), "jobs": a.jobs,
                "mutator": "plain" if a.plain else "custom", "execs": execs,
                "execs_per_s": round(execs / seconds, 1) if seconds > 0 else 0, "crashes": failures}

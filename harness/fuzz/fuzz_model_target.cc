@@ -4,7 +4,8 @@
 // weights; a NaN/INF that starts at a node outside the baseline writes a reproducer
 // under $NANGUARD_FUZZ_OUT (when set) and aborts, so that libFuzzer keeps the input.
 // A failure whose reproducer folder exists already is known: the run goes on, so a
-// restarted fuzzer looks for the others. NANGUARD_FUZZ_PLAIN=1: plain byte mutation.
+// restarted fuzzer looks for the others. NANGUARD_FUZZ_PLAIN=1: plain byte mutation;
+// NANGUARD_FUZZ_NO_MAGNITUDES=1: code coverage only (model_runner.h's counters off).
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -25,6 +26,8 @@ std::unique_ptr<nanguard::fuzz::ValueMutator> g_mutator;
 std::string g_out;
 bool g_plain = false;
 std::set<nanguard::fuzz::FailureKey> g_seen;  // without an out folder
+// libFuzzer reads this section as extra coverage (and clears it before each run).
+__attribute__((used, section("__libfuzzer_extra_counters"))) uint8_t g_magnitudes[1 << 14];
 
 std::string config_dir(const char* argv0) {
   if (const char* d = std::getenv("NANGUARD_FUZZ_CONFIG")) return d;
@@ -42,6 +45,8 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
     std::exit(2);
   }
   g_runner = std::move(*runner);
+  const char* flat = std::getenv("NANGUARD_FUZZ_NO_MAGNITUDES");
+  if (!flat || std::string(flat) != "1") g_runner->set_magnitude_counters(g_magnitudes, sizeof g_magnitudes);
   std::vector<double> dict;
   for (const auto& e : g_runner->config().dictionary) dict.push_back(e.value);
   g_mutator = std::make_unique<nanguard::fuzz::ValueMutator>(g_runner->config().layout, dict);

@@ -3,9 +3,9 @@
 // inside them (corners, float32 edge values, uniform draws; harness/soundness.h).
 // A concrete value outside the analyzer's bounds, or an unreported NaN/INF, prints
 // the case and aborts: each becomes a unit test and a fix (see README.md).
-// Cases: $NANGUARD_SOUNDNESS_CASES, else Debian's libonnx-testdata node tests.
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 
 #include <ATen/Parallel.h>
@@ -28,12 +28,21 @@ const nanguard::fuzz::SoundnessCase* case_at(size_t i) {
   return it->second ? &*it->second : nullptr;
 }
 
+// $NANGUARD_SOUNDNESS_CASES, else <this binary>_cases beside it (ClusterFuzzLite's
+// $OUT), else Debian's libonnx-testdata.
+std::string cases_dir(const char* argv0) {
+  if (const char* d = std::getenv("NANGUARD_SOUNDNESS_CASES")) return d;
+  std::string beside = std::string(argv0) + "_cases";
+  std::error_code ec;
+  if (std::filesystem::is_directory(beside, ec)) return beside;
+  return "/usr/share/libonnx-testdata/data/node";
+}
+
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
+extern "C" int LLVMFuzzerInitialize(int*, char*** argv) {
   at::set_num_threads(1);
-  const char* root = std::getenv("NANGUARD_SOUNDNESS_CASES");
-  g_models = nanguard::fuzz::node_test_models(root ? root : "/usr/share/libonnx-testdata/data/node");
+  g_models = nanguard::fuzz::node_test_models(cases_dir((*argv)[0]));
   if (g_models.empty()) {
     std::fprintf(stderr, "fuzz_soundness: no node tests (install libonnx-testdata or set NANGUARD_SOUNDNESS_CASES)\n");
     std::exit(2);

@@ -1,6 +1,8 @@
 #include "harness/fuzz/model_runner.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <unordered_set>
 
@@ -13,16 +15,30 @@
 namespace nanguard::fuzz {
 namespace {
 
-// The hot path's check: a loop over float32 memory instead of three ATen calls.
-bool has_nonfinite(const at::Tensor& t, bool* has_nan) {
+// The bits of |x|: ordered like the magnitudes, exponent in bits 23..30.
+uint32_t magnitude_bits(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, 4);
+  return b & 0x7fffffffu;
+}
+
+// The hot path's check: one loop over float32 memory instead of three ATen calls;
+// it records the extreme magnitudes on the way (for the magnitude counters).
+bool has_nonfinite(const at::Tensor& t, bool* has_nan, uint32_t* lo_bits = nullptr, uint32_t* hi_bits = nullptr) {
   if (!t.defined() || !at::isFloatingType(t.scalar_type())) return false;
   if (t.scalar_type() == at::kFloat && t.is_contiguous() && t.device().is_cpu()) {
     const float* p = t.data_ptr<float>();
-    for (int64_t i = 0, n = t.numel(); i < n; ++i)
-      if (!std::isfinite(p[i])) {
-        *has_nan = std::isnan(p[i]);
+    uint32_t lo = 0x7f800000u, hi = 0;
+    for (int64_t i = 0, n = t.numel(); i < n; ++i) {
+      uint32_t m = magnitude_bits(p[i]);
+      if (m >= 0x7f800000u) {
+        *has_nan = m > 0x7f800000u;
         return true;
       }
+      lo = std::min(lo, m);
+      hi = std::max(hi, m);
+    }
+    if (lo_bits) *lo_bits = lo, *hi_bits = hi;
     return false;
   }
   NonFiniteRecord r = count_nonfinite(t.detach());
@@ -107,7 +123,15 @@ std::vector<ModelFailure> ModelRunner::run(const TensorMap& feeds) const {
   std::unordered_set<std::string> bad;  // tensors holding NaN/INF so far
   auto hook = [&](const Node& node, const std::vector<at::Tensor>& outputs) {
     bool nan = false, any = false, at_origin = true;
-    for (const auto& t : outputs) any = has_nonfinite(t, &nan) || any;
+    for (const auto& t : outputs) {
+      uint32_t lo = 0x7f800000u, hi = 0x7f800000u;
+      any = has_nonfinite(t, &nan, &lo, &hi) || any;
+      if (counters_ && hi < 0x7f800000u) {  // bands of 16 binary exponents
+        size_t base = static_cast<size_t>(node.index) * 32;
+        counters_[(base + (hi >> 27)) % counters_size_] = 1;
+        counters_[(base + 16 + (lo >> 27)) % counters_size_] = 1;
+      }
+    }
     if (!any) return;
     for (const auto& in : node.inputs) at_origin = at_origin && !bad.count(in);
     for (const auto& o : node.outputs) bad.insert(o);

@@ -36,6 +36,14 @@ class ModelRunner {
   std::string reproducer_dir(const std::string& out, const ModelFailure& f) const;
   Status write_reproducer(const ModelFailure& f, const TensorMap& feeds, const std::string& dir) const;
 
+  // Coverage beyond code: per node, which power-of-16 band the largest and smallest
+  // magnitudes of its output reached (counters[node * 32 + band], 16 bands each),
+  // so that libFuzzer keeps inputs that push a tensor towards overflow or zero.
+  void set_magnitude_counters(uint8_t* counters, size_t size) {
+    counters_ = counters;
+    counters_size_ = size;
+  }
+
   const FuzzConfig& config() const { return config_; }
   const Graph& graph() const { return graph_; }
 
@@ -49,6 +57,8 @@ class ModelRunner {
   std::optional<Executor> grad_exec_;  // keeps intermediates; only with gradient findings
   std::vector<at::Tensor> stored_;  // per slot: the stored weight (float32, contiguous) or undefined
   std::vector<const KnownFinding*> gradient_findings_;
+  uint8_t* counters_ = nullptr;
+  size_t counters_size_ = 0;
 };
 
 }  // namespace nanguard::fuzz
