@@ -3,10 +3,10 @@ small zoo models that were exported (the engine of scripts/fuzz-nightly).
 
     /usr/bin/python3 scripts/fuzz_nightly.py [--budget S] [--twin-budget S] [--only 3,11,...] [--max-bytes N]
         [--modes custom[,plain]] [--random S] [--parallel N] [--out DIR] [--markdown FILE] [--fresh]
-        [--stop-when-found] [--no-build]
+        [--stop-when-found] [--twins-only] [--no-build]
 
 Per model, scripts/fuzz_run.py with the case's ranges and weight mode; its corpus is
-kept under OUT/<model>/corpus and pruned (libFuzzer -merge) after each run, unless
+kept under OUT/<model>/corpus (default OUT: build-fuzz/nightly) and pruned (libFuzzer -merge) after each run, unless
 --fresh starts from the seeds alone (measurements). A GRIST defect counts as found
 when a failure names its truth node (case.json). Twins (fixed.onnx) must show no
 failure. --modes custom,plain fuzzes each program twice, with the value mutator and
@@ -87,11 +87,12 @@ def program_jobs(a):
             continue
         if os.path.getsize(model) > a.max_bytes:
             continue
-        yield f"grist-{prog}", model, case, "grist"
+        if not a.twins_only:
+            yield f"grist-{prog}", model, case, "grist"
         twin = os.path.join(os.path.dirname(model), case["fixed"]["model"])
         if a.twin_budget > 0 and os.path.exists(twin):
             yield f"grist-{prog}-twin", twin, case, "twin"
-    if not only:
+    if not only and not a.twins_only:
         for key, case, model in zoo_cases(a.max_bytes):
             yield key, model, case, "zoo"
 
@@ -170,9 +171,10 @@ def main():
     ap.add_argument("--modes", default="custom")
     ap.add_argument("--random", type=float, default=0)
     ap.add_argument("--parallel", type=int, default=1)
-    ap.add_argument("--out", default=os.path.join(ROOT, "fuzz-nightly"))
+    ap.add_argument("--out", default=os.path.join(fuzz_run.BUILD, "nightly"))
     ap.add_argument("--markdown")
     ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--twins-only", action="store_true", help="only the fixed twins (--twin-budget each)")
     ap.add_argument("--stop-when-found", action="store_true")
     ap.add_argument("--no-build", action="store_true")
     a = ap.parse_args()

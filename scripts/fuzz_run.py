@@ -27,6 +27,7 @@ BUILD = os.environ.get("NANGUARD_FUZZ_BUILD", os.path.join(ROOT, "build-fuzz"))
 TARGETS = ["nanguard_cli", "fuzz_model", "fuzz_loader", "fuzz_soundness"]
 FAILURE = re.compile(r"nanguard-fuzz: failure node=(\S*) op=(\S*) hazard=(\S*) kind=(\S*) reproducer=(\S*)")
 EXECS = re.compile(r"stat::number_of_executed_units:\s*(\d+)")
+ABORT_EXECS = re.compile(r"nanguard-fuzz: execs=(\d+)")
 
 
 class FuzzError(Exception):
@@ -91,13 +92,15 @@ def fuzz(a, out, config):
         p = subprocess.run(libfuzzer_args(a, out, config, left), env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True, errors="replace")
         log.write(p.stderr)
-        runs = [int(m) for m in EXECS.findall(p.stderr)]
+        runs = [int(m) for m in EXECS.findall(p.stderr)] or [int(m) for m in ABORT_EXECS.findall(p.stderr)]
+        before = execs
         execs += sum(runs) if a.jobs > 1 else (runs[-1] if runs else 0)
         found = FAILURE.findall(p.stderr)
         for node, op, hazard, kind, repro in found:
             failures.append({"node": node, "op": op, "hazard": hazard, "kind": kind,
                              "reproducer": os.path.relpath(repro, out) if repro else None,
-                             "seconds": round(time.time() - start, 2)})
+                             "seconds": round(time.time() - start, 2), "execs": execs if a.jobs == 1 else None,
+                             "execs_before": before})
         if p.returncode == 0 or a.jobs > 1:
             break
         if a.until and set(a.until) <= {f["node"] for f in failures}:
@@ -167,7 +170,8 @@ def main(argv=None):
         print(f"fuzz: {a.model}: no such model", file=sys.stderr)
         return 2
     stem = os.path.splitext(os.path.basename(a.model))[0]
-    out = a.out or os.path.join("fuzz-out", os.path.basename(os.path.dirname(os.path.abspath(a.model))) + "-" + stem)
+    # Default: inside the (ignored) fuzz build folder, one folder per model.
+    out = a.out or os.path.join(BUILD, "fuzz-out", os.path.basename(os.path.dirname(os.path.abspath(a.model))) + "-" + stem)
     try:
         ensure_build(a.no_build)
         for d in ("corpus", "crashes"):

@@ -60,6 +60,8 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static unsigned long long execs = 0;  // libFuzzer prints no stats when a run aborts
+  ++execs;
   nanguard::TensorMap feeds = g_runner->feeds(data, size);
   bool fresh = false;
   for (const auto& f : g_runner->run(feeds)) {
@@ -76,7 +78,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                  f.op.c_str(), f.hazard.c_str(), f.kind.c_str(), dir.c_str());
     fresh = true;
   }
-  if (fresh) std::abort();
+  if (fresh) {
+    std::fprintf(stderr, "nanguard-fuzz: execs=%llu\n", execs);
+    std::abort();
+  }
   return 0;
 }
 
