@@ -179,13 +179,10 @@ Bounds param(const AbstractContext& a, size_t i, int64_t rank, bool spatial) {
   return {b.lo.unsqueeze(0), b.hi.unsqueeze(0)};
 }
 
-// (x - mean) / sqrt(var + eps) * scale + B, one rounding per step; the safe state
-// has var + eps > 0 in float32 (>= the smallest subnormal).
-Intervals batch_norm_interval(const AbstractContext& a) {
+// z = (x - mean) / sqrt(var + eps), one rounding per step; the safe state has
+// var + eps > 0 in float32 (>= the smallest subnormal).
+Bounds batch_norm_z(const AbstractContext& a, int64_t rank, bool spatial) {
   const IntervalTensor& x = a.input(0);
-  if (a.opset >= 14 && attr_int(a.node, "training_mode", 0) != 0) a.fail("training mode has no interval transfer");
-  int64_t rank = static_cast<int64_t>(x.shape.size());
-  bool spatial = a.opset >= 9 || attr_int(a.node, "spatial", 1) != 0;
   double eps = attr_float(a.node, "epsilon", 1e-5f);
   Bounds v = param(a, 4, rank, spatial);
   Bounds q = rnd({(v.lo + eps).clamp_min(kTiny), (v.hi + eps).clamp_min(kTiny)});
@@ -193,7 +190,16 @@ Intervals batch_norm_interval(const AbstractContext& a) {
   Bounds sd = rnd({q.lo.sqrt(), q.hi.sqrt()});
   sd.lo = sd.lo.clamp_min(std::sqrt(kTiny) * (1 - 4 * kU));
   Bounds d = rnd(bounds_sub(cells(x), param(a, 3, rank, spatial)));
-  Bounds z = rnd(bounds_div_nonzero(d, sd));
+  return rnd(bounds_div_nonzero(d, sd));
+}
+
+// y = z * scale + B.
+Intervals batch_norm_interval(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  if (a.opset >= 14 && attr_int(a.node, "training_mode", 0) != 0) a.fail("training mode has no interval transfer");
+  int64_t rank = static_cast<int64_t>(x.shape.size());
+  bool spatial = a.opset >= 9 || attr_int(a.node, "spatial", 1) != 0;
+  Bounds z = batch_norm_z(a, rank, spatial);
   Bounds y = rnd(bounds_add(rnd(bounds_mul(z, param(a, 1, rank, spatial))), param(a, 2, rank, spatial)));
   return {make_interval(y, x.shape, x.dtype, 0)};
 }
@@ -206,6 +212,12 @@ std::vector<HazardReport> batch_norm_hazards(const AbstractContext& a) {
   if ((v.lo + eps <= 0).any().item<bool>())
     return {HazardReport{"batchnorm-nonpositive-variance", HazardKind::kForward, 4, "var + epsilon <= 0 (sqrt of a negative or division by 0)",
                          (v.hi + eps <= 0).all().item<bool>()}};
+  // The lowering scales after normalising: a z past float32's range is INF before
+  // the scale can shrink it (and INF * 0 is NaN).
+  int64_t rank = static_cast<int64_t>(a.input(0).shape.size());
+  Bounds z = batch_norm_z(a, rank, a.opset >= 9 || attr_int(a.node, "spatial", 1) != 0);
+  if ((z.lo <= -kFloat32Max).logical_or(z.hi >= kFloat32Max).any().item<bool>())
+    return {HazardReport{"overflow", HazardKind::kForward, 0, "(x - mean) / sqrt(var + epsilon) exceeds 3.4028235e38", false}};
   return {};
 }
 

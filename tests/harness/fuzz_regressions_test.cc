@@ -74,5 +74,44 @@ TEST(FuzzRegressions, LayerNormOrdinaryRangeHasNoOverflow) {
   EXPECT_GT(r->intervals.at("inv").min(), 0.0);
 }
 
+bool has_finding(const Graph& g, const RangeMap& ranges, const std::string& hazard) {
+  AnalyzeOptions opt;
+  opt.ranges = ranges;
+  auto r = analyze(g, opt);
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  if (!r.ok()) return false;
+  for (const auto& f : r->findings)
+    if (f.hazard == hazard) return true;
+  return false;
+}
+
+Graph batch_norm(testing::ModelBuilder& b) {
+  b.input("x", {1, 2, 1, 3}).input("s", {2}).input("bias", {2}).input("mean", {2}).input("var", {2});
+  b.output("y", {1, 2, 1, 3});
+  b.node("BatchNormalization", {"x", "s", "bias", "mean", "var"}, {"y"}, "bn");
+  return load_built(b);
+}
+
+// fuzz_soundness: test_batchnorm_example with X in [0, 2.66e36] and scale, bias,
+// mean and var all 0. (x - mean) / sqrt(1e-5) overflows to INF before the zero scale,
+// INF * 0 is NaN, and the analysis (y in [-3e-45, 3e-45]) reported nothing.
+TEST(FuzzRegressions, BatchNormIntermediateOverflowIsReported) {
+  testing::ModelBuilder b(15);
+  Graph g = batch_norm(b);
+  RangeMap zero{{"s", {0, 0}}, {"bias", {0, 0}}, {"mean", {0, 0}}, {"var", {0, 0}}};
+  RangeMap wide = zero;
+  wide["x"] = {0, 2.65845599e36};
+  EXPECT_TRUE(has_finding(g, wide, "overflow"));
+  auto ex = Executor::create(g);
+  ASSERT_TRUE(ex.ok());
+  TensorMap feeds{{"x", at::full({1, 2, 1, 3}, 2.65845599e36f)}};
+  for (const char* p : {"s", "bias", "mean", "var"}) feeds[p] = at::zeros({2});
+  auto run = ex->run(feeds);
+  ASSERT_TRUE(run.ok());
+  EXPECT_TRUE(run->values.at("y").isnan().all().item<bool>());  // what the sampler saw
+  RangeMap ordinary{{"x", {-10, 10}}, {"s", {0.5, 2}}, {"bias", {-1, 1}}, {"mean", {-1, 1}}, {"var", {0.5, 2}}};
+  EXPECT_FALSE(has_finding(g, ordinary, "overflow"));
+}
+
 }  // namespace
 }  // namespace nanguard
