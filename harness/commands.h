@@ -19,6 +19,7 @@ CommandFn add_trigger_command(CLI::App& app);
 CommandFn add_replay_command(CLI::App& app);
 CommandFn add_validate_command(CLI::App& app);
 CommandFn add_fix_command(CLI::App& app);
+CommandFn add_check_command(CLI::App& app);
 CommandFn add_fuzz_config_command(CLI::App& app);
 
 }  // namespace nanguard

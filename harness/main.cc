@@ -16,7 +16,20 @@ int main(int argc, char** argv) {
                                             nanguard::add_replay_command(app),
                                             nanguard::add_validate_command(app),
                                             nanguard::add_fix_command(app),
+                                            nanguard::add_check_command(app),
                                             nanguard::add_fuzz_config_command(app)};
+  if (argc > 1 && argv[1][0] != '-') {  // else CLI11 says only "A subcommand is required"
+    std::string names;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+      known = known || sub->get_name() == argv[1];
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      std::cerr << "nanguard: unknown command '" << argv[1] << "' (commands: " << names << ")\n";
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -66,7 +66,7 @@ std::string findings_sarif(const ReportContext& ctx, const AnalysisResult& r) {
   for (auto& [_, rule] : rules) rule_list.push_back(rule);
   json sarif{{"version", "2.1.0"},
              {"$schema", "https://json.schemastore.org/sarif-2.1.0.json"},
-             {"runs", json::array({{{"tool", {{"driver", {{"name", "nanguard"}, {"informationUri", "https://example.invalid/nanguard"}, {"rules", rule_list}}}}},
+             {"runs", json::array({{{"tool", {{"driver", {{"name", "nanguard"}, {"rules", rule_list}}}}},
                                     {"results", results}}})}};
   return sarif.dump(2) + "\n";
 }

@@ -1,5 +1,6 @@
 #include "harness/reproducer.h"
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 
@@ -12,6 +13,13 @@
 #include "solver/confirm.h"
 
 namespace nanguard {
+
+std::string reproducer_dir_name(size_t index, const Finding& f) {
+  std::string s;
+  for (char c : f.node) s += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ? c : '_';
+  while (!s.empty() && (s.front() == '_' || s.front() == '.')) s.erase(s.begin());
+  return fmt::format("{:02}-{}-{}", index, s.substr(0, 80), f.hazard);
+}
 namespace {
 
 namespace fs = std::filesystem;

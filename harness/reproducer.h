@@ -24,6 +24,9 @@ struct ReproducerSpec {
   std::string note;                  // an extra README paragraph (training-time witnesses)
 };
 
+// A reproducer's folder name: "NN-node-hazard", the node's name made safe for paths.
+std::string reproducer_dir_name(size_t index, const Finding& finding);
+
 // Writes `dir` whole or not at all (built beside it, then renamed into place).
 Status write_reproducer(const Graph& graph, const ReproducerSpec& spec, const std::string& dir);
 

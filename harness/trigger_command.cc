@@ -31,13 +31,6 @@ struct TriggerArgs {
   double training_step = 0;  // 0: no training step
 };
 
-std::string dir_name(size_t index, const Finding& f) {
-  std::string s;
-  for (char c : f.node) s += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ? c : '_';
-  while (!s.empty() && (s.front() == '_' || s.front() == '.')) s.erase(s.begin());
-  return fmt::format("{:02}-{}-{}", index, s.substr(0, 80), f.hazard);
-}
-
 json witness_json(const TriggerOutcome& o, const std::string& reproducer) {
   json w{{"seconds", o.system.seconds}, {"strategy", o.system.strategy}, {"devices", o.devices},
          {"runs", o.system.runs}, {"reproducer", reproducer.empty() ? json(nullptr) : json(reproducer)}};
@@ -87,7 +80,7 @@ Result<std::vector<std::string>> write_reproducers(const Graph& g, const Trigger
       const TensorType* type = g.type_of(name);
       spec.feeds[name] = type && type->elem_type == onnx::TensorProto::FLOAT ? t.to(at::kFloat) : t;
     }
-    std::string dir = (std::filesystem::path(a.out) / dir_name(i, o.finding)).string();
+    std::string dir = (std::filesystem::path(a.out) / reproducer_dir_name(i, o.finding)).string();
     if (Status s = write_reproducer(g, spec, dir); !s.ok()) return s;
     paths[i] = dir;
   }

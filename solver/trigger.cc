@@ -105,10 +105,14 @@ Result<TriggerReport> trigger(const Graph& graph, const TriggerOptions& options)
   TriggerReport report;
   for (const auto& v : space->variables)
     if (v.is_weight) report.weights.push_back(v.name);
-  for (const auto& f : analysis->findings) {
-    if (!options.node.empty() && f.node != options.node) continue;
-    report.outcomes.push_back(trigger_one(graph, options, *space, *analysis, f));
+  std::vector<const Finding*> todo;
+  for (const auto& f : analysis->findings)
+    if (options.node.empty() || f.node == options.node) todo.push_back(&f);
+  for (size_t i = 0; i < todo.size(); ++i) {
+    if (options.progress) options.progress(i, todo.size(), todo[i]);
+    report.outcomes.push_back(trigger_one(graph, options, *space, *analysis, *todo[i]));
   }
+  if (options.progress) options.progress(todo.size(), todo.size(), nullptr);
   return report;
 }
 

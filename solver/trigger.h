@@ -4,6 +4,7 @@
 // which are listed where they reproduce it too.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,6 +28,9 @@ struct TriggerOptions {
   std::optional<double> training_step;
   // Where witnesses are confirmed: CPU (the reference, always) and any others.
   std::vector<at::Device> devices{at::kCPU};
+  // Called before finding `index` of `total` is searched, and once more with index ==
+  // total at the end (for progress lines).
+  std::function<void(size_t index, size_t total, const Finding* next)> progress;
 };
 
 struct TriggerOutcome {

@@ -313,6 +313,70 @@ TEST(Cli, ReplayAgainstTheFixedModel) {
   EXPECT_TRUE(seen) << v.out;
 }
 
+std::string log_softmax_model() {
+  ModelBuilder b;
+  b.input("x", {2, 4}).output("y", {2, 4});
+  b.node("Softmax", {"x"}, {"p"}, "softmax");
+  b.node("Log", {"p"}, {"y"}, "log");
+  return b.save("cli_log_softmax.onnx");
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// check: the defective model exits 1 even though its fix holds; the folder holds
+// every report, the reproducer and the fixed model; progress goes to stderr only.
+TEST(Cli, CheckWritesTheReportFolderAndExitsOneOnADefectiveModel) {
+  std::string out = testing::test_tmp_dir() + "/cli_check_report";
+  CliResult r = run_cli("check " + log_softmax_model() + " --range x=-100,100 --budget 2 --samples 50 --format json --out " + out);
+  ASSERT_EQ(r.code, 1) << r.out << r.err;
+  auto j = nlohmann::json::parse(r.out);  // stdout is JSON alone
+  ASSERT_EQ(j["findings"].size(), 1u);
+  const auto& f = j["findings"][0];
+  EXPECT_EQ(f["node"], "log");
+  EXPECT_EQ(f["status"], "fixed");
+  EXPECT_EQ(f["fix"]["rewrite"], "log-softmax");
+  EXPECT_EQ(f["fix"]["validation"]["verdict"], "holds");
+  EXPECT_EQ(f["fix"]["validation"]["failures"], 0);
+  std::string repro = f["witness"]["reproducer"];
+  EXPECT_TRUE(std::ifstream(out + "/" + repro + "/model.onnx").good());
+  EXPECT_TRUE(std::ifstream(out + "/fixed.onnx").good());
+  EXPECT_EQ(nlohmann::json::parse(slurp(out + "/report.json"))["findings"][0]["status"], "fixed");
+  auto sarif = nlohmann::json::parse(slurp(out + "/report.sarif"));
+  const auto& res = sarif["runs"][0]["results"][0];
+  EXPECT_EQ(res["ruleId"], "nanguard/log-nonpositive");
+  EXPECT_EQ(res["codeFlows"][0]["threadFlows"][0]["locations"].back()["location"]["logicalLocations"][0]["name"], "log");
+  EXPECT_FALSE(res["fixes"].empty());
+  EXPECT_FALSE(sarif["runs"][0]["tool"]["driver"].contains("informationUri"));
+  std::string html = slurp(out + "/report.html");
+  EXPECT_NE(html.find("<svg"), std::string::npos);  // the faulty path, drawn
+  EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org"));  // no network but SVG namespaces
+  EXPECT_NE(r.err.find("trigger: finding 1 of 1"), std::string::npos) << r.err;
+  CliResult replay = run_cli("replay " + out + "/" + repro + " --model " + out + "/fixed.onnx");
+  EXPECT_NE(replay.out.find("the fix holds on this reproducer"), std::string::npos) << replay.out << replay.err;
+  CliResult again = run_cli("check " + log_softmax_model() + " --range x=-100,100 --budget 0 --quiet --out " + out);
+  EXPECT_EQ(again.code, 1);  // an earlier report folder is replaced
+  EXPECT_TRUE(again.err.empty()) << again.err;
+}
+
+TEST(Cli, CheckExitsZeroOnAProvedModelAndTwoOnErrors) {
+  ModelBuilder b;
+  b.input("x", {2, 4}).output("y", {2, 4});
+  b.node("LogSoftmax", {"x"}, {"y"}, "log_softmax");
+  CliResult ok = run_cli("check " + b.save("cli_check_safe.onnx") + " --range x=-100,100 --quiet");
+  EXPECT_EQ(ok.code, 0) << ok.out << ok.err;
+  EXPECT_NE(ok.out.find("proved"), std::string::npos) << ok.out;
+  std::string busy = testing::test_tmp_dir() + "/cli_check_busy";
+  std::filesystem::create_directories(busy);
+  std::ofstream(busy + "/keep.txt") << "user data";
+  expect_usage_error(run_cli("check " + log_softmax_model() + " --range x=-1,1 --out " + busy), "not a nanguard report folder");
+  EXPECT_TRUE(std::ifstream(busy + "/keep.txt").good());
+  expect_usage_error(run_cli("check " + log_softmax_model() + " --range nope=-1,1"), "nope");
+  expect_usage_error(run_cli("chekc model.onnx"), "unknown command 'chekc'");
+}
+
 }  // namespace
 }  // namespace nanguard
 
@@ -335,7 +399,7 @@ TEST(Cli, FixExitCodesAndTheFixedModel) {
   EXPECT_EQ(a.code, 0) << a.out;
   ModelBuilder b;
   b.input("x", {1, 2}).output("y", {1, 2});
-  b.initializer("w", at::full({2, 2}, 1e38f));
+  b.initializer("w", at::full({2, 2}, 3e38f));  // not even |x| <= 1 keeps x @ w finite
   b.node("MatMul", {"x", "w"}, {"y"}, "matmul");
   CliResult over = run_cli("fix " + b.save("cli_overflow.onnx") + " --range x=-10,10");
   EXPECT_EQ(over.code, 1) << over.out << over.err;

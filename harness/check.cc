@@ -1,0 +1,155 @@
+#include "harness/check.h"
+
+#include <filesystem>
+
+#include <fmt/core.h>
+
+#include "harness/reproducer.h"
+
+namespace nanguard {
+namespace {
+
+namespace fs = std::filesystem;
+
+void note(const CheckOptions& o, const std::string& line) {
+  if (o.progress) o.progress->note(line);
+}
+
+// The first line a user sees: what will run and what it may cost.
+void announce(const CheckOptions& o, const Graph& g, size_t findings) {
+  if (findings == 0) return;
+  double worst = findings * o.budget_seconds + o.budget_seconds;
+  note(o, fmt::format("{}: {} finding(s); trigger searches up to {:.0f} s each, then fix and validate "
+                      "(up to {:.0f} s of attacks): about {:.0f} s at most",
+                      g.model_path, findings, o.budget_seconds, o.budget_seconds, worst));
+}
+
+Status write_reproducers(const Graph& g, const CheckOptions& o, std::vector<CheckFinding>& findings) {
+  if (o.out_dir.empty()) return Status::Ok();
+  for (size_t i = 0; i < findings.size(); ++i) {
+    CheckFinding& cf = findings[i];
+    if (!cf.trigger || cf.trigger->status != "triggered") continue;
+    const TriggerOutcome& t = *cf.trigger;
+    ReproducerSpec spec{t.finding, t.target ? t.target->operand : 0, {}, t.devices, t.system.strategy, g.model_path, ""};
+    for (const auto& [name, v] : t.system.point) {
+      const TensorType* type = g.type_of(name);
+      spec.feeds[name] = type && type->elem_type == onnx::TensorProto::FLOAT ? v.to(at::kFloat) : v;
+    }
+    std::string rel = (fs::path("reproducers") / reproducer_dir_name(i, t.finding)).string();
+    if (Status s = write_reproducer(g, spec, (fs::path(o.out_dir) / rel).string()); !s.ok()) return s;
+    cf.reproducer = rel;
+  }
+  return Status::Ok();
+}
+
+// The original's witnesses as replay cases for the fixed model: runtime inputs, and
+// free weights under the names the fixed model still has.
+std::vector<ReplayCase> replay_cases(const std::vector<CheckFinding>& findings, const Graph& fixed) {
+  std::vector<ReplayCase> cases;
+  for (const CheckFinding& cf : findings) {
+    if (!cf.trigger || cf.trigger->status != "triggered") continue;
+    ReplayCase c{cf.reproducer.empty() ? cf.finding.node : cf.reproducer, cf.finding, {}};
+    for (const auto& [name, v] : cf.trigger->system.point) {
+      bool input = std::find(fixed.inputs.begin(), fixed.inputs.end(), name) != fixed.inputs.end();
+      if (!input && !fixed.is_initializer(name)) continue;
+      const TensorType* type = fixed.type_of(name);
+      c.feeds[name] = type && type->elem_type == onnx::TensorProto::FLOAT ? v.to(at::kFloat) : v;
+    }
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+Status run_trigger(const Graph& graph, const CheckOptions& o, CheckReport& r) {
+  if (o.budget_seconds <= 0) return Status::Ok();
+  TriggerOptions to;
+  to.analyze = o.analyze;
+  to.budget_seconds = o.budget_seconds;
+  to.devices = o.devices;
+  to.progress = [&o](size_t i, size_t n, const Finding* f) {
+    if (o.progress && f)
+      o.progress->step(fmt::format("trigger: finding {} of {}, {} ({})", i + 1, n, f->node, f->hazard), o.budget_seconds);
+  };
+  auto t = trigger(graph, to);
+  if (!t.ok()) return t.status();
+  for (CheckFinding& cf : r.findings)
+    for (const TriggerOutcome& out : t->outcomes)
+      if (out.finding.node == cf.finding.node && out.finding.hazard == cf.finding.hazard) {
+        cf.trigger = out;
+        cf.status = out.status;
+      }
+  size_t hit = std::count_if(r.findings.begin(), r.findings.end(), [](const CheckFinding& c) { return c.status == "triggered"; });
+  note(o, fmt::format("trigger: {} of {} finding(s) triggered by a real float32 run", hit, r.findings.size()));
+  return Status::Ok();
+}
+
+Status run_fix(const onnx::ModelProto& proto, const Graph& graph, const CheckOptions& o, CheckReport& r) {
+  if (o.progress) o.progress->step("fix: a proved fix per finding (--at auto)", 0);
+  FixOptions fo;
+  fo.analyze = o.analyze;
+  fo.load = o.load;
+  auto f = fix_model(proto, graph, fo);
+  if (!f.ok()) return f.status();
+  for (CheckFinding& cf : r.findings)
+    for (const FindingFix& fx : f->fixes)
+      if (fx.finding.node == cf.finding.node && fx.finding.hazard == cf.finding.hazard) cf.fix = fx;
+  size_t fixed = std::count_if(f->fixes.begin(), f->fixes.end(), [](const FindingFix& x) { return x.status == "fixed"; });
+  note(o, fmt::format("fix: {} of {} finding(s) fixed and proved", fixed, f->fixes.size()));
+  if (f->changed) {
+    auto g = load_model_proto(f->patched.proto(), graph.model_path, o.load);
+    if (!g.ok()) return Status::Error(fmt::format("the fixed model does not load: {}", g.status().message()));
+    r.fixed_graph = std::move(*g);
+    if (!o.out_dir.empty()) {
+      if (Status s = f->patched.write((fs::path(o.out_dir) / "fixed.onnx").string()); !s.ok()) return s;
+      r.fixed_written = true;
+    }
+  }
+  r.fix = std::move(*f);
+  return Status::Ok();
+}
+
+Status run_validate(const Graph& graph, const CheckOptions& o, CheckReport& r) {
+  if (!r.fixed_graph) return Status::Ok();
+  if (o.progress) o.progress->step("validate: proof and attacks on the fixed model", o.budget_seconds);
+  ValidateOptions vo;
+  vo.analyze = o.analyze;
+  vo.budget_seconds = o.budget_seconds;
+  vo.samples = o.samples;
+  vo.reproducers = replay_cases(r.findings, *r.fixed_graph);
+  auto v = validate_fix(*r.fixed_graph, &graph, vo);
+  if (!v.ok()) return v.status();
+  r.validation = std::move(*v);
+  note(o, fmt::format("validate: {} ({} attack runs, {} failures)", r.validation->verdict(), r.validation->runs(),
+                      r.validation->failures()));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<CheckReport> run_check(const onnx::ModelProto& proto, const Graph& graph, const CheckOptions& o) {
+  CheckReport r;
+  r.model_path = graph.model_path;
+  r.weights = o.weights_flag;
+  r.ranges = o.analyze.ranges;
+  if (o.progress) o.progress->step("analyze: interval bounds for every tensor", 0);
+  auto a = analyze(graph, o.analyze);
+  if (!a.ok()) return a.status();
+  r.analysis = std::move(*a);
+  for (const Finding& f : r.analysis.findings) r.findings.push_back(CheckFinding{f});
+  if (r.findings.empty()) {
+    note(o, fmt::format("{}: proved: no op can produce NaN/INF in these ranges", graph.model_path));
+    r.seconds = o.progress ? o.progress->elapsed() : 0;
+    return r;
+  }
+  announce(o, graph, r.findings.size());
+  if (Status s = run_trigger(graph, o, r); !s.ok()) return s;
+  if (Status s = write_reproducers(graph, o, r.findings); !s.ok()) return s;
+  if (Status s = run_fix(proto, graph, o, r); !s.ok()) return s;
+  if (Status s = run_validate(graph, o, r); !s.ok()) return s;
+  for (CheckFinding& cf : r.findings)
+    if (cf.fix && cf.fix->status == "fixed" && r.fix_holds()) cf.status = "fixed";
+  r.seconds = o.progress ? o.progress->elapsed() : 0;
+  return r;
+}
+
+}  // namespace nanguard
