@@ -184,7 +184,10 @@ std::vector<std::string> witness_values(const TriggerOutcome& t, const RangeMap&
     std::vector<int64_t> pick;
     for (int64_t k = 0; k < n; ++k) {
       double x = flat[k].item<double>();
-      bool special = n <= 4 || x == 0 || !std::isfinite(x) || (r != ranges.end() && (x == r->second.lo || x == r->second.hi));
+      // Range ends (and 0 in small tensors) are where searches push inputs; a large
+      // weight without a range is summed up by its largest element below.
+      bool at_end = r != ranges.end() && (x == r->second.lo || x == r->second.hi);
+      bool special = n <= 4 || !std::isfinite(x) || at_end || (x == 0 && n <= 16);
       if (special) pick.push_back(k);
     }
     if (pick.empty() && n > 0) pick.push_back(flat.abs().argmax().item<int64_t>());  // the largest magnitude

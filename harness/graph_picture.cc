@@ -10,10 +10,11 @@
 namespace nanguard {
 namespace {
 
+// A DOT string; labels carry DOT's own "\n" line breaks, so only quotes are escaped.
 std::string quote(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
+    if (c == '"') out += '\\';
     out += c;
   }
   return out + "\"";
