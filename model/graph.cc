@@ -1,15 +1,22 @@
 #include "model/graph.h"
 
+#include <limits>
+
 namespace nanguard {
 
 std::optional<int64_t> TensorType::element_count() const {
   if (!dims) return std::nullopt;
+  // Saturates at INT64_MAX instead of overflowing (a declared dimension of 2^63 - 1
+  // wrapped the product below the loader's size cap; found by fuzz_loader).
   int64_t n = 1;
+  bool saturated = false;
   for (int64_t d : *dims) {
     if (d < 0) return std::nullopt;
-    n *= d;
+    if (d == 0) return 0;
+    if (n > std::numeric_limits<int64_t>::max() / d) saturated = true;
+    else n *= d;
   }
-  return n;
+  return saturated ? std::numeric_limits<int64_t>::max() : n;
 }
 
 const Node* Graph::find_node(const std::string& name) const {

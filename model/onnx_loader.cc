@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <queue>
 #include <sstream>
 #include <unordered_set>
@@ -240,6 +241,25 @@ Status build_graph(const onnx::ModelProto& m, Graph& g, const std::string& path)
   return Status::Ok();
 }
 
+// libonnx 1.12's Conv/ConvTranspose shape inference reads the weight's dimensions
+// by the input's rank without checking them (a SEGV on a rank-0 weight; found by
+// fuzz_loader): the spec's equal ranks are checked first where both are declared.
+Status check_conv_ranks(const onnx::ModelProto& m, const std::string& path) {
+  std::map<std::string, int> ranks;
+  for (const auto& i : m.graph().input())
+    if (i.type().tensor_type().has_shape()) ranks[i.name()] = i.type().tensor_type().shape().dim_size();
+  for (const auto& t : m.graph().initializer()) ranks[t.name()] = t.dims_size();
+  for (const auto& n : m.graph().node()) {
+    if ((n.op_type() != "Conv" && n.op_type() != "ConvTranspose") || n.input_size() < 2) continue;
+    auto x = ranks.find(n.input(0)), w = ranks.find(n.input(1));
+    if (x == ranks.end() || w == ranks.end()) continue;
+    if (x->second != w->second || x->second < 3)
+      return Status::Error(fmt::format("{}: invalid ONNX model: {} '{}': input of rank {} and weight of rank {} (equal, "
+                                       "3 or more)", path, n.op_type(), n.name(), x->second, w->second));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<Graph> load_model(const std::string& path, const LoadOptions& options) {
@@ -264,6 +284,7 @@ Result<Graph> load_model_proto(onnx::ModelProto m, const std::string& path, cons
     if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
     return Status::Error(fmt::format("{}: invalid ONNX model: {}", path, msg));
   }
+  if (Status s = check_conv_ranks(m, path); !s.ok()) return s;
   try {
     onnx::shape_inference::InferShapes(m);
   } catch (const std::exception&) {

@@ -361,6 +361,7 @@ std::vector<IntervalTensor> resize_interval(const AbstractContext& a) {
 std::vector<IntervalTensor> grid_sample_interval(const AbstractContext& a) {
   const IntervalTensor &x = a.input(0), &grid = a.input(1);
   if (!x.is_float() || x.shape.size() != 4) a.fail("GridSample needs a 4-D float input");
+  if (grid.shape.size() != 4) a.fail("GridSample needs a 4-D grid");  // read below (fuzz_loader)
   std::string mode = attr_string(a.node, "mode", "bilinear");
   std::string padding = attr_string(a.node, "padding_mode", "zeros");
   bool align = attr_int(a.node, "align_corners", 0) != 0;

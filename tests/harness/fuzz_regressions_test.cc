@@ -1,5 +1,7 @@
 // Regressions found by the fuzz targets (harness/fuzz/): each test is one finding,
 // reduced to the smallest model that shows it.
+#include <limits>
+
 #include <gtest/gtest.h>
 
 #include "analyzer/analyzer.h"
@@ -111,6 +113,56 @@ TEST(FuzzRegressions, BatchNormIntermediateOverflowIsReported) {
   EXPECT_TRUE(run->values.at("y").isnan().all().item<bool>());  // what the sampler saw
   RangeMap ordinary{{"x", {-10, 10}}, {"s", {0.5, 2}}, {"bias", {-1, 1}}, {"mean", {-1, 1}}, {"var", {0.5, 2}}};
   EXPECT_FALSE(has_finding(g, ordinary, "overflow"));
+}
+
+// fuzz_loader: an input declared [3, 6, 6, 2^63 - 1, 3, 4]: the element count
+// overflowed (signed, undefined), slipped under the loader's size cap and reached
+// at::empty in random_inputs, which threw.
+TEST(FuzzRegressions, HugeDimensionsSaturateAndAreRefused) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ((TensorType{1, std::vector<int64_t>{3, 6, 6, kMax, 3, 4}}.element_count()), kMax);
+  EXPECT_EQ((TensorType{1, std::vector<int64_t>{kMax, 2, 0}}.element_count()), 0);
+  EXPECT_EQ((TensorType{1, std::vector<int64_t>{4, 5}}.element_count()), 20);
+  testing::ModelBuilder b(13);
+  b.input("x", {3, 6, 6, kMax, 3, 4}).output("y", {3, 6, 6, kMax, 3, 4});
+  b.node("Neg", {"x"}, {"y"}, "n");
+  auto g = load_model_proto(b.proto(), "huge.onnx");
+  ASSERT_FALSE(g.ok());
+  EXPECT_NE(g.status().message().find("over the cap"), std::string::npos) << g.status().message();
+}
+
+// fuzz_loader: ConvTranspose(W, X) with a rank-0 second input crashed libonnx 1.12's
+// shape inference (SEGV); the ranks the spec requires equal are checked first.
+TEST(FuzzRegressions, ConvWithMismatchedRanksIsAnError) {
+  testing::ModelBuilder b(11);
+  b.input("W", {2, 2, 3, 0}).input("X", {}).output("Y", {-1});
+  b.node("ConvTranspose", {"W", "X"}, {"Y"}, "ct");
+  auto g = load_model_proto(b.proto(), "convt.onnx");
+  ASSERT_FALSE(g.ok());
+  EXPECT_NE(g.status().message().find("rank"), std::string::npos) << g.status().message();
+}
+
+// fuzz_loader: GridSample with a grid of rank < 4 read grid.shape[1], [2] out of
+// bounds in its transfer function (SEGV in the analyzer).
+TEST(FuzzRegressions, GridSampleWithALowRankGridFailsCleanly) {
+  Graph g;
+  g.model_path = "gridsample.onnx";
+  g.opset = 16;
+  g.inputs = {"x", "grid"};
+  g.outputs = {"y"};
+  g.types["x"] = {onnx::TensorProto::FLOAT, std::vector<int64_t>{1, 1, 2, 2}};
+  g.types["grid"] = {onnx::TensorProto::FLOAT, std::vector<int64_t>{1, 2}};
+  g.types["y"] = {onnx::TensorProto::FLOAT, std::nullopt};
+  Node n;
+  n.name = "gs";
+  n.op_type = "GridSample";
+  n.inputs = {"x", "grid"};
+  n.outputs = {"y"};
+  g.nodes = {n};
+  g.index_producers();
+  AnalyzeOptions opt;
+  auto r = analyze(g, opt);  // an error or an unsupported op, never a crash
+  if (r.ok()) EXPECT_TRUE(r->intervals.count("y") == 0 || !r->unsupported.empty() || !r->findings.empty());
 }
 
 }  // namespace
