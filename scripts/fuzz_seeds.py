@@ -6,7 +6,8 @@ loader: the project's small ONNX models (corpora/demo, corpora/fuzz/loader) and
 libonnx-testdata's models under 64 KiB (node, simple, pytorch-converted,
 pytorch-operator), one file each. soundness: one input per ONNX node test (in the
 sorted order fuzz_soundness indexes them), with a symmetric power-of-two interval for
-each float input, so that every op of the registry is visited from the start.
+each float input, so that every op of the registry is visited from the start, and
+the inputs kept in corpora/fuzz/soundness.
 """
 import argparse
 import glob
@@ -41,6 +42,9 @@ def soundness(out, limit):
         # index, seed, then per float input: shape byte 1 + 3 * 41 -> [-2, 2] (see soundness_case.h)
         body = struct.pack("<HI", i, i) + b"".join(struct.pack("<BII", 1 + 3 * 41, 0, 0) for _ in range(4))
         open(os.path.join(out, f"case-{i:04}"), "wb").write(body)
+        n += 1
+    for f in sorted(glob.glob(os.path.join(ROOT, "corpora", "fuzz", "soundness", "crash-*"))):
+        shutil.copy(f, out)  # the open findings, replayed first
         n += 1
     return n
 
