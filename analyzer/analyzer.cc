@@ -1,5 +1,6 @@
 #include "analyzer/analyzer.h"
 
+#include <algorithm>
 #include <limits>
 #include <stdexcept>
 #include <unordered_set>
@@ -92,13 +93,19 @@ std::vector<IntervalTensor> transfer_unknown(const OpDef* def, const AbstractCon
   return out;
 }
 
-std::vector<std::string> path_to(const Graph& g, const Node& node) {
+// Back from the node through its operand at fault first (a division's divisor, not
+// its numerator), then through each node's first non-constant input.
+std::vector<std::string> path_to(const Graph& g, const Node& node, int operand) {
   std::vector<std::string> path{node.name};
   const Node* cur = &node;
   for (int guard = 0; guard < 10000; ++guard) {
     const Node* next = nullptr;
     std::string source;
-    for (const auto& in : cur->inputs) {
+    std::vector<std::string> order = cur->inputs;
+    if (cur == &node && operand > 0 && operand < static_cast<int>(order.size()) && !order[operand].empty() &&
+        !g.is_initializer(order[operand]))
+      std::rotate(order.begin(), order.begin() + operand, order.end());
+    for (const auto& in : order) {
       if (in.empty() || g.is_initializer(in)) continue;
       next = g.producer(in);
       source = in;
@@ -131,7 +138,7 @@ Finding make_finding(const AbstractContext& a, const HazardReport& h) {
   for (size_t i = 0; i < a.inputs.size(); ++i)
     if (a.inputs[i].lo.defined() && (!a.inputs[i].exact() || static_cast<int>(i) == h.operand))
       f.operands.push_back({a.node.inputs[i], a.inputs[i].min(), a.inputs[i].max()});
-  f.path = path_to(a.graph, a.node);
+  f.path = path_to(a.graph, a.node, h.operand);
   return f;
 }
 

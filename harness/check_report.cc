@@ -97,7 +97,7 @@ std::string finding_block(size_t i, const CheckFinding& cf, const CheckReport& r
                      fmt::join(t.devices, ", "), fmt::join(witness_values(t, r.ranges), ", "));
     if (!cf.reproducer.empty()) s += fmt::format("    reproducer: {}/{}\n", out_dir, cf.reproducer);
   } else if (cf.trigger) {
-    s += fmt::format("    not triggered: {} (the search gave up; the finding may still be reachable)\n", cf.trigger->detail);
+    s += fmt::format("    not triggered: {}\n", cf.trigger->detail);
   }
   if (cf.fix && cf.fix->status == "fixed") {
     s += fmt::format("    fix ({}{}): {}\n", cf.fix->at, cf.fix->rewrite.empty() ? "" : " " + cf.fix->rewrite,

@@ -108,7 +108,7 @@ std::string finding_html(size_t i, const CheckFinding& cf, const CheckReport& r,
     if (!cf.reproducer.empty()) s += fmt::format(" Reproducer: <code>{}</code>.", esc(cf.reproducer));
     s += "</p>" + list(witness_values(t, r.ranges, 12));
   } else if (cf.trigger) {
-    s += fmt::format("<h3>Witness</h3><p>None found: {}. The search gave up; this does not prove the finding unreachable.</p>",
+    s += fmt::format("<h3>Witness</h3><p>None found: {}.</p>",
                      esc(cf.trigger->detail));
   }
   if (cf.fix && cf.fix->status == "fixed") {

@@ -91,7 +91,13 @@ Status write_model(const onnx::ModelProto& m, const std::string& path) {
   return Status::Ok();
 }
 
-std::string readme(const ReproducerSpec& s, const std::string& dir) {
+// The tensor a runtime shows for the faulty node: its first output.
+std::string faulty_output(const Graph& graph, const Finding& f) {
+  const Node* n = graph.find_node(f.node);
+  return n && !n->outputs.empty() ? n->outputs[0] : f.node;
+}
+
+std::string readme(const ReproducerSpec& s, const std::string& dir, const std::string& output) {
   const Finding& f = s.finding;
   std::string what = f.kind == HazardKind::kGradient ? "a NaN/INF gradient (the forward values stay finite)"
                      : f.kind == HazardKind::kCrash  ? "a crash of the run"
@@ -104,9 +110,9 @@ std::string readme(const ReproducerSpec& s, const std::string& dir) {
       "- `test_data_set_0/input_N.pb`: the inputs (ONNX TensorProto, in the graph's input order).\n"
       "- `test_data_set_0/output_N.pb`: the float32 CPU outputs of that run, NaN/INF included.\n\n"
       "Replay: `nanguard replay {}` (add `--device cuda` for a GPU) exits 0 when the NaN/INF appears again at the node;\n"
-      "or run model.onnx on the inputs with any ONNX runtime and look at output `{}`.\n{}",
+      "or run model.onnx on the inputs with any ONNX runtime and look at output `{}` (node `{}`'s output).\n{}",
       f.hazard, f.node, f.node, f.op_type, what, f.hazard, f.condition, to_string(f.kind), s.strategy, s.model_path,
-      s.devices.empty() ? "none" : fmt::format("{}", fmt::join(s.devices, ", ")), dir, f.node,
+      s.devices.empty() ? "none" : fmt::format("{}", fmt::join(s.devices, ", ")), dir, output, f.node,
       s.note.empty() ? "" : "\n" + s.note + "\n");
 }
 
@@ -160,7 +166,7 @@ Status write_into(const Graph& graph, const ReproducerSpec& spec, const std::str
                                  type ? type->elem_type : 0);
     if (!s.ok()) return s;
   }
-  if (Status s = write_text(tmp + "/README.md", readme(spec, dir)); !s.ok()) return s;
+  if (Status s = write_text(tmp + "/README.md", readme(spec, dir, faulty_output(graph, spec.finding))); !s.ok()) return s;
   return write_outputs_and_check(tmp, spec);
 }
 

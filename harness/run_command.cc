@@ -6,6 +6,7 @@
 #include <memory>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "harness/cli_common.h"
@@ -95,6 +96,19 @@ Status save_outputs(const Graph& g, const ExecResult& exec, const std::string& d
   return Status::Ok();
 }
 
+// A given tensor must have the input's declared shape (symbolic dimensions as bound):
+// otherwise the run fails deep inside an op with ATen's message.
+Status check_input_shape(const Graph& g, const std::string& name, const at::Tensor& t) {
+  const TensorType* type = g.type_of(name);
+  if (!type || !type->dims) return Status::Ok();
+  const std::vector<int64_t>& dims = *type->dims;
+  bool same = static_cast<int64_t>(dims.size()) == t.dim();
+  for (size_t d = 0; same && d < dims.size(); ++d) same = dims[d] < 0 || dims[d] == t.size(d);
+  if (same) return Status::Ok();
+  return Status::Error(fmt::format("{}: --input {} has shape [{}], but the model's input '{}' is [{}]", g.model_path, name,
+                                   fmt::join(t.sizes(), ", "), name, fmt::join(dims, ", ")));
+}
+
 int run(const RunArgs& a) {
   auto fail = usage_error;
   auto device = parse_device(a.common.device);
@@ -108,6 +122,8 @@ int run(const RunArgs& a) {
   for (const auto& [name, t] : *given)
     if (std::find(graph->inputs.begin(), graph->inputs.end(), name) == graph->inputs.end())
       return fail(Status::Error(fmt::format("{}: --input names '{}', which is not an input of the model", graph->model_path, name)));
+  for (const auto& [name, t] : *given)
+    if (Status s = check_input_shape(*graph, name, t); !s.ok()) return fail(s);
   ExecOptions eopt;
   eopt.device = *device;
   eopt.float_type = a.float64 ? at::kDouble : at::kFloat;

@@ -11,6 +11,7 @@
 
 #include "harness/cli_common.h"
 #include "harness/commands.h"
+#include "harness/progress.h"
 #include "harness/report.h"
 #include "harness/reproducer.h"
 #include "solver/trigger.h"
@@ -29,6 +30,7 @@ struct TriggerArgs {
   double budget = 60;
   uint64_t seed = 0;
   double training_step = 0;  // 0: no training step
+  bool quiet = false;
 };
 
 json witness_json(const TriggerOutcome& o, const std::string& reproducer) {
@@ -63,7 +65,8 @@ std::string outcome_text(size_t i, const TriggerOutcome& o, const std::string& r
 
 Result<std::vector<std::string>> write_reproducers(const Graph& g, const TriggerArgs& a, const TriggerReport& r) {
   std::vector<std::string> paths(r.outcomes.size());
-  if (a.out.empty()) return paths;
+  bool any = std::any_of(r.outcomes.begin(), r.outcomes.end(), [](const TriggerOutcome& o) { return o.status == "triggered"; });
+  if (a.out.empty() || !any) return paths;  // no empty folder when nothing was triggered
   std::error_code ec;
   std::filesystem::create_directories(a.out, ec);
   if (ec) return Status::Error(fmt::format("{}: cannot create folder: {}", a.out, ec.message()));
@@ -104,6 +107,13 @@ int run(const TriggerArgs& a) {
     if (!d.ok()) return usage_error(d.status());
     opt.devices.push_back(*d);
   }
+  Progress progress(a.quiet);
+  opt.progress = [&](size_t i, size_t n, const Finding* f) {
+    if (i == 0 && n > 0)
+      progress.note(fmt::format("{}: {} finding(s), up to {:.0f} s of search each (about {:.0f} s at most)",
+                                m->graph.model_path, n, a.budget, n * a.budget));
+    if (f) progress.step(fmt::format("trigger: finding {} of {}, {} ({})", i + 1, n, f->node, f->hazard), a.budget);
+  };
   auto report = trigger(m->graph, opt);
   if (!report.ok()) return usage_error(report.status());
   auto paths = write_reproducers(m->graph, a, *report);
@@ -124,7 +134,9 @@ int run(const TriggerArgs& a) {
     if (hit && a.out.empty()) text += "add --out DIR to write a reproducer per witness\n";
   }
   if (Status s = emit(a.common, text); !s.ok()) return usage_error(s);
-  return report->outcomes.empty() ? 0 : 1;
+  bool triggered = std::any_of(report->outcomes.begin(), report->outcomes.end(),
+                               [](const TriggerOutcome& o) { return o.status == "triggered"; });
+  return triggered ? 1 : 0;
 }
 
 }  // namespace
@@ -148,6 +160,7 @@ CommandFn add_trigger_command(CLI::App& app) {
   cmd->add_option("--out", args->out, "write one reproducer directory per witness under DIR");
   cmd->add_option("--format", args->common.format, "text or json")->check(CLI::IsMember({"text", "json"}));
   cmd->add_option("-o,--output", args->common.output, "write the report to FILE instead of stdout");
+  cmd->add_flag("--quiet", args->quiet, "no progress lines on stderr");
   return [cmd, args]() -> int { return cmd->parsed() ? run(*args) : -1; };
 }
 

@@ -72,7 +72,8 @@ TriggerOutcome trigger_one(const Graph& graph, const TriggerOptions& options, co
   if (!sys.ok()) { out.detail = sys.status().message(); return out; }
   out.system = *sys;
   if (!sys->found) {
-    out.detail = fmt::format("no witness in {:.1f} s ({} runs)", sys->seconds, sys->runs);
+    out.detail = fmt::format("no witness in {:.1f} s ({} runs): the search gave up, which does not make the finding unreachable",
+                             sys->seconds, sys->runs);
     return out;
   }
   confirm_on_devices(graph, options, space, out);
