@@ -1,5 +1,7 @@
 #include "solver/agreement.h"
 
+#include <chrono>
+
 #include <algorithm>
 #include <limits>
 
@@ -53,7 +55,9 @@ TensorMap on_device(const TensorMap& feeds, at::Device device) {
 }  // namespace
 
 Result<Agreement> measure_agreement(const Graph& fixed, const Graph& original, const std::vector<TensorMap>& data,
-                                    const RangeMap& ranges, int64_t samples, uint64_t seed, at::Device device) {
+                                    const RangeMap& ranges, int64_t samples, uint64_t seed, at::Device device,
+                                    double max_seconds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(max_seconds);
   ExecOptions eo;
   eo.device = device;
   eo.keep_intermediates = false;
@@ -63,6 +67,7 @@ Result<Agreement> measure_agreement(const Graph& fixed, const Graph& original, c
   Agreement a;
   int64_t n = data.empty() ? samples : static_cast<int64_t>(data.size());
   for (int64_t i = 0; i < n; ++i) {
+    if (max_seconds > 0 && i > 0 && std::chrono::steady_clock::now() > deadline) break;  // a.samples says how many ran
     // A seed per draw (random_inputs takes a seed), away from the sampling attack's.
     auto feeds = data.empty() ? random_inputs(original, ranges, seed * 1000003 + 7919 + i) : Result<TensorMap>(data[i]);
     if (!feeds.ok()) return feeds.status();

@@ -23,8 +23,10 @@ struct Agreement {
 constexpr double kUnchangedTolerance = 1e-6;
 
 // On `data` when given (each map holds every runtime input), else on `samples` draws
-// uniform in `ranges` from `seed`. Both models run with their stored weights.
+// uniform in `ranges` from `seed`. Both models run with their stored weights. With
+// max_seconds > 0 it stops after that long (at least one sample; `samples` says how many).
 Result<Agreement> measure_agreement(const Graph& fixed, const Graph& original, const std::vector<TensorMap>& data,
-                                    const RangeMap& ranges, int64_t samples, uint64_t seed, at::Device device);
+                                    const RangeMap& ranges, int64_t samples, uint64_t seed, at::Device device,
+                                    double max_seconds = 0);
 
 }  // namespace nanguard

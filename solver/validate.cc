@@ -253,7 +253,8 @@ Result<ValidationReport> validate_fix(const Graph& fixed, const Graph* original,
     report.attacks.push_back(*random);
   }
   if (original) {
-    auto ag = measure_agreement(fixed, *original, o.data, o.analyze.ranges, o.samples, o.seed, o.device);
+    auto ag = measure_agreement(fixed, *original, o.data, o.analyze.ranges, o.samples, o.seed, o.device,
+                                o.agreement_seconds);
     if (!ag.ok()) return ag.status();
     report.agreement = *ag;
   }

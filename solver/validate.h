@@ -28,6 +28,7 @@ struct ValidateOptions {
   AnalyzeOptions analyze;         // ranges and weights, for both models
   double budget_seconds = 60;     // all attacks together
   int64_t samples = 1000;         // in-range draws for sampling and agreement
+  double agreement_seconds = 0;   // > 0: the agreement check stops after this long
   uint64_t seed = 0;
   at::Device device = at::kCPU;   // runs of sampling, witnesses and agreement; triggers confirm here too
   std::vector<ReplayCase> reproducers;  // run on CPU and every device the build has
