@@ -145,12 +145,21 @@ Finding make_finding(const AbstractContext& a, const HazardReport& h) {
 // Every float output whose bounds pass the float32 limit may overflow to INF. An op
 // fed by an already unbounded tensor (unsupported op, earlier overflow) is not an
 // origin: it is not reported again, only its outputs stay marked unbounded.
+// The largest finite value of the type an output is declared with (float16 and
+// bfloat16 overflow far below float32's limit).
+double finite_limit(const AbstractContext& a, size_t output) {
+  const TensorType* t = output < a.node.outputs.size() ? a.graph.type_of(a.node.outputs[output]) : nullptr;
+  if (t && t->elem_type == onnx::TensorProto::FLOAT16) return 65504.0;
+  if (t && t->elem_type == onnx::TensorProto::BFLOAT16) return 3.3895313892515355e38;
+  return a.float_type == at::kDouble ? std::numeric_limits<double>::max() : kFloat32Max;
+}
+
 void check_overflow(const AbstractContext& a, std::vector<IntervalTensor>& outs, AnalysisResult& result,
                     bool op_reported, bool fed_unbounded, std::unordered_set<std::string>& unbounded) {
-  double limit = a.float_type == at::kDouble ? std::numeric_limits<double>::max() : kFloat32Max;
   for (size_t i = 0; i < outs.size(); ++i) {
     IntervalTensor& t = outs[i];
     if (!t.lo.defined() || !t.is_float() || t.exact() || t.numel() == 0) continue;
+    double limit = finite_limit(a, i);
     double lo = t.min(), hi = t.max();
     if (hi <= limit && lo >= -limit) continue;
     unbounded.insert(a.node.outputs[i]);
@@ -161,7 +170,27 @@ void check_overflow(const AbstractContext& a, std::vector<IntervalTensor>& outs,
       result.findings.push_back(std::move(f));
       op_reported = true;
     }
-    t = clamp_finite(std::move(t));
+    t = limit == kFloat32Max || limit == std::numeric_limits<double>::max()
+            ? clamp_finite(std::move(t))
+            : IntervalTensor::of_bounds(t.lo.clamp(-limit, limit), t.hi.clamp(-limit, limit), t.shape, t.dtype);
+  }
+}
+
+// The analysis computes float32 (or float64) bounds: for a half-precision type the
+// overflow limit is checked above, but its rounding and subnormals are not modelled,
+// so nothing is proved for a model that computes in it. Reported once, at the first
+// node with such an output, and listed with the unsupported ops.
+void check_modelled_type(const AbstractContext& a, AnalysisResult& result) {
+  for (const std::string& out : a.node.outputs) {
+    const TensorType* t = out.empty() ? nullptr : a.graph.type_of(out);
+    if (!t || (t->elem_type != onnx::TensorProto::FLOAT16 && t->elem_type != onnx::TensorProto::BFLOAT16)) continue;
+    std::string name = t->elem_type == onnx::TensorProto::FLOAT16 ? "float16 rounding" : "bfloat16 rounding";
+    if (std::find(result.unsupported.begin(), result.unsupported.end(), name) != result.unsupported.end()) return;
+    result.unsupported.push_back(name);
+    result.findings.push_back(make_finding(
+        a, HazardReport{"unmodelled-precision", HazardKind::kForward, 0,
+                        fmt::format("{} is not modelled (only its overflow limit): nothing computed in it is proved", name)}));
+    return;
   }
 }
 
@@ -275,6 +304,7 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
   if (!supported)
     for (const auto& o : node.outputs) unbounded.insert(o);
   check_overflow(a, outs, result, forward_reported || !supported, fed_unbounded, unbounded);
+  check_modelled_type(a, result);
   // Downstream of an unbounded origin, outputs that stay huge are still its echo
   // (Relu of a clamped 3.4e38 bound); bounded ones (softmax, tanh, norms) are not.
   if (fed_unbounded)

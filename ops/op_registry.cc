@@ -60,6 +60,8 @@ const std::vector<HazardFacet>& generic_facets() {
       overflow_facet(),
       HazardFacet{"unsupported", HazardKind::kForward, nullptr, "the op has no abstract semantics", {}, nullptr,
                   "the op has no abstract semantics"},
+      opaque_facet("unmodelled-precision", HazardKind::kForward,
+                   "the analysis does not model this float type's rounding: there is no proof to aim for"),
   };
   return kGeneric;
 }

@@ -29,6 +29,41 @@ at::Tensor to_run_type(const at::Tensor& t, const ExecOptions& options) {
   return r.device() == options.device ? r : r.to(options.device);
 }
 
+static bool is_half(const at::Tensor& t) { return t.defined() && (t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16); }
+
+// ATen's CPU kernels lack many half-precision ops (clamp, ...): on CPU an op with
+// float16/bfloat16 inputs computes in float32 and each result is rounded to its
+// declared type, as GPUs do with their float32 accumulators.
+static bool widen_half_inputs(OpContext& ctx) {
+  if (!ctx.device.is_cpu()) return false;
+  bool any = false;
+  for (at::Tensor& t : ctx.inputs)
+    if (is_half(t)) {
+      t = t.to(at::kFloat);
+      any = true;
+    }
+  return any;
+}
+
+// Searches hand every float input over as float32/float64: an input declared
+// float16/bfloat16 runs in its own type.
+static at::Tensor to_declared_half(const Graph& g, const std::string& name, at::Tensor t) {
+  const TensorType* type = g.type_of(name);
+  if (!type || !t.is_floating_point() || is_half(t)) return t;
+  if (type->elem_type == onnx::TensorProto::FLOAT16) return t.to(at::kHalf);
+  if (type->elem_type == onnx::TensorProto::BFLOAT16) return t.to(at::kBFloat16);
+  return t;
+}
+
+static void round_half_outputs(const Graph& g, const Node& node, std::vector<at::Tensor>& outs) {
+  for (size_t i = 0; i < outs.size() && i < node.outputs.size(); ++i) {
+    const TensorType* t = g.type_of(node.outputs[i]);
+    if (!t || !outs[i].defined() || outs[i].scalar_type() != at::kFloat) continue;
+    if (t->elem_type == onnx::TensorProto::FLOAT16) outs[i] = outs[i].to(at::kHalf);
+    if (t->elem_type == onnx::TensorProto::BFLOAT16) outs[i] = outs[i].to(at::kBFloat16);
+  }
+}
+
 Result<Executor> Executor::create(const Graph& graph, ExecOptions options) {
   std::vector<std::string> missing = unsupported_op_types(graph);
   if (!missing.empty()) {
@@ -53,7 +88,7 @@ Result<ExecResult> Executor::run(const TensorMap& feeds, const NodeHook& hook) c
   ExecResult result;
   TensorMap& values = result.values;
   values = weights_;
-  for (const auto& [name, t] : feeds) values[name] = to_run_type(t, options_);
+  for (const auto& [name, t] : feeds) values[name] = to_declared_half(g, name, to_run_type(t, options_));
   for (const auto& in : g.inputs)
     if (!values.count(in)) return Status::Error(fmt::format("{}: no value given for input '{}'", g.model_path, in));
 
@@ -69,9 +104,11 @@ Result<ExecResult> Executor::run(const TensorMap& feeds, const NodeHook& hook) c
   for (const Node& node : g.nodes) {
     OpContext ctx{node, g.opset, {}, options_.float_type, options_.device, options_.max_tensor_bytes, &gen};
     for (const auto& in : node.inputs) ctx.inputs.push_back(in.empty() ? at::Tensor() : values.at(in));
+    bool half = widen_half_inputs(ctx);
     std::vector<at::Tensor> outs;
     try {
       outs = OpRegistry::instance().find(node.op_type, node.domain)->lower(ctx);
+      if (half) round_half_outputs(g, node, outs);
     } catch (const ModelError& e) {
       return Status::Error(fmt::format("{}: {}", g.model_path, e.what()));
     } catch (const std::exception& e) {

@@ -50,6 +50,7 @@ std::pair<int64_t, Surrogate> choose_surrogate(const UnitTarget& target, const a
 
 at::Tensor surrogate_value(const Surrogate& sur, const at::Tensor& t, int64_t e) {
   at::Tensor te = t.flatten()[e];
+  if (te.scalar_type() == at::kHalf || te.scalar_type() == at::kBFloat16) te = te.to(at::kFloat);  // no CPU log for half
   return sur.log_scale ? (te - sur.shift).abs().log() : te;
 }
 
