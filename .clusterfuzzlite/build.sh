@@ -2,7 +2,8 @@
 # Builds every fuzz target into $OUT with the OSS-Fuzz variables ($CC $CXX $CFLAGS
 # $CXXFLAGS $LIB_FUZZING_ENGINE $OUT $SRC $WORK), with seed corpora, dictionaries and
 # options. The shared libraries the targets need (libnanguard, LibTorch, libonnx,
-# Z3, ...) go to $OUT/lib, found through RPATH $ORIGIN/lib, so that $OUT runs on a
+# Z3, ...) go to $OUT/lib, found through RPATH $ORIGIN/lib ($ORIGIN in the build
+# folder, for the CLI that writes the config), so that $OUT runs on a
 # machine without them (the base-runner image).
 root=$(cd "$(dirname "$0")/.." 2>/dev/null && [ -f CMakeLists.txt ] && pwd || echo "$SRC/nanguard")
 build="$WORK/build-fuzz"
@@ -13,7 +14,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_C_FLAGS="$CFLAGS" -DCMAKE_CXX_FLAGS="$CXXFLAGS" \
   -DNANGUARD_FUZZ=ON -DNANGUARD_FUZZ_ENGINE="$LIB_FUZZING_ENGINE" \
   -DNANGUARD_BUILD_TESTS=OFF -DNANGUARD_BUILD_BENCH=OFF \
-  -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON '-DCMAKE_INSTALL_RPATH=$ORIGIN/lib'
+  -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON '-DCMAKE_INSTALL_RPATH=$ORIGIN/lib;$ORIGIN'
 ninja -C "$build" -j "$jobs" fuzz_model fuzz_loader fuzz_soundness nanguard_cli
 
 mkdir -p "$OUT/lib"
@@ -26,8 +27,9 @@ done | sort -u | grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so
   [ -f "$OUT/lib/$(basename "$lib")" ] || cp -L "$lib" "$OUT/lib/"
 done
 
-# fuzz_model ships configured for the demo model (a naive log(softmax) head).
-"$build/nanguard" fuzz-config "$root/corpora/demo/model.onnx" --range x=0,1 --out "$OUT/fuzz_model_config"
+# fuzz_model ships configured for the demo model (a naive log(softmax) head) with its
+# weights free, as training would move them: the stored ones keep the head finite.
+"$build/nanguard" fuzz-config "$root/corpora/demo/model.onnx" --range x=0,1 --weights free --out "$OUT/fuzz_model_config"
 cp "$OUT/fuzz_model_config/model.dict" "$OUT/fuzz_model.dict"
 max_len=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['bytes'])" "$OUT/fuzz_model_config/config.json")
 printf '[libfuzzer]\ndict = fuzz_model.dict\nmax_len = %s\nlen_control = 0\n' "$max_len" > "$OUT/fuzz_model.options"
