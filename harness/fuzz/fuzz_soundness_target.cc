@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <set>
 #include <map>
 
 #include <ATen/Parallel.h>
@@ -17,11 +19,14 @@
 namespace {
 
 std::vector<std::string> g_models;
+std::set<std::string> g_known;  // node tests with open findings, skipped (the CI smoke)
 std::map<size_t, std::optional<nanguard::fuzz::SoundnessCase>> g_cases;  // loaded on first use; nullopt: unusable
 
 const nanguard::fuzz::SoundnessCase* case_at(size_t i) {
   auto it = g_cases.find(i);
   if (it == g_cases.end()) {
+    std::string test = std::filesystem::path(g_models[i]).parent_path().filename().string();
+    if (g_known.count(test)) return nullptr;
     auto c = nanguard::fuzz::load_soundness_case(g_models[i]);
     it = g_cases.emplace(i, c.ok() ? std::optional(std::move(*c)) : std::nullopt).first;
   }
@@ -43,6 +48,12 @@ std::string cases_dir(const char* argv0) {
 extern "C" int LLVMFuzzerInitialize(int*, char*** argv) {
   at::set_num_threads(1);
   g_models = nanguard::fuzz::node_test_models(cases_dir((*argv)[0]));
+  // $NANGUARD_SOUNDNESS_SKIP: a file of node test names (one a line) not to check.
+  if (const char* skip = std::getenv("NANGUARD_SOUNDNESS_SKIP")) {
+    std::ifstream in(skip);
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) g_known.insert(line);
+  }
   if (g_models.empty()) {
     std::fprintf(stderr, "fuzz_soundness: no node tests (install libonnx-testdata or set NANGUARD_SOUNDNESS_CASES)\n");
     std::exit(2);
