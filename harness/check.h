@@ -34,6 +34,7 @@ struct CheckFinding {
   std::string status = "possible";
   std::optional<TriggerOutcome> trigger;
   std::string reproducer;  // the reproducer folder, relative to the output folder
+  std::string onnxruntime;  // with --ort: "reproduced", "not-reproduced" or "n/a: why"
   std::optional<FindingFix> fix;
 };
 

@@ -9,6 +9,8 @@
 #include <memory>
 
 #include <fmt/core.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness/check.h"
@@ -30,7 +32,32 @@ struct CheckArgs {
   double budget = 10;
   int64_t samples = 200;
   bool quiet = false;
+  bool ort = false;
 };
+
+// --ort: the reproducers replayed in ONNX Runtime by scripts/replay-ort (npm's
+// onnxruntime-node), each witness marked with whether that runtime fails too.
+Status replay_in_ort(const fs::path& dir, CheckReport& r) {
+  if (!fs::exists(dir / "reproducers")) return Status::Ok();
+  std::string script = std::string(NANGUARD_SOURCE_DIR) + "/scripts/replay-ort";
+  std::string cmd = fmt::format("/usr/bin/python3 '{}' --json '{}' 2>&1", script, (dir / "reproducers").string());
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return Status::Error("--ort: cannot run scripts/replay-ort");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+  int status = pclose(pipe);
+  auto j = nlohmann::json::parse(out, nullptr, false);
+  if (j.is_discarded() || !j.is_array())
+    return Status::Error(fmt::format("--ort: scripts/replay-ort failed (exit {}): {}", WEXITSTATUS(status), out.substr(0, 300)));
+  for (CheckFinding& cf : r.findings)
+    for (const auto& row : j)
+      if (fs::path(row.value("reproducer", "")).filename() == fs::path(cf.reproducer).filename() && !cf.reproducer.empty())
+        cf.onnxruntime = row["reproduced"].is_null() ? "n/a: " + row.value("detail", "")
+                         : row["reproduced"].get<bool>() ? "reproduced" : "not-reproduced";
+  return Status::Ok();
+}
 
 Status write_file(const fs::path& p, const std::string& text) {
   std::ofstream f(p, std::ios::binary);
@@ -115,6 +142,8 @@ int run(const CheckArgs& a) {
   };
   auto r = run_check(raw->proto(), m->graph, *o);
   if (!r.ok()) return fail(r.status());
+  if (tmp && a.ort)
+    if (Status s = replay_in_ort(*tmp, *r); !s.ok()) return fail(s);
   if (tmp) {
     if (Status s = write_reports(*r, m->graph, *tmp); !s.ok()) return fail(s);
     if (Status s = publish(*tmp, a.out); !s.ok()) return fail(s);
@@ -146,6 +175,9 @@ CommandFn add_check_command(CLI::App& app) {
       ->check(CLI::IsMember({"text", "json", "sarif"}));
   cmd->add_option("-o,--output", args->common.output, "write the stdout report to FILE instead");
   cmd->add_flag("--quiet", args->quiet, "no progress lines on stderr");
+  cmd->add_flag("--ort", args->ort,
+                "with --out: replay each reproducer in ONNX Runtime too (scripts/replay-ort; installs onnxruntime-node "
+                "with npm on first use)");
   return [cmd, args]() -> int { return cmd->parsed() ? run(*args) : -1; };
 }
 

@@ -73,7 +73,8 @@ json witness_json(const CheckFinding& cf, const RangeMap& ranges) {
     return {{"searched_seconds", t.system.seconds}, {"runs", t.system.runs}, {"detail", t.detail}};
   return {{"reproducer", cf.reproducer.empty() ? json(nullptr) : json(cf.reproducer)}, {"strategy", t.system.strategy},
           {"seconds", t.system.seconds}, {"runs", t.system.runs}, {"devices", t.devices},
-          {"values", witness_values(t, ranges)}};
+          {"values", witness_values(t, ranges)},
+          {"onnxruntime", cf.onnxruntime.empty() ? json(nullptr) : json(cf.onnxruntime)}};
 }
 
 std::string percent(double share) { return fmt::format("{:.1f}%", 100 * share); }
@@ -96,6 +97,7 @@ std::string finding_block(size_t i, const CheckFinding& cf, const CheckReport& r
     s += fmt::format("    witness ({}, {:.2f} s, on {}): {}\n", t.system.strategy, t.system.seconds,
                      fmt::join(t.devices, ", "), fmt::join(witness_values(t, r.ranges), ", "));
     if (!cf.reproducer.empty()) s += fmt::format("    reproducer: {}/{}\n", out_dir, cf.reproducer);
+    if (!cf.onnxruntime.empty()) s += fmt::format("    ONNX Runtime: {}\n", cf.onnxruntime);
   } else if (cf.trigger) {
     s += fmt::format("    not triggered: {}\n", cf.trigger->detail);
   }

@@ -106,6 +106,7 @@ std::string finding_html(size_t i, const CheckFinding& cf, const CheckReport& r,
     s += fmt::format("<h3>Witness</h3><p>A real float32 run produces NaN/INF at this node ({} search, {:.2f} s, {} runs; "
                      "reproduced on {}).", esc(t.system.strategy), t.system.seconds, t.system.runs, esc(fmt::format("{}", fmt::join(t.devices, ", "))));
     if (!cf.reproducer.empty()) s += fmt::format(" Reproducer: <code>{}</code>.", esc(cf.reproducer));
+    if (!cf.onnxruntime.empty()) s += fmt::format(" In ONNX Runtime: <b>{}</b>.", esc(cf.onnxruntime));
     s += "</p>" + list(witness_values(t, r.ranges, 12));
   } else if (cf.trigger) {
     s += fmt::format("<h3>Witness</h3><p>None found: {}.</p>",

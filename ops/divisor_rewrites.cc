@@ -104,11 +104,11 @@ std::optional<RewriteApplied> clip_unit_interval(RewriteContext& ctx) {
                                            {float_attribute("min", static_cast<float>(-edge)), float_attribute("max", static_cast<float>(edge))});
   if (!ctx.patch.set_input(ctx.node.outputs[0], 0, c).ok()) return std::nullopt;
   std::string fn = op == "Acos" ? "acos" : "asin";
-  std::string bound = ctx.attempt == 0 ? "1" : "1 - 2**-24";
-  return RewriteApplied{fmt::format("{0}(x) -> {0}(Clip(x, -{1}, {1}))", op, bound),
-                        fmt::format("clamp first: torch.{0}(torch.clamp(x, -{1}, {1})); a cosine computed as a "
+  std::string bound = ctx.attempt == 0 ? "1" : "1 - 2**-24", neg = ctx.attempt == 0 ? "-1" : "-(1 - 2**-24)";
+  return RewriteApplied{fmt::format("{0}(x) -> {0}(Clip(x, {2}, {1}))", op, bound, neg),
+                        fmt::format("clamp first: torch.{0}(torch.clamp(x, {3}, {1})); a cosine computed as a "
                                     "normalised dot product can round to 1.0000001{2}", fn, bound,
-                                    ctx.attempt == 0 ? "" : ", and the gradient at +-1 is infinite")};
+                                    ctx.attempt == 0 ? "" : ", and the gradient at +-1 is infinite", neg)};
 }
 
 NANGUARD_REGISTER_REWRITES({
