@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <queue>
 #include <sstream>
@@ -201,10 +202,29 @@ Status check_sizes(const Graph& g, const LoadOptions& opt, const std::string& pa
     auto n = t->element_count();
     int64_t es = element_size(t->elem_type);
     if (!n || es == 0) continue;
-    if (*n > opt.max_tensor_bytes / es)
-      return Status::Error(fmt::format("{}: tensor '{}' would hold {} elements ({} bytes), over the cap of {} bytes per tensor", path, name, *n, *n * es, opt.max_tensor_bytes));
+    if (*n > opt.max_tensor_bytes / es) {
+      int64_t bytes = *n > std::numeric_limits<int64_t>::max() / es ? std::numeric_limits<int64_t>::max() : *n * es;
+      return Status::Error(fmt::format("{}: tensor '{}' would hold {} elements ({} bytes), over the cap of {} bytes per tensor", path, name, *n, bytes, opt.max_tensor_bytes));
+    }
   }
   return Status::Ok();
+}
+
+// The declared graph inputs, before shape inference: libonnx 1.12 builds Expand's
+// output shape with one dimension per element of a shape input, so a declared
+// 2^40-element shape input took it to 16 GB (found by fuzz_loader). A tensor over the
+// cap is refused after inference anyway.
+Status check_declared_inputs(const onnx::ModelProto& m, const LoadOptions& opt, const std::string& path) {
+  Graph declared;
+  for (const auto& i : m.graph().input()) {
+    const auto& tt = i.type().tensor_type();
+    if (!tt.has_shape()) continue;
+    std::vector<int64_t> dims;
+    for (const auto& d : tt.shape().dim()) dims.push_back(d.has_dim_value() ? d.dim_value() : -1);
+    declared.inputs.push_back(i.name());
+    declared.types[i.name()] = TensorType{tt.elem_type(), dims};
+  }
+  return check_sizes(declared, opt, path);
 }
 
 Status build_graph(const onnx::ModelProto& m, Graph& g, const std::string& path) {
@@ -245,10 +265,21 @@ Status build_graph(const onnx::ModelProto& m, Graph& g, const std::string& path)
 // by the input's rank without checking them (a SEGV on a rank-0 weight; found by
 // fuzz_loader): the spec's equal ranks are checked first where both are declared.
 Status check_conv_ranks(const onnx::ModelProto& m, const std::string& path) {
+  // Every declaration of a tensor must agree on its rank: inference merges them, and
+  // a graph output named like an input with another rank crashed it too.
   std::map<std::string, int> ranks;
-  for (const auto& i : m.graph().input())
-    if (i.type().tensor_type().has_shape()) ranks[i.name()] = i.type().tensor_type().shape().dim_size();
-  for (const auto& t : m.graph().initializer()) ranks[t.name()] = t.dims_size();
+  auto declare = [&](const std::string& name, int rank) -> Status {
+    auto [it, fresh] = ranks.emplace(name, rank);
+    if (fresh || it->second == rank) return Status::Ok();
+    return Status::Error(fmt::format("{}: invalid ONNX model: tensor '{}' is declared with ranks {} and {}", path, name,
+                                     it->second, rank));
+  };
+  for (const auto* list : {&m.graph().input(), &m.graph().output(), &m.graph().value_info()})
+    for (const auto& v : *list)
+      if (v.type().tensor_type().has_shape())
+        if (Status s = declare(v.name(), v.type().tensor_type().shape().dim_size()); !s.ok()) return s;
+  for (const auto& t : m.graph().initializer())
+    if (Status s = declare(t.name(), t.dims_size()); !s.ok()) return s;
   for (const auto& n : m.graph().node()) {
     if ((n.op_type() != "Conv" && n.op_type() != "ConvTranspose") || n.input_size() < 2) continue;
     auto x = ranks.find(n.input(0)), w = ranks.find(n.input(1));
@@ -285,6 +316,7 @@ Result<Graph> load_model_proto(onnx::ModelProto m, const std::string& path, cons
     return Status::Error(fmt::format("{}: invalid ONNX model: {}", path, msg));
   }
   if (Status s = check_conv_ranks(m, path); !s.ok()) return s;
+  if (Status s = check_declared_inputs(m, options, path); !s.ok()) return s;
   try {
     onnx::shape_inference::InferShapes(m);
   } catch (const std::exception&) {

@@ -142,6 +142,28 @@ TEST(FuzzRegressions, ConvWithMismatchedRanksIsAnError) {
   EXPECT_NE(g.status().message().find("rank"), std::string::npos) << g.status().message();
 }
 
+// fuzz_loader: test_convtranspose_autopad_same with a graph output named W of rank 0
+// beside the input W of rank 4: inference merged the two and crashed (SEGV).
+TEST(FuzzRegressions, ConflictingDeclaredRanksAreAnError) {
+  testing::ModelBuilder b(11);
+  b.input("X", {1, 1, 3, 3}).input("W", {1, 2, 3, 3}).output("W", {}).output("Y", {-1, -1, -1, -1});
+  b.node("ConvTranspose", {"X", "W"}, {"Y"}, "ct");
+  auto g = load_model_proto(b.proto(), "convt_w.onnx");
+  ASSERT_FALSE(g.ok());
+  EXPECT_NE(g.status().message().find("declared with ranks"), std::string::npos) << g.status().message();
+}
+
+// fuzz_loader: Expand(data, new_shape) with new_shape declared of 2^40 elements: libonnx
+// built an output shape of 2^40 dimensions (16 GB) before our size cap was checked.
+TEST(FuzzRegressions, DeclaredInputsOverTheCapAreRefusedBeforeInference) {
+  testing::ModelBuilder b(13);
+  b.input("data", {3, 1}).input("new_shape", {int64_t{1} << 40}, onnx::TensorProto::INT64).output("y", {-1});
+  b.node("Expand", {"data", "new_shape"}, {"y"}, "e");
+  auto g = load_model_proto(b.proto(), "expand.onnx");
+  ASSERT_FALSE(g.ok());
+  EXPECT_NE(g.status().message().find("over the cap"), std::string::npos) << g.status().message();
+}
+
 // fuzz_loader: GridSample with a grid of rank < 4 read grid.shape[1], [2] out of
 // bounds in its transfer function (SEGV in the analyzer).
 TEST(FuzzRegressions, GridSampleWithALowRankGridFailsCleanly) {
