@@ -67,11 +67,33 @@ TensorMap SearchSpace::sample_stored(at::Generator& gen) const {
   return point;
 }
 
+// A held integer/bool input at a corner of its own: all at one end, or one row (a
+// slice of the last axis) at one end and the rest as drawn. Uniform draws of a
+// 128-long 0/1 mask never give the all-padding row that empties a masked mean.
+static void held_corner(at::Tensor& t, const Range& r, at::Generator& gen) {
+  if (!t.defined() || t.numel() == 0) return;
+  double u = at::empty({1}, at::kDouble).uniform_(0.0, 1.0, gen).item<double>();
+  double end = u < 0.5 ? r.lo : r.hi;
+  t = t.clone();
+  if (u < 0.25 || (u >= 0.5 && u < 0.75) || t.dim() == 0) {
+    t.fill_(end);
+    return;
+  }
+  at::Tensor rows = t.reshape({-1, t.size(-1)});  // a view of the clone
+  int64_t row = at::empty({1}, at::kLong).random_(0, rows.size(0), gen).item<int64_t>();
+  rows[row].fill_(end);
+}
+
 TensorMap SearchSpace::sample_corner(at::Generator& gen) const {
   TensorMap point = sample(gen);
   for (const auto& v : variables) {
     at::Tensor coin = at::empty(v.lo.sizes(), at::kDouble).uniform_(0.0, 1.0, gen) < 0.5;
     point[v.name] = at::where(coin, v.lo, v.hi);
+  }
+  for (const auto& name : held) {
+    auto it = point.find(name);
+    auto r = held_ranges.find(name);
+    if (it != point.end()) held_corner(it->second, r != held_ranges.end() ? r->second : Range{0, 1}, gen);
   }
   return point;
 }

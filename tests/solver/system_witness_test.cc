@@ -55,6 +55,36 @@ TEST(SystemWitness, ExactZeroDivisorByTheLinearRegionStep) {
   EXPECT_TRUE((x >= -1).all().item<bool>() && (x <= 1).all().item<bool>());
 }
 
+// A masked mean sum(x * m) / sum(m) with an int64 0/1 mask of length 128: the
+// divisor is 0 only on an all-padding row, which uniform mask draws never give; the
+// held inputs' corners do.
+TEST(SystemWitness, AllPaddingRowOfAnIntegerMaskIsTried) {
+  ModelBuilder b;
+  b.input("x", {2, 128}).input("m", {2, 128}, onnx::TensorProto::INT64).output("y", {2, 1});
+  auto& cast = b.node("Cast", {"m"}, {"mf"}, "cast");
+  testing::set_attr(cast, "to", int64_t{onnx::TensorProto::FLOAT});
+  b.node("Mul", {"x", "mf"}, {"xm"}, "mul");
+  auto& s1 = b.node("ReduceSum", {"xm", "axes"}, {"num"}, "sum_x");
+  testing::set_attr(s1, "keepdims", int64_t{1});
+  auto& s2 = b.node("ReduceSum", {"mf", "axes"}, {"count"}, "sum_m");
+  testing::set_attr(s2, "keepdims", int64_t{1});
+  b.initializer("axes", at::tensor({int64_t{1}}));
+  b.node("Div", {"num", "count"}, {"y"}, "mean");
+  Graph g = load(b, "sys_masked_mean.onnx");
+  TriggerOptions o;
+  o.analyze.ranges = {{"x", {-1.0, 1.0}}, {"m", {0, 1}}};
+  o.budget_seconds = 10;
+  auto r = trigger(g, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const TriggerOutcome* div = nullptr;
+  for (const auto& out : r->outcomes)
+    if (out.finding.node == "mean") div = &out;
+  ASSERT_NE(div, nullptr);
+  EXPECT_EQ(div->status, "triggered") << div->detail;
+  at::Tensor m = div->system.point.at("m").to(at::kLong);
+  EXPECT_TRUE((m.sum(1) == 0).any().item<bool>()) << m;
+}
+
 TEST(SystemWitness, RandomBaselineMissesTheExactZero) {
   Graph g = exact_zero_divisor();
   auto r = trigger(g, options(0.5, true));
