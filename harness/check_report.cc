@@ -15,12 +15,6 @@ namespace {
 
 using json = nlohmann::json;
 
-json number(double v) {
-  if (std::isfinite(v)) return v;
-  if (std::isnan(v)) return "nan";
-  return v > 0 ? "inf" : "-inf";
-}
-
 std::string element_name(const std::string& tensor, const at::Tensor& t, int64_t flat) {
   if (t.dim() == 0) return tensor;
   std::vector<int64_t> idx(t.dim());
@@ -45,8 +39,8 @@ std::vector<std::string> point_order(const TensorMap& point, const RangeMap& ran
 json fix_json(const FindingFix& fx) {
   json changes = json::array();
   for (const RangeChange& c : fx.changes)
-    changes.push_back({{"tensor", c.tensor}, {"before", {number(c.before_lo), number(c.before_hi)}},
-                       {"after", {number(c.after_lo), number(c.after_hi)}}, {"kept", c.kept}});
+    changes.push_back({{"tensor", c.tensor}, {"before", {json_number(c.before_lo), json_number(c.before_hi)}},
+                       {"after", {json_number(c.after_lo), json_number(c.after_hi)}}, {"kept", c.kept}});
   return {{"at", fx.at}, {"rewrite", fx.rewrite.empty() ? json(nullptr) : json(fx.rewrite)},
           {"description", fx.description}, {"changes", changes}, {"hint", fx.hint}};
 }
@@ -62,7 +56,7 @@ json validation_json(const CheckReport& r) {
   if (v.agreement)
     agreement = {{"samples", v.agreement->samples}, {"original_finite", v.agreement->original_finite},
                  {"unchanged", v.agreement->unchanged}, {"share", v.agreement->share},
-                 {"max_change", number(v.agreement->max_change)}};
+                 {"max_change", json_number(v.agreement->max_change)}};
   return {{"verdict", v.verdict()}, {"proved", v.proved()}, {"attacks", v.runs()}, {"failures", v.failures()},
           {"by", by}, {"agreement", agreement}};
 }
@@ -230,7 +224,7 @@ json check_json(const CheckReport& r) {
     findings.push_back(j);
   }
   json ranges = json::object();
-  for (const auto& [name, rg] : r.ranges) ranges[name] = {number(rg.lo), number(rg.hi)};
+  for (const auto& [name, rg] : r.ranges) ranges[name] = {json_number(rg.lo), json_number(rg.hi)};
   std::map<std::string, int> counts;
   for (const CheckFinding& cf : r.findings) ++counts[cf.status];
   return {{"model", r.model_path}, {"weights", r.weights}, {"ranges", ranges}, {"proved", r.proved()},

@@ -10,14 +10,7 @@ namespace {
 
 using json = nlohmann::json;
 
-// JSON has no infinity: unbounded ends are written as the strings "inf" / "-inf".
-json number(double v) {
-  if (std::isfinite(v)) return v;
-  if (std::isnan(v)) return "nan";
-  return v > 0 ? "inf" : "-inf";
-}
-
-json range_json(const OperandRange& r) { return {{"tensor", r.tensor}, {"lo", number(r.lo)}, {"hi", number(r.hi)}}; }
+json range_json(const OperandRange& r) { return {{"tensor", r.tensor}, {"lo", json_number(r.lo)}, {"hi", json_number(r.hi)}}; }
 
 std::string rule_id(const std::string& hazard) { return "nanguard/" + hazard; }
 
@@ -28,6 +21,12 @@ std::string describe(const Finding& f) {
 }
 
 }  // namespace
+
+json json_number(double v) {
+  if (std::isfinite(v)) return v;
+  if (std::isnan(v)) return "nan";
+  return v > 0 ? "inf" : "-inf";
+}
 
 json finding_json(const Finding& f) {
   json ops = json::array();

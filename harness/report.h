@@ -18,6 +18,8 @@ struct ReportContext {
   RangeMap ranges;
 };
 
+// JSON has no infinity: unbounded ends are written as the strings "inf" / "-inf" ("nan").
+nlohmann::json json_number(double v);
 nlohmann::json finding_json(const Finding& f);
 std::string findings_json(const ReportContext& ctx, const AnalysisResult& r);
 std::string findings_sarif(const ReportContext& ctx, const AnalysisResult& r);
