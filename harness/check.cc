@@ -33,11 +33,7 @@ Status write_reproducers(const Graph& g, const CheckOptions& o, std::vector<Chec
     CheckFinding& cf = findings[i];
     if (!cf.trigger || cf.trigger->status != "triggered") continue;
     const TriggerOutcome& t = *cf.trigger;
-    ReproducerSpec spec{t.finding, t.target ? t.target->operand : 0, {}, t.devices, t.system.strategy, g.model_path, ""};
-    for (const auto& [name, v] : t.system.point) {
-      const TensorType* type = g.type_of(name);
-      spec.feeds[name] = type && type->elem_type == onnx::TensorProto::FLOAT ? v.to(at::kFloat) : v;
-    }
+    ReproducerSpec spec = reproducer_spec(g, t);
     std::string rel = (fs::path("reproducers") / reproducer_dir_name(i, t.finding)).string();
     if (Status s = write_reproducer(g, spec, (fs::path(o.out_dir) / rel).string()); !s.ok()) return s;
     cf.reproducer = rel;

@@ -14,6 +14,15 @@
 
 namespace nanguard {
 
+ReproducerSpec reproducer_spec(const Graph& g, const TriggerOutcome& o) {
+  ReproducerSpec spec{o.finding, o.target ? o.target->operand : 0, {}, o.devices, o.system.strategy, g.model_path, ""};
+  for (const auto& [name, t] : o.system.point) {
+    const TensorType* type = g.type_of(name);
+    spec.feeds[name] = type && type->elem_type == onnx::TensorProto::FLOAT ? t.to(at::kFloat) : t;
+  }
+  return spec;
+}
+
 std::string reproducer_dir_name(size_t index, const Finding& f) {
   std::string s;
   for (char c : f.node) s += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ? c : '_';

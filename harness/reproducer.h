@@ -11,6 +11,7 @@
 #include "model/graph.h"
 #include "model/status.h"
 #include "oracle/executor.h"
+#include "solver/trigger.h"
 
 namespace nanguard {
 
@@ -23,6 +24,10 @@ struct ReproducerSpec {
   std::string model_path;            // the original model
   std::string note;                  // an extra README paragraph (training-time witnesses)
 };
+
+// The spec of a triggered outcome's reproducer: its point as feeds, float32 where the
+// graph declares float32 (the search keeps float64 copies).
+ReproducerSpec reproducer_spec(const Graph& graph, const TriggerOutcome& outcome);
 
 // A reproducer's folder name: "NN-node-hazard", the node's name made safe for paths.
 std::string reproducer_dir_name(size_t index, const Finding& finding);

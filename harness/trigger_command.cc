@@ -73,16 +73,12 @@ Result<std::vector<std::string>> write_reproducers(const Graph& g, const Trigger
   for (size_t i = 0; i < r.outcomes.size(); ++i) {
     const TriggerOutcome& o = r.outcomes[i];
     if (o.status != "triggered") continue;
-    ReproducerSpec spec{o.finding, o.target ? o.target->operand : 0, {}, o.devices, o.system.strategy, g.model_path, ""};
+    ReproducerSpec spec = reproducer_spec(g, o);
     if (a.training_step > 0)
       spec.note = fmt::format(
           "Training-time witness: the weights in model.onnx are the stored model's after one SGD step (learning "
           "rate {}) on these inputs as the training example, descending the model's scalar loss output; the stored "
           "model's own run on them has a finite loss.", a.training_step);
-    for (const auto& [name, t] : o.system.point) {
-      const TensorType* type = g.type_of(name);
-      spec.feeds[name] = type && type->elem_type == onnx::TensorProto::FLOAT ? t.to(at::kFloat) : t;
-    }
     std::string dir = (std::filesystem::path(a.out) / reproducer_dir_name(i, o.finding)).string();
     if (Status s = write_reproducer(g, spec, dir); !s.ok()) return s;
     paths[i] = dir;
