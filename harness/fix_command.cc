@@ -46,12 +46,14 @@ std::string report_json(const FixArgs& a, const FixReport& r, const std::string&
     if (fx.status == "fixed")
       f["fix"] = {{"at", fx.at}, {"rewrite", fx.rewrite.empty() ? json(nullptr) : json(fx.rewrite)},
                   {"description", fx.description}, {"changes", changes_json(fx.changes)}, {"hint", fx.hint}};
+    if (fx.status == "fixed" && fx.kept_all_nodes >= 0) f["fix"]["kept_all_nodes"] = fx.kept_all_nodes;
     if (!fx.reason.empty()) f["reason"] = fx.reason;
     findings.push_back(f);
   }
   json alts = json::array();
   for (const RangeFix& rf : r.alternatives)
     alts.push_back({{"at", to_string(rf.mode)}, {"proved", rf.proved}, {"kept", rf.kept}, {"min_kept", rf.min_kept},
+                    {"kept_all_nodes", rf.kept_all_nodes},
                     {"changes", changes_json(rf.changes)},
                     {"reason", rf.reason}, {"seconds", rf.seconds}});
   json remaining = json::array();

@@ -89,6 +89,7 @@ def defect_row(res, defect, ndefects):
     changes = fx["changes"]
     row["kept"] = statistics.mean(c["kept"] for c in changes) if changes else 1.0
     row["min_kept"] = min((c["kept"] for c in changes), default=1.0)
+    row["kept_all"] = fx.get("kept_all_nodes")
     row["validated"] = res["verdict"] == "holds"
     if not row["validated"]:
         row["detail"] = f"fixed model verdict {res['verdict']} ({res['failures']} of {res['attacks']} attack runs failed)"
@@ -155,23 +156,26 @@ def write(args, modes, rows, twins):
              f"Command: `/usr/bin/python3 scripts/fix_corpus.py --budget {args.budget:g} --samples {args.samples} "
              f"--range-budget {args.range_budget:g}` (this 2-core machine). Per program: `fix --at MODE` (all findings), "
              "then `validate FIXED --original MODEL` (proof + attacks); a defect is validated when its whole fixed model holds. `kept`: mean new width / "
-             "old width over the tensors a mode narrows (1 - RANUM's shrinkage; a rewrite keeps 1). Seconds: the fix "
-             "command's wall time, LibTorch start-up included.", "",
-             "| mode | fixed (proved) | validated | mean kept | mean of least kept | agreement on normal inputs | "
-             "agreement with the human fix | median s | max s | RANUM fixed | RANUM kept |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "old width over the tensors a mode may narrow (a rewrite keeps 1). `kept, all nodes`: RANUM's measure (1 - the "
+             "`average_shrinkage` of its per-case logs), the mean over every input and weight with a range, those the mode may not "
+             "narrow counted whole; RANUM's logs also count constants (at shrinkage 0), which ours do not, and its ranges differ "
+             "(x in [-50, 50] where ours is [0, 1]). Seconds: the fix command's wall time, LibTorch start-up included.", "",
+             "| mode | fixed (proved) | validated | mean kept | mean of least kept | kept, all nodes | agreement on normal inputs | "
+             "agreement with the human fix | median s | max s | RANUM fixed | RANUM kept, all nodes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in modes:
         sel = [r[m] for r in rows]
         fixed = [s for s in sel if s["fixed"]]
         val = [s for s in sel if s["validated"]]
         kept = statistics.mean(s["kept"] for s in fixed) if fixed else 0
         least = statistics.mean(s["min_kept"] for s in fixed) if fixed else 0
+        kept_all = [s["kept_all"] for s in fixed if s.get("kept_all") is not None]
         agree = [s["agreement"] for s in fixed if s["agreement"] is not None]
         human = [s["human_agreement"] for s in fixed if s.get("human_agreement") is not None]
         secs = [s["seconds"] for s in sel]
         rf = RANUM.get(m)
         mean = lambda v: f"{statistics.mean(v):.3f}" if v else "-"
-        lines.append(f"| {m} | {len(fixed)}/{n} | {len(val)}/{n} | {kept:.3f} | {least:.3f} | {mean(agree)} | {mean(human)} | "
+        lines.append(f"| {m} | {len(fixed)}/{n} | {len(val)}/{n} | {kept:.3f} | {least:.3f} | {mean(kept_all)} | {mean(agree)} | {mean(human)} | "
                      f"{statistics.median(secs):.2f} | {max(secs):.2f} | " +
                      (f"{rf[0]}/79 | {1 - rf[1]:.3f} |" if rf else "- | - |"))
     ok = sum(1 for _, t in twins if t)

@@ -1,15 +1,18 @@
 // The range modes (inputs, weights, all): the widest sub-ranges of graph inputs and
 // free float initializers with which the analyzer proves the findings gone. The
-// direction comes from the gradient of the hazards' violation through the analysis'
-// differentiable bounds (AnalyzeOptions::range_tensors); a bisection on how far to
-// move finds the least narrowing the full analysis proves, then each endpoint is
-// given back as far as the proof still holds.
+// candidates, in turn: one tensor alone for every finding; one tensor per finding (a
+// divisor here, a log's operand there); all together. Each moves along the gradient of
+// the hazards' violation through the analysis' differentiable bounds
+// (AnalyzeOptions::range_tensors), towards 0 or away from it; a bisection on how far to
+// move finds the least narrowing the full analysis proves, then each endpoint is given
+// back as far as the proof still holds.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <set>
 
 #include <fmt/core.h>
@@ -26,7 +29,6 @@ struct Knob {
   std::string name;
   bool weight = false;
   double lo = 0, hi = 0;
-  double f_lo = 0, f_hi = 0;  // the share of the width each end moves at t = 1
 };
 
 std::vector<Knob> knobs_of(const Graph& graph, FixMode mode, const AnalyzeOptions& opt) {
@@ -67,11 +69,16 @@ Range float32_inside(double lo, double hi) {
   return h >= l ? Range{l, h} : Range{l, l};
 }
 
-std::vector<Range> at_t(const std::vector<Knob>& knobs, double t) {
+// A direction: per knob, the shares of its base width that its low and high ends
+// move by at t = 1.
+using Direction = std::vector<std::pair<double, double>>;
+
+// The ranges with each knob's ends moved t of the way along `dir` from `base`.
+std::vector<Range> at_t(const std::vector<Range>& base, const Direction& dir, double t) {
   std::vector<Range> r;
-  for (const Knob& k : knobs) {
-    double w = k.hi - k.lo;
-    r.push_back(float32_inside(k.lo + t * k.f_lo * w, k.hi - t * k.f_hi * w));
+  for (size_t i = 0; i < base.size(); ++i) {
+    double w = base[i].hi - base[i].lo;
+    r.push_back(float32_inside(base[i].lo + t * dir[i].first * w, base[i].hi - t * dir[i].second * w));
   }
   return r;
 }
@@ -91,10 +98,17 @@ struct Search {
   bool out_of_time() const { return Clock::now() > deadline; }
   double seconds_left() const { return std::chrono::duration<double>(deadline - Clock::now()).count(); }
 
-  bool proves(const std::vector<Range>& r) {
+  std::vector<Range> whole() const {
+    std::vector<Range> r;
+    for (const Knob& k : knobs) r.push_back(float32_inside(k.lo, k.hi));
+    return r;
+  }
+
+  // Proved: the findings at `nodes` gone and none new.
+  bool proves(const std::vector<Range>& r, const std::set<std::string>& nodes) {
     ++analyses;
     auto a = analyze(graph, with_ranges(options.analyze, knobs, r));
-    bool ok = a.ok() && findings_removed(target_nodes, original, a->findings);
+    bool ok = a.ok() && findings_removed(nodes, original, a->findings);
     if (std::getenv("NANGUARD_TRACE_FIX")) {
       std::string s;
       for (const Range& x : r) s += fmt::format(" [{:.4g}, {:.4g}]", x.lo, x.hi);
@@ -102,11 +116,12 @@ struct Search {
     }
     return ok;
   }
+  bool proves(const std::vector<Range>& r) { return proves(r, target_nodes); }
 };
 
 // The violation of each target's safe domain by its operand's bounds, summed: its
-// gradient with respect to the knobs' ends says which end to move.
-bool gradient_direction(Search& s) {
+// gradient with respect to the knobs' ends says which end to move, and how much.
+std::optional<Direction> gradient_direction(Search& s) {
   AnalyzeOptions o = s.options.analyze;
   std::vector<std::pair<at::Tensor, at::Tensor>> ends;
   for (const Knob& k : s.knobs) {
@@ -116,7 +131,7 @@ bool gradient_direction(Search& s) {
   }
   try {
     auto a = analyze(s.graph, o);
-    if (!a.ok()) return false;
+    if (!a.ok()) return std::nullopt;
     at::Tensor v = at::zeros({}, at::kDouble);
     for (const Finding& f : s.targets) {
       const Node* n = s.graph.find_node(f.node);
@@ -131,13 +146,13 @@ bool gradient_direction(Search& s) {
       if (std::isfinite(d->hi)) v = v + (x.hi - d->hi).relu().sum() * scale;
       if (d->min_magnitude > 0) v = v + at::minimum((d->min_magnitude - x.lo).relu(), (x.hi + d->min_magnitude).relu()).sum() * scale;
     }
-    if (!v.requires_grad()) return false;
+    if (!v.requires_grad()) return std::nullopt;
     v.backward();
   } catch (const std::exception&) {
-    return false;
+    return std::nullopt;
   }
   double best = 0;
-  std::vector<std::pair<double, double>> a(s.knobs.size());
+  Direction a(s.knobs.size());
   for (size_t i = 0; i < s.knobs.size(); ++i) {
     at::Tensor glo = ends[i].first.grad(), ghi = ends[i].second.grad();
     double w = s.knobs[i].hi - s.knobs[i].lo;
@@ -145,21 +160,34 @@ bool gradient_direction(Search& s) {
     a[i] = {std::isfinite(l) ? l : 0, std::isfinite(h) ? h : 0};
     best = std::max({best, a[i].first, a[i].second});
   }
-  if (!(best > 0)) return false;
-  for (size_t i = 0; i < s.knobs.size(); ++i) {
-    double l = a[i].first / best, h = a[i].second / best, sum = l + h;
-    if (sum > 1) { l /= sum; h /= sum; }
-    s.knobs[i].f_lo = l;
-    s.knobs[i].f_hi = h;
+  if (!(best > 0)) return std::nullopt;
+  for (auto& [l, h] : a) {
+    l /= best;
+    h /= best;
+    if (double sum = l + h; sum > 1) { l /= sum; h /= sum; }
   }
-  return true;
+  return a;
 }
 
-void set_direction(std::vector<Knob>& knobs, const std::vector<std::pair<double, double>>& f) {
-  for (size_t i = 0; i < knobs.size(); ++i) std::tie(knobs[i].f_lo, knobs[i].f_hi) = f[i];
+// Shares of the ends that bring [lo, hi] to 0 at t = 1 when it holds 0 (a weight at 0
+// silences its products), else to its middle.
+std::pair<double, double> towards_zero(const Range& r) {
+  if (r.lo > 0 || r.hi < 0) return {0.5, 0.5};
+  double w = r.hi - r.lo;
+  return {-r.lo / w, r.hi / w};
 }
 
-// Gives each moved end back as far as the proof holds (a few bisection steps each).
+// Shares that keep the larger side of 0 and move its near end to half its far end at
+// t = 1: a divisor, a log's operand, a norm need their range off 0, not around it.
+std::pair<double, double> away_from_zero(const Range& r) {
+  if (r.lo > 0 || r.hi < 0) return {0, 0};
+  double w = r.hi - r.lo;
+  if (r.hi >= -r.lo) return {(r.hi / 2 - r.lo) / w, 0};
+  return {0, (r.hi - r.lo / 2) / w};
+}
+
+// Gives each moved end back as far as the proof holds: its old place first, then 0
+// when it crossed 0 (a clamp off 0 keeps no more by going back past it), then halves.
 void give_back(Search& s, std::vector<Range>& r) {
   for (size_t i = 0; i < s.knobs.size(); ++i)
     for (bool low : {true, false}) {
@@ -168,7 +196,8 @@ void give_back(Search& s, std::vector<Range>& r) {
       if (end == orig) continue;
       double good = end, bad = orig;
       for (int step = 0; step < 6 && !s.out_of_time(); ++step) {
-        double mid = step == 0 ? bad : (good + bad) / 2;
+        bool crossed = (good > 0 && bad < 0) || (good < 0 && bad > 0);
+        double mid = step == 0 ? bad : step == 1 && crossed ? 0.0 : (good + bad) / 2;
         std::vector<Range> trial = r;
         (low ? trial[i].lo : trial[i].hi) = mid;
         trial[i] = float32_inside(trial[i].lo, trial[i].hi);
@@ -184,22 +213,14 @@ void give_back(Search& s, std::vector<Range>& r) {
     }
 }
 
-// Shares of the ends that bring [lo, hi] to 0 at t = 1 when it holds 0 (a weight at 0
-// silences its products), else to its middle.
-std::pair<double, double> towards_zero(const Knob& k) {
-  if (k.lo > 0 || k.hi < 0) return {0.5, 0.5};
-  double w = k.hi - k.lo;
-  return {-k.lo / w, k.hi / w};
-}
-
-// The ranges at the least t in (0, 1] that still proves, given that t = 1 does.
-std::vector<Range> bisect(Search& s) {
+// The ranges at the least t in (0, 1] that proves `nodes`, given that t = 1 does.
+std::vector<Range> bisect(Search& s, const std::vector<Range>& base, const Direction& dir, const std::set<std::string>& nodes) {
   double good = 1, bad = 0;
-  for (int step = 0; step < 12 && !s.out_of_time(); ++step) {
+  for (int step = 0; step < 10 && !s.out_of_time(); ++step) {
     double mid = (good + bad) / 2;
-    (s.proves(at_t(s.knobs, mid)) ? good : bad) = mid;
+    (s.proves(at_t(base, dir, mid), nodes) ? good : bad) = mid;
   }
-  return at_t(s.knobs, good);
+  return at_t(base, dir, good);
 }
 
 double mean_kept(const Search& s, const std::vector<Range>& r) {
@@ -208,21 +229,51 @@ double mean_kept(const Search& s, const std::vector<Range>& r) {
   return kept / s.knobs.size();
 }
 
-// Candidates in turn, the one keeping the most range wins:
-//  - one tensor alone (at most three that prove, the gradient's strongest first), along
-//    the gradient or towards 0: narrowing one layer keeps every other whole, which the
-//    mean kept share rewards;
-//  - all together along the gradient, towards 0, or to their middles, each end then
-//    given back as far as the proof holds.
-bool narrowest_proof(Search& s, std::vector<Range>& best) {
-  std::vector<std::pair<double, double>> grad(s.knobs.size(), {0.5, 0.5});
-  // The differentiable analysis costs several plain ones: only where it leaves most
-  // of the budget to the proofs.
-  bool has_grad = s.analysis_seconds * 8 < s.seconds_left() && gradient_direction(s);
-  if (has_grad)
-    for (size_t i = 0; i < s.knobs.size(); ++i) grad[i] = {s.knobs[i].f_lo, s.knobs[i].f_hi};
-  // Without a gradient, the tensors read last first: nearest the hazards, they decide
-  // them most directly (a classifier's last weights against its input).
+// The ways to narrow knob i alone from `base`: along the gradient (or towards 0
+// without one), then away from 0.
+std::vector<Direction> single_moves(const Search& s, const std::vector<Range>& base, size_t i, const Direction* grad) {
+  std::vector<Direction> out;
+  Direction d(s.knobs.size(), {0, 0});
+  double l = grad ? (*grad)[i].first : 0, h = grad ? (*grad)[i].second : 0;
+  d[i] = l + h > 0 ? std::make_pair(l / (l + h), h / (l + h)) : towards_zero(base[i]);
+  out.push_back(d);
+  auto away = away_from_zero(base[i]);
+  if (away != std::make_pair(0.0, 0.0) && away != d[i]) {
+    d[i] = away;
+    out.push_back(d);
+  }
+  return out;
+}
+
+// Knob i narrowed alone from `base` until `nodes` are proved, the least such move.
+std::optional<std::vector<Range>> narrow_one(Search& s, const std::vector<Range>& base, size_t i, const Direction* grad,
+                                             const std::set<std::string>& nodes) {
+  for (const Direction& d : single_moves(s, base, i, grad)) {
+    if (s.out_of_time()) break;
+    if (s.proves(at_t(base, d, 1.0), nodes)) return bisect(s, base, d, nodes);
+  }
+  return std::nullopt;
+}
+
+// The tensors upstream of a node: only those can decide its finding.
+std::set<std::string> upstream_of(const Graph& g, const std::string& node) {
+  std::set<std::string> seen;
+  std::vector<const Node*> todo;
+  if (const Node* n = g.find_node(node)) todo.push_back(n);
+  while (!todo.empty()) {
+    const Node* n = todo.back();
+    todo.pop_back();
+    for (const std::string& t : n->inputs)
+      if (!t.empty() && seen.insert(t).second)
+        if (const Node* p = g.producer(t)) todo.push_back(p);
+  }
+  return seen;
+}
+
+// The knobs in the order to try them alone: the gradient's strongest first; without
+// one, the tensors read last first (nearest the hazards, they decide them most
+// directly: a classifier's last weights against its input).
+std::vector<size_t> knob_order(const Search& s, const Direction* grad) {
   std::vector<int> first_use(s.knobs.size(), 0);
   for (size_t i = 0; i < s.knobs.size(); ++i)
     for (const Node& n : s.graph.nodes)
@@ -233,41 +284,110 @@ bool narrowest_proof(Search& s, std::vector<Range>& best) {
   std::vector<size_t> order(s.knobs.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    double ga = grad[a].first + grad[a].second, gb = grad[b].first + grad[b].second;
-    return has_grad && ga != gb ? ga > gb : first_use[a] > first_use[b];
+    double ga = grad ? (*grad)[a].first + (*grad)[a].second : 0, gb = grad ? (*grad)[b].first + (*grad)[b].second : 0;
+    return ga != gb ? ga > gb : first_use[a] > first_use[b];
   });
-  double best_kept = -1;
-  int singles = 0;
+  return order;
+}
+
+// One tensor alone for every target (at most three that prove): narrowing one layer
+// keeps every other whole, which the mean kept share rewards.
+std::optional<std::vector<Range>> best_single(Search& s, const std::vector<size_t>& order, const Direction* grad) {
+  std::optional<std::vector<Range>> best;
+  int proved = 0, tried = 0;
   for (size_t i : order) {
-    if (singles >= 3 || s.out_of_time()) break;
-    std::vector<std::pair<double, double>> alone(s.knobs.size(), {0, 0});
-    double l = grad[i].first, h = grad[i].second;
-    alone[i] = has_grad && l + h > 0 ? std::make_pair(l / (l + h), h / (l + h)) : towards_zero(s.knobs[i]);
-    set_direction(s.knobs, alone);
-    if (!s.proves(at_t(s.knobs, 1.0))) continue;
-    ++singles;
-    std::vector<Range> r = bisect(s);
-    if (double k = mean_kept(s, r); k > best_kept) {
-      best_kept = k;
-      best = r;
+    if (proved >= 3 || tried >= 8 || s.out_of_time()) break;
+    ++tried;
+    auto r = narrow_one(s, s.whole(), i, grad, s.target_nodes);
+    if (!r) continue;
+    ++proved;
+    if (!best || mean_kept(s, *r) > mean_kept(s, *best)) best = r;
+  }
+  return best;
+}
+
+// A finding at a time, each by the first tensor upstream of it that proves it alone,
+// on top of the narrowings before: findings with separate causes (a divisor here, a
+// log's operand there) each get their own tensor.
+std::optional<std::vector<Range>> one_per_finding(Search& s, const std::vector<size_t>& order, const Direction* grad) {
+  std::vector<Range> r = s.whole();
+  std::vector<std::string> nodes(s.target_nodes.begin(), s.target_nodes.end());
+  std::sort(nodes.begin(), nodes.end(), [&](const std::string& a, const std::string& b) {
+    return s.graph.find_node(a)->index < s.graph.find_node(b)->index;
+  });
+  for (const std::string& node : nodes) {
+    if (s.out_of_time()) return std::nullopt;
+    if (s.proves(r, {node})) continue;
+    std::set<std::string> up = upstream_of(s.graph, node);
+    bool done = false;
+    int tried = 0;
+    for (size_t i : order) {
+      if (!up.count(s.knobs[i].name)) continue;
+      if (tried++ >= 4 || s.out_of_time()) break;
+      if (auto n = narrow_one(s, r, i, grad, {node})) {
+        r = *n;
+        done = true;
+        break;
+      }
     }
+    if (!done) return std::nullopt;
   }
-  if (singles > 0) return true;
-  std::vector<std::vector<std::pair<double, double>>> joint;
-  if (has_grad) joint.push_back(grad);
-  std::vector<std::pair<double, double>> zero;
-  for (const Knob& k : s.knobs) zero.push_back(towards_zero(k));
-  joint.push_back(zero);
-  joint.push_back(std::vector<std::pair<double, double>>(s.knobs.size(), {0.5, 0.5}));
-  for (const auto& dir : joint) {
+  if (!s.proves(r)) return std::nullopt;
+  give_back(s, r);
+  return r;
+}
+
+// All knobs together along each direction in turn, each end then given back as far as
+// the proof holds; the one keeping the most wins.
+std::optional<std::vector<Range>> best_joint(Search& s, const Direction* grad) {
+  std::vector<Range> base = s.whole();
+  std::vector<Direction> dirs;
+  if (grad) dirs.push_back(*grad);
+  Direction away, zero;
+  for (const Range& b : base) {
+    away.push_back(away_from_zero(b));
+    zero.push_back(towards_zero(b));
+  }
+  dirs.push_back(away);
+  dirs.push_back(zero);
+  dirs.push_back(Direction(base.size(), {0.5, 0.5}));
+  std::optional<std::vector<Range>> best;
+  for (const Direction& d : dirs) {
     if (s.out_of_time()) break;
-    set_direction(s.knobs, dir);
-    if (!s.proves(at_t(s.knobs, 1.0))) continue;
-    best = bisect(s);
-    give_back(s, best);
-    return true;
+    if (!s.proves(at_t(base, d, 1.0))) continue;
+    std::vector<Range> r = bisect(s, base, d, s.target_nodes);
+    give_back(s, r);
+    if (!best || mean_kept(s, r) > mean_kept(s, *best)) best = r;
   }
-  return false;
+  return best;
+}
+
+// Candidates in turn: one tensor alone, one tensor per finding, all together.
+bool narrowest_proof(Search& s, std::vector<Range>& best) {
+  // The differentiable analysis costs several plain ones: only where it leaves most
+  // of the budget to the proofs.
+  std::optional<Direction> grad;
+  if (s.analysis_seconds * 8 < s.seconds_left()) grad = gradient_direction(s);
+  const Direction* g = grad ? &*grad : nullptr;
+  std::vector<size_t> order = knob_order(s, g);
+  std::optional<std::vector<Range>> r = best_single(s, order, g);
+  if (!r && s.target_nodes.size() > 1) r = one_per_finding(s, order, g);
+  if (!r) r = best_joint(s, g);
+  if (r) best = *r;
+  return r.has_value();
+}
+
+// RANUM's measure: the mean kept share over every input and weight with a range, those
+// the mode may not narrow counting as kept whole.
+double kept_over_all_nodes(const Graph& graph, const AnalyzeOptions& opt, const std::vector<RangeChange>& changes) {
+  std::vector<Knob> all = knobs_of(graph, FixMode::kAll, opt);
+  if (all.empty()) return 1;
+  double kept = 0;
+  for (const Knob& k : all) {
+    auto c = std::find_if(changes.begin(), changes.end(), [&](const RangeChange& c) { return c.tensor == k.name; });
+    kept += c == changes.end() ? 1.0 : c->kept;
+  }
+  return kept / all.size();
 }
 
 }  // namespace
@@ -307,6 +427,7 @@ Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>
   fix.kept = kept / s.knobs.size();
   fix.min_kept = 1;
   for (const RangeChange& c : fix.changes) fix.min_kept = std::min(fix.min_kept, c.kept);
+  fix.kept_all_nodes = kept_over_all_nodes(graph, options.analyze, fix.changes);
   fix.proved = true;
   return finish("");
 }

@@ -144,6 +144,7 @@ Status fix_by_ranges(Trial& cur, const Graph& graph, const std::vector<Finding>&
     fx.status = "fixed";
     fx.at = to_string(options.mode);
     fx.changes = rf->changes;
+    fx.kept_all_nodes = rf->kept_all_nodes;
     size_t narrowed = std::count_if(rf->changes.begin(), rf->changes.end(), [](const RangeChange& c) {
       return c.after_lo != c.before_lo || c.after_hi != c.before_hi;
     });

@@ -42,6 +42,7 @@ struct FindingFix {
   std::string rewrite;               // the rewrite's name, for at == "rewrite"
   std::string description;           // the graph change
   std::vector<RangeChange> changes;
+  double kept_all_nodes = -1;        // range modes: RangeFix::kept_all_nodes
   std::string hint;                  // the source-level change
   std::string reason;                // why not fixed, or "removed by the fix of NODE"
 };
@@ -50,8 +51,11 @@ struct FindingFix {
 struct RangeFix {
   FixMode mode = FixMode::kInputs;
   bool proved = false;
-  double kept = 0;      // mean kept width over the tensors the mode may narrow (RANUM's measure)
+  double kept = 0;      // mean kept width over the tensors the mode may narrow
   double min_kept = 0;  // the least kept by any one of them (1: none narrowed)
+  // RANUM's published measure: the mean over every input and weight with a range,
+  // those the mode may not narrow counted as kept whole.
+  double kept_all_nodes = 0;
   std::vector<RangeChange> changes;
   std::string reason;  // when not proved
   double seconds = 0;

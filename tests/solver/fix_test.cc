@@ -3,6 +3,7 @@
 // (a clip one float wider is not proved); range modes narrow the side that matters.
 #include <cmath>
 #include <limits>
+#include <map>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -296,6 +297,31 @@ TEST(Fix, InputsModeRaisesTheLowerEndOnly) {
   EXPECT_GT(fx.changes[0].after_lo, 0);
   EXPECT_EQ(fx.changes[0].after_hi, 1);
   EXPECT_GT(fx.changes[0].kept, 0.49);
+  EXPECT_EQ(findings(f.patched, r), 0u);
+}
+
+// a / g and log(p): no one input decides both, and g's range must leave 0, not close
+// on it. The inputs mode narrows g to one side of 0 and p above 0, one per finding,
+// and leaves a whole; RANUM's measure counts a as kept.
+TEST(Fix, RangeModeNarrowsOneInputPerFindingAwayFromZero) {
+  ModelBuilder b;
+  b.input("a", {4}).input("g", {4}).input("p", {4}).output("q", {4}).output("l", {4});
+  b.node("Div", {"a", "g"}, {"q"}, "div");
+  b.node("Log", {"p"}, {"l"}, "log");
+  RangeMap r{{"a", {-16, 16}}, {"g", {-4, 4}}, {"p", {-1, 1}}};
+  Fixed f = fix(b, r, FixMode::kInputs);
+  ASSERT_EQ(f.report.fixes.size(), 2u);
+  std::map<std::string, RangeChange> by;
+  for (const FindingFix& fx : f.report.fixes) {
+    ASSERT_EQ(fx.status, "fixed") << fx.finding.node << ": " << fx.reason;
+    for (const RangeChange& c : fx.changes) by[c.tensor] = c;
+  }
+  EXPECT_EQ(by.at("a").kept, 1);
+  EXPECT_TRUE(by.at("g").after_lo > 0 || by.at("g").after_hi < 0) << by.at("g").after_lo << " " << by.at("g").after_hi;
+  EXPECT_GT(by.at("g").kept, 0.45);
+  EXPECT_GT(by.at("p").after_lo, 0);
+  EXPECT_EQ(by.at("p").after_hi, 1);
+  EXPECT_NEAR(f.report.fixes[0].kept_all_nodes, (1 + by.at("g").kept + by.at("p").kept) / 3, 1e-12);
   EXPECT_EQ(findings(f.patched, r), 0u);
 }
 
