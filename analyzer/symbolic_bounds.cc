@@ -514,8 +514,12 @@ std::optional<SymbolicBounds> symbolic_channel_bounds(const Graph& graph, const 
   b.flops_left -= 8 * 2 * c * c;
   b.pending[target].push_back(target_rows(t));
   for (int i : nodes) step(b, graph.nodes[i]);
-  for (const auto& [name, ps] : b.pending)
-    for (const Pending& p : ps) concretize(b, name, p);
+  // Rows that reach one tensor by several paths are summed first: x + 5 - x is 5 only
+  // when both x terms meet before x's interval is put in.
+  for (const auto& [name, ps] : b.pending) {
+    if (std::optional<Pending> m = merged(ps)) concretize(b, name, *m);
+    else for (const Pending& p : ps) concretize(b, name, p);
+  }
   // Outward rounding of the float64 composition: far below the float32 terms above.
   at::Tensor upper = b.bound + b.mag * 1e-9 + 1e-300;
   if (b.tap_bound.defined()) upper = upper + b.tap_bound.clamp_min(0.0).sum(1);

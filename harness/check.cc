@@ -145,9 +145,18 @@ Result<CheckReport> run_check(const onnx::ModelProto& proto, const Graph& graph,
   }
   announce(o, graph, r.findings.size());
   if (Status s = run_trigger(graph, o, r); !s.ok()) return s;
+  if (r.proved()) {
+    note(o, fmt::format("{}: proved: every finding refuted by a finer analysis", graph.model_path));
+    r.seconds = seconds();
+    return r;
+  }
   if (Status s = write_reproducers(graph, o, r.findings); !s.ok()) return s;
-  if (Status s = run_fix(proto, graph, o, r); !s.ok()) return s;
-  if (Status s = run_validate(graph, o, r); !s.ok()) return s;
+  // The fix and its validation prove with the analysis that refuted the false alarms,
+  // so they neither fix nor report what cannot happen.
+  CheckOptions later = o;
+  if (r.refuted() > 0) later.analyze = refutation_options(o.analyze);
+  if (Status s = run_fix(proto, graph, later, r); !s.ok()) return s;
+  if (Status s = run_validate(graph, later, r); !s.ok()) return s;
   for (CheckFinding& cf : r.findings)
     if (cf.fix && cf.fix->status == "fixed" && r.fix_holds()) cf.status = "fixed";
   r.seconds = seconds();

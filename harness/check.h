@@ -3,6 +3,8 @@
 // (check_report.h, html_report.h).
 #pragma once
 
+#include <algorithm>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,8 +31,9 @@ struct CheckOptions {
 
 struct CheckFinding {
   Finding finding;
-  // fixed (a fix proved and validated), triggered (a real run fails), not-triggered
-  // (searched, no witness), possible (not searched).
+  // fixed (a fix proved and validated), triggered (a real run fails), refuted (a finer
+  // analysis proves it unreachable), not-triggered (searched, no witness), possible
+  // (not searched).
   std::string status = "possible";
   std::optional<TriggerOutcome> trigger;
   std::string reproducer;  // the reproducer folder, relative to the output folder
@@ -49,7 +52,14 @@ struct CheckReport {
   bool fixed_written = false;  // fixed.onnx in the output folder
   double seconds = 0;
 
-  bool proved() const { return analysis.findings.empty() && analysis.unsupported.empty(); }
+  // Every finding of the first analysis refuted by the finer one (or none at all).
+  bool proved() const {
+    return analysis.unsupported.empty() &&
+           std::all_of(findings.begin(), findings.end(), [](const CheckFinding& f) { return f.status == "refuted"; });
+  }
+  size_t refuted() const {
+    return std::count_if(findings.begin(), findings.end(), [](const CheckFinding& f) { return f.status == "refuted"; });
+  }
   bool fix_holds() const { return validation && validation->verdict() == "holds"; }
 };
 

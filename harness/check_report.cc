@@ -93,7 +93,7 @@ std::string finding_block(size_t i, const CheckFinding& cf, const CheckReport& r
     if (!cf.reproducer.empty()) s += fmt::format("    reproducer: {}/{}\n", out_dir, cf.reproducer);
     if (!cf.onnxruntime.empty()) s += fmt::format("    ONNX Runtime: {}\n", cf.onnxruntime);
   } else if (cf.trigger) {
-    s += fmt::format("    not triggered: {}\n", cf.trigger->detail);
+    s += fmt::format("    {}: {}\n", cf.trigger->status == "refuted" ? "refuted" : "not triggered", cf.trigger->detail);
   }
   if (cf.fix && cf.fix->status == "fixed") {
     s += fmt::format("    fix ({}{}): {}\n", cf.fix->at, cf.fix->rewrite.empty() ? "" : " " + cf.fix->rewrite,
@@ -152,7 +152,7 @@ json sarif_result(const CheckFinding& cf, const CheckReport& r, const std::strin
   json props = finding_json(f);
   props["status"] = cf.status;
   if (cf.trigger) props["witness"] = witness_json(cf, r.ranges);
-  json res{{"ruleId", "nanguard/" + f.hazard}, {"level", cf.status == "fixed" ? "warning" : "error"},
+  json res{{"ruleId", "nanguard/" + f.hazard}, {"level", cf.status == "refuted" ? "note" : cf.status == "fixed" ? "warning" : "error"},
            {"message", {{"text", msg}}}, {"locations", json::array({loc})}, {"codeFlows", code_flow(cf, r)}};
   if (cf.fix && cf.fix->status == "fixed") {
     props["fix"] = fix_json(*cf.fix);
@@ -240,9 +240,12 @@ std::string check_text(const CheckReport& r, const std::string& out_dir) {
     s += fmt::format("ops without abstract semantics (nothing after them is proved): {}\n", fmt::join(r.analysis.unsupported, ", "));
   std::map<std::string, int> counts;
   for (const CheckFinding& cf : r.findings) ++counts[cf.status];
-  if (r.proved()) return s + fmt::format("{}: proved free of NaN/INF for inputs in range ({:.1f} s)\n", r.model_path, r.seconds);
+  if (r.proved())
+    return s + fmt::format("{}: proved free of NaN/INF for inputs in range{} ({:.1f} s)\n", r.model_path,
+                           r.refuted() ? fmt::format(" ({} finding(s) of the first analysis refuted by a finer one)", r.refuted()) : "",
+                           r.seconds);
   std::vector<std::string> parts;
-  for (const char* k : {"triggered", "not-triggered", "possible", "fixed"})
+  for (const char* k : {"triggered", "not-triggered", "possible", "refuted", "fixed"})
     if (counts[k]) parts.push_back(fmt::format("{} {}", counts[k], k));
   s += fmt::format("{}: {} finding(s): {}", r.model_path, r.findings.size(), fmt::join(parts, ", "));
   if (r.fixed_written) s += fmt::format("; fixed model {}/fixed.onnx ({})", out_dir, r.fix_holds() ? "validated" : "NOT validated");

@@ -135,6 +135,7 @@ code { background: #f3f3f3; padding: 0 0.2em; }
 .badge { font-size: 0.8em; padding: 0.1em 0.5em; border-radius: 0.5em; color: white; background: #888; }
 .badge.triggered { background: #b00000; } .badge.fixed { background: #207020; }
 .badge.not-triggered, .badge.possible { background: #a06000; }
+.badge.refuted { background: #2a6a2a; }
 .holds { color: #207020; } .broken { color: #b00000; } .unproved { color: #a06000; }
 .pic { overflow-x: auto; border: 1px solid #ddd; padding: 0.5em; } .pic svg { max-width: 100%; height: auto; }
 table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 0.2em 0.6em; }
@@ -151,7 +152,10 @@ std::string check_html(const CheckReport& r, const Graph& g) {
   for (const auto& [name, rg] : r.ranges) ranges.push_back(fmt::format("{} in [{:.6g}, {:.6g}]", name, rg.lo, rg.hi));
   s += ranges.empty() ? "no input ranges given" : "inputs " + esc(fmt::format("{}", fmt::join(ranges, ", ")));
   s += fmt::format(". {} nodes, {:.1f} s.</p>", g.nodes.size(), r.seconds);
-  if (r.proved()) return s + "<p class=\"holds\"><b>Proved: no op can produce NaN/INF for inputs in these ranges.</b></p></body></html>\n";
+  if (r.proved())
+    return s + "<p class=\"holds\"><b>Proved: no op can produce NaN/INF for inputs in these ranges.</b>" +
+           (r.refuted() ? fmt::format(" {} finding(s) of the first analysis were refuted by a finer one.", r.refuted()) : "") +
+           "</p></body></html>\n";
   std::map<std::string, int> counts;
   for (const CheckFinding& cf : r.findings) ++counts[cf.status];
   std::vector<std::string> parts;

@@ -1,7 +1,8 @@
 // `nanguard trigger`: turns the analyzer's findings into failure-exhibiting tests.
-// Per finding: triggered (a real float32 run fails at the node, on every device) or
-// not-triggered within the budget; with --out, one reproducer directory per witness.
-// Exit 0 when the analyzer finds nothing, 1 with findings, 2 on errors.
+// Per finding: triggered (a real float32 run fails at the node, on every device),
+// refuted (a finer analysis proves it unreachable) or not-triggered within the budget;
+// with --out, one reproducer directory per witness. Exit 1 when something was
+// triggered, 0 when nothing was, 2 on errors.
 #include <filesystem>
 #include <memory>
 
@@ -31,6 +32,7 @@ struct TriggerArgs {
   uint64_t seed = 0;
   double training_step = 0;  // 0: no training step
   bool quiet = false;
+  bool no_refute = false;
 };
 
 json witness_json(const TriggerOutcome& o, const std::string& reproducer) {
@@ -94,6 +96,7 @@ int run(const TriggerArgs& a) {
   opt.analyze.ranges = m->ranges;
   opt.node = a.node;
   opt.budget_seconds = a.budget;
+  opt.refute = !a.no_refute;
   opt.seed = a.seed;
   opt.random_only = a.strategy == "random";
   if (a.training_step > 0) opt.training_step = a.training_step;
@@ -121,12 +124,14 @@ int run(const TriggerArgs& a) {
     text = json{{"model", m->graph.model_path}, {"weights", a.weights}, {"strategy", a.strategy},
                 {"budget_seconds", a.budget}, {"findings", findings}}.dump(2) + "\n";
   } else {
-    size_t hit = 0;
+    size_t hit = 0, refuted = 0;
     for (size_t i = 0; i < report->outcomes.size(); ++i) {
       text += outcome_text(i, report->outcomes[i], (*paths)[i]);
       hit += report->outcomes[i].status == "triggered";
+      refuted += report->outcomes[i].status == "refuted";
     }
-    text += fmt::format("{}: {} findings, {} triggered\n", m->graph.model_path, report->outcomes.size(), hit);
+    text += fmt::format("{}: {} findings, {} triggered{}\n", m->graph.model_path, report->outcomes.size(), hit,
+                        refuted ? fmt::format(", {} refuted (false alarms)", refuted) : "");
     if (hit && a.out.empty()) text += "add --out DIR to write a reproducer per witness\n";
   }
   if (Status s = emit(a.common, text); !s.ok()) return usage_error(s);
@@ -145,6 +150,8 @@ CommandFn add_trigger_command(CLI::App& app) {
   cmd->add_option("--weights", args->weights, "fixed (default), free, or free=LO,HI");
   cmd->add_option("--node", args->node, "only the findings at this node");
   cmd->add_option("--budget", args->budget, "search seconds per finding (default 60)")->check(CLI::PositiveNumber);
+  cmd->add_flag("--no-refute", args->no_refute,
+                "search every finding, without first re-analysing them finer (refuted: proved unreachable)");
   cmd->add_option("--seed", args->seed, "seed of the search (default 0)");
   cmd->add_option("--strategy", args->strategy, "guided (default) or random (the uniform-sampling baseline)")
       ->check(CLI::IsMember({"guided", "random"}));

@@ -1,5 +1,8 @@
 #include "solver/trigger.h"
 
+#include <algorithm>
+#include <set>
+
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
@@ -80,7 +83,39 @@ TriggerOutcome trigger_one(const Graph& graph, const TriggerOptions& options, co
   return out;
 }
 
+// The findings of `todo` that the finer analysis still reports (node, hazard); all of
+// them when it fails.
+std::set<std::pair<std::string, std::string>> still_reported(const Graph& graph, const AnalyzeOptions& o,
+                                                             const std::vector<const Finding*>& todo) {
+  std::set<std::pair<std::string, std::string>> out;
+  auto finer = analyze(graph, refutation_options(o));
+  for (const Finding* f : todo) {
+    bool kept = !finer.ok() || std::any_of(finer->findings.begin(), finer->findings.end(), [&](const Finding& g) {
+      return g.node == f->node && g.hazard == f->hazard;
+    });
+    if (kept) out.insert({f->node, f->hazard});
+  }
+  return out;
+}
+
+TriggerOutcome refuted(const Finding& f, const AnalyzeOptions& o) {
+  TriggerOutcome out;
+  out.finding = f;
+  out.status = "refuted";
+  out.detail = fmt::format("proved unreachable by a finer analysis (symbolic bounds over {} nodes): a false alarm of the first",
+                           refutation_options(o).symbolic_window);
+  return out;
+}
+
 }  // namespace
+
+AnalyzeOptions refutation_options(const AnalyzeOptions& o) {
+  AnalyzeOptions f = o;
+  f.symbolic_window = std::max(16, 4 * o.symbolic_window);
+  f.symbolic_above = 0;
+  f.symbolic_budget = 4 * std::max<int64_t>(o.symbolic_budget, 1);
+  return f;
+}
 
 std::vector<at::Device> available_devices() {
   std::vector<at::Device> d{at::kCPU};
@@ -109,7 +144,13 @@ Result<TriggerReport> trigger(const Graph& graph, const TriggerOptions& options)
   std::vector<const Finding*> todo;
   for (const auto& f : analysis->findings)
     if (options.node.empty() || f.node == options.node) todo.push_back(&f);
+  std::set<std::pair<std::string, std::string>> real;
+  if (options.refute && !todo.empty()) real = still_reported(graph, analysis_options, todo);
   for (size_t i = 0; i < todo.size(); ++i) {
+    if (options.refute && !real.count({todo[i]->node, todo[i]->hazard})) {
+      report.outcomes.push_back(refuted(*todo[i], analysis_options));
+      continue;
+    }
     if (options.progress) options.progress(i, todo.size(), todo[i]);
     report.outcomes.push_back(trigger_one(graph, options, *space, *analysis, *todo[i]));
   }

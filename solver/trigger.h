@@ -31,11 +31,16 @@ struct TriggerOptions {
   // Called before finding `index` of `total` is searched, and once more with index ==
   // total at the end (for progress lines).
   std::function<void(size_t index, size_t total, const Finding* next)> progress;
+  // Findings are first re-analysed finer (refutation_options): those it does not report
+  // are refuted and not searched.
+  bool refute = true;
 };
 
 struct TriggerOutcome {
   Finding finding;
-  std::string status = "not-triggered";  // or "triggered"
+  // triggered (a real run fails), refuted (a finer analysis proves it cannot happen:
+  // no search spent), or not-triggered (the search gave up).
+  std::string status = "not-triggered";
   std::optional<UnitTarget> target;
   std::optional<UnitWitness> unit;
   SystemWitness system;        // point: float32 values of inputs and free weights
@@ -49,6 +54,11 @@ struct TriggerReport {
 };
 
 Result<TriggerReport> trigger(const Graph& graph, const TriggerOptions& options);
+
+// The finer analysis that refutes findings: symbolic bounds over at least 16 nodes on
+// every affine output, with four times the multiply-add budget. Sound like the first,
+// only slower, so a finding it does not report cannot happen.
+AnalyzeOptions refutation_options(const AnalyzeOptions& o);
 
 // The devices this build can confirm on: CPU, plus CUDA when LibTorch has it.
 std::vector<at::Device> available_devices();

@@ -75,6 +75,34 @@ TEST(SymbolicBounds, HazardOperandIsRefinedOnDemand) {
   }
 }
 
+// x + 1 + 1 + 1 + 1 + 1 - x reaches x by two paths; their rows must be summed before
+// x's interval is put in, or the bound is [-19.5, 20.5] instead of 5. A window too
+// short to reach x twice keeps the interval (and the Log's finding).
+TEST(SymbolicBounds, PathsMeetingAtAnInputCancelBeforeItsIntervalIsUsed) {
+  for (int window : {4, 16}) {
+    ModelBuilder b;
+    b.input("x", {1, 4}).initializer("one", at::ones({1})).initializer("c", at::full({1}, 4.5f)).output("y", {1, 4});
+    std::string prev = "x";
+    for (int i = 0; i < 5; ++i) {
+      b.node("Add", {prev, "one"}, {"a" + std::to_string(i)});
+      prev = "a" + std::to_string(i);
+    }
+    b.node("Sub", {prev, "x"}, {"d"});
+    b.node("Sub", {"d", "c"}, {"e"});
+    b.node("Log", {"e"}, {"y"}, "log");
+    AnalyzeOptions opt{{{"x", {-10, 10}}}};
+    opt.symbolic_window = window;
+    AnalysisResult r = analyze_with(b, opt);
+    if (window == 4) {
+      ASSERT_EQ(r.findings.size(), 1u);
+      continue;
+    }
+    EXPECT_TRUE(r.findings.empty());
+    EXPECT_GE(r.intervals.at("e").min(), 0.49);
+    EXPECT_LE(r.intervals.at("e").max(), 0.51);
+  }
+}
+
 at::Tensor random_weight(std::vector<int64_t> shape, double scale, int64_t seed) {
   at::manual_seed(seed);
   return (at::randn(shape) * scale).to(at::kFloat);

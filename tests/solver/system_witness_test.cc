@@ -85,6 +85,36 @@ TEST(SystemWitness, AllPaddingRowOfAnIntegerMaskIsTried) {
   EXPECT_TRUE((m.sum(1) == 0).any().item<bool>()) << m;
 }
 
+// log(x + 1 + 1 + 1 + 1 + 1 - x - 4.5) is log(0.5): the first analysis flags it (its
+// window of 4 nodes never sees both x terms), the finer one proves it, so the finding
+// is refuted without a run of search; with refutation off it is searched in vain.
+TEST(SystemWitness, AFindingAFinerAnalysisProvesUnreachableIsRefutedWithoutSearch) {
+  ModelBuilder b;
+  b.input("x", {1, 4}).initializer("one", at::ones({1})).initializer("c", at::full({1}, 4.5f)).output("y", {1, 4});
+  std::string prev = "x";
+  for (int i = 0; i < 5; ++i) {
+    b.node("Add", {prev, "one"}, {"a" + std::to_string(i)});
+    prev = "a" + std::to_string(i);
+  }
+  b.node("Sub", {prev, "x"}, {"d"});
+  b.node("Sub", {"d", "c"}, {"e"});
+  b.node("Log", {"e"}, {"y"}, "log");
+  Graph g = load(b, "sys_refuted.onnx");
+  TriggerOptions o;
+  o.analyze.ranges = {{"x", {-10.0, 10.0}}};
+  o.budget_seconds = 0.5;
+  auto r = trigger(g, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->outcomes.size(), 1u);
+  EXPECT_EQ(r->outcomes[0].status, "refuted") << r->outcomes[0].detail;
+  EXPECT_EQ(r->outcomes[0].system.runs, 0);
+  o.refute = false;
+  r = trigger(g, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcomes.at(0).status, "not-triggered");
+  EXPECT_GT(r->outcomes.at(0).system.runs, 0);
+}
+
 TEST(SystemWitness, RandomBaselineMissesTheExactZero) {
   Graph g = exact_zero_divisor();
   auto r = trigger(g, options(0.5, true));
