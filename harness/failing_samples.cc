@@ -107,7 +107,7 @@ Status FailingSamples::offer(const Graph& graph, const TensorMap& feeds, const O
     saved_.push_back({sample, r->node, (dir_ / name).string()});
     return Status::Ok();
   }
-  skipped_.push_back(fmt::format("sample {}: not saved: {}", sample, why));
+  skipped_.push_back(fmt::format("run {}: not saved: {}", sample, why));
   return Status::Ok();
 }
 

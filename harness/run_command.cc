@@ -139,8 +139,9 @@ int run(const RunArgs& a) {
   if (!a.save_failing.empty()) {
     if (a.float64) return fail(Status::Error("--save-failing: reproducers replay in float32; drop --float64"));
     std::string note = fmt::format(
-        "Saved by `nanguard run --samples {} --seed {} --save-failing`: the inputs{} are drawn uniformly within their "
-        "ranges with seed {} + the run's index (the number that starts this folder's name).", a.samples, a.seed, given->empty() ? "" : " not given with --input", a.seed);
+        "Saved by `nanguard run --samples {} --seed {} --save-failing`: the inputs{} are drawn uniformly within "
+        "their ranges with seed {} + the run's index (the number that starts this folder's name).",
+        a.samples, a.seed, given->empty() ? "" : " not given with --input", a.seed);
     auto s = FailingSamples::open(a.save_failing, a.save_max, note);
     if (!s.ok()) return fail(s.status());
     saver = std::move(*s);
