@@ -1,12 +1,38 @@
 // The nanguard command line: parses the subcommand and maps every usage error to
 // one line on stderr and exit code 2.
+#include <cstdlib>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
 
 #include "harness/commands.h"
 
+namespace {
+
+// LibTorch's TORCH_WARN messages go to glog, which on its first message also prints
+// "Logging before InitGoogleLogging() is written to STDERR": for nanguard's users that
+// is noise between the progress lines (e.g. the create_graph warning of the double
+// backward pass that training-time witnesses take, which is deliberate). Dropped here,
+// once for every subcommand; NANGUARD_TORCH_WARNINGS=1 keeps LibTorch's own handler.
+// c10 keeps the handler per thread: nanguard runs its ops and backward passes on this
+// one (the progress thread runs no ATen).
+class DropTorchWarnings : public c10::WarningHandler {
+ public:
+  void process(const c10::SourceLocation&, const std::string&, const bool) override {}
+};
+
+void silence_torch_warnings() {
+  const char* keep = std::getenv("NANGUARD_TORCH_WARNINGS");
+  if (keep && std::string(keep) == "1") return;
+  static DropTorchWarnings handler;
+  c10::Warning::set_warning_handler(&handler);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  silence_torch_warnings();
   CLI::App app{"nanguard: find, prove, reproduce and fix NaN/INF in ONNX models"};
   app.require_subcommand(1);
   std::vector<nanguard::CommandFn> commands{nanguard::add_run_command(app), nanguard::add_analyze_command(app),

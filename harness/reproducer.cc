@@ -118,10 +118,11 @@ std::string readme(const ReproducerSpec& s, const std::string& dir, const std::s
       "- `model.onnx`: the model with the witness's weights baked in and the node's output added as a graph output.\n"
       "- `test_data_set_0/input_N.pb`: the inputs (ONNX TensorProto, in the graph's input order).\n"
       "- `test_data_set_0/output_N.pb`: the float32 CPU outputs of that run, NaN/INF included.\n\n"
-      "Replay: `nanguard replay {}` (add `--device cuda` for a GPU) exits 0 when the NaN/INF appears again at the node;\n"
+      "Replay, from the folder that holds this one: `nanguard replay {}` (add `--device cuda` for a GPU) exits 0 when\n"
+      "the NaN/INF appears again at the node;\n"
       "or run model.onnx on the inputs with any ONNX runtime and look at output `{}` (node `{}`'s output).\n{}",
       f.hazard, f.node, f.node, f.op_type, what, f.hazard, f.condition, to_string(f.kind), s.strategy, s.model_path,
-      s.devices.empty() ? "none" : fmt::format("{}", fmt::join(s.devices, ", ")), dir, output, f.node,
+      s.devices.empty() ? "none" : fmt::format("{}", fmt::join(s.devices, ", ")), fs::path(dir).filename().string(), output, f.node,
       s.note.empty() ? "" : "\n" + s.note + "\n");
 }
 

@@ -1,5 +1,6 @@
 // `nanguard run`: executes a model for real (given or random inputs) and reports
-// its outputs and every node whose output holds NaN or INF.
+// its outputs and every node whose output holds NaN or INF. --save-failing DIR keeps
+// the first failing samples' inputs as reproducers (harness/failing_samples.h).
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -11,6 +12,7 @@
 
 #include "harness/cli_common.h"
 #include "harness/commands.h"
+#include "harness/failing_samples.h"
 #include "oracle/nonfinite.h"
 #include "ops/tensor_proto.h"
 
@@ -26,6 +28,8 @@ struct RunArgs {
   int64_t samples = 1;
   bool float64 = false;
   std::string save_outputs;
+  std::string save_failing;  // DIR: reproducers of the first failing samples
+  int64_t save_max = 5;
 };
 
 std::string shape_str(const at::Tensor& t) {
@@ -131,6 +135,17 @@ int run(const RunArgs& a) {
   eopt.keep_intermediates = false;
   auto executor = Executor::create(*graph, eopt);
   if (!executor.ok()) return fail(executor.status());
+  std::unique_ptr<FailingSamples> saver;
+  if (!a.save_failing.empty()) {
+    if (a.float64) return fail(Status::Error("--save-failing: reproducers replay in float32; drop --float64"));
+    std::string note = fmt::format(
+        "Saved by `nanguard run --samples {} --seed {} --save-failing`: the inputs{} are drawn uniformly within "
+        "their ranges with seed {} + the run's index (the number that starts this folder's name).",
+        a.samples, a.seed, given->empty() ? "" : " not given with --input", a.seed);
+    auto s = FailingSamples::open(a.save_failing, a.save_max, note);
+    if (!s.ok()) return fail(s.status());
+    saver = std::move(*s);
+  }
 
   std::map<int, NodeTally> tallies;  // by node index: topological order
   json outputs = json::array();
@@ -142,6 +157,8 @@ int run(const RunArgs& a) {
     auto run = run_with_oracle(*executor, *feeds);
     if (!run.ok()) return fail(run.status());
     if (!run->nonfinite.empty()) ++failing_samples;
+    if (saver)
+      if (Status st = saver->offer(*graph, *feeds, *run, s, a.common.device); !st.ok()) return fail(st);
     for (const auto& r : run->nonfinite) {
       NodeTally& t = tallies[graph->find_node(r.node)->index];
       if (t.samples++ == 0) { t.first_record = r; t.first_sample = s; }
@@ -153,6 +170,11 @@ int run(const RunArgs& a) {
       if (Status st = save_outputs(*graph, run->exec, a.save_outputs); !st.ok()) return fail(st);
   }
 
+  json saved = json::array();
+  if (saver) {
+    if (Status st = saver->publish(); !st.ok()) return fail(st);
+    for (const auto& v : saver->saved()) saved.push_back({{"sample", v.sample}, {"node", v.node}, {"reproducer", v.folder}});
+  }
   json nodes = json::array();
   for (const auto& [idx, t] : tallies)
     nodes.push_back({{"node", t.first_record.node}, {"op", t.first_record.op_type}, {"tensor", t.first_record.tensor},
@@ -162,6 +184,10 @@ int run(const RunArgs& a) {
               {"dtype", a.float64 ? "float64" : "float32"}, {"seed", a.seed}, {"samples", a.samples},
               {"failing_samples", failing_samples}, {"inputs", inputs}, {"outputs", outputs},
               {"nonfinite_nodes", nodes}, {"first_nonfinite", nodes.empty() ? json(nullptr) : nodes[0]["node"]}};
+  if (saver) {
+    report["saved"] = saved;
+    report["not_saved"] = saver->skipped();
+  }
   std::string text;
   if (a.common.format == "json") {
     text = report.dump(2) + "\n";
@@ -183,6 +209,12 @@ int run(const RunArgs& a) {
                             n["nan"].get<int64_t>(), n["inf"].get<int64_t>(), n["numel"].get<int64_t>(),
                             n["samples"].get<int64_t>(), n["first_sample"].get<int64_t>());
     }
+    if (saver) {
+      for (const auto& v : saver->saved())
+        text += fmt::format("saved: run {} (NaN/INF from '{}') -> {}\n", v.sample, v.node, v.folder);
+      for (const auto& why : saver->skipped()) text += why + "\n";
+      if (!nodes.empty() && saver->saved().empty()) text += "saved: nothing\n";
+    }
   }
   if (Status s = emit(a.common, text); !s.ok()) return fail(s);
   return nodes.empty() ? 0 : 1;
@@ -201,6 +233,13 @@ CommandFn add_run_command(CLI::App& app) {
   cmd->add_option("--samples", args->samples, "number of random runs (seeds SEED, SEED+1, ...)")->check(CLI::PositiveNumber);
   cmd->add_flag("--float64", args->float64, "run in float64 instead of float32");
   cmd->add_option("--save-outputs", args->save_outputs, "write the first run's outputs as DIR/output_N.pb");
+  CLI::Option* save = cmd->add_option(
+      "--save-failing", args->save_failing,
+      "write the inputs of the first failing runs as reproducers DIR/NN-node-nan|inf (NN: the run's index; "
+      "`nanguard replay` reruns them); DIR must be new or empty, and is written whole at the end");
+  cmd->add_option("--save-max", args->save_max, "with --save-failing: at most N reproducers (default 5)")
+      ->check(CLI::PositiveNumber)
+      ->needs(save);
   return [cmd, args]() -> int { return cmd->parsed() ? run(*args) : -1; };
 }
 

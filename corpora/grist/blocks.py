@@ -1,4 +1,4 @@
-"""Building blocks shared by the GRIST programs (see ../../../shared/grist-catalogue.md).
+"""Building blocks shared by the GRIST programs (see corpora/grist/README.md).
 
 Every op that can be a catalogue defect (log, exp, division, sqrt) goes through a tiny
 wrapper module (Log, Exp, Div, Sqrt). torch.onnx.export names nodes after their module

@@ -1,6 +1,7 @@
 // The nanguard binary end to end: bad input is one clear line and exit code 2 with
 // nothing written; a NaN model exits 1 naming the node; a clean one exits 0.
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -261,6 +262,96 @@ TEST(Cli, TriggerAndReplayErrors) {
   CliResult clean = run_cli("trigger " + exp_model() + " --range x=0,1 --format json");
   EXPECT_EQ(clean.code, 0) << clean.err;
   EXPECT_TRUE(nlohmann::json::parse(clean.out)["findings"].empty());
+}
+
+// y = 2 * log(x), x of one element in [-1, 1]: about half the random runs give NaN,
+// which starts at "log" (the Mul after it only carries it on).
+std::string half_nan_model() {
+  ModelBuilder b;
+  b.input("x", {1}).initializer("two", at::full({1}, 2.f)).output("y", {1});
+  b.node("Log", {"x"}, {"l"}, "log");
+  b.node("Mul", {"l", "two"}, {"y"}, "scale");
+  return b.save("cli_half_nan.onnx");
+}
+
+bool has_staging_beside(const std::string& dir) {
+  std::filesystem::path p(dir);
+  for (const auto& e : std::filesystem::directory_iterator(p.parent_path()))
+    if (e.path().filename().string().rfind("." + p.filename().string() + ".partial", 0) == 0) return true;
+  return false;
+}
+
+TEST(Cli, RunSavesFailingSamplesThatReplayAtTheSameNode) {
+  std::string out = testing::test_tmp_dir() + "/cli_run_saved";
+  std::filesystem::remove_all(out);
+  std::string model = half_nan_model();
+  CliResult r = run_cli("run " + model + " --range x=-1,1 --samples 20 --save-failing " + out + " --format json");
+  ASSERT_EQ(r.code, 1) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  int64_t failing = j["failing_samples"];
+  ASSERT_GT(failing, 0);
+  ASSERT_LT(failing, 20) << "the model must fail on some samples only";
+  ASSERT_EQ(j["saved"].size(), std::min<size_t>(5, failing)) << r.out;
+  EXPECT_TRUE(j["not_saved"].empty()) << r.out;
+  EXPECT_EQ(j["saved"][0]["sample"], j["nonfinite_nodes"][0]["first_sample"]);
+  EXPECT_FALSE(has_staging_beside(out));
+  for (const auto& s : j["saved"]) {
+    EXPECT_EQ(s["node"], "log");
+    std::string dir = s["reproducer"];
+    EXPECT_EQ(std::filesystem::path(dir).parent_path(), std::filesystem::path(out));
+    // The saved input is that sample's: outside log's domain.
+    auto x = read_tensor_file(dir + "/test_data_set_0/input_0.pb");
+    ASSERT_TRUE(x.ok()) << x.status().message();
+    EXPECT_LE(x->item<float>(), 0.f) << dir;
+  }
+  std::string dir = j["saved"][0]["reproducer"];
+  CliResult replay = run_cli("replay " + dir);
+  EXPECT_EQ(replay.code, 0) << replay.out << replay.err;
+  EXPECT_NE(replay.out.find(": log (Log) forward nan on cpu: reproduced ('log' = l: 1 NaN"), std::string::npos)
+      << replay.out;
+  // The same inputs through the original model: NaN again, first at the same node.
+  CliResult again = run_cli("run " + model + " --input x=" + dir + "/test_data_set_0/input_0.pb --format json");
+  EXPECT_EQ(again.code, 1) << again.err;
+  EXPECT_EQ(nlohmann::json::parse(again.out)["first_nonfinite"], "log");
+  // At most --save-max, and the text report names the folders.
+  std::string two = testing::test_tmp_dir() + "/cli_run_saved_two";
+  std::filesystem::remove_all(two);
+  std::filesystem::create_directories(two);  // an empty folder is taken
+  CliResult t = run_cli("run " + model + " --range x=-1,1 --samples 20 --save-failing " + two + " --save-max 2");
+  EXPECT_EQ(t.code, 1) << t.err;
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(two), {}), 2);
+  EXPECT_NE(t.out.find("(NaN/INF from 'log') -> " + two + "/"), std::string::npos) << t.out;
+}
+
+TEST(Cli, RunSaveFailingWritesWholeFoldersOrNothing) {
+  std::string model = half_nan_model();
+  std::string out = testing::test_tmp_dir() + "/cli_run_saved_full";
+  std::filesystem::remove_all(out);
+  std::filesystem::create_directories(out);
+  std::ofstream(out + "/keep.txt") << "mine";
+  expect_usage_error(run_cli("run " + model + " --range x=-1,1 --samples 20 --save-failing " + out),
+                     "exists and is not an empty folder");
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(out), {}), 1);
+  std::string fresh = testing::test_tmp_dir() + "/cli_run_saved_none";
+  std::filesystem::remove_all(fresh);
+  // No failing run: no folder at all, not an empty one.
+  EXPECT_EQ(run_cli("run " + model + " --range x=0.5,1 --samples 5 --save-failing " + fresh).code, 0);
+  EXPECT_FALSE(std::filesystem::exists(fresh));
+  EXPECT_FALSE(has_staging_beside(fresh));
+  expect_usage_error(run_cli("run " + model + " --samples 5 --float64 --save-failing " + fresh), "float32");
+  expect_usage_error(run_cli("run " + model + " --save-max 2"), "--save-failing");
+  expect_usage_error(run_cli("run " + model + " --save-failing " + testing::test_tmp_dir() + "/no/such/dir"), "no such folder");
+  // NaN/INF that a weight brings in (a -inf constant) starts at no node: nothing saved.
+  ModelBuilder b;
+  b.input("x", {1}).initializer("minf", at::full({1}, -INFINITY)).output("y", {1});
+  b.node("Add", {"x", "minf"}, {"y"}, "mask");
+  CliResult w = run_cli("run " + b.save("cli_minf.onnx") + " --samples 3 --save-failing " + fresh + " --format json");
+  EXPECT_EQ(w.code, 1) << w.err;
+  auto j = nlohmann::json::parse(w.out);
+  EXPECT_TRUE(j["saved"].empty());
+  ASSERT_EQ(j["not_saved"].size(), 3u) << w.out;
+  EXPECT_NE(j["not_saved"][0].get<std::string>().find("from an input or a weight"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(fresh));
 }
 
 // y = log(x), x in [-1, 1], and its fixes: log(clip(x, 1/FLT_MAX rounded up)) holds
