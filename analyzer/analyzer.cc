@@ -194,11 +194,11 @@ void check_modelled_type(const AbstractContext& a, AnalysisResult& result) {
   }
 }
 
-// Ops whose outputs symbolic bounds tighten (the ones that compose neurons linearly).
-bool affine_op(const std::string& op_type) {
-  static const std::unordered_set<std::string> kAffine{"Conv", "Gemm", "MatMul", "Add", "Sub", "BatchNormalization"};
-  return kAffine.count(op_type) > 0;
-}
+// Ops whose outputs symbolic bounds tighten: the ones that compose neurons linearly
+// (OpDef::affine).
+bool affine(const OpDef* def) { return def && def->affine; }
+
+bool affine(const Node& node) { return affine(OpRegistry::instance().find(node.op_type, node.domain)); }
 
 // Symbolic refinement is on demand: for a tensor whose interval cannot be proved below
 // the float32 limit, or is past `symbolic_above` (where deep affine stacks have lost
@@ -230,7 +230,7 @@ void recheck_hazards(const Graph& graph, const OpDef& def, AbstractContext& a, c
   for (size_t i = 0; i < a.inputs.size(); ++i) {
     const std::string& in = a.node.inputs[i];
     const Node* p = in.empty() ? nullptr : graph.producer(in);
-    if (!p || !affine_op(p->op_type) || options.symbolic_window <= 0 || flops_left <= 0) continue;
+    if (!p || !affine(*p) || options.symbolic_window <= 0 || flops_left <= 0) continue;
     if (!a.inputs[i].lo.defined() || a.inputs[i].exact() || !a.inputs[i].is_float()) continue;
     IntervalTensor t = refine(graph, options, result, in, a.inputs[i], flops_left);
     changed |= !at::equal(t.lo, a.inputs[i].lo) || !at::equal(t.hi, a.inputs[i].hi);
@@ -278,7 +278,7 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
     }
   }
   if (supported && !exact_ok) refine_with_facts(a, result.intervals, outs);
-  if (supported && !exact_ok && affine_op(node.op_type) && outs.size() == 1 && wants_symbolic(options, outs[0], flops_left))
+  if (supported && !exact_ok && affine(def) && outs.size() == 1 && wants_symbolic(options, outs[0], flops_left))
     outs[0] = refine(graph, options, result, node.outputs[0], std::move(outs[0]), flops_left);
   if (!supported) {
     std::string name = node.domain.empty() ? node.op_type : node.domain + "." + node.op_type;

@@ -5,19 +5,23 @@
 #include <fmt/core.h>
 
 #include "analyzer/analyzer.h"
+#include "ops/op_registry.h"
 #include "ops/tensor_proto.h"
 
 namespace nanguard {
 namespace {
 
-// Free weights keep their meaning: a variance stays >= 0, and a tensor read as
-// parameters of the computation's structure (Resize scales) stays fixed.
+// Free weights keep their meaning, as the ops reading them say (OpDef::input_roles): a
+// variance stays >= 0, and a tensor read as parameters of the computation's structure
+// (Resize scales) stays fixed.
 bool keeps_fixed(const Graph& g, const std::string& name, bool& nonnegative) {
   for (const Node& n : g.nodes)
     for (size_t i = 0; i < n.inputs.size(); ++i) {
       if (n.inputs[i] != name) continue;
-      if (n.op_type == "BatchNormalization" && i == 4) nonnegative = true;
-      if ((n.op_type == "Resize" || n.op_type == "Upsample") && i >= 1) return true;
+      const OpDef* def = OpRegistry::instance().find(n.op_type, n.domain);
+      InputRole role = def ? def->input_role(i) : InputRole::kValue;
+      if (role == InputRole::kNonnegative) nonnegative = true;
+      if (role == InputRole::kStructural) return true;
     }
   return false;
 }

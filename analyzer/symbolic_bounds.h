@@ -3,7 +3,9 @@
 // bound of a deep affine/ReLU chain is composed back over a window of nodes, then
 // evaluated on the intervals of the tensors where the window stops. Granularity is
 // per channel (axis 1): coefficients are shared by every spatial position, as
-// convolution kernels, which is what keeps it cheap on feature maps.
+// convolution kernels, which is what keeps it cheap on feature maps. Each op's step
+// back is its own (OpDef::symbolic, over the forms of ops/symbolic_form.h); the window,
+// the composition and the concretisation are here.
 #pragma once
 
 #include <optional>
@@ -27,9 +29,9 @@ struct SymbolicBounds {
   int64_t flops = 0;  // multiply-adds spent
 };
 
-// Whether `op_type` has a linear transfer or relaxation here (Conv, Gemm, MatMul with a
-// constant weight, BatchNormalization, Add, Sub, Mul/Div by constants, Relu...).
-bool has_symbolic_transfer(const std::string& op_type);
+// Whether the op declares a linear transfer or relaxation (OpDef::symbolic: Conv, Gemm,
+// MatMul with a constant weight, BatchNormalization, Add, Sub, Mul/Div by constants, Relu...).
+bool has_symbolic_transfer(const std::string& op_type, const std::string& domain = "");
 
 // Per-channel bounds [lo, hi] (each [C]) of `target` (whose interval is `interval`)
 // valid at every element, sound for float32 execution, or nothing when no window

@@ -16,6 +16,7 @@
 #include "ops/float_thresholds.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
+#include "ops/symbolic_form.h"
 
 namespace nanguard {
 namespace {
@@ -385,8 +386,29 @@ Intervals shrink_interval(const AbstractContext& a) {
   return {round_out(IntervalTensor::of_bounds(out_lo, out_hi, x.shape, x.dtype), 0)};
 }
 
+// Symbolic bounds through ReLU, per channel on the input's hull [l, u]: exact where
+// stable; where unstable, y <= u (x - l) / (u - l) above and y >= lambda x below
+// (lambda = 1 when u > -l).
+bool relu_symbolic(BackSubstitution& b, const Node& n, const LinearRows& p) {
+  const IntervalTensor* x = b.interval(n.inputs[0]);
+  if (!x || x->shape.size() < 2) return false;
+  auto [l, u] = channel_hull(*x);
+  if (!at::isfinite(l).all().item<bool>() || !at::isfinite(u).all().item<bool>()) return false;
+  at::Tensor on = l >= 0, off = u <= 0, unstable = on.logical_or(off).logical_not();
+  at::Tensor slope = at::where(unstable, u / (u - l).clamp_min(1e-300), on.to(at::kDouble));
+  at::Tensor lambda = at::where(unstable, (u > -l).to(at::kDouble), on.to(at::kDouble));
+  at::Tensor intercept = at::where(unstable, -slope * l, at::zeros_like(l));
+  at::Tensor up = p.A > 0;
+  b.add_constant(p, p.A * up, intercept);
+  b.add_error(p, p.A, at::maximum(l.abs(), u.abs()) * 0x1p-50);  // the float64 slope products
+  std::vector<int64_t> shape(p.A.dim(), 1);
+  shape[1] = -1;
+  b.pass_to(n.inputs[0], p.with_coefficients(p.A * at::where(up, slope.view(shape), lambda.view(shape))));
+  return true;
+}
+
 NANGUARD_REGISTER_OPS({
-    with(OpDef{"Relu", lower_relu}, relu_interval),
+    with_symbolic(with(OpDef{"Relu", lower_relu}, relu_interval), relu_symbolic),
     with(OpDef{"LeakyRelu", lower_leaky_relu}, leaky_relu_interval),
     with(OpDef{"Elu", lower_elu}, elu_interval),
     with(OpDef{"Selu", lower_selu}, selu_interval),

@@ -5,6 +5,9 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <fmt/core.h>
 #include <z3++.h>
@@ -12,6 +15,7 @@
 #include "ops/float_thresholds.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
+#include "ops/symbolic_form.h"
 
 namespace nanguard {
 namespace {
@@ -367,11 +371,86 @@ std::vector<IntervalTensor> prelu_interval(const AbstractContext& a) {
   return {make_interval({lo, hi}, x.shape, x.dtype, 1)};
 }
 
+// Symbolic bounds through Add, or Sub (`subtracts`: the second operand's rows negated),
+// of two tensors of the output's shape, or of a per-channel constant.
+SymbolicFn sum_symbolic(bool subtracts) {
+  return [subtracts](BackSubstitution& b, const Node& n, const LinearRows& p) {
+    if (n.inputs.size() != 2) return false;
+    const IntervalTensor* out = b.interval(n.outputs[0]);
+    if (!out) return false;
+    int64_t channels = out->shape[1], rank = static_cast<int64_t>(out->shape.size());
+    at::Tensor err = at::zeros({channels}, at::kDouble);
+    std::vector<std::pair<std::string, LinearRows>> moves;
+    for (int i = 0; i < 2; ++i) {
+      const IntervalTensor* t = b.interval(n.inputs[i]);
+      if (!t) return false;
+      at::Tensor A = (i == 1 && subtracts) ? -p.A : p.A;
+      if (t->exact()) {
+        auto c = per_channel(*t, channels, rank);
+        if (!c) return false;
+        b.add_constant(p, A, *c);
+        err = err + c->abs();
+      } else {
+        if (t->shape != out->shape) return false;
+        moves.emplace_back(n.inputs[i], p.with_coefficients(A));
+        err = err + channel_magnitude(*t);
+      }
+    }
+    if (b.may_overflow(err)) return false;
+    b.add_error(p, p.A, err * kFloat32UnitRoundoff + kFloat32MinSubnormal);
+    for (auto& [name, q] : moves) b.pass_to(name, std::move(q));
+    return true;
+  };
+}
+
+// Symbolic bounds through Mul, or Div (`divides`: by its second operand only), by a
+// per-channel (or scalar) constant.
+SymbolicFn scale_symbolic(bool divides) {
+  return [divides](BackSubstitution& b, const Node& n, const LinearRows& p) {
+    if (n.inputs.size() != 2) return false;
+    const IntervalTensor* out = b.interval(n.outputs[0]);
+    int var = -1;
+    for (int i = 0; i < 2; ++i)
+      if (const IntervalTensor* t = b.interval(n.inputs[i]); t && !t->exact()) var = var < 0 ? i : 2;
+    if (!out || var < 0 || var > 1 || (divides && var != 0)) return false;
+    const IntervalTensor* x = b.interval(n.inputs[var]);
+    if (x->shape != out->shape) return false;
+    auto k = per_channel(*b.interval(n.inputs[1 - var]), out->shape[1], static_cast<int64_t>(out->shape.size()));
+    if (!k || (divides && (*k == 0).any().item<bool>())) return false;
+    at::Tensor f = divides ? 1.0 / *k : *k;
+    if (b.may_overflow(f.abs() * channel_magnitude(*x))) return false;
+    b.add_error(p, p.A, f.abs() * channel_magnitude(*x) * (2 * kFloat32UnitRoundoff + 0x1p-50) + kFloat32MinSubnormal);
+    b.pass_to(n.inputs[var], p.with_coefficients(scale_channels(p.A, f)));
+    return true;
+  };
+}
+
+OpDef add_op() {
+  OpDef d = with(binary("Add", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }), add_interval);
+  return affine_op(with_symbolic(broadcasting(with_z3(std::move(d), z3_add)), sum_symbolic(false)));
+}
+
+OpDef sub_op() {
+  OpDef d = with(binary("Sub", [](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b); }), sub_interval);
+  return affine_op(with_symbolic(broadcasting(with_z3(std::move(d), z3_sub)), sum_symbolic(true)));
+}
+
+OpDef mul_op() {
+  OpDef d = with(binary("Mul", [](const at::Tensor& a, const at::Tensor& b) { return at::mul(a, b); }), mul_interval);
+  return with_symbolic(broadcasting(with_z3(std::move(d), z3_mul)), scale_symbolic(false));
+}
+
+// x / y: the divisor is input 1.
+OpDef div_op() {
+  OpDef d = with_z3(with_facets(with(binary("Div", divide), div_interval, div_hazards), div_facets()), z3_div);
+  return with_quotient(with_symbolic(broadcasting(std::move(d)), scale_symbolic(true)), 0, 1);
+}
+
 NANGUARD_REGISTER_OPS({
-    broadcasting(with_z3(with(binary("Add", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }), add_interval), z3_add)),
-    broadcasting(with_z3(with(binary("Sub", [](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b); }), sub_interval), z3_sub)),
-    broadcasting(with_z3(with(binary("Mul", [](const at::Tensor& a, const at::Tensor& b) { return at::mul(a, b); }), mul_interval), z3_mul)),
-    broadcasting(with_z3(with_facets(with(binary("Div", divide), div_interval, div_hazards), div_facets()), z3_div)),
+    add_op(),
+    sub_op(),
+    mul_op(),
+    div_op(),
     broadcasting(with_facets(with(binary("Pow", power), pow_interval, pow_hazards), pow_facets())),
     broadcasting(with_facets(with(OpDef{"Mod", lower_mod}, mod_interval, mod_hazards), mod_facets())),
     with(variadic("Max", [](const at::Tensor& a, const at::Tensor& b) { return at::maximum(a, b); }, false),

@@ -13,6 +13,7 @@
 #include "ops/collapsed_bounds.h"
 #include "ops/op_registry.h"
 #include "ops/spatial_pads.h"
+#include "ops/symbolic_form.h"
 
 namespace nanguard {
 namespace {
@@ -201,8 +202,70 @@ std::vector<IntervalTensor> conv_interval(const AbstractContext& a) {
   return {make_interval(y, y.lo.sizes().vec(), x.dtype, 0)};
 }
 
+// Composes rows with a convolution kernel (the transposed convolution of A by W):
+// A'[r, ci, k * stride + t] += sum_co A[r, co, k] W[co, ci, t], as one matrix product.
+at::Tensor compose_kernel(const at::Tensor& A, const at::Tensor& W, const std::vector<int64_t>& stride) {
+  int64_t R = A.size(0), co = A.size(1), ci = W.size(1), s = A.dim() - 2, nk = 1;
+  std::vector<int64_t> K(A.sizes().begin() + 2, A.sizes().end()), T(W.sizes().begin() + 2, W.sizes().end());
+  std::vector<int64_t> out{R, ci}, pview{R, -1, ci};
+  for (int64_t d = 0; d < s; ++d) {
+    out.push_back((K[d] - 1) * stride[d] + T[d]);
+    pview.push_back(T[d]);
+    nk *= K[d];
+  }
+  at::Tensor P = at::mm(A.movedim(1, -1).reshape({-1, co}), W.reshape({co, -1})).view(pview);
+  at::Tensor result = at::zeros(out, A.options());
+  for (int64_t k = 0; k < nk; ++k) {
+    std::vector<at::indexing::TensorIndex> idx{at::indexing::Slice(), at::indexing::Slice()};
+    for (int64_t d = 0, rest = k, span = nk; d < s; ++d) {
+      span /= K[d];
+      int64_t coord = rest / span;
+      rest %= span;
+      idx.emplace_back(at::indexing::Slice(coord * stride[d], coord * stride[d] + T[d]));
+    }
+    result.index(idx).add_(P.select(1, k));
+  }
+  return result;
+}
+
+// Symbolic bounds through an ungrouped, undilated Conv with a constant kernel: the rows
+// composed with the kernel, plus its bias and the float32 rounding of each output.
+bool conv_symbolic(BackSubstitution& b, const Node& n, const LinearRows& p) {
+  const IntervalTensor *x = b.interval(n.inputs[0]), *w = b.interval(n.inputs[1]);
+  if (!x || !w || !w->exact() || attr_int(n, "group", 1) != 1 || p.spatial_rank() < 1) return false;
+  int64_t s = p.spatial_rank();
+  if (static_cast<int64_t>(x->shape.size()) != s + 2) return false;
+  OpContext c{n, b.opset(), {}, at::kDouble};
+  std::vector<int64_t> dil = spatial_attr(c, "dilations", s, 1), str = spatial_attr(c, "strides", s, 1);
+  if (std::any_of(dil.begin(), dil.end(), [](int64_t d) { return d != 1; })) return false;
+  at::Tensor W = w->lo;
+  std::vector<int64_t> kernel(W.sizes().begin() + 2, W.sizes().end()), in(x->shape.begin() + 2, x->shape.end());
+  SpatialPads pads = spatial_pads(c, in, kernel, str);
+  bool pointwise = pads.zero() && std::all_of(kernel.begin(), kernel.end(), [](int64_t k) { return k == 1; }) &&
+                   std::all_of(str.begin(), str.end(), [](int64_t v) { return v == 1; });
+  if (p.tapped && !pointwise) return false;  // taps would mix: bounded here, tap by tap
+  if (!b.spend(p.A.numel() * W.numel() / W.size(0))) return false;
+  at::Tensor bias = n.inputs.size() > 2 && !n.inputs[2].empty() ? b.interval(n.inputs[2])->lo.reshape({-1}) : at::Tensor();
+  // Float32: each output sums fan-in products and the bias, gamma_n of their magnitudes.
+  double fan = static_cast<double>(W.numel() / W.size(0)) + (bias.defined() ? 1 : 0);
+  at::Tensor absw = at::mv(W.abs().sum(spatial_dims(W)), channel_magnitude(*x));
+  if (bias.defined()) absw = absw + bias.abs();
+  if (b.may_overflow(absw)) return false;
+  b.add_error(p, p.A, absw * b.rounding_gamma(fan, W.size(0) * p.A.numel() / (p.A.size(0) * p.A.size(1))) +
+                          fan * kFloat32MinSubnormal);
+  if (bias.defined()) b.add_constant(p, p.A, bias);
+  LinearRows q = p.with_coefficients(compose_kernel(p.A, W, str));
+  for (int64_t d = 0; d < s; ++d) {
+    q.stride[d] = p.stride[d] * str[d];
+    q.offset[d] = p.offset[d] * str[d] - pads.begin[d];
+  }
+  if (!pads.zero()) b.cross_zero_padding(p, q, n.inputs[0]);
+  b.pass_to(n.inputs[0], std::move(q));
+  return true;
+}
+
 NANGUARD_REGISTER_OPS({
-    with(OpDef{"Conv", lower_conv}, conv_interval),
+    affine_op(with_symbolic(with(OpDef{"Conv", lower_conv}, conv_interval), conv_symbolic)),
     with(OpDef{"ConvTranspose", lower_conv_transpose}, conv_interval),
 });
 

@@ -4,6 +4,7 @@
 // INF * 0 inside a sum is NaN, as ONNX specifies by reference to numpy.
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <string>
 
 #include <ATen/ATen.h>
@@ -11,6 +12,7 @@
 #include "ops/bilinear_bounds.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
+#include "ops/symbolic_form.h"
 
 namespace nanguard {
 namespace {
@@ -195,9 +197,50 @@ std::vector<IntervalTensor> einsum_interval(const AbstractContext& a) {
   return {bounded(y, y.lo.sizes().vec(), a.input(0).dtype)};
 }
 
+// y = alpha x W' + beta bias, W' = W or W^T: what Gemm's attributes make of a dense layer
+// (MatMul is the plain one: no bias to read, since it has no third input).
+struct DenseLayer {
+  bool transposed_weight = false;  // W is stored [out, in]
+  double alpha = 1, beta = 1;
+};
+
+// Symbolic bounds through a dense layer with a constant 2-D weight on a 2-D input: the
+// rows times the weight, plus the bias and the float32 rounding of each output.
+bool dense_symbolic(BackSubstitution& b, const Node& n, const LinearRows& p, const DenseLayer& layer) {
+  const IntervalTensor *x = b.interval(n.inputs[0]), *w = b.interval(n.inputs[1]);
+  if (!x || !w || !w->exact() || x->shape.size() != 2 || w->shape.size() != 2 || p.spatial_rank() != 0) return false;
+  at::Tensor W = layer.transposed_weight ? w->lo : w->lo.t();  // [out, in]
+  W = W * layer.alpha;
+  std::optional<at::Tensor> bias;
+  if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+    bias = per_channel(*b.interval(n.inputs[2]), W.size(0), 2);
+    if (!bias) return false;
+    *bias = *bias * layer.beta;
+  }
+  if (!b.spend(p.A.numel() * W.size(1))) return false;
+  double fan = static_cast<double>(W.size(1)) + 2;
+  at::Tensor err = at::mv(W.abs(), channel_magnitude(*x)) + (bias ? bias->abs() : at::zeros({W.size(0)}, at::kDouble));
+  if (b.may_overflow(err)) return false;
+  b.add_error(p, p.A, err * b.rounding_gamma(fan, W.size(0)) + fan * kFloat32MinSubnormal);
+  if (bias) b.add_constant(p, p.A, *bias);
+  b.pass_to(n.inputs[0], p.with_coefficients(at::mm(p.A, W)));
+  return true;
+}
+
+bool matmul_symbolic(BackSubstitution& b, const Node& n, const LinearRows& p) {
+  return dense_symbolic(b, n, p, DenseLayer{});
+}
+
+// Gemm with a transposed input is not a layer over x's rows.
+bool gemm_symbolic(BackSubstitution& b, const Node& n, const LinearRows& p) {
+  if (attr_int(n, "transA", 0) != 0) return false;
+  DenseLayer layer{attr_int(n, "transB", 0) != 0, attr_float(n, "alpha", 1.0f), attr_float(n, "beta", 1.0f)};
+  return dense_symbolic(b, n, p, layer);
+}
+
 NANGUARD_REGISTER_OPS({
-    with(OpDef{"MatMul", lower_matmul}, matmul_interval),
-    with(OpDef{"Gemm", lower_gemm}, gemm_interval),
+    affine_op(with_symbolic(with(OpDef{"MatMul", lower_matmul}, matmul_interval), matmul_symbolic)),
+    affine_op(with_symbolic(with(OpDef{"Gemm", lower_gemm}, gemm_interval), gemm_symbolic)),
     with(OpDef{"Einsum", lower_einsum}, einsum_interval),
     OpDef{"MatMulInteger", lower_matmul_integer},
     OpDef{"QLinearMatMul", lower_qlinear_matmul},

@@ -15,6 +15,7 @@
 
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
+#include "ops/symbolic_form.h"
 
 namespace nanguard {
 namespace {
@@ -549,8 +550,41 @@ std::vector<HazardFacet> lp_norm_facets() {
           slice_facet("lpnorm-zero-gradient", HazardKind::kGradient, "the norm of a slice, not one element")};
 }
 
+// Symbolic bounds through inference BatchNormalization: y = g x + h per channel, in a
+// few float32 roundings.
+bool batch_norm_symbolic(BackSubstitution& b, const Node& n, const LinearRows& p) {
+  if (n.inputs.size() < 5 || attr_int(n, "training_mode", 0) != 0 || n.outputs.size() > 1) return false;
+  const IntervalTensor* x = b.interval(n.inputs[0]);
+  std::vector<at::Tensor> v;
+  for (int i = 1; i < 5; ++i) {
+    const IntervalTensor* t = b.interval(n.inputs[i]);
+    if (!t || !t->exact()) return false;
+    v.push_back(t->lo.reshape({-1}));
+  }
+  if (!x || x->shape.size() < 2) return false;
+  double eps = attr_float(n, "epsilon", 1e-5f);
+  at::Tensor g = v[0] / at::sqrt(v[3] + eps), h = v[1] - v[2] * g;
+  if (!at::isfinite(g).all().item<bool>() || !at::isfinite(h).all().item<bool>()) return false;
+  at::Tensor scale = g.abs() * (channel_magnitude(*x) + v[2].abs()) + h.abs() + v[1].abs();
+  if (b.may_overflow(scale)) return false;
+  at::Tensor err = scale * (8 * kFloat32UnitRoundoff) + 4 * kFloat32MinSubnormal;
+  b.add_error(p, p.A, err);
+  b.add_constant(p, p.A, h);
+  b.pass_to(n.inputs[0], p.with_coefficients(scale_channels(p.A, g)));
+  return true;
+}
+
+OpDef batch_norm() {
+  OpDef d = with_facets(with(OpDef{"BatchNormalization", lower_batch_norm}, batch_norm_interval, batch_norm_hazards),
+                        batch_norm_facets());
+  // X, scale, B, mean, var: a free variance stays a variance (>= 0).
+  using R = InputRole;
+  d = with_input_roles(std::move(d), {R::kValue, R::kValue, R::kValue, R::kValue, R::kNonnegative});
+  return affine_op(with_symbolic(std::move(d), batch_norm_symbolic));
+}
+
 NANGUARD_REGISTER_OPS({
-    with_facets(with(OpDef{"BatchNormalization", lower_batch_norm}, batch_norm_interval, batch_norm_hazards), batch_norm_facets()),
+    batch_norm(),
     with_facets(with(OpDef{"InstanceNormalization", lower_instance_norm}, instance_norm_interval, instance_norm_hazards),
                 zero_variance_facets()),
     with_facets(with(OpDef{"LayerNormalization", lower_layer_norm}, layer_norm_interval, layer_norm_hazards), zero_variance_facets()),

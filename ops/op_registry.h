@@ -1,10 +1,11 @@
 // The registry of op semantics. Each ops/<family>.cc file defines, per ONNX op, its
-// facets (today the LibTorch lowering; the abstract transfer functions and hazard
-// conditions join the same OpDef) and registers them from that file with
+// facets (the LibTorch lowering, the interval and symbolic transfers, the hazard
+// conditions, the roles of its inputs) and registers them from that file with
 // NANGUARD_REGISTER_OPS, so adding an op never touches a second table.
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "ops/abstract_context.h"
 #include "ops/hazard.h"
 #include "ops/op_context.h"
+#include "ops/symbolic_form.h"
 
 namespace z3 {
 class expr;
@@ -41,6 +43,18 @@ using Z3EncodingFn = std::function<z3::expr(const std::vector<z3::expr>& operand
 
 enum class Monotone { kNone, kIncreasing, kDecreasing, kDataMovement };
 
+// What a free weight (`--weights free`) fed to an input may become while keeping its
+// meaning: any value in its range, only >= 0 (a variance), or nothing but its stored
+// value (a structural parameter such as Resize scales, which shapes the computation).
+enum class InputRole { kValue, kNonnegative, kStructural };
+
+// The operands of a quotient (Div: x / y, Reciprocal: 1 / x), so that the fixer can
+// keep a divisor whose range crosses 0 away from 0 with its sign moved to the numerator.
+struct QuotientOperands {
+  int numerator = -1;  // -1: the numerator is 1
+  int divisor = 0;
+};
+
 struct OpDef {
   std::string op_type;
   LowerFn lower;
@@ -61,8 +75,18 @@ struct OpDef {
   // Operands broadcast elementwise into one output (Add, Div, Pow...): one output
   // position ties one element of each operand.
   bool elementwise_broadcast = false;
+  // Its linear transfer or relaxation for symbolic bounds (ops/symbolic_form.h); null
+  // when they cannot cross the op: their window stops at its output.
+  SymbolicFn symbolic = nullptr;
+  // The op composes neurons linearly (Conv, Gemm, Add...): the analyzer refines its
+  // outputs symbolically where they grow large or feed a hazard. Needs `symbolic`.
+  bool affine = false;
+  // Per input, in order; inputs past the list are kValue.
+  std::vector<InputRole> input_roles;
+  std::optional<QuotientOperands> quotient;
 
   const HazardFacet* facet(const std::string& hazard) const;
+  InputRole input_role(size_t input) const { return input < input_roles.size() ? input_roles[input] : InputRole::kValue; }
 };
 
 // Attaches the abstract facets to an op's definition: OpDef{...} with its interval
@@ -94,6 +118,30 @@ inline OpDef broadcasting(OpDef d) {
 // Marks an op whose output shape depends on input values (NonZero, Range...).
 inline OpDef value_dependent_shape(OpDef d) {
   d.value_dependent_shape = true;
+  return d;
+}
+
+// Ops that symbolic bounds cross: their linear transfer or relaxation.
+inline OpDef with_symbolic(OpDef d, SymbolicFn transfer) {
+  d.symbolic = std::move(transfer);
+  return d;
+}
+
+// Marks an op that composes neurons linearly (its outputs are refined symbolically).
+inline OpDef affine_op(OpDef d) {
+  d.affine = true;
+  return d;
+}
+
+// The roles of the op's inputs for free weights (kValue for any not listed).
+inline OpDef with_input_roles(OpDef d, std::vector<InputRole> roles) {
+  d.input_roles = std::move(roles);
+  return d;
+}
+
+// Marks a quotient op with its numerator (-1: 1) and divisor inputs.
+inline OpDef with_quotient(OpDef d, int numerator, int divisor) {
+  d.quotient = QuotientOperands{numerator, divisor};
   return d;
 }
 

@@ -408,9 +408,17 @@ OpDef moving(OpDef d) {
   return d;
 }
 
+// Resize's roi, scales and sizes (Upsample's scales) shape the computation: free
+// weights keep them fixed.
+OpDef resizing(OpDef d, size_t inputs) {
+  std::vector<InputRole> roles(inputs, InputRole::kStructural);
+  roles[0] = InputRole::kValue;
+  return with_input_roles(std::move(d), std::move(roles));
+}
+
 NANGUARD_REGISTER_OPS({
-    with(OpDef{"Resize", lower_resize}, resize_interval),
-    with(OpDef{"Upsample", lower_resize}, resize_interval),
+    resizing(with(OpDef{"Resize", lower_resize}, resize_interval), 4),
+    resizing(with(OpDef{"Upsample", lower_resize}, resize_interval), 2),
     with(OpDef{"GridSample", lower_grid_sample}, grid_sample_interval),
     moving(OpDef{"DepthToSpace", lower_depth_to_space}),
     moving(OpDef{"SpaceToDepth", lower_space_to_depth}),

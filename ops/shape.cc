@@ -15,6 +15,7 @@
 
 #include "ops/move_bounds.h"
 #include "ops/op_registry.h"
+#include "ops/symbolic_form.h"
 
 namespace nanguard {
 namespace {
@@ -299,6 +300,34 @@ OpDef moves(const char* op_type, LowerFn lower, const char* roles) {
   return d;
 }
 
+// Symbolic bounds through Concat along channels: each input takes its slice of the
+// rows' channels (a constant input's slice becomes a constant term).
+bool concat_symbolic(BackSubstitution& b, const Node& n, const LinearRows& p) {
+  const IntervalTensor* out = b.interval(n.outputs[0]);
+  if (!out) return false;
+  int64_t rank = static_cast<int64_t>(out->shape.size()), axis = attr_int(n, "axis", 0);
+  if ((axis < 0 ? axis + rank : axis) != 1) return false;
+  std::vector<std::pair<std::string, const IntervalTensor*>> ins;
+  for (const std::string& in : n.inputs) {
+    const IntervalTensor* t = in.empty() ? nullptr : b.interval(in);
+    if (!t || t->shape.size() != out->shape.size()) return false;
+    ins.emplace_back(in, t);
+  }
+  int64_t first_channel = 0;
+  for (const auto& [name, t] : ins) {
+    at::Tensor slice = p.A.narrow(1, first_channel, t->shape[1]);
+    first_channel += t->shape[1];
+    if (t->exact()) {
+      auto c = per_channel(*t, t->shape[1], rank);
+      if (!c) return false;
+      b.add_constant(p, slice, *c);
+    } else {
+      b.pass_to(name, p.with_coefficients(slice.contiguous()));
+    }
+  }
+  return true;
+}
+
 OpDef shape_op(const char* op_type, LowerFn lower) {
   OpDef d{op_type, lower};
   d.interval = shape_only(lower);
@@ -311,7 +340,7 @@ NANGUARD_REGISTER_OPS({
     moves("Transpose", lower_transpose, "d"),
     moves("Squeeze", lower_squeeze, "de"),
     moves("Unsqueeze", lower_unsqueeze, "de"),
-    with(moves("Concat", lower_concat, "d"), concat_interval),
+    with_symbolic(with(moves("Concat", lower_concat, "d"), concat_interval), concat_symbolic),
     moves("Split", lower_split, "de"),
     moves("Slice", lower_slice, "de"),
     moves("Expand", lower_expand, "de"),

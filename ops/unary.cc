@@ -14,6 +14,7 @@
 #include "ops/float_thresholds.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
+#include "ops/symbolic_form.h"
 
 namespace nanguard {
 namespace {
@@ -238,6 +239,12 @@ using T = const at::Tensor&;
 const double kAtanhEdge = 1.0 - 5.960464477539063e-08;  // the float32 just below 1
 const double kHalfPiUp = 1.5707963705062866;  // float32(pi/2), which is above pi/2
 
+// Symbolic bounds pass through Identity unchanged.
+bool identity_symbolic(BackSubstitution& b, const Node& n, const LinearRows& p) {
+  b.pass_to(n.inputs[0], p);
+  return true;
+}
+
 // ONNX Round is round-half-to-even, as is at::round.
 NANGUARD_REGISTER_OPS({
     with(unary("Abs", [](T x) { return x.abs(); }), abs_interval),
@@ -249,8 +256,10 @@ NANGUARD_REGISTER_OPS({
                 log_facets()),
     with_z3(with_facets(with(unary("Sqrt", [](T x) { return x.sqrt(); }), increasing_on([](T x) { return x.sqrt(); }, 0.0, kInf, 1, 0.0), sqrt_hazards),
                         sqrt_facets()), z3_sqrt),
-    with_z3(with_facets(with(unary("Reciprocal", [](T x) { return x.reciprocal(); }), reciprocal_interval, reciprocal_hazards),
-                        reciprocal_facets()), z3_reciprocal),
+    with_quotient(with_z3(with_facets(with(unary("Reciprocal", [](T x) { return x.reciprocal(); }), reciprocal_interval,
+                                           reciprocal_hazards),
+                                      reciprocal_facets()), z3_reciprocal),
+                  -1, 0),  // 1 / x
     unary("Floor", [](T x) { return x.floor(); }, Monotone::kIncreasing),
     unary("Ceil", [](T x) { return x.ceil(); }, Monotone::kIncreasing),
     unary("Round", [](T x) { return x.round(); }, Monotone::kIncreasing),
@@ -284,7 +293,7 @@ NANGUARD_REGISTER_OPS({
     with(unary("Erf", [](T x) { return x.erf(); }), increasing_on([](T x) { return x.erf(); }, -kInf, kInf, 4, -1, 1)),
     with(unary("Not", [](T x) { return x.logical_not(); }), not_interval),
     with(unary("IsNaN", [](T x) { return x.isnan(); }), isnan_interval),
-    unary("Identity", [](T x) { return x; }, Monotone::kDataMovement),
+    with_symbolic(unary("Identity", [](T x) { return x; }, Monotone::kDataMovement), identity_symbolic),
     with(OpDef{"IsInf", lower_is_inf}, isinf_interval),
 });
 

@@ -2,9 +2,11 @@
 // range modes' Clip of inputs and initializers.
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include <fmt/core.h>
 
+#include "ops/op_registry.h"
 #include "solver/fix_internal.h"
 
 namespace nanguard {
@@ -30,20 +32,31 @@ std::string add_clip(ModelPatch& p, const std::string& x, double lo, double hi, 
   return p.add_node("Clip", in, hint, before);
 }
 
+// The node's numerator (-1: 1) and divisor, when its op is a quotient (OpDef::quotient)
+// and the node has those inputs.
+std::optional<QuotientOperands> quotient_operands(const Node& node) {
+  const OpDef* def = OpRegistry::instance().find(node.op_type, node.domain);
+  if (!def || !def->quotient) return std::nullopt;
+  int inputs = static_cast<int>(node.inputs.size());
+  if (def->quotient->divisor >= inputs || def->quotient->numerator >= inputs) return std::nullopt;
+  return def->quotient;
+}
+
 // x / y -> (x * s) / max(|y|, m) and 1 / y -> s / max(|y|, m), s = -1 where y < 0 else
 // 1: exactly x / y wherever |y| >= m, and an interval analysis sees a divisor >= m.
 Status sign_preserving_divisor(ModelPatch& p, const Node& node, double m, int32_t type) {
-  bool div = node.op_type == "Div" && node.inputs.size() == 2;
-  if (!div && node.op_type != "Reciprocal") return Status::Error(fmt::format("{} ({}): a divisor whose range crosses 0 is clamped away from 0 only for Div and Reciprocal", node.name, node.op_type));
+  std::optional<QuotientOperands> quotient = quotient_operands(node);
+  if (!quotient) return Status::Error(fmt::format("{} ({}): a divisor whose range crosses 0 is clamped away from 0 only for quotient ops (x / y, 1 / x)", node.name, node.op_type));
   if (p.opset() < 9) return Status::Error("the sign-preserving clamp needs Where (opset 9)");
+  bool div = quotient->numerator >= 0;
   const std::string& at = node.outputs[0];
-  const std::string& y = node.inputs[div ? 1 : 0];
+  const std::string& y = node.inputs[quotient->divisor];
   std::string zero = p.add_scalar("zero", 0, type), one = p.add_scalar("one", 1, type), mone = p.add_scalar("minus_one", -1, type);
   std::string neg = p.add_node("Less", {y, zero}, "divisor_negative", at);
   std::string s = p.add_node("Where", {neg, mone, one}, "divisor_sign", at);
   std::string mag = p.add_node("Max", {p.add_node("Abs", {y}, "divisor_abs", at), p.add_scalar("min_magnitude", m, type)},
                                "divisor_clamped", at);
-  std::string num = div ? p.add_node("Mul", {node.inputs[0], s}, "signed_numerator", at) : s;
+  std::string num = div ? p.add_node("Mul", {node.inputs[quotient->numerator], s}, "signed_numerator", at) : s;
   std::string q = p.add_node("Div", {num, mag}, "safe_quotient", at);
   return p.replace_node(at, q);
 }
