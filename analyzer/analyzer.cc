@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 
 #include "analyzer/relational_facts.h"
+#include "analyzer/half_grid.h"
 #include "analyzer/symbolic_bounds.h"
 #include "ops/op_registry.h"
 #include "ops/tensor_proto.h"
@@ -176,20 +177,41 @@ void check_overflow(const AbstractContext& a, std::vector<IntervalTensor>& outs,
   }
 }
 
-// The analysis computes float32 (or float64) bounds: for a half-precision type the
-// overflow limit is checked above, but its rounding and subnormals are not modelled,
-// so nothing is proved for a model that computes in it. Reported once, at the first
-// node with such an output, and listed with the unsupported ops.
+// Outputs declared float16/bfloat16 hold the float32 result rounded to nearest in
+// their type (each op computes in float32: ATen's opmath, and the CPU executor).
+// Rounding to nearest is monotone, so rounding the bounds outward onto the type's
+// grid is sound; an exact value is rounded as the run rounds it.
+void round_to_declared_half(const AbstractContext& a, std::vector<IntervalTensor>& outs) {
+  for (size_t i = 0; i < outs.size() && i < a.node.outputs.size(); ++i) {
+    IntervalTensor& t = outs[i];
+    const TensorType* type = a.graph.type_of(a.node.outputs[i]);
+    if (!type || !t.lo.defined() || !t.is_float() || t.numel() == 0) continue;
+    at::ScalarType half = half_type_of(type->elem_type);
+    if (half == at::kFloat) continue;
+    if (t.exact()) {
+      at::Tensor v = t.lo.detach().to(at::kFloat).to(half).to(at::kDouble);
+      t = IntervalTensor::of_bounds(v, v.clone(), t.shape, t.dtype);
+      continue;
+    }
+    t = IntervalTensor::of_bounds(round_on_grid(t.lo, half, false), round_on_grid(t.hi, half, true), t.shape, t.dtype);
+  }
+}
+
+// Half-precision forward values are modelled (the float32 result rounded onto the
+// type's grid, overflow at its limit); its backward pass is not: gradient hazards keep
+// float32's thresholds (1/x of a float16 x < 1.5e-5 overflows). So nothing is proved
+// for a model that computes in it: one gradient finding, at the first node with such
+// an output, and the type listed with the unsupported ops.
 void check_modelled_type(const AbstractContext& a, AnalysisResult& result) {
   for (const std::string& out : a.node.outputs) {
     const TensorType* t = out.empty() ? nullptr : a.graph.type_of(out);
     if (!t || (t->elem_type != onnx::TensorProto::FLOAT16 && t->elem_type != onnx::TensorProto::BFLOAT16)) continue;
-    std::string name = t->elem_type == onnx::TensorProto::FLOAT16 ? "float16 rounding" : "bfloat16 rounding";
+    std::string name = t->elem_type == onnx::TensorProto::FLOAT16 ? "float16 gradients" : "bfloat16 gradients";
     if (std::find(result.unsupported.begin(), result.unsupported.end(), name) != result.unsupported.end()) return;
     result.unsupported.push_back(name);
     result.findings.push_back(make_finding(
-        a, HazardReport{"unmodelled-precision", HazardKind::kForward, 0,
-                        fmt::format("{} is not modelled (only its overflow limit): nothing computed in it is proved", name)}));
+        a, HazardReport{"unmodelled-precision", HazardKind::kGradient, 0,
+                        fmt::format("{} are not modelled (forward values are): no gradient computed in it is proved", name)}));
     return;
   }
 }
@@ -304,6 +326,7 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
   if (!supported)
     for (const auto& o : node.outputs) unbounded.insert(o);
   check_overflow(a, outs, result, forward_reported || !supported, fed_unbounded, unbounded);
+  round_to_declared_half(a, outs);
   check_modelled_type(a, result);
   // Downstream of an unbounded origin, outputs that stay huge are still its echo
   // (Relu of a clamped 3.4e38 bound); bounded ones (softmax, tanh, norms) are not.

@@ -5,6 +5,7 @@
 #include <fmt/core.h>
 
 #include "analyzer/analyzer.h"
+#include "analyzer/half_grid.h"
 #include "ops/op_registry.h"
 #include "ops/tensor_proto.h"
 
@@ -100,6 +101,9 @@ Result<std::unordered_map<std::string, IntervalTensor>> initial_intervals(const 
     if (st == at::kFloat) {
       iv.lo = iv.lo.to(at::kFloat).to(at::kDouble).clamp_min(r.lo);
       iv.hi = iv.hi.to(at::kFloat).to(at::kDouble).clamp_max(r.hi);
+    } else if (st == at::kHalf || st == at::kBFloat16) {  // likewise onto its grid
+      iv.lo = round_on_grid(iv.lo, st, true);
+      iv.hi = round_on_grid(iv.hi, st, false);
     } else if (!at::isFloatingType(st)) {
       iv.lo = iv.lo.ceil();
       iv.hi = iv.hi.floor();

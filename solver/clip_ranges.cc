@@ -230,16 +230,17 @@ double mean_kept(const Search& s, const std::vector<Range>& r) {
 }
 
 // The ways to narrow knob i alone from `base`: along the gradient (or towards 0
-// without one), then away from 0.
+// without one), then towards 0 and away from 0 where those differ.
 std::vector<Direction> single_moves(const Search& s, const std::vector<Range>& base, size_t i, const Direction* grad) {
   std::vector<Direction> out;
   Direction d(s.knobs.size(), {0, 0});
   double l = grad ? (*grad)[i].first : 0, h = grad ? (*grad)[i].second : 0;
   d[i] = l + h > 0 ? std::make_pair(l / (l + h), h / (l + h)) : towards_zero(base[i]);
   out.push_back(d);
-  auto away = away_from_zero(base[i]);
-  if (away != std::make_pair(0.0, 0.0) && away != d[i]) {
-    d[i] = away;
+  for (auto other : {towards_zero(base[i]), away_from_zero(base[i])}) {
+    bool known = std::any_of(out.begin(), out.end(), [&](const Direction& o) { return o[i] == other; });
+    if (other == std::make_pair(0.0, 0.0) || known) continue;
+    d[i] = other;
     out.push_back(d);
   }
   return out;

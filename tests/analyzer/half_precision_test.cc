@@ -1,6 +1,9 @@
 // Half precision: a float16 product past 65504 is an overflow finding (float32's limit
-// would call it safe), nothing computed in float16 or bfloat16 is reported proved, and
-// the executor runs such models on CPU (float32 compute, each result rounded to its type).
+// would call it safe); forward values are rounded onto the type's grid, so a softmax
+// that underflows only in float16 makes its Log a finding; gradients are not modelled,
+// so nothing computed in float16 or bfloat16 is reported proved; the executor runs such
+// models on CPU (float32 compute, each result rounded to its type), and sampled runs
+// stay inside the bounds.
 #include <gtest/gtest.h>
 
 #include "tests/ops/op_test_util.h"
@@ -33,6 +36,63 @@ TEST(HalfPrecision, BFloat16KeepsFloat32RangeButIsNotProved) {
   using Names = std::vector<std::string>;
   EXPECT_EQ(testing::summary(testing::findings_of(b, testing::ranges_of({{"x", {-300, 300}}}))),
             (Names{"square:unmodelled-precision"}));
+}
+
+testing::ModelBuilder log_softmax_model(int32_t type) {
+  testing::ModelBuilder b(13);
+  b.input("x", {1, 2}, type).output("y", {1, 2}, type);
+  b.node("Softmax", {"x"}, {"p"}, "softmax");
+  b.node("Log", {"p"}, {"y"}, "log");
+  return b;
+}
+
+std::vector<std::string> forward_hazards(const AnalysisResult& r) {
+  std::vector<std::string> out;
+  for (const Finding& f : r.findings)
+    if (f.kind == HazardKind::kForward) out.push_back(f.node + ":" + f.hazard);
+  return out;
+}
+
+// x in [-10, 10]^2: the least softmax entry is exp(-20) / (1 + exp(-20)) = 2.1e-9, a
+// float32 value but under half of float16's least subnormal (5.96e-8): it rounds to 0
+// and the Log gives -inf. Float32 proves the Log; float16 must flag it, and a run in
+// float16 gives the -inf. With x in [-5, 5] (least entry 4.5e-5) float16 is safe too.
+TEST(HalfPrecision, Float16SoftmaxUnderflowFlagsTheLog) {
+  using Names = std::vector<std::string>;
+  testing::ModelBuilder f32 = log_softmax_model(onnx::TensorProto::FLOAT);
+  EXPECT_TRUE(testing::findings_of(f32, testing::ranges_of({{"x", {-10, 10}}})).empty());
+  testing::ModelBuilder f16 = log_softmax_model(onnx::TensorProto::FLOAT16);
+  AnalysisResult wide = testing::analyze_built(f16, testing::ranges_of({{"x", {-10, 10}}}));
+  EXPECT_EQ(forward_hazards(wide), (Names{"log:log-nonpositive"}));
+  EXPECT_EQ(wide.intervals.at("p").min(), 0.0);
+  AnalysisResult narrow = testing::analyze_built(f16, testing::ranges_of({{"x", {-5, 5}}}));
+  EXPECT_TRUE(forward_hazards(narrow).empty());
+  EXPECT_GT(narrow.intervals.at("p").min(), 0.0);
+  ASSERT_FALSE(narrow.findings.empty());  // the gradients are still unmodelled: no proof
+  EXPECT_EQ(narrow.findings[0].hazard, "unmodelled-precision");
+  EXPECT_EQ(narrow.findings[0].kind, HazardKind::kGradient);
+  at::Tensor x = at::tensor({-10.f, 10.f}).reshape({1, 2}).to(at::kHalf);
+  at::Tensor y = testing::run_output(f16, {{"x", x}}).to(at::kFloat);
+  EXPECT_TRUE(std::isinf(y[0][0].item<float>())) << y;
+}
+
+// Bounds rounded outward onto the grid contain every sampled float16 and bfloat16 run
+// of a chain that rounds at every step (products, sums, exp, division, sqrt).
+TEST(HalfPrecision, SampledHalfRunsStayInsideTheRoundedBounds) {
+  for (int32_t type : {onnx::TensorProto::FLOAT16, onnx::TensorProto::BFLOAT16}) {
+    testing::ModelBuilder b(13);
+    b.input("x", {2, 8}, type).input("z", {2, 8}, type).output("y", {2, 8}, type);
+    b.node("Mul", {"x", "z"}, {"m"});
+    b.node("Add", {"m", "x"}, {"s"});
+    b.node("Exp", {"s"}, {"e"});
+    b.node("Mul", {"x", "x"}, {"sq"});
+    b.node("Sqrt", {"sq"}, {"r"});
+    b.node("Add", {"e", "r"}, {"d"});
+    b.node("Div", {"s", "d"}, {"y"});
+    testing::SoundTally tally;
+    EXPECT_GT(testing::expect_sound(b, testing::ranges_of({{"x", {-3.1, 2.7}}, {"z", {0.3, 1.9}}}), "half chain", &tally, 200),
+              0);
+  }
 }
 
 TEST(HalfPrecision, Float16RunsOnCpuAndOverflowsWhereTheTypeDoes) {
