@@ -381,6 +381,7 @@ SymbolicFn sum_symbolic(bool subtracts) {
     int64_t channels = out->shape[1], rank = static_cast<int64_t>(out->shape.size());
     at::Tensor err = at::zeros({channels}, at::kDouble);
     std::vector<std::pair<std::string, LinearRows>> moves;
+    std::vector<std::pair<at::Tensor, at::Tensor>> constants;  // added only once nothing can refuse
     for (int i = 0; i < 2; ++i) {
       const IntervalTensor* t = b.interval(n.inputs[i]);
       if (!t) return false;
@@ -388,7 +389,7 @@ SymbolicFn sum_symbolic(bool subtracts) {
       if (t->exact()) {
         auto c = per_channel(*t, channels, rank);
         if (!c) return false;
-        b.add_constant(p, A, *c);
+        constants.emplace_back(A, *c);
         err = err + c->abs();
       } else {
         if (t->shape != out->shape) return false;
@@ -397,6 +398,9 @@ SymbolicFn sum_symbolic(bool subtracts) {
       }
     }
     if (b.may_overflow(err)) return false;
+    // A refusal above leaves the rows to be evaluated on the output: a constant added
+    // before it would be counted twice.
+    for (const auto& [A, c] : constants) b.add_constant(p, A, c);
     b.add_error(p, p.A, err * kFloat32UnitRoundoff + kFloat32MinSubnormal);
     for (auto& [name, q] : moves) b.pass_to(name, std::move(q));
     return true;

@@ -7,6 +7,7 @@
 // Unsqueeze axes and Split sizes at 13, Slice starts/ends at 10), ctx.opset decides.
 // The ops that create data (ConstantOfShape, Range, Pad, Trilu, EyeLike, Dropout)
 // live in shape_create.cc.
+#include <optional>
 #include <algorithm>
 #include <limits>
 
@@ -313,17 +314,22 @@ bool concat_symbolic(BackSubstitution& b, const Node& n, const LinearRows& p) {
     if (!t || t->shape.size() != out->shape.size()) return false;
     ins.emplace_back(in, t);
   }
-  int64_t first_channel = 0;
+  // Every slice is checked before any is applied: a refusal leaves the rows to be
+  // evaluated on the output, and a term already passed on would count twice.
+  std::vector<std::optional<at::Tensor>> constants;
   for (const auto& [name, t] : ins) {
+    constants.emplace_back();
+    if (!t->exact()) continue;
+    constants.back() = per_channel(*t, t->shape[1], rank);
+    if (!constants.back()) return false;
+  }
+  int64_t first_channel = 0;
+  for (size_t i = 0; i < ins.size(); ++i) {
+    const auto& [name, t] = ins[i];
     at::Tensor slice = p.A.narrow(1, first_channel, t->shape[1]);
     first_channel += t->shape[1];
-    if (t->exact()) {
-      auto c = per_channel(*t, t->shape[1], rank);
-      if (!c) return false;
-      b.add_constant(p, slice, *c);
-    } else {
-      b.pass_to(name, p.with_coefficients(slice.contiguous()));
-    }
+    if (constants[i]) b.add_constant(p, slice, *constants[i]);
+    else b.pass_to(name, p.with_coefficients(slice.contiguous()));
   }
   return true;
 }

@@ -94,6 +94,14 @@ struct Search {
   int analyses = 0;
 
   double analysis_seconds = 0;  // one plain analysis of the model, measured
+  std::vector<std::set<std::string>> upstream;  // per target node: the tensors it reads, transitively
+
+  // Whether knob i feeds every target: only such a tensor can fix them all alone.
+  bool feeds_all(size_t i) const {
+    return std::all_of(upstream.begin(), upstream.end(), [&](const std::set<std::string>& u) { return u.count(knobs[i].name) > 0; });
+  }
+  // Bisection steps: fewer where one analysis takes seconds (the budget would end first).
+  int steps() const { return analysis_seconds > 1 ? 6 : 10; }
 
   bool out_of_time() const { return Clock::now() > deadline; }
   double seconds_left() const { return std::chrono::duration<double>(deadline - Clock::now()).count(); }
@@ -216,7 +224,7 @@ void give_back(Search& s, std::vector<Range>& r) {
 // The ranges at the least t in (0, 1] that proves `nodes`, given that t = 1 does.
 std::vector<Range> bisect(Search& s, const std::vector<Range>& base, const Direction& dir, const std::set<std::string>& nodes) {
   double good = 1, bad = 0;
-  for (int step = 0; step < 10 && !s.out_of_time(); ++step) {
+  for (int step = 0; step < s.steps() && !s.out_of_time(); ++step) {
     double mid = (good + bad) / 2;
     (s.proves(at_t(base, dir, mid), nodes) ? good : bad) = mid;
   }
@@ -298,6 +306,7 @@ std::optional<std::vector<Range>> best_single(Search& s, const std::vector<size_
   int proved = 0, tried = 0;
   for (size_t i : order) {
     if (proved >= 3 || tried >= 8 || s.out_of_time()) break;
+    if (!s.feeds_all(i)) continue;
     ++tried;
     auto r = narrow_one(s, s.whole(), i, grad, s.target_nodes);
     if (!r) continue;
@@ -405,6 +414,7 @@ Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>
   Search s{graph, targets, original->findings, options, nodes, knobs_of(graph, mode, options.analyze),
            start + std::chrono::milliseconds(static_cast<int64_t>(options.range_budget_seconds * 1000))};
   s.analysis_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  for (const std::string& n : nodes) s.upstream.push_back(upstream_of(graph, n));
   auto finish = [&](std::string reason) {
     fix.reason = std::move(reason);
     fix.seconds = std::chrono::duration<double>(Clock::now() - start).count();

@@ -103,6 +103,23 @@ TEST(SymbolicBounds, PathsMeetingAtAnInputCancelBeforeItsIntervalIsUsed) {
   }
 }
 
+// conv1x1_identity(0.5 + x) with x broadcast from [1, 4, 1, 1]: the Add refuses to
+// pass x's rows on (its shape is not the output's) after seeing the constant; the rows
+// are then evaluated on the Add's output, which already holds the 0.5, so adding it
+// first too would shift the bound to [0, 2] and exclude the real -0.5.
+TEST(SymbolicBounds, AnAddThatRefusesCountsItsConstantOnce) {
+  ModelBuilder b;
+  b.input("x", {1, 4, 1, 1}).output("y", {1, 4, 3, 3});
+  b.initializer("c", at::full({1, 4, 3, 3}, 0.5f)).initializer("w", at::eye(4).reshape({4, 4, 1, 1}));
+  b.node("Add", {"c", "x"}, {"a"});
+  b.node("Conv", {"a", "w"}, {"y"}, "conv");
+  AnalyzeOptions opt{{{"x", {-1, 1}}}};
+  opt.symbolic_above = 0;
+  AnalysisResult r = analyze_with(b, opt);
+  EXPECT_LE(r.intervals.at("y").min(), -0.5);
+  EXPECT_GE(r.intervals.at("y").max(), 1.5);
+}
+
 at::Tensor random_weight(std::vector<int64_t> shape, double scale, int64_t seed) {
   at::manual_seed(seed);
   return (at::randn(shape) * scale).to(at::kFloat);
