@@ -50,7 +50,12 @@ IntervalTensor free_weight(const Graph& g, const std::string& name, const at::Te
     hi = mx + (mx - mn);
   }
   if (nonnegative) lo = std::max(lo, 0.0);
-  return IntervalTensor::uniform(w.sizes().vec(), w.scalar_type(), lo, std::max(lo, hi));
+  at::ScalarType st = w.scalar_type();
+  if (st == at::kHalf || st == at::kBFloat16) {  // a half weight holds values of its grid only
+    lo = round_on_grid(at::full({}, lo, at::kDouble), st, true).item<double>();
+    hi = round_on_grid(at::full({}, hi, at::kDouble), st, false).item<double>();
+  }
+  return IntervalTensor::uniform(w.sizes().vec(), st, lo, std::max(lo, hi));
 }
 
 }  // namespace

@@ -71,6 +71,16 @@ def analyze(nanguard, path, case):
     return fwd, ""
 
 
+def soundcheck(nanguard, path, case, samples):
+    """(samples, values compared, violations) of sampled real runs against the bounds."""
+    p = subprocess.run([nanguard, "soundcheck", path, "--samples", str(samples), "--budget", "20", "--format", "json"] +
+                       case_args(case), capture_output=True, text=True)
+    if p.returncode not in (0, 1):
+        return None
+    j = json.loads(p.stdout)
+    return j["samples"], j["checked_values"], len(j["violations"])
+
+
 def trigger(nanguard, path, case, budget):
     p = subprocess.run([nanguard, "trigger", path, "--budget", str(budget), "--quiet", "--format", "json"] + case_args(case),
                        capture_output=True, text=True)
@@ -84,6 +94,7 @@ def main():
     ap.add_argument("--types", default="float16,bfloat16")
     ap.add_argument("--budget", type=float, default=5)
     ap.add_argument("--only", default="")
+    ap.add_argument("--samples", type=int, default=20, help="soundcheck samples per half model (0: none)")
     ap.add_argument("--nanguard", default=os.path.join(ROOT, "build", "nanguard"))
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "half-precision.md"))
     args = ap.parse_args()
@@ -107,6 +118,8 @@ def main():
                     hp = os.path.join(tmp, f"{program}-{role}-{t}.onnx")
                     onnx.save(convert(model, TYPES[t]), hp)
                     row[t], row[t + "_error"] = analyze(args.nanguard, hp, case)
+                    if row[t] is not None and args.samples > 0:
+                        row[t + "_sound"] = soundcheck(args.nanguard, hp, case, args.samples)
                     if role == "twin" and t == "float16" and base == [] and row[t]:
                         row["float16_triggered"] = trigger(args.nanguard, hp, case, args.budget)
                 print(program, role, {k: v for k, v in row.items() if k not in ("program", "role")}, flush=True)
@@ -116,20 +129,22 @@ def main():
 
 def write(args, types, rows):
     lines = ["# GRIST in half precision", "",
-             f"Command: `/usr/bin/python3 scripts/half_precision.py --budget {args.budget:g}`. Each model converted whole to "
+             f"Command: `/usr/bin/python3 scripts/half_precision.py --budget {args.budget:g} --samples {args.samples}`. Each model converted whole to "
              "the type (initializers, inputs, outputs, Casts, Constants), as `model.half()` exports it, analysed with the "
              "case's ranges. Counts are of forward findings (node, hazard); every half model also carries one gradient "
              "finding, `unmodelled-precision` (its backward pass is not modelled), so none is ever reported proved.", ""]
-    lines += ["| type | models converted and analysed | defects: more forward findings than float32 | twins: forward-clean in float32 | of those, with forward findings in the type | of those, triggered (real run of the half model) |",
-              "|---|---|---|---|---|---|"]
+    lines += ["| type | models converted and analysed | defects: more forward findings than float32 | twins: forward-clean in float32 | of those, with forward findings in the type | of those, triggered (real run of the half model) | soundcheck: models, samples, values, violations |",
+              "|---|---|---|---|---|---|---|"]
     for t in types:
         ok = [r for r in rows if r.get(t) is not None and r["float32"] is not None]
         worse = [r for r in ok if r["role"] == "defect" and len(r[t]) > len(r["float32"])]
         clean = [r for r in ok if r["role"] == "twin" and r["float32"] == []]
         flagged = [r for r in clean if r[t]]
         trig = [r for r in flagged if r.get(t + "_triggered")] if t == "float16" else []
+        sound = [r[t + "_sound"] for r in rows if r.get(t + "_sound")]
+        sc = f"{len(sound)}, {sum(x[0] for x in sound)}, {sum(x[1] for x in sound)}, {sum(x[2] for x in sound)}"
         lines.append(f"| {t} | {len(ok)}/{len(rows)} | {len(worse)} | {len(clean)} | {len(flagged)} | "
-                     f"{len(trig) if t == 'float16' else '-'} |")
+                     f"{len(trig) if t == 'float16' else '-'} | {sc} |")
     lines += ["", "Per model, the forward findings that the type adds (or the conversion or analysis error):", "",
               "| program | model | " + " | ".join(types) + " |", "|---|---|" + "---|" * len(types)]
     for r in rows:
@@ -140,6 +155,8 @@ def write(args, types, rows):
                 continue
             added = sorted(set(r[t]) - set(r["float32"] or []))
             cell = ", ".join(added) if added else "same"
+            if r.get(t + "_sound") and r[t + "_sound"][2]:
+                cell += f" ({r[t + '_sound'][2]} SOUNDNESS VIOLATIONS)"
             if r.get(t + "_triggered"):
                 cell += " (triggered: " + ", ".join(r[t + "_triggered"]) + ")"
             cells.append(cell.replace("|", "/"))

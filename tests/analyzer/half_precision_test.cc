@@ -95,6 +95,30 @@ TEST(HalfPrecision, SampledHalfRunsStayInsideTheRoundedBounds) {
   }
 }
 
+// A free float16 weight's range (its values widened by their span) lies on the
+// float16 grid, inside the widened range: no half weight holds a value between grid
+// points, and a draw at a non-grid end would round outside the analysed box.
+TEST(HalfPrecision, AFreeHalfWeightRangeLiesOnItsGrid) {
+  testing::ModelBuilder b(13);
+  b.input("x", {1, 2}, onnx::TensorProto::FLOAT16).output("y", {1, 2}, onnx::TensorProto::FLOAT16);
+  b.initializer("w", at::tensor({0.1f, 0.3f}).reshape({1, 2}).to(at::kHalf));
+  b.node("Mul", {"x", "w"}, {"y"}, "mul");
+  auto g = load_model_proto(b.proto(), "half_free.onnx");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  AnalyzeOptions opt = testing::ranges_of({{"x", {-1, 1}}});
+  opt.weights = WeightMode::kFree;
+  auto init = initial_intervals(*g, opt);
+  ASSERT_TRUE(init.ok());
+  double lo = init->at("w").min(), hi = init->at("w").max();
+  auto on_grid = [](double v) { return at::full({}, v, at::kDouble).to(at::kHalf).to(at::kDouble).item<double>() == v; };
+  EXPECT_TRUE(on_grid(lo)) << lo;
+  EXPECT_TRUE(on_grid(hi)) << hi;
+  double w0 = at::tensor(0.1f).to(at::kHalf).item<double>(), w1 = at::tensor(0.3f).to(at::kHalf).item<double>();
+  EXPECT_GE(lo, w0 - (w1 - w0));
+  EXPECT_LE(hi, w1 + (w1 - w0));
+  EXPECT_GT(hi - lo, 2.9 * (w1 - w0));
+}
+
 TEST(HalfPrecision, Float16RunsOnCpuAndOverflowsWhereTheTypeDoes) {
   testing::ModelBuilder b = square_model(onnx::TensorProto::FLOAT16);
   at::Tensor x = at::tensor({1.f, 255.f, 256.f, 300.f, -300.f, 0.5f, 2.f, 3.f}).reshape({2, 4}).to(at::kHalf);
