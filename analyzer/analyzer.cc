@@ -205,8 +205,9 @@ void round_to_declared_half(const AbstractContext& a, std::vector<IntervalTensor
 void check_modelled_type(const AbstractContext& a, AnalysisResult& result) {
   for (const std::string& out : a.node.outputs) {
     const TensorType* t = out.empty() ? nullptr : a.graph.type_of(out);
-    if (!t || (t->elem_type != onnx::TensorProto::FLOAT16 && t->elem_type != onnx::TensorProto::BFLOAT16)) continue;
-    std::string name = t->elem_type == onnx::TensorProto::FLOAT16 ? "float16 gradients" : "bfloat16 gradients";
+    at::ScalarType half = t ? half_type_of(t->elem_type) : at::kFloat;
+    if (half == at::kFloat) continue;
+    std::string name = half == at::kHalf ? "float16 gradients" : "bfloat16 gradients";
     if (std::find(result.unsupported.begin(), result.unsupported.end(), name) != result.unsupported.end()) return;
     result.unsupported.push_back(name);
     result.findings.push_back(make_finding(

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -94,11 +95,11 @@ struct Search {
   int analyses = 0;
 
   double analysis_seconds = 0;  // one plain analysis of the model, measured
-  std::vector<std::set<std::string>> upstream;  // per target node: the tensors it reads, transitively
+  std::map<std::string, std::set<std::string>> upstream;  // per target node: the tensors it reads, transitively
 
   // Whether knob i feeds every target: only such a tensor can fix them all alone.
   bool feeds_all(size_t i) const {
-    return std::all_of(upstream.begin(), upstream.end(), [&](const std::set<std::string>& u) { return u.count(knobs[i].name) > 0; });
+    return std::all_of(upstream.begin(), upstream.end(), [&](const auto& u) { return u.second.count(knobs[i].name) > 0; });
   }
   // Bisection steps: fewer where one analysis takes seconds (the budget would end first).
   int steps() const { return analysis_seconds > 1 ? 6 : 10; }
@@ -328,7 +329,7 @@ std::optional<std::vector<Range>> one_per_finding(Search& s, const std::vector<s
   for (const std::string& node : nodes) {
     if (s.out_of_time()) return std::nullopt;
     if (s.proves(r, {node})) continue;
-    std::set<std::string> up = upstream_of(s.graph, node);
+    const std::set<std::string>& up = s.upstream.at(node);
     bool done = false;
     int tried = 0;
     for (size_t i : order) {
@@ -414,7 +415,7 @@ Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>
   Search s{graph, targets, original->findings, options, nodes, knobs_of(graph, mode, options.analyze),
            start + std::chrono::milliseconds(static_cast<int64_t>(options.range_budget_seconds * 1000))};
   s.analysis_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  for (const std::string& n : nodes) s.upstream.push_back(upstream_of(graph, n));
+  for (const std::string& n : nodes) s.upstream[n] = upstream_of(graph, n);
   auto finish = [&](std::string reason) {
     fix.reason = std::move(reason);
     fix.seconds = std::chrono::duration<double>(Clock::now() - start).count();

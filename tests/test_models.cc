@@ -115,4 +115,18 @@ ModelBuilder log_model(std::vector<int64_t> dims, std::optional<float> clip_min)
   return b;
 }
 
+ModelBuilder cancelling_log_model() {
+  ModelBuilder b;
+  b.input("x", {1, 4}).initializer("one", at::ones({1})).initializer("c", at::full({1}, 4.5f)).output("y", {1, 4});
+  std::string prev = "x";
+  for (int i = 0; i < 5; ++i) {
+    b.node("Add", {prev, "one"}, {"a" + std::to_string(i)});
+    prev = "a" + std::to_string(i);
+  }
+  b.node("Sub", {prev, "x"}, {"d"});
+  b.node("Sub", {"d", "c"}, {"e"});
+  b.node("Log", {"e"}, {"y"}, "log");
+  return b;
+}
+
 }  // namespace nanguard::testing

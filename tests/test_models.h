@@ -41,4 +41,8 @@ std::string test_tmp_dir();
 // y = log(clip(x, clip_min)), the Clip named "nanguard_fix/clip".
 ModelBuilder log_model(std::vector<int64_t> dims, std::optional<float> clip_min = std::nullopt);
 
+// y = log(x + 1 + 1 + 1 + 1 + 1 - x - 4.5) = log(0.5) for x of shape [1, 4], the Log
+// named "log": a false alarm of a symbolic window too short to meet x twice.
+ModelBuilder cancelling_log_model();
+
 }  // namespace nanguard::testing

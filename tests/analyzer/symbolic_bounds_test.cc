@@ -80,16 +80,7 @@ TEST(SymbolicBounds, HazardOperandIsRefinedOnDemand) {
 // short to reach x twice keeps the interval (and the Log's finding).
 TEST(SymbolicBounds, PathsMeetingAtAnInputCancelBeforeItsIntervalIsUsed) {
   for (int window : {4, 16}) {
-    ModelBuilder b;
-    b.input("x", {1, 4}).initializer("one", at::ones({1})).initializer("c", at::full({1}, 4.5f)).output("y", {1, 4});
-    std::string prev = "x";
-    for (int i = 0; i < 5; ++i) {
-      b.node("Add", {prev, "one"}, {"a" + std::to_string(i)});
-      prev = "a" + std::to_string(i);
-    }
-    b.node("Sub", {prev, "x"}, {"d"});
-    b.node("Sub", {"d", "c"}, {"e"});
-    b.node("Log", {"e"}, {"y"}, "log");
+    ModelBuilder b = testing::cancelling_log_model();
     AnalyzeOptions opt{{{"x", {-10, 10}}}};
     opt.symbolic_window = window;
     AnalysisResult r = analyze_with(b, opt);
