@@ -108,6 +108,7 @@ Result<CheckOptions> options(const CheckArgs& a, const LoadedModel& m, Progress*
   auto lo = load_options(a.common);
   if (!lo.ok()) return lo.status();
   o.load = *lo;
+  o.load.precision = Precision::kNative;  // patched models are already in the precision
   o.weights_flag = a.weights;
   o.budget_seconds = a.budget;
   o.samples = a.samples;
@@ -123,7 +124,7 @@ Result<CheckOptions> options(const CheckArgs& a, const LoadedModel& m, Progress*
 int run(const CheckArgs& a) {
   auto m = load_with_ranges(a.common);
   if (!m.ok()) return usage_error(m.status());
-  auto raw = ModelPatch::read(a.common.model);
+  auto raw = read_model_patch(a.common);
   if (!raw.ok()) return usage_error(raw.status());
   Progress progress(a.quiet);
   auto o = options(a, *m, &progress);

@@ -13,6 +13,10 @@ namespace nanguard {
 void add_model_flags(CLI::App& app, CommonArgs& args) {
   app.add_option("model", args.model, "ONNX model file")->required();
   app.add_option("--dim", args.dims, "bind a symbolic dimension: NAME=N (default 1)");
+  app.add_option("--precision", args.precision,
+                 "run a float32 model as after model.half() (fp16, bf16) or under torch.autocast "
+                 "(autocast-fp16, autocast-bf16); default native")
+      ->check(CLI::IsMember({"native", "fp16", "bf16", "autocast-fp16", "autocast-bf16"}));
 }
 
 void add_range_flags(CLI::App& app, CommonArgs& args) {
@@ -28,6 +32,9 @@ void add_output_flags(CLI::App& app, CommonArgs& args) {
 
 Result<LoadOptions> load_options(const CommonArgs& args) {
   LoadOptions opt;
+  auto p = parse_precision(args.precision);
+  if (!p) return Status::Error(fmt::format("--precision: unknown precision '{}'", args.precision));
+  opt.precision = *p;
   for (const auto& spec : args.dims) {
     auto kv = parse_assignment(spec, "--dim");
     if (!kv.ok()) return kv.status();
@@ -75,6 +82,16 @@ Result<LoadedModel> load_with_ranges(const CommonArgs& args) {
   if (!graph.ok()) return graph.status();
   if (Status s = check_range_names(*graph, *ranges); !s.ok()) return s;
   return LoadedModel{std::move(graph.value()), std::move(ranges.value())};
+}
+
+Result<ModelPatch> read_model_patch(const CommonArgs& args) {
+  auto raw = ModelPatch::read(args.model);
+  if (!raw.ok()) return raw.status();
+  auto lo = load_options(args);
+  if (!lo.ok()) return lo.status();
+  onnx::ModelProto m = raw->proto();
+  if (Status s = apply_precision(m, lo->precision, args.model); !s.ok()) return s;
+  return ModelPatch(std::move(m));
 }
 
 Status parse_weights_flag(const std::string& spec, AnalyzeOptions& opt) {

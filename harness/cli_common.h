@@ -9,6 +9,7 @@
 
 #include "analyzer/analyzer.h"
 #include "model/onnx_loader.h"
+#include "model/patch.h"
 #include "oracle/input_source.h"
 
 namespace nanguard {
@@ -21,6 +22,7 @@ struct CommonArgs {
   std::string device = "cpu";
   std::string format = "text";
   std::string output;               // -o FILE (default stdout)
+  std::string precision = "native"; // --precision (model/precision.h)
 };
 
 void add_model_flags(CLI::App& app, CommonArgs& args);
@@ -37,6 +39,10 @@ struct LoadedModel {
   RangeMap ranges;
 };
 Result<LoadedModel> load_with_ranges(const CommonArgs& args);
+
+// The model's proto as the commands load it (under --precision, rewritten): what fixes
+// patch and write.
+Result<ModelPatch> read_model_patch(const CommonArgs& args);
 
 // --weights fixed | free | free=LO,HI
 Status parse_weights_flag(const std::string& spec, AnalyzeOptions& options);

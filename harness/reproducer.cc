@@ -158,6 +158,8 @@ Status write_into(const Graph& graph, const ReproducerSpec& spec, const std::str
   const Node* node = graph.find_node(spec.finding.node);
   if (!node) return Status::Error(fmt::format("{}: no node '{}'", graph.model_path, spec.finding.node));
   onnx::ModelProto m = std::move(*proto);
+  // The model as it ran (--precision): the reproducer replays without the flag.
+  if (Status s = apply_precision(m, graph.precision, graph.model_path); !s.ok()) return s;
   bake_weights(*m.mutable_graph(), graph, spec.feeds);
   fix_input_shapes(*m.mutable_graph(), spec.feeds);
   add_node_outputs(*m.mutable_graph(), graph, *node);

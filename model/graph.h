@@ -12,6 +12,8 @@
 
 #include <onnx/onnx_pb.h>
 
+#include "model/precision.h"
+
 namespace nanguard {
 
 // A tensor's static type: ONNX element type and, when known, its dimensions
@@ -35,6 +37,8 @@ struct Node {
 
 struct Graph {
   std::string model_path;
+  // What the loader rewrote a float32 model as (--precision; model/precision.h).
+  Precision precision = Precision::kNative;
   int64_t opset = 0;  // of the default domain
   std::vector<std::string> inputs;  // runtime inputs (initializers excluded)
   std::vector<std::string> outputs;

@@ -302,12 +302,17 @@ Result<Graph> load_model(const std::string& path, const LoadOptions& options) {
   return load_model_proto(std::move(m), path, options);
 }
 
+Status apply_precision(onnx::ModelProto& m, Precision p, const std::string& path) {
+  if (Status s = sort_proto_nodes(m, path); !s.ok()) return s;
+  return convert_precision(m, p, path);
+}
+
 Result<Graph> load_model_proto(onnx::ModelProto m, const std::string& path, const LoadOptions& options) {
   auto opset = default_opset(m, path);
   if (!opset.ok()) return opset.status();
   if (Status s = load_external_data(m, path); !s.ok()) return s;
   bind_dims(m, options);
-  if (Status s = sort_proto_nodes(m, path); !s.ok()) return s;
+  if (Status s = apply_precision(m, options.precision, path); !s.ok()) return s;
   try {
     onnx::checker::check_model(m);
   } catch (const std::exception& e) {
@@ -325,6 +330,7 @@ Result<Graph> load_model_proto(onnx::ModelProto m, const std::string& path, cons
   }
   Graph g;
   g.model_path = path;
+  g.precision = options.precision;
   g.opset = *opset;
   if (Status s = build_graph(m, g, path); !s.ok()) return s;
   if (Status s = check_sizes(g, options, path); !s.ok()) return s;

@@ -9,28 +9,10 @@
 #include <fmt/core.h>
 
 #include "model/onnx_loader.h"
+#include "model/precision.h"
 
 namespace nanguard {
 namespace {
-
-uint16_t half_bits(float f) {  // round to nearest even, IEEE binary16
-  uint32_t x;
-  std::memcpy(&x, &f, sizeof x);
-  uint32_t sign = (x >> 16) & 0x8000u, mant = x & 0x7fffffu;
-  int exp = static_cast<int>((x >> 23) & 0xff) - 127 + 15;
-  if (exp >= 31) return static_cast<uint16_t>(sign | 0x7c00u);
-  if (exp <= 0) {
-    if (exp < -10) return static_cast<uint16_t>(sign);
-    mant |= 0x800000u;
-    uint32_t shift = static_cast<uint32_t>(14 - exp);
-    uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (h & 1))) ++h;
-    return static_cast<uint16_t>(sign | h);
-  }
-  uint32_t h = (static_cast<uint32_t>(exp) << 10) | (mant >> 13), rem = mant & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) ++h;
-  return static_cast<uint16_t>(sign | h);
-}
 
 }  // namespace
 
@@ -91,7 +73,7 @@ std::string ModelPatch::add_scalar(const std::string& hint, double value, int32_
   t->set_data_type(elem_type);
   switch (elem_type) {
     case onnx::TensorProto::DOUBLE: t->add_double_data(value); break;
-    case onnx::TensorProto::FLOAT16: t->add_int32_data(half_bits(static_cast<float>(value))); break;
+    case onnx::TensorProto::FLOAT16: t->add_int32_data(float16_bits(static_cast<float>(value))); break;
     case onnx::TensorProto::INT32: t->add_int32_data(static_cast<int32_t>(value)); break;
     case onnx::TensorProto::INT64: t->add_int64_data(static_cast<int64_t>(value)); break;
     default: t->set_data_type(onnx::TensorProto::FLOAT); t->add_float_data(static_cast<float>(value));

@@ -1,69 +1,36 @@
-"""How GRIST's programs and their fixed twins change verdict when the whole model runs
-in float16 or bfloat16 (every float initializer, input, output, Cast and Constant
-converted: the model as `model.half()` exports it).
+"""How GRIST's programs and their fixed twins change verdict when the float32 model runs in
+half precision: `nanguard --precision P` for P in fp16, bf16 (the model as after
+`model.half()` / `model.bfloat16()`: every float initializer, input, output, Cast and
+Constant in the type) and autocast-fp16, autocast-bf16 (torch.autocast: matrix products
+and convolutions in the type, softmax, log, exp, norms, sums and losses in float32).
 
-    /usr/bin/python3 scripts/half_precision.py [--types float16,bfloat16] [--budget S]
-        [--only 3,11,...] [--nanguard build/nanguard] [--out results/half-precision.md]
+    /usr/bin/python3 scripts/half_precision.py [--precisions fp16,bf16,...] [--budget S]
+        [--only 3,11,...] [--samples N] [--nanguard build/nanguard] [--out results/half-precision.md]
 
-Per program and twin: `nanguard analyze` of the float32 model and of each half
-variant (the forward findings; the half variants also carry one gradient finding,
-`unmodelled-precision`, since their backward pass is not modelled). A twin that is
-forward-clean in float32 but has forward findings in the half type is searched with
-`nanguard trigger --budget S`: a witness there is a real failure of the half model
-(confirmed by a real run, replayable).
+Per program and twin: `nanguard analyze` natively and under each precision (the forward
+findings; the half precisions also carry one gradient finding, `unmodelled-precision`,
+since the backward pass in the type is not modelled), `nanguard soundcheck` under each
+(sampled real runs of the rewritten model against its bounds), and for a twin that is
+forward-clean in float32 but not in the precision, `nanguard trigger --budget S`: a
+witness there is a real failure of the model as it runs in that precision.
 """
 import argparse
-import copy
 import json
 import os
 import subprocess
 import sys
-import tempfile
-
-import numpy as np
-import onnx
-from onnx import TensorProto, numpy_helper
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from analyze_corpus import case_args, grist_cases  # noqa: E402
 
-TYPES = {"float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16}
+def flag(precision):
+    return [] if precision == "native" else ["--precision", precision]
 
 
-def half_tensor(t, elem):
-    """A FLOAT TensorProto as `elem` (bfloat16: round to nearest even on the bits)."""
-    arr = numpy_helper.to_array(t).astype(np.float32)
-    if elem == TensorProto.FLOAT16:
-        out = numpy_helper.from_array(arr.astype(np.float16), t.name)
-    else:
-        bits = arr.view(np.uint32).astype(np.uint64)
-        sixteen, one = np.uint64(16), np.uint64(1)
-        rounded = ((bits + np.uint64(0x7FFF) + ((bits >> sixteen) & one)) >> sixteen).astype(np.uint16)
-        out = onnx.helper.make_tensor(t.name, TensorProto.BFLOAT16, arr.shape, rounded.tobytes(), raw=True)
-    return out
-
-
-def convert(model, elem):
-    m = copy.deepcopy(model)
-    g = m.graph
-    for i, t in enumerate(g.initializer):
-        if t.data_type == TensorProto.FLOAT:
-            g.initializer[i].CopyFrom(half_tensor(t, elem))
-    for vi in list(g.input) + list(g.output) + list(g.value_info):
-        if vi.type.tensor_type.elem_type == TensorProto.FLOAT:
-            vi.type.tensor_type.elem_type = elem
-    for node in g.node:
-        for a in node.attribute:
-            if node.op_type == "Cast" and a.name == "to" and a.i == TensorProto.FLOAT:
-                a.i = elem
-            if a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT:
-                a.t.CopyFrom(half_tensor(a.t, elem))
-    return m
-
-
-def analyze(nanguard, path, case):
-    p = subprocess.run([nanguard, "analyze", path, "--format", "json"] + case_args(case), capture_output=True, text=True)
+def analyze(nanguard, path, case, precision="native"):
+    p = subprocess.run([nanguard, "analyze", path, "--format", "json"] + flag(precision) + case_args(case),
+                       capture_output=True, text=True)
     if p.returncode not in (0, 1):
         return None, p.stderr.strip().splitlines()[-1][:120] if p.stderr.strip() else "error"
     j = json.loads(p.stdout)
@@ -71,18 +38,19 @@ def analyze(nanguard, path, case):
     return fwd, ""
 
 
-def soundcheck(nanguard, path, case, samples):
+def soundcheck(nanguard, path, case, samples, precision):
     """(samples, values compared, violations) of sampled real runs against the bounds."""
     p = subprocess.run([nanguard, "soundcheck", path, "--samples", str(samples), "--budget", "20", "--format", "json"] +
-                       case_args(case), capture_output=True, text=True)
+                       flag(precision) + case_args(case), capture_output=True, text=True)
     if p.returncode not in (0, 1):
         return None
     j = json.loads(p.stdout)
     return j["samples"], j["checked_values"], len(j["violations"])
 
 
-def trigger(nanguard, path, case, budget):
-    p = subprocess.run([nanguard, "trigger", path, "--budget", str(budget), "--quiet", "--format", "json"] + case_args(case),
+def trigger(nanguard, path, case, budget, precision):
+    p = subprocess.run([nanguard, "trigger", path, "--budget", str(budget), "--quiet", "--format", "json"] +
+                       flag(precision) + case_args(case),
                        capture_output=True, text=True)
     if p.returncode not in (0, 1):
         return []
@@ -91,60 +59,59 @@ def trigger(nanguard, path, case, budget):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--types", default="float16,bfloat16")
+    ap.add_argument("--precisions", default="fp16,bf16,autocast-fp16,autocast-bf16")
     ap.add_argument("--budget", type=float, default=5)
     ap.add_argument("--only", default="")
-    ap.add_argument("--samples", type=int, default=20, help="soundcheck samples per half model (0: none)")
+    ap.add_argument("--samples", type=int, default=20, help="soundcheck samples per model and precision (0: none)")
     ap.add_argument("--nanguard", default=os.path.join(ROOT, "build", "nanguard"))
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "half-precision.md"))
     args = ap.parse_args()
-    types = args.types.split(",")
+    types = args.precisions.split(",")
     only = set(args.only.split(",")) if args.only else None
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for program, case, model_path in grist_cases():
-            if only and program not in only:
+    for program, case, model_path in grist_cases():
+        if only and program not in only:
+            continue
+        variants = [("defect", model_path)]
+        if "fixed" in case:
+            variants.append(("twin", os.path.join(os.path.dirname(model_path), case["fixed"]["model"])))
+        for role, path in variants:
+            if not os.path.exists(path):
                 continue
-            variants = [("defect", model_path)]
-            if "fixed" in case:
-                variants.append(("twin", os.path.join(os.path.dirname(model_path), case["fixed"]["model"])))
-            for role, path in variants:
-                if not os.path.exists(path):
-                    continue
-                base, err = analyze(args.nanguard, path, case)
-                row = {"program": program, "role": role, "float32": base, "error": err}
-                model = onnx.load(path)
-                for t in types:
-                    hp = os.path.join(tmp, f"{program}-{role}-{t}.onnx")
-                    onnx.save(convert(model, TYPES[t]), hp)
-                    row[t], row[t + "_error"] = analyze(args.nanguard, hp, case)
-                    if row[t] is not None and args.samples > 0:
-                        row[t + "_sound"] = soundcheck(args.nanguard, hp, case, args.samples)
-                    if role == "twin" and t == "float16" and base == [] and row[t]:
-                        row["float16_triggered"] = trigger(args.nanguard, hp, case, args.budget)
-                print(program, role, {k: v for k, v in row.items() if k not in ("program", "role")}, flush=True)
-                rows.append(row)
+            base, err = analyze(args.nanguard, path, case)
+            row = {"program": program, "role": role, "float32": base, "error": err}
+            for t in types:
+                row[t], row[t + "_error"] = analyze(args.nanguard, path, case, t)
+                if row[t] is not None and args.samples > 0:
+                    row[t + "_sound"] = soundcheck(args.nanguard, path, case, args.samples, t)
+                if role == "twin" and base == [] and row[t]:
+                    row[t + "_triggered"] = trigger(args.nanguard, path, case, args.budget, t)
+            print(program, role, {k: v for k, v in row.items() if k not in ("program", "role")}, flush=True)
+            rows.append(row)
     write(args, types, rows)
 
 
 def write(args, types, rows):
     lines = ["# GRIST in half precision", "",
-             f"Command: `/usr/bin/python3 scripts/half_precision.py --budget {args.budget:g} --samples {args.samples}`. Each model converted whole to "
-             "the type (initializers, inputs, outputs, Casts, Constants), as `model.half()` exports it, analysed with the "
-             "case's ranges. Counts are of forward findings (node, hazard); every half model also carries one gradient "
-             "finding, `unmodelled-precision` (its backward pass is not modelled), so none is ever reported proved.", ""]
-    lines += ["| type | models converted and analysed | defects: more forward findings than float32 | twins: forward-clean in float32 | of those, with forward findings in the type | of those, triggered (real run of the half model) | soundcheck: models, samples, values, violations |",
+             f"Command: `/usr/bin/python3 scripts/half_precision.py --budget {args.budget:g} --samples {args.samples}`. Each float32 "
+             "model analysed with the case's ranges natively and with `--precision P`: fp16 / bf16 rewrite it whole in the type "
+             "(initializers, inputs, outputs, Casts, Constants), as after `model.half()`; autocast-fp16 / autocast-bf16 as under "
+             "torch.autocast (MatMul, Gemm, Conv in the type; softmax, log, exp, norms, sums, losses in float32; every other op "
+             "in the widest type of its activations). Counts are of forward findings (node, hazard); every model with a half "
+             "tensor also carries one gradient finding, `unmodelled-precision` (its backward pass is not modelled), so none is "
+             "ever reported proved.", ""]
+    lines += ["| precision | models converted and analysed | defects: more forward findings than float32 | twins: forward-clean in float32 | of those, with forward findings in the type | of those, triggered (real run of the half model) | soundcheck: models, samples, values, violations |",
               "|---|---|---|---|---|---|---|"]
     for t in types:
         ok = [r for r in rows if r.get(t) is not None and r["float32"] is not None]
         worse = [r for r in ok if r["role"] == "defect" and len(r[t]) > len(r["float32"])]
         clean = [r for r in ok if r["role"] == "twin" and r["float32"] == []]
         flagged = [r for r in clean if r[t]]
-        trig = [r for r in flagged if r.get(t + "_triggered")] if t == "float16" else []
+        trig = [r for r in flagged if r.get(t + "_triggered")]
         sound = [r[t + "_sound"] for r in rows if r.get(t + "_sound")]
         sc = f"{len(sound)}, {sum(x[0] for x in sound)}, {sum(x[1] for x in sound)}, {sum(x[2] for x in sound)}"
         lines.append(f"| {t} | {len(ok)}/{len(rows)} | {len(worse)} | {len(clean)} | {len(flagged)} | "
-                     f"{len(trig) if t == 'float16' else '-'} | {sc} |")
+                     f"{len(trig)} | {sc} |")
     lines += ["", "Per model, the forward findings that the type adds (or the conversion or analysis error):", "",
               "| program | model | " + " | ".join(types) + " |", "|---|---|" + "---|" * len(types)]
     for r in rows:
