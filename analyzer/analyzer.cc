@@ -155,14 +155,39 @@ double finite_limit(const AbstractContext& a, size_t output) {
   return a.float_type == at::kDouble ? std::numeric_limits<double>::max() : kFloat32Max;
 }
 
+// Whether some input holds a deliberate infinity: a cell that is exactly +-inf (a -inf
+// mask constant, or its fill carried through Add or Where).
+bool reads_infinity(const AbstractContext& a) {
+  for (size_t i = 0; i < a.num_inputs(); ++i) {
+    if (!a.has_input(i) || !a.inputs[i].is_float()) continue;
+    const IntervalTensor& x = a.inputs[i];
+    auto b = at::broadcast_tensors({x.lo, x.hi});
+    if ((b[0] == b[1]).logical_and(b[0].isinf()).any().item<bool>()) return true;
+  }
+  return false;
+}
+
+// An output cell that is exactly +-inf where an input holds a deliberate infinity is
+// that infinity carried (scores + mask), not an overflow: it is kept, not clamped.
 void check_overflow(const AbstractContext& a, std::vector<IntervalTensor>& outs, AnalysisResult& result,
                     bool op_reported, bool fed_unbounded, std::unordered_set<std::string>& unbounded) {
+  bool carries = reads_infinity(a);
   for (size_t i = 0; i < outs.size(); ++i) {
     IntervalTensor& t = outs[i];
     if (!t.lo.defined() || !t.is_float() || t.exact() || t.numel() == 0) continue;
     double limit = finite_limit(a, i);
     double lo = t.min(), hi = t.max();
     if (hi <= limit && lo >= -limit) continue;
+    at::Tensor carried;
+    if (carries) {
+      auto b = at::broadcast_tensors({t.lo, t.hi});
+      carried = (b[0] == b[1]).logical_and(b[0].isinf());
+      at::Tensor flo = at::where(carried, at::zeros_like(b[0]), b[0]), fhi = at::where(carried, at::zeros_like(b[1]), b[1]);
+      lo = flo.min().item<double>();
+      hi = fhi.max().item<double>();
+      if (hi <= limit && lo >= -limit) continue;
+      t = IntervalTensor::of_bounds(b[0], b[1], t.shape, t.dtype);
+    }
     unbounded.insert(a.node.outputs[i]);
     if (!op_reported && !fed_unbounded) {
       HazardReport h{"overflow", HazardKind::kForward, 0, fmt::format("|result| > {:.7g}", limit)};
@@ -171,9 +196,14 @@ void check_overflow(const AbstractContext& a, std::vector<IntervalTensor>& outs,
       result.findings.push_back(std::move(f));
       op_reported = true;
     }
+    at::Tensor keep_lo = t.lo, keep_hi = t.hi;
     t = limit == kFloat32Max || limit == std::numeric_limits<double>::max()
             ? clamp_finite(std::move(t))
             : IntervalTensor::of_bounds(t.lo.clamp(-limit, limit), t.hi.clamp(-limit, limit), t.shape, t.dtype);
+    if (carried.defined()) {
+      t.lo = at::where(carried, keep_lo, t.lo);
+      t.hi = at::where(carried, keep_hi, t.hi);
+    }
   }
 }
 
@@ -265,6 +295,48 @@ void recheck_hazards(const Graph& graph, const OpDef& def, AbstractContext& a, c
   filter_hazards_with_facts(a, reports);
 }
 
+bool holds_infinity(const IntervalTensor& x) {
+  return x.lo.defined() && x.is_float() && x.numel() > 0 &&
+         (x.lo.isinf().any().item<bool>() || x.hi.isinf().any().item<bool>());
+}
+
+// An operand that may be +-inf (a mask fill carried here) meets an op whose transfer is
+// not written for infinities (ops/op_registry.h, OpDef::infinities): reported, and the
+// op analysed on the finite part of its operands. True when it was.
+bool guard_infinite_operands(const OpDef* def, AbstractContext& a, AnalysisResult& result) {
+  if (def && (def->infinities || def->monotone != Monotone::kNone)) return false;
+  bool found = false;
+  for (size_t i = 0; i < a.inputs.size(); ++i) {
+    IntervalTensor& x = a.inputs[i];
+    if (!holds_infinity(x)) continue;
+    if (!found)
+      result.findings.push_back(make_finding(a, HazardReport{"infinite-operand", HazardKind::kForward, static_cast<int>(i),
+                                                             "an operand may be +-inf, which this op's semantics do not follow"}));
+    found = true;
+    x = IntervalTensor::of_bounds(x.lo.clamp(-kFloat32Max, kFloat32Max), x.hi.clamp(-kFloat32Max, kFloat32Max), x.shape,
+                                  x.dtype);
+  }
+  return found;
+}
+
+// NaN bounds from carried infinities (inf - inf, 0 * inf): reported, then widened to
+// the whole line. True when there were any.
+bool check_nan_bounds(const AbstractContext& a, std::vector<IntervalTensor>& outs, AnalysisResult& result) {
+  bool found = false;
+  for (IntervalTensor& t : outs) {
+    if (!t.lo.defined() || !t.is_float() || t.numel() == 0) continue;
+    at::Tensor nan_lo = t.lo.isnan(), nan_hi = t.hi.isnan();
+    if (!nan_lo.any().item<bool>() && !nan_hi.any().item<bool>()) continue;
+    if (!found)
+      result.findings.push_back(make_finding(a, HazardReport{"nan-from-infinities", HazardKind::kForward, 0,
+                                                             "inf - inf or 0 * inf of operands holding +-inf"}));
+    found = true;
+    t = IntervalTensor::of_bounds(t.lo.masked_fill(nan_lo, -std::numeric_limits<double>::infinity()),
+                                  t.hi.masked_fill(nan_hi, std::numeric_limits<double>::infinity()), t.shape, t.dtype);
+  }
+  return found;
+}
+
 // One node: its output intervals (concrete when every input is exact), its hazards,
 // the generic float32 overflow check. Throws when the analysis cannot continue.
 void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& options, AnalysisResult& result,
@@ -290,6 +362,11 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
     }
   }
   bool supported = exact_ok || (def && (def->interval || def->monotone != Monotone::kNone));
+  bool infinite_in = false, guarded = false;
+  if (!exact_ok) {
+    for (const IntervalTensor& x : a.inputs) infinite_in = infinite_in || holds_infinity(x);
+    if (infinite_in && supported) guarded = guard_infinite_operands(def, a, result);
+  }
   std::string why = def ? "no abstract semantics for " + node.op_type : "unsupported ONNX op " + node.op_type;
   if (!exact_ok && supported) {
     try {
@@ -300,8 +377,10 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
       why = std::string("abstract semantics failed: ") + e.what();
     }
   }
+  bool nan_bounds = supported && !exact_ok && check_nan_bounds(a, outs, result);
   if (supported && !exact_ok) refine_with_facts(a, result.intervals, outs);
-  if (supported && !exact_ok && affine(def) && outs.size() == 1 && wants_symbolic(options, outs[0], flops_left))
+  // Symbolic rows are real-valued: they cannot cross a carried infinity.
+  if (supported && !exact_ok && !infinite_in && affine(def) && outs.size() == 1 && wants_symbolic(options, outs[0], flops_left))
     outs[0] = refine(graph, options, result, node.outputs[0], std::move(outs[0]), flops_left);
   if (!supported) {
     std::string name = node.domain.empty() ? node.op_type : node.domain + "." + node.op_type;
@@ -312,11 +391,12 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
   }
   // A forward hazard of the op itself (exp-overflow...) already names the overflow;
   // a gradient-only hazard does not.
-  bool forward_reported = false;
-  if (def && def->hazards && supported) {
+  bool forward_reported = guarded || nan_bounds;
+  // An op analysed on clamped infinite operands: its own conditions would read the clamp.
+  if (def && def->hazards && supported && !guarded) {
     std::vector<HazardReport> reports = def->hazards(a);
     filter_hazards_with_facts(a, reports);
-    if (!reports.empty()) recheck_hazards(graph, *def, a, options, result, reports, flops_left);
+    if (!reports.empty() && !infinite_in) recheck_hazards(graph, *def, a, options, result, reports, flops_left);
     for (const HazardReport& h : reports) {
       result.findings.push_back(make_finding(a, h));
       forward_reported |= h.kind == HazardKind::kForward;

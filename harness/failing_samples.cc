@@ -13,30 +13,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool has_nonfinite(const at::Tensor& t) {
-  NonFiniteRecord r = count_nonfinite(t);
-  return r.nan_count || r.inf_count;
-}
-
-// The nodes where NaN/INF starts in `run`: an output holds NaN/INF while no input does
-// (no earlier node's output, no runtime input, no initializer such as a -inf mask).
-// These are the nodes solver/confirm.h accepts as a forward witness's node.
-std::vector<const NonFiniteRecord*> origins(const Graph& graph, const TensorMap& feeds, const OracleRun& run) {
-  std::unordered_set<std::string> bad;
-  for (const auto& [name, t] : feeds)
-    if (has_nonfinite(t)) bad.insert(name);
-  for (const auto& [name, proto] : graph.initializers)
-    if (is_float_elem_type(proto.data_type()) && run.exec.values.count(name) && has_nonfinite(run.exec.values.at(name)))
-      bad.insert(name);
+// The nodes where NaN/INF is born in `run` (oracle/nonfinite.h), once each: the nodes
+// solver/confirm.h accepts as a forward witness's node.
+std::vector<const NonFiniteRecord*> origins(const OracleRun& run) {
   std::vector<const NonFiniteRecord*> out;
-  for (size_t i = 0; i < run.nonfinite.size();) {
-    const NonFiniteRecord& r = run.nonfinite[i];
-    const Node* node = graph.find_node(r.node);
-    bool origin = node != nullptr;
-    for (const auto& in : node ? node->inputs : std::vector<std::string>{}) origin = origin && !bad.count(in);
-    if (origin) out.push_back(&r);
-    for (; i < run.nonfinite.size() && run.nonfinite[i].node == r.node; ++i) bad.insert(run.nonfinite[i].tensor);
-  }
+  for (const auto& r : run.nonfinite)
+    if (r.born && (out.empty() || out.back()->node != r.node)) out.push_back(&r);
   return out;
 }
 
@@ -84,8 +66,8 @@ Status FailingSamples::ensure_staging() {
 
 Status FailingSamples::offer(const Graph& graph, const TensorMap& feeds, const OracleRun& run, int64_t sample,
                              const std::string& device) {
-  if (full() || run.nonfinite.empty()) return Status::Ok();
-  std::vector<const NonFiniteRecord*> candidates = origins(graph, feeds, run);
+  if (full() || !run.first()) return Status::Ok();
+  std::vector<const NonFiniteRecord*> candidates = origins(run);
   std::string why = "its NaN/INF comes from an input or a weight, not from a node";
   for (const NonFiniteRecord* r : candidates) {
     Finding f = finding_of(*r);

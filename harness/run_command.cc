@@ -156,10 +156,11 @@ int run(const RunArgs& a) {
     if (!feeds.ok()) return fail(feeds.status());
     auto run = run_with_oracle(*executor, *feeds);
     if (!run.ok()) return fail(run.status());
-    if (!run->nonfinite.empty()) ++failing_samples;
+    if (run->first()) ++failing_samples;  // a NaN/INF born at a node, not a -inf mask carried along
     if (saver)
       if (Status st = saver->offer(*graph, *feeds, *run, s, a.common.device); !st.ok()) return fail(st);
     for (const auto& r : run->nonfinite) {
+      if (!r.born) continue;
       NodeTally& t = tallies[graph->find_node(r.node)->index];
       if (t.samples++ == 0) { t.first_record = r; t.first_sample = s; }
     }

@@ -101,7 +101,8 @@ bool subtracts_own_max(const AbstractContext& a) {
 }
 
 std::vector<IntervalTensor> sub_interval(const AbstractContext& a) {
-  if (same_tensor(a)) return {IntervalTensor::uniform(a.input(0).shape, out_dtype(a), 0, 0)};
+  // x - x is 0 for finite x only (inf - inf is NaN, which the bounds below then hold).
+  if (same_tensor(a) && std::isfinite(a.input(0).min()) && std::isfinite(a.input(0).max())) return {IntervalTensor::uniform(a.input(0).shape, out_dtype(a), 0, 0)};
   Bounds b = bounds_sub(bounds_of(a.input(0)), bounds_of(a.input(1)));
   IntervalTensor r = make_interval(b, out_shape(a), out_dtype(a), 1);
   if (subtracts_own_max(a)) r.hi = r.hi.clamp_max(0.0);  // exact: x - max(x) rounds to <= 0
@@ -431,17 +432,17 @@ SymbolicFn scale_symbolic(bool divides) {
 
 OpDef add_op() {
   OpDef d = with(binary("Add", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }), add_interval);
-  return affine_op(with_symbolic(broadcasting(with_z3(std::move(d), z3_add)), sum_symbolic(false)));
+  return takes_infinities(affine_op(with_symbolic(broadcasting(with_z3(std::move(d), z3_add)), sum_symbolic(false))));
 }
 
 OpDef sub_op() {
   OpDef d = with(binary("Sub", [](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b); }), sub_interval);
-  return affine_op(with_symbolic(broadcasting(with_z3(std::move(d), z3_sub)), sum_symbolic(true)));
+  return takes_infinities(affine_op(with_symbolic(broadcasting(with_z3(std::move(d), z3_sub)), sum_symbolic(true))));
 }
 
 OpDef mul_op() {
   OpDef d = with(binary("Mul", [](const at::Tensor& a, const at::Tensor& b) { return at::mul(a, b); }), mul_interval);
-  return with_symbolic(broadcasting(with_z3(std::move(d), z3_mul)), scale_symbolic(false));
+  return takes_infinities(with_symbolic(broadcasting(with_z3(std::move(d), z3_mul)), scale_symbolic(false)));
 }
 
 // x / y: the divisor is input 1.
@@ -457,10 +458,10 @@ NANGUARD_REGISTER_OPS({
     div_op(),
     broadcasting(with_facets(with(binary("Pow", power), pow_interval, pow_hazards), pow_facets())),
     broadcasting(with_facets(with(OpDef{"Mod", lower_mod}, mod_interval, mod_hazards), mod_facets())),
-    with(variadic("Max", [](const at::Tensor& a, const at::Tensor& b) { return at::maximum(a, b); }, false),
-         [](const AbstractContext& a) { return extremum_interval(a, true); }),
-    with(variadic("Min", [](const at::Tensor& a, const at::Tensor& b) { return at::minimum(a, b); }, false),
-         [](const AbstractContext& a) { return extremum_interval(a, false); }),
+    takes_infinities(with(variadic("Max", [](const at::Tensor& a, const at::Tensor& b) { return at::maximum(a, b); }, false),
+                          [](const AbstractContext& a) { return extremum_interval(a, true); })),
+    takes_infinities(with(variadic("Min", [](const at::Tensor& a, const at::Tensor& b) { return at::minimum(a, b); }, false),
+                          [](const AbstractContext& a) { return extremum_interval(a, false); })),
     with(variadic("Sum", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }, false),
          [](const AbstractContext& a) { return sum_interval(a, false); }),
     with(variadic("Mean", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }, true),
@@ -477,7 +478,7 @@ NANGUARD_REGISTER_OPS({
     with(binary("Xor", [](const at::Tensor& a, const at::Tensor& b) { return at::logical_xor(a, b); }),
          [](const AbstractContext& a) { return logic_interval(a, 2); }),
     OpDef{"BitShift", lower_bitshift},
-    with(OpDef{"Where", lower_where}, where_interval),
+    takes_infinities(with(OpDef{"Where", lower_where}, where_interval)),
     with(OpDef{"PRelu", lower_prelu}, prelu_interval),
 });
 

@@ -85,8 +85,11 @@ IntervalTensor round_out(IntervalTensor t, int ulps) {
   // Rounding keeps the sign (a tiny result flushes to 0, never across it), so a
   // bound on the right side of 0 stays there: x * x >= 0 holds in float32 too.
   at::Tensor lo = t.lo - t.lo.abs() * rel - abs, hi = t.hi + t.hi.abs() * rel + abs;
-  t.lo = at::where(t.lo >= 0, lo.clamp_min(0.0), lo);
-  t.hi = at::where(t.hi <= 0, hi.clamp_max(0.0), hi);
+  lo = at::where(t.lo >= 0, lo.clamp_min(0.0), lo);
+  hi = at::where(t.hi <= 0, hi.clamp_max(0.0), hi);
+  // An infinite bound (a -inf mask carried along) stays itself: -inf + inf * u is NaN.
+  t.lo = at::where(t.lo.isinf(), t.lo, lo);
+  t.hi = at::where(t.hi.isinf(), t.hi, hi);
   return t;
 }
 

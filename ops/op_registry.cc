@@ -62,6 +62,12 @@ const std::vector<HazardFacet>& generic_facets() {
                   "the op has no abstract semantics"},
       opaque_facet("unmodelled-precision", HazardKind::kForward,
                    "the analysis does not model this float type's rounding: there is no proof to aim for"),
+      HazardFacet{"infinite-operand", HazardKind::kForward, nullptr,
+                  "an operand may hold a deliberate +-inf (a mask fill) that this op's semantics do not follow", {},
+                  target_output_not_finite()},
+      HazardFacet{"nan-from-infinities", HazardKind::kForward, nullptr,
+                  "inf - inf or 0 * inf of operands that hold +-inf: a whole operand pair decides it", {},
+                  target_output_not_finite()},
   };
   return kGeneric;
 }

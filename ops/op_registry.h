@@ -81,6 +81,11 @@ struct OpDef {
   // The op composes neurons linearly (Conv, Gemm, Add...): the analyzer refines its
   // outputs symbolically where they grow large or feed a hazard. Needs `symbolic`.
   bool affine = false;
+  // Its transfer is exact on +-inf cells, as extended reals (a -inf mask fill carried
+  // through Add, Where, Max or Softmax); an inf - inf it meets gives NaN bounds, which
+  // the analyzer reports. Other ops (and monotone ones, whose transfers evaluate the op
+  // at the ends) meeting an infinite operand get an `infinite-operand` finding.
+  bool infinities = false;
   // Per input, in order; inputs past the list are kValue.
   std::vector<InputRole> input_roles;
   std::optional<QuotientOperands> quotient;
@@ -128,6 +133,11 @@ inline OpDef with_symbolic(OpDef d, SymbolicFn transfer) {
 }
 
 // Marks an op that composes neurons linearly (its outputs are refined symbolically).
+inline OpDef takes_infinities(OpDef d) {
+  d.infinities = true;
+  return d;
+}
+
 inline OpDef affine_op(OpDef d) {
   d.affine = true;
   return d;

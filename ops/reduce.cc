@@ -500,8 +500,8 @@ Intervals cumsum_interval(const AbstractContext& a) {
 NANGUARD_REGISTER_OPS({
     abstract_reduce(reduce("ReduceSum", sum), Kind::kSum),
     abstract_reduce(reduce("ReduceMean", mean), Kind::kMean),
-    abstract_reduce(reduce("ReduceMax", amax), Kind::kMax),
-    abstract_reduce(reduce("ReduceMin", amin), Kind::kMin),
+    takes_infinities(abstract_reduce(reduce("ReduceMax", amax), Kind::kMax)),
+    takes_infinities(abstract_reduce(reduce("ReduceMin", amin), Kind::kMin)),
     abstract_reduce(reduce("ReduceProd", prod), Kind::kProd),
     abstract_reduce(reduce("ReduceL1", l1), Kind::kL1),
     abstract_reduce(reduce("ReduceL2", l2, true), Kind::kL2),

@@ -74,7 +74,11 @@ Bounds softmax_bounds(const at::Tensor& lo_in, const at::Tensor& hi_in, int64_t 
   at::Tensor rel = ((d_row + d_i) * kU + (gamma(n) + 22 * kU)) * 1.1;
   at::Tensor p_lo = r.lo.exp(), p_hi = r.hi.exp();
   double abs = 16 * kFloat32MinSubnormal;
-  return {(p_lo - p_lo * rel - abs).clamp(0.0, 1.0), (p_hi + p_hi * rel + abs).clamp(0.0, 1.0)};
+  at::Tensor up = (p_hi + p_hi * rel + abs).clamp(0.0, 1.0);
+  // x_i - max <= hi_i - max_j lo_j: from -110 on, exp of it (under 1.7e-48, a thousandth
+  // of the smallest subnormal) is 0 in float32, and so is p_i (ATen flushes from -103).
+  at::Tensor d_hi = hi - lo.amax(dim, true);
+  return {(p_lo - p_lo * rel - abs).clamp(0.0, 1.0), at::where(d_hi <= -110.0, at::zeros_like(up), up)};
 }
 
 namespace {
@@ -180,9 +184,35 @@ Bounds hardmax_bounds(const at::Tensor& lo, const at::Tensor& hi, int64_t dim) {
   return {sure.to(at::kDouble), can.to(at::kDouble)};
 }
 
+// Per entry, as bounds: whether its row surely (lo) or possibly (hi) has every entry
+// -inf or some entry +inf, where the kernel's x - max is NaN. A row of a causal mask
+// keeps its diagonal finite, so it has neither.
+Bounds infinite_rows(const at::Tensor& lo, const at::Tensor& hi, int64_t dim) {
+  at::Tensor can = (lo == -kInf).all(dim, true).logical_or((hi == kInf).any(dim, true));
+  at::Tensor sure = (hi == -kInf).all(dim, true).logical_or((lo == kInf).any(dim, true));
+  return {sure.to(at::kDouble).expand_as(lo), can.to(at::kDouble).expand_as(lo)};
+}
+
+constexpr const char* kInfiniteRow = "softmax-infinite-row";
+
+std::vector<HazardReport> infinite_row_hazard(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  if (!x.is_float() || x.numel() == 0) return {};
+  IntervalTensor rows = along_bounds(a, infinite_rows).front();
+  if (!(rows.max() > 0)) return {};
+  return {HazardReport{kInfiniteRow, HazardKind::kForward, 0,
+                       "a row whose entries are all -inf (fully masked), or an entry +inf: NaN",
+                       rows.lo.max().item<double>() > 0}};  // definite: some row surely is
+}
+
+OpDef along_with_rows(OpDef d, BoundsFn f) {
+  d = takes_infinities(with(std::move(d), [f](const AbstractContext& a) { return along_bounds(a, f); }, infinite_row_hazard));
+  return with_facets(std::move(d), {slice_facet(kInfiniteRow, HazardKind::kForward, "a whole row decides it")});
+}
+
 NANGUARD_REGISTER_OPS({
-    with(along("Softmax", softmax), [](const AbstractContext& a) { return along_bounds(a, softmax_bounds); }),
-    with(along("LogSoftmax", log_softmax), [](const AbstractContext& a) { return along_bounds(a, log_softmax_bounds); }),
+    along_with_rows(along("Softmax", softmax), softmax_bounds),
+    along_with_rows(along("LogSoftmax", log_softmax), log_softmax_bounds),
     with(along("Hardmax", hardmax), [](const AbstractContext& a) { return along_bounds(a, hardmax_bounds); }),
 });
 

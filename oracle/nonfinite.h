@@ -1,4 +1,7 @@
-// The judge: which nodes produced NaN or INF in a real run, in topological order.
+// The judge: which nodes produced NaN or INF in a real run, in topological order, and
+// where each was born. A NaN is born at a node whose inputs hold none; an infinity at a
+// node whose inputs are all finite. Deliberate infinities (a -inf mask fill, carried
+// through Add, Where and Max) are values, not failures: only births are.
 #pragma once
 
 #include <string>
@@ -16,17 +19,22 @@ struct NonFiniteRecord {
   int64_t nan_count = 0;
   int64_t inf_count = 0;
   int64_t numel = 0;
+  bool born = false;  // NaN from NaN-free inputs, or INF from finite ones
 };
 
 struct OracleRun {
   ExecResult exec;
-  std::vector<NonFiniteRecord> nonfinite;  // topological order; first is the origin
-  const NonFiniteRecord* first() const { return nonfinite.empty() ? nullptr : &nonfinite.front(); }
+  std::vector<NonFiniteRecord> nonfinite;  // topological order, births and the values they reach
+  // The first birth: the failure's origin (null when the run did not fail).
+  const NonFiniteRecord* first() const;
   bool nonfinite_at(const std::string& node) const;
 };
 
 // Counts NaN and INF in a floating tensor (0, 0 for other types).
 NonFiniteRecord count_nonfinite(const at::Tensor& t);
+
+// Whether `out` (of a node with inputs `in`, as counted) is a birth of NaN/INF.
+bool is_birth(const NonFiniteRecord& out, const std::vector<NonFiniteRecord>& in);
 
 // Runs `executor` on `feeds`, recording every node output that holds NaN/INF.
 Result<OracleRun> run_with_oracle(const Executor& executor, const TensorMap& feeds);

@@ -15,16 +15,19 @@ std::string count_text(const NonFiniteRecord& r) {
   return fmt::format("{} NaN, {} INF of {}", r.nan_count, r.inf_count, r.numel);
 }
 
-// The node's own inputs are finite and an output is not: NaN/INF starts here.
+// NaN/INF is born here (oracle/nonfinite.h): a NaN from NaN-free inputs, an INF from
+// finite ones. An input holding a deliberate -inf (a mask fill) does not excuse a NaN.
 Confirmation judge_forward(const Node& node, const ExecResult& exec) {
-  for (const auto& in : node.inputs)
-    if (!in.empty() && exec.values.count(in) && !all_finite(exec.values.at(in)))
-      return {false, fmt::format("input '{}' of '{}' is already NaN/INF", in, node.name)};
+  std::vector<NonFiniteRecord> in;
+  for (const auto& name : node.inputs)
+    if (!name.empty() && exec.values.count(name)) in.push_back(count_nonfinite(exec.values.at(name)));
   for (const auto& out : node.outputs) {
     auto it = exec.values.find(out);
     if (it == exec.values.end()) continue;
     NonFiniteRecord r = count_nonfinite(it->second);
-    if (r.nan_count || r.inf_count) return {true, fmt::format("'{}' = {}: {}", node.name, out, count_text(r))};
+    if (is_birth(r, in)) return {true, fmt::format("'{}' = {}: {}", node.name, out, count_text(r))};
+    if (r.nan_count || r.inf_count)
+      return {false, fmt::format("'{}' = {}: {}, carried from its inputs", node.name, out, count_text(r))};
   }
   return {false, fmt::format("'{}' stayed finite", node.name)};
 }

@@ -1,6 +1,6 @@
 // The last word on a witness: a real run of the whole model, in float32, on one
-// device. Forward findings: the node's inputs are finite and its output is not (the
-// node is where NaN/INF starts). Crash findings: the run stops at the node. Gradient
+// device. Forward findings: NaN/INF is born at the node (oracle/nonfinite.h): a NaN
+// from NaN-free inputs (0 * a -inf mask fill counts), an INF from finite inputs. Crash findings: the run stops at the node. Gradient
 // findings: the value is finite, and a real backward pass (from the model's scalar
 // output, else the sum of its float outputs) gives the node's output a finite gradient
 // and its faulty operand a NaN/INF one.

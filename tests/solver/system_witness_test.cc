@@ -155,8 +155,10 @@ TEST(Confirm, GradientFindingNeedsANaNGradientAtTheNode) {
   EXPECT_FALSE(miss->reproduced) << miss->detail;
 }
 
-// log(log(x)) with x in [0, 2]: the inner Log fails at x = 0 and so the outer one
-// has a NaN/INF input there; the outer's own witness needs 0 < x <= 1.
+// log(log(x)): at x = -1 the inner Log gives NaN, which the outer only carries; at
+// x = 0 the inner gives -inf, and the outer's log(-inf) = NaN is born there (a NaN
+// from NaN-free inputs counts, as 0 * a -inf mask fill does); 0 < x <= 1 is the
+// outer's own witness from finite inputs.
 TEST(Confirm, ForwardFindingMustStartAtTheNode) {
   ModelBuilder b;
   b.input("x", {1}).output("y", {1});
@@ -167,9 +169,12 @@ TEST(Confirm, ForwardFindingMustStartAtTheNode) {
   f.node = "outer";
   f.op_type = "Log";
   f.hazard = "log-nonpositive";
-  auto blocked = confirm_witness(g, f, 0, {{"x", at::zeros({1})}}, at::kCPU);
+  auto blocked = confirm_witness(g, f, 0, {{"x", at::full({1}, -1.f)}}, at::kCPU);
   ASSERT_TRUE(blocked.ok());
   EXPECT_FALSE(blocked->reproduced) << blocked->detail;
+  auto from_inf = confirm_witness(g, f, 0, {{"x", at::zeros({1})}}, at::kCPU);
+  ASSERT_TRUE(from_inf.ok());
+  EXPECT_TRUE(from_inf->reproduced) << from_inf->detail;
   auto here = confirm_witness(g, f, 0, {{"x", at::full({1}, 0.5f)}}, at::kCPU);
   ASSERT_TRUE(here.ok());
   EXPECT_TRUE(here->reproduced) << here->detail;
