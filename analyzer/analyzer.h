@@ -29,9 +29,10 @@ struct AnalyzeOptions {
   // Free weights narrowed one by one (the fixer's weight ranges), over weight_range.
   std::map<std::string, Range> weight_ranges;
   at::ScalarType float_type = at::kFloat;
-  // Input (and free weight) ranges as 0-d float64 tensors (overriding `ranges`): when they require
-  // grad, every bound the analysis computes is differentiable with respect to them
-  // (the fix synthesis optimises clip ranges this way).
+  // Input (and free weight) ranges as float64 tensors (overriding `ranges`): 0-d for one
+  // range over the whole tensor, or of the tensor's shape for one per element. When they
+  // require grad, every bound the analysis computes is differentiable with respect to
+  // them (the fix synthesis optimises clip ranges and pinned weights this way).
   std::unordered_map<std::string, std::pair<at::Tensor, at::Tensor>> range_tensors;
   // Symbolic bounds, on demand (analyzer/symbolic_bounds.h): the operands of a hazard
   // that intervals cannot rule out, and an affine op's output past `symbolic_above` in

@@ -15,6 +15,13 @@ namespace {
 // Free weights keep their meaning, as the ops reading them say (OpDef::input_roles): a
 // variance stays >= 0, and a tensor read as parameters of the computation's structure
 // (Resize scales) stays fixed.
+// A range tensor as bound cells: a 0-d range is one cell for the whole tensor; a
+// range of the tensor's own shape bounds each element (a point per element pins it).
+at::Tensor cells_of(const at::Tensor& r, int64_t rank) {
+  at::Tensor d = r.to(at::kDouble);
+  return d.dim() == 0 ? d.expand(std::vector<int64_t>(rank, 1)) : d;
+}
+
 bool keeps_fixed(const Graph& g, const std::string& name, bool& nonnegative) {
   for (const Node& n : g.nodes)
     for (size_t i = 0; i < n.inputs.size(); ++i) {
@@ -32,10 +39,9 @@ IntervalTensor free_weight(const Graph& g, const std::string& name, const at::Te
   bool nonnegative = false;
   if (w.numel() == 0 || keeps_fixed(g, name, nonnegative)) return IntervalTensor::of_value(w);
   if (auto rt = opt.range_tensors.find(name); rt != opt.range_tensors.end()) {
-    std::vector<int64_t> cell(w.dim(), 1);
-    at::Tensor lo = rt->second.first.to(at::kDouble), hi = rt->second.second.to(at::kDouble);
+    at::Tensor lo = cells_of(rt->second.first, w.dim()), hi = cells_of(rt->second.second, w.dim());
     if (nonnegative) lo = lo.clamp_min(0);
-    return IntervalTensor::of_bounds(lo.expand(cell), at::maximum(lo, hi).expand(cell), w.sizes().vec(), w.scalar_type());
+    return IntervalTensor::of_bounds(lo, at::maximum(lo, hi), w.sizes().vec(), w.scalar_type());
   }
   double lo, hi;
   if (auto it = opt.weight_ranges.find(name); it != opt.weight_ranges.end()) {
@@ -92,9 +98,8 @@ Result<std::unordered_map<std::string, IntervalTensor>> initial_intervals(const 
       return Status::Error(fmt::format("{}: input '{}': {}", g.model_path, name, e.what()));
     }
     if (auto rt = opt.range_tensors.find(name); rt != opt.range_tensors.end()) {
-      std::vector<int64_t> cell(t->dims->size(), 1);
-      state[name] = IntervalTensor::of_bounds(rt->second.first.to(at::kDouble).expand(cell),
-                                              rt->second.second.to(at::kDouble).expand(cell), *t->dims, st);
+      int64_t rank = static_cast<int64_t>(t->dims->size());
+      state[name] = IntervalTensor::of_bounds(cells_of(rt->second.first, rank), cells_of(rt->second.second, rank), *t->dims, st);
       continue;
     }
     auto it = opt.ranges.find(name);

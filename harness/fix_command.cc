@@ -38,6 +38,13 @@ json changes_json(const std::vector<RangeChange>& cs) {
   return a;
 }
 
+json unremovable_json(const Unremovable& u) {
+  json pinned = json::array();
+  for (const RangeChange& p : u.pinned)
+    pinned.push_back({{"tensor", p.tensor}, {"range", {p.before_lo, p.before_hi}}, {"values", {p.after_lo, p.after_hi}}});
+  return {{"node", u.node}, {"pinned", pinned}, {"runs", u.runs}, {"text", u.text}};
+}
+
 std::string report_json(const FixArgs& a, const FixReport& r, const std::string& written) {
   json findings = json::array();
   for (const FindingFix& fx : r.fixes) {
@@ -48,14 +55,18 @@ std::string report_json(const FixArgs& a, const FixReport& r, const std::string&
                   {"description", fx.description}, {"changes", changes_json(fx.changes)}, {"hint", fx.hint}};
     if (fx.status == "fixed" && fx.kept_all_nodes >= 0) f["fix"]["kept_all_nodes"] = fx.kept_all_nodes;
     if (!fx.reason.empty()) f["reason"] = fx.reason;
+    if (fx.unremovable) f["unremovable"] = unremovable_json(*fx.unremovable);
     findings.push_back(f);
   }
   json alts = json::array();
-  for (const RangeFix& rf : r.alternatives)
+  for (const RangeFix& rf : r.alternatives) {
+    json un = json::array();
+    for (const Unremovable& u : rf.unremovable) un.push_back(unremovable_json(u));
     alts.push_back({{"at", to_string(rf.mode)}, {"proved", rf.proved}, {"kept", rf.kept}, {"min_kept", rf.min_kept},
                     {"kept_all_nodes", rf.kept_all_nodes},
-                    {"changes", changes_json(rf.changes)},
+                    {"changes", changes_json(rf.changes)}, {"unremovable", un},
                     {"reason", rf.reason}, {"seconds", rf.seconds}});
+  }
   json remaining = json::array();
   for (const Finding& f : r.remaining) remaining.push_back(finding_json(f));
   return json{{"model", a.common.model}, {"at", a.at}, {"weights", a.weights},
@@ -108,10 +119,11 @@ int run(const FixArgs& a) {
   auto lo = load_options(a.common);
   if (!lo.ok()) return usage_error(lo.status());
   opt.load = *lo;
+  opt.load.precision = Precision::kNative;  // patched models are already in the precision
   auto m = load_with_ranges(a.common);
   if (!m.ok()) return usage_error(m.status());
   opt.analyze.ranges = m->ranges;
-  auto raw = ModelPatch::read(a.common.model);
+  auto raw = read_model_patch(a.common);
   if (!raw.ok()) return usage_error(raw.status());
   auto r = fix_model(raw->proto(), m->graph, opt);
   if (!r.ok()) return usage_error(r.status());

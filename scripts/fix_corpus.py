@@ -82,6 +82,7 @@ def defect_row(res, defect, ndefects):
         return row
     if f["status"] != "fixed":
         row["detail"] = f.get("reason", "")
+        row["unremovable"] = "unremovable" in f
         return row
     fx = f["fix"]
     row["fixed"] = True
@@ -160,9 +161,12 @@ def write(args, modes, rows, twins):
              "`average_shrinkage` of its per-case logs), the mean over every input and weight with a range, those the mode may not "
              "narrow counted whole; RANUM's logs also count constants (at shrinkage 0), which ours do not, and its ranges differ "
              "(x in [-50, 50] where ours is [0, 1]). Seconds: the fix command's wall time, LibTorch start-up included.", "",
-             "| mode | fixed (proved) | validated | mean kept | mean of least kept | kept, all nodes | agreement on normal inputs | "
+             "`proved unfixable`: findings the mode cannot remove, with a proof (the tensors it may not narrow pinned to "
+             "values in their ranges make the analysis bound the operand inside the hazard's condition for every value of those it "
+             "may narrow, and 8 sampled runs fail at the node).", "",
+             "| mode | fixed (proved) | validated | proved unfixable | mean kept | mean of least kept | kept, all nodes | agreement on normal inputs | "
              "agreement with the human fix | median s | max s | RANUM fixed | RANUM kept, all nodes |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in modes:
         sel = [r[m] for r in rows]
         fixed = [s for s in sel if s["fixed"]]
@@ -175,7 +179,8 @@ def write(args, modes, rows, twins):
         secs = [s["seconds"] for s in sel]
         rf = RANUM.get(m)
         mean = lambda v: f"{statistics.mean(v):.3f}" if v else "-"
-        lines.append(f"| {m} | {len(fixed)}/{n} | {len(val)}/{n} | {kept:.3f} | {least:.3f} | {mean(kept_all)} | {mean(agree)} | {mean(human)} | "
+        unfixable = sum(1 for s in sel if s.get("unremovable"))
+        lines.append(f"| {m} | {len(fixed)}/{n} | {len(val)}/{n} | {unfixable} | {kept:.3f} | {least:.3f} | {mean(kept_all)} | {mean(agree)} | {mean(human)} | "
                      f"{statistics.median(secs):.2f} | {max(secs):.2f} | " +
                      (f"{rf[0]}/79 | {1 - rf[1]:.3f} |" if rf else "- | - |"))
     ok = sum(1 for _, t in twins if t)
@@ -185,7 +190,9 @@ def write(args, modes, rows, twins):
         cells = []
         for m in modes:
             s = r[m]
-            if not s["fixed"]:
+            if not s["fixed"] and s.get("unremovable"):
+                cells.append("no, proved unfixable by this mode")
+            elif not s["fixed"]:
                 cells.append("no: " + (s["detail"][:60] or "-").replace("|", "/"))
             else:
                 cells.append(f"{s['how']} kept {s['kept']:.3f}{'' if s['validated'] else ' UNVALIDATED'} {s['seconds']:.1f}s")

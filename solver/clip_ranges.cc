@@ -26,11 +26,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Knob {
-  std::string name;
-  bool weight = false;
-  double lo = 0, hi = 0;
-};
+}  // namespace
 
 std::vector<Knob> knobs_of(const Graph& graph, FixMode mode, const AnalyzeOptions& opt) {
   std::vector<Knob> out;
@@ -54,6 +50,8 @@ std::vector<Knob> knobs_of(const Graph& graph, FixMode mode, const AnalyzeOption
   }
   return out;
 }
+
+namespace {
 
 AnalyzeOptions with_ranges(const AnalyzeOptions& base, const std::vector<Knob>& knobs, const std::vector<Range>& r) {
   AnalyzeOptions o = base;
@@ -403,45 +401,91 @@ double kept_over_all_nodes(const Graph& graph, const AnalyzeOptions& opt, const 
 
 }  // namespace
 
-Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>& targets, FixMode mode,
-                                  const FixOptions& options) {
+namespace {
+
+// The narrowing for `targets` that keeps most, searched until `deadline`; the reason
+// when none is proved.
+std::optional<std::vector<Range>> search_ranges(const Graph& graph, const std::vector<Finding>& targets,
+                                                const std::vector<Finding>& original, FixMode mode,
+                                                const FixOptions& options, Clock::time_point deadline,
+                                                std::vector<Knob>& knobs, std::string& reason) {
   auto start = Clock::now();
-  RangeFix fix;
-  fix.mode = mode;
-  auto original = analyze(graph, options.analyze);
-  if (!original.ok()) return original.status();
   std::set<std::string> nodes;
   for (const Finding& f : targets) nodes.insert(f.node);
-  Search s{graph, targets, original->findings, options, nodes, knobs_of(graph, mode, options.analyze),
-           start + std::chrono::milliseconds(static_cast<int64_t>(options.range_budget_seconds * 1000))};
+  Search s{graph, targets, original, options, nodes, knobs_of(graph, mode, options.analyze), deadline};
   s.analysis_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   for (const std::string& n : nodes) s.upstream[n] = upstream_of(graph, n);
-  auto finish = [&](std::string reason) {
-    fix.reason = std::move(reason);
-    fix.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    return fix;
-  };
-  if (s.knobs.empty())
-    return finish(mode == FixMode::kInputs ? "no float input with a range to narrow"
-                                           : "no free float weight to narrow (weights are narrowed under --weights free)");
+  knobs = s.knobs;
   std::vector<Range> r;
-  if (!narrowest_proof(s, r)) return finish("no sub-range of these tensors was proved safe (the analyzer still flags the findings when they are narrowed to a point)");
-  if (!s.proves(r)) return finish("the narrowed ranges failed the final proof");
+  if (!narrowest_proof(s, r)) {
+    reason = "no sub-range of these tensors was proved safe (the analyzer still flags the findings when they are narrowed to a point)";
+    return std::nullopt;
+  }
+  if (!s.proves(r)) {
+    reason = "the narrowed ranges failed the final proof";
+    return std::nullopt;
+  }
+  return r;
+}
+
+void record_changes(const Graph& graph, const FixOptions& options, const std::vector<Knob>& knobs,
+                    const std::vector<Range>& r, RangeFix& fix) {
   double kept = 0;
-  for (size_t i = 0; i < s.knobs.size(); ++i) {
-    const Knob& k = s.knobs[i];
+  for (size_t i = 0; i < knobs.size(); ++i) {
+    const Knob& k = knobs[i];
     Range whole = float32_inside(k.lo, k.hi);  // an end left where it was needs no Clip
     double lo = r[i].lo == whole.lo ? k.lo : r[i].lo, hi = r[i].hi == whole.hi ? k.hi : r[i].hi;
     RangeChange c{k.name, k.lo, k.hi, lo, hi, kept_share(k.lo, k.hi, lo, hi)};
     kept += c.kept;
     fix.changes.push_back(c);
   }
-  fix.kept = kept / s.knobs.size();
+  fix.kept = kept / knobs.size();
   fix.min_kept = 1;
   for (const RangeChange& c : fix.changes) fix.min_kept = std::min(fix.min_kept, c.kept);
   fix.kept_all_nodes = kept_over_all_nodes(graph, options.analyze, fix.changes);
   fix.proved = true;
-  return finish("");
+}
+
+}  // namespace
+
+// The search has the budget; when it fails, proofs that some findings cannot be
+// removed by this mode get 15% more, and where they leave findings, the search runs
+// again for those with 15% more: at most 1.3 budgets in all.
+Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>& targets, FixMode mode,
+                                  const FixOptions& options) {
+  auto start = Clock::now();
+  auto after = [&](Clock::time_point from, double share) {
+    return from + std::chrono::milliseconds(static_cast<int64_t>(options.range_budget_seconds * 1000 * share));
+  };
+  RangeFix fix;
+  fix.mode = mode;
+  auto finish = [&](std::string reason) {
+    fix.reason = std::move(reason);
+    fix.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    return fix;
+  };
+  auto original = analyze(graph, options.analyze);
+  if (!original.ok()) return original.status();
+  if (knobs_of(graph, mode, options.analyze).empty())
+    return finish(mode == FixMode::kInputs ? "no float input with a range to narrow"
+                                           : "no free float weight to narrow (weights are narrowed under --weights free)");
+  std::vector<Knob> knobs;
+  std::string reason;
+  auto r = search_ranges(graph, targets, original->findings, mode, options, after(start, 1.0), knobs, reason);
+  if (r) {
+    record_changes(graph, options, knobs, *r, fix);
+    return finish("");
+  }
+  fix.unremovable = prove_unremovable(graph, targets, mode, options, after(Clock::now(), 0.15));
+  std::vector<Finding> rest;
+  for (const Finding& f : targets)
+    if (std::none_of(fix.unremovable.begin(), fix.unremovable.end(), [&](const Unremovable& u) { return u.node == f.node; }))
+      rest.push_back(f);
+  if (rest.empty()) return finish(fix.unremovable.front().text);
+  if (fix.unremovable.empty()) return finish(reason);
+  r = search_ranges(graph, rest, original->findings, mode, options, after(Clock::now(), 0.15), knobs, reason);
+  if (r) record_changes(graph, options, knobs, *r, fix);
+  return finish(r ? "" : reason);
 }
 
 }  // namespace nanguard

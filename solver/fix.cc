@@ -137,6 +137,13 @@ Status fix_by_ranges(Trial& cur, const Graph& graph, const std::vector<Finding>&
     cur = std::move(*t);
   }
   for (FindingFix& fx : report.fixes) {
+    auto u = std::find_if(rf->unremovable.begin(), rf->unremovable.end(),
+                          [&](const Unremovable& u) { return u.node == fx.finding.node; });
+    if (u != rf->unremovable.end()) {
+      fx.unremovable = *u;
+      fx.reason = u->text;
+      continue;
+    }
     if (!rf->proved || has_finding(cur.analysis, fx.finding)) {
       fx.reason = rf->proved ? "still flagged with the narrowed ranges" : rf->reason;
       continue;

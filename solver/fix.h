@@ -35,6 +35,17 @@ struct RangeChange {
   double kept = 1;
 };
 
+// A proof that a range mode cannot remove a finding (solver/unremovable.cc): the
+// tensors the mode may not narrow pinned to values inside their ranges, under which the
+// analysis bounds some element of the hazard's operand inside its unit target for every
+// value of the tensors it may narrow; sampled real runs at those values confirm it.
+struct Unremovable {
+  std::string node;
+  std::vector<RangeChange> pinned;  // per pinned tensor: its range, and the span of its values
+  int runs = 0;                     // sampled real runs, each failing at the node
+  std::string text;
+};
+
 struct FindingFix {
   Finding finding;
   std::string status = "not-fixed";  // or "fixed"
@@ -45,12 +56,13 @@ struct FindingFix {
   double kept_all_nodes = -1;        // range modes: RangeFix::kept_all_nodes
   std::string hint;                  // the source-level change
   std::string reason;                // why not fixed, or "removed by the fix of NODE"
+  std::optional<Unremovable> unremovable;  // range modes: the proof that none can fix it
 };
 
 // A range mode's result for the whole model (inputs, weights, all).
 struct RangeFix {
   FixMode mode = FixMode::kInputs;
-  bool proved = false;
+  bool proved = false;  // the narrowing proved for every target not in `unremovable`
   double kept = 0;      // mean kept width over the tensors the mode may narrow
   double min_kept = 0;  // the least kept by any one of them (1: none narrowed)
   // RANUM's published measure: the mean over every input and weight with a range,
@@ -58,6 +70,9 @@ struct RangeFix {
   double kept_all_nodes = 0;
   std::vector<RangeChange> changes;
   std::string reason;  // when not proved
+  // Findings no narrowing of this mode's tensors can remove, with the proof; when some
+  // are, the others are fixed without them where a narrowing proves it.
+  std::vector<Unremovable> unremovable;
   double seconds = 0;
 };
 

@@ -2,6 +2,8 @@
 // analysis, and the graph edits that clip a tensor.
 #pragma once
 
+#include <chrono>
+#include <string>
 #include <vector>
 
 #include "analyzer/analyzer.h"
@@ -10,6 +12,22 @@
 #include "solver/fix.h"
 
 namespace nanguard {
+
+// A tensor a range mode may narrow: a graph input, or a free float weight.
+struct Knob {
+  std::string name;
+  bool weight = false;
+  double lo = 0, hi = 0;  // its whole range
+};
+
+// The tensors `mode` may narrow (kInputs: float inputs with a range; kWeights: free
+// float weights; kAll: both), in a fixed order.
+std::vector<Knob> knobs_of(const Graph& graph, FixMode mode, const AnalyzeOptions& opt);
+
+// Tries to prove each target unremovable by `mode` (kInputs or kWeights) before
+// `deadline`; the proofs found.
+std::vector<Unremovable> prove_unremovable(const Graph& graph, const std::vector<Finding>& targets, FixMode mode,
+                                           const FixOptions& options, std::chrono::steady_clock::time_point deadline);
 
 // A patched model, loaded again and analysed.
 struct Trial {

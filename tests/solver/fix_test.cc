@@ -385,5 +385,48 @@ TEST(Fix, DivisorChainIsFixedWithAMarginWhenTheWidestClampsLeaveFindings) {
   EXPECT_TRUE(at::equal(y.slice(0, 0, 2), y0.slice(0, 0, 2)));  // normal divisors: unchanged
 }
 
+// log(softmax(x @ w)) with w free in [-50, 50], beside log(p). With x in [0.6, 1] the
+// weights alone can open a gap of 120 between logits for every x, so no input range
+// removes the first finding: the inputs mode proves it (pinned weights, 8 failing
+// runs) and still fixes log(p). With x in [0, 1], x near 0 silences the weights: the
+// same mode narrows x and fixes both, and proves nothing unfixable.
+TEST(Fix, InputsModeProvesAFindingTheWeightsDecideUnfixableAndFixesTheRest) {
+  for (double x_lo : {0.6, 0.0}) {
+    ModelBuilder b;
+    b.input("x", {1, 2}).input("p", {3}).output("l", {1, 3}).output("lp", {3});
+    b.initializer("w", at::full({2, 3}, 0.01f));
+    b.node("MatMul", {"x", "w"}, {"z"}, "matmul");
+    b.node("Softmax", {"z"}, {"s"}, "softmax");
+    b.node("Log", {"s"}, {"l"}, "log_softmax");
+    b.node("Log", {"p"}, {"lp"}, "log_p");
+    auto g = load_model_proto(b.proto(), "test.onnx");
+    ASSERT_TRUE(g.ok()) << g.status().message();
+    FixOptions opt;
+    opt.analyze.ranges = {{"x", {x_lo, 1}}, {"p", {-1, 1}}};
+    opt.analyze.weights = WeightMode::kFree;
+    opt.analyze.weight_range = Range{-50, 50};
+    opt.mode = FixMode::kInputs;
+    auto r = fix_model(b.proto(), *g, opt);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    std::map<std::string, const FindingFix*> by;
+    for (const FindingFix& fx : r->fixes) by[fx.finding.node] = &fx;
+    ASSERT_EQ(by.count("log_softmax"), 1u);
+    ASSERT_EQ(by.count("log_p"), 1u);
+    EXPECT_EQ(by["log_p"]->status, "fixed") << by["log_p"]->reason;
+    const FindingFix& soft = *by["log_softmax"];
+    if (x_lo > 0) {
+      EXPECT_EQ(soft.status, "not-fixed");
+      ASSERT_TRUE(soft.unremovable.has_value()) << soft.reason;
+      EXPECT_EQ(soft.unremovable->runs, 8);
+      ASSERT_EQ(soft.unremovable->pinned.size(), 1u);
+      EXPECT_EQ(soft.unremovable->pinned[0].tensor, "w");
+      EXPECT_NE(soft.reason.find("no input range can remove it"), std::string::npos) << soft.reason;
+    } else {
+      EXPECT_EQ(soft.status, "fixed") << soft.reason;
+      EXPECT_FALSE(soft.unremovable.has_value());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace nanguard

@@ -1,0 +1,247 @@
+// Proofs that a range mode cannot remove a finding. The tensors the mode may not
+// narrow (the free weights for `inputs`, the inputs for `weights`) are pinned to values
+// inside their ranges, one per element, chosen by signed gradient steps through the
+// differentiable analysis; the pinned values are a proof when the analysis then bounds
+// some element of the hazard's operand wholly inside its unit target (log's x <= 0,
+// exp's x >= 88.72...) for every value of the tensors the mode may narrow. Every
+// sub-range of those tensors then still fails, so no narrowing removes the finding.
+// Sampled real runs at the pinned values must fail at the node too, or there is no proof.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include <fmt/core.h>
+
+#include "oracle/input_source.h"
+#include "oracle/nonfinite.h"
+#include "ops/op_registry.h"
+#include "solver/fix_internal.h"
+#include "solver/unit_witness.h"
+
+namespace nanguard {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kSteps = 16;
+constexpr int kRuns = 8;
+
+struct Pin {
+  Knob knob;
+  std::vector<int64_t> shape;
+  at::Tensor value;  // float64 of `shape`, float32 values inside [lo, hi]
+};
+
+// Per cell, how far the operand's bounds are from lying wholly inside the target
+// (<= 0 where they do). Its least value is what the pins drive down.
+at::Tensor target_margin(const UnitTarget& t, const IntervalTensor& x) {
+  double v = t.value;
+  switch (t.relation) {
+    case Relation::kAtMost: return x.hi - v;
+    case Relation::kAtLeast: return v - x.lo;
+    case Relation::kEqual: return at::maximum(x.hi - v, v - x.lo);
+    case Relation::kMagnitudeAtMost: return at::maximum(x.hi - v, -v - x.lo);
+    case Relation::kMagnitudeAtLeast: return at::minimum(v - x.lo, x.hi + v);
+  }
+  return x.hi * 0 + 1;
+}
+
+// Whether some cell's bounds lie wholly inside the target, as the run compares
+// (float32): the target sets are intervals, or |x| >= v on one side of 0.
+bool some_cell_inside(const UnitTarget& t, const IntervalTensor& x) {
+  at::Tensor lo = x.full_lo().reshape({-1}).contiguous(), hi = x.full_hi().reshape({-1}).contiguous();
+  const double *l = lo.data_ptr<double>(), *h = hi.data_ptr<double>();
+  for (int64_t i = 0; i < lo.numel(); ++i)
+    if (meets(t, l[i]) && meets(t, h[i]) && (t.relation != Relation::kMagnitudeAtLeast || l[i] >= 0 || h[i] <= 0))
+      return true;
+  return false;
+}
+
+std::vector<Pin> pins_of(const Graph& graph, FixMode mode, const AnalyzeOptions& opt) {
+  std::vector<Pin> pins;
+  auto init = initial_intervals(graph, opt);
+  if (!init.ok()) return pins;
+  FixMode other = mode == FixMode::kInputs ? FixMode::kWeights : FixMode::kInputs;
+  AnalyzeOptions o = opt;
+  if (other == FixMode::kWeights && opt.weights != WeightMode::kFree) return pins;
+  at::Generator gen = at::detail::createCPUGenerator(7);
+  for (Knob& k : knobs_of(graph, other, o)) {
+    const IntervalTensor& t = init->at(k.name);
+    // Near the middle, off it at random: at the exact middle a symmetric model (equal
+    // logits) has no gradient to follow.
+    at::Tensor v = at::empty(t.shape, at::kDouble).uniform_(0.45, 0.55, gen) * (k.hi - k.lo) + k.lo;
+    pins.push_back(Pin{k, t.shape, v.to(at::kFloat).to(at::kDouble)});
+  }
+  return pins;
+}
+
+AnalyzeOptions pinned(const AnalyzeOptions& base, std::vector<Pin>& pins, bool grad) {
+  AnalyzeOptions o = base;
+  for (Pin& p : pins) {
+    at::Tensor v = grad ? p.value.clone().requires_grad_(true) : p.value;
+    o.range_tensors[p.knob.name] = {v, v};
+  }
+  return o;
+}
+
+// The operand's interval under the pins, or none.
+const IntervalTensor* operand_of(const AnalysisResult& a, const Node& node, const UnitTarget& t) {
+  if (t.operand < 0 || t.operand >= static_cast<int>(node.inputs.size())) return nullptr;
+  auto it = a.intervals.find(node.inputs[t.operand]);
+  return it == a.intervals.end() || !it->second.lo.defined() ? nullptr : &it->second;
+}
+
+// One step of each pin against the gradient of the margin, up to `share` of its range:
+// the whole share where the gradient is at least a tenth of its largest entry, less
+// where it is smaller (a pure sign step would let the rounding terms' tiny gradients
+// throw weights across 0). Rounded to float32 and kept inside the range. False when
+// nothing moves.
+bool step(std::vector<Pin>& pins, const AnalyzeOptions& o, double share) {
+  double top = 0;
+  for (Pin& p : pins)
+    if (at::Tensor g = o.range_tensors.at(p.knob.name).first.grad(); g.defined())
+      top = std::max(top, g.abs().max().item<double>());
+  if (!(top > 0) || !std::isfinite(top)) return false;
+  bool moved = false;
+  for (Pin& p : pins) {
+    at::Tensor g = o.range_tensors.at(p.knob.name).first.grad();
+    if (!g.defined()) continue;
+    if (std::getenv("NANGUARD_TRACE_FIX"))
+      std::fprintf(stderr, "fix:   pin %s: %lld up, %lld down, %lld still\n", p.knob.name.c_str(),
+                   static_cast<long long>((g < 0).sum().item<int64_t>()), static_cast<long long>((g > 0).sum().item<int64_t>()),
+                   static_cast<long long>((g == 0).sum().item<int64_t>()));
+    at::Tensor move = (g / (0.1 * top)).clamp(-1.0, 1.0) * (share * (p.knob.hi - p.knob.lo));
+    at::Tensor next = (p.value - move).clamp(p.knob.lo, p.knob.hi);
+    next = next.to(at::kFloat).to(at::kDouble).clamp(float32_up(p.knob.lo), float32_down(p.knob.hi));
+    moved = moved || !at::equal(next, p.value);
+    p.value = next;
+  }
+  return moved;
+}
+
+// Pins that put the target's operand inside it for every value of the mode's tensors:
+// the cell nearest at the start is the one driven (one element failing is enough, and
+// chasing whichever cell is nearest undoes each step).
+bool drive_pins(const Graph& graph, const Node& node, const UnitTarget& t, std::vector<Pin>& pins,
+                const FixOptions& options, Clock::time_point deadline, double share) {
+  int64_t cell = -1, cells = 0;
+  for (int i = 0; i < kSteps && Clock::now() < deadline; ++i) {
+    AnalyzeOptions o = pinned(options.analyze, pins, true);
+    try {
+      auto a = analyze(graph, o);
+      if (!a.ok()) return false;
+      const IntervalTensor* x = operand_of(*a, node, t);
+      if (!x) return false;
+      if (some_cell_inside(t, *x)) return true;
+      at::Tensor all = target_margin(t, *x).reshape({-1});
+      if (cell < 0 || all.numel() != cells) {
+        cell = all.argmin().item<int64_t>();
+        cells = all.numel();
+      }
+      at::Tensor m = all[cell];
+      if (std::getenv("NANGUARD_TRACE_FIX"))
+        std::fprintf(stderr, "fix: pins step %d: margin %g at cell %lld of %lld to `%s` (operand %s)\n", i,
+                     m.item<double>(), static_cast<long long>(cell),
+                     static_cast<long long>(all.numel()), t.text.c_str(), x->str().c_str());
+      if (!m.requires_grad()) return false;
+      m.backward();
+    } catch (const std::exception&) {
+      return false;
+    }
+    if (!step(pins, o, share)) return false;
+    share = std::max(share * 0.8, 1.0 / 256);
+  }
+  return false;
+}
+
+// Whether the run fails at the node itself: its inputs finite, and its output not
+// (forward hazards) or its operand inside the target (gradient hazards).
+bool fails_here(const OracleRun& run, const Node& node, const Finding& f, const UnitTarget& t) {
+  for (const std::string& in : node.inputs) {
+    auto it = run.exec.values.find(in);
+    if (in.empty() || it == run.exec.values.end()) continue;
+    NonFiniteRecord c = count_nonfinite(it->second);
+    if (c.nan_count + c.inf_count > 0) return false;
+  }
+  if (f.kind == HazardKind::kForward) return run.nonfinite_at(node.name);
+  auto it = run.exec.values.find(node.inputs[t.operand]);
+  if (it == run.exec.values.end()) return false;
+  at::Tensor v = it->second.to(at::kDouble).reshape({-1}).contiguous();
+  for (int64_t i = 0; i < v.numel(); ++i)
+    if (meets(t, v.data_ptr<double>()[i])) return true;
+  return false;
+}
+
+// The mode's own tensors drawn in their ranges, the pins at their values: each run
+// must fail at the node (forward) or meet the target there (gradient hazards).
+int confirming_runs(const Graph& graph, const Node& node, const Finding& f, const UnitTarget& t,
+                    const std::vector<Pin>& pins, FixMode mode, const FixOptions& options) {
+  auto ex = Executor::create(graph);
+  if (!ex.ok()) return 0;
+  std::vector<Knob> free = knobs_of(graph, mode, options.analyze);
+  for (int r = 0; r < kRuns; ++r) {
+    TensorMap given;
+    for (const Pin& p : pins) given[p.knob.name] = p.value.to(at::kFloat);
+    auto feeds = random_inputs(graph, options.analyze.ranges, 1000 + r, given);
+    if (!feeds.ok()) return r;
+    at::Generator gen = at::detail::createCPUGenerator(77 + r);
+    for (const Knob& k : free)
+      if (k.weight)
+        (*feeds)[k.name] = at::empty(ex->weights().at(k.name).sizes(), at::kDouble)
+                               .uniform_(k.lo, k.hi, gen)
+                               .clamp(float32_up(k.lo), float32_down(k.hi))
+                               .to(at::kFloat);
+    auto run = run_with_oracle(*ex, *feeds);
+    if (!run.ok() || !fails_here(*run, node, f, t)) return r;
+  }
+  return kRuns;
+}
+
+std::string describe(const Unremovable& u, FixMode mode, const UnitTarget& t) {
+  std::string names;
+  for (size_t i = 0; i < u.pinned.size() && i < 3; ++i) names += (i ? ", " : "") + u.pinned[i].tensor;
+  if (u.pinned.size() > 3) names += fmt::format(" and {} more", u.pinned.size() - 3);
+  bool inputs = mode == FixMode::kInputs;
+  return fmt::format("no {} range can remove it: with the {} {} at values inside their ranges, the analysis bounds "
+                     "this node's operand inside `{}` for every {} in range, and {} sampled runs fail here",
+                     inputs ? "input" : "weight", inputs ? "free weights" : "inputs", names, t.text,
+                     inputs ? "input" : "weight", u.runs);
+}
+
+}  // namespace
+
+std::vector<Unremovable> prove_unremovable(const Graph& graph, const std::vector<Finding>& targets, FixMode mode,
+                                           const FixOptions& options, Clock::time_point deadline) {
+  std::vector<Unremovable> out;
+  if (mode != FixMode::kInputs && mode != FixMode::kWeights) return out;
+  auto base = analyze(graph, options.analyze);
+  if (!base.ok()) return out;
+  for (const Finding& f : targets) {
+    const Node* node = graph.find_node(f.node);
+    const HazardFacet* facet = node ? find_facet(node->op_type, node->domain, f.hazard) : nullptr;
+    if (!facet || facet->completing_operand >= 0 || Clock::now() > deadline) continue;
+    auto t = unit_target(f, *node, *base, at::kCPU);
+    if (!t.ok()) continue;
+    // From the middles: first a step to the ends (a shallow model's weights decide at
+    // their ends), then small steps (a step to the ends saturates the layers after it).
+    std::vector<Pin> pins;
+    bool driven = false;
+    for (double first : {0.5, 0.125}) {
+      pins = pins_of(graph, mode, options.analyze);
+      if ((driven = drive_pins(graph, *node, *t, pins, options, deadline, first))) break;
+    }
+    if (!driven) continue;
+    Unremovable u{f.node, {}, 0, ""};
+    u.runs = confirming_runs(graph, *node, f, *t, pins, mode, options);
+    if (u.runs < kRuns) continue;
+    for (const Pin& p : pins)
+      u.pinned.push_back(RangeChange{p.knob.name, p.knob.lo, p.knob.hi, p.value.min().item<double>(),
+                                     p.value.max().item<double>(), 1});
+    u.text = describe(u, mode, *t);
+    out.push_back(u);
+  }
+  return out;
+}
+
+}  // namespace nanguard
