@@ -19,7 +19,7 @@ namespace nanguard {
 namespace {
 
 // More iterations than any real model runs: a loop past it is taken to be endless.
-constexpr int64_t kMaxIterations = 10'000'000;
+constexpr int64_t kMaxIterations = 1'000'000;
 
 bool scalar_bool(const OpContext& c, size_t i) {
   const at::Tensor& t = c.input(i);
@@ -141,6 +141,8 @@ void loop_rest(const AbstractContext& a, const LoopShape& s, LoopRun& r, int64_t
   // Exactly M iterations when M is exact and the condition always held: the rows
   // after the unrolled ones are each within the fixpoint's scan hull.
   bool counted = r.count_known && r.trips_lo && r.trips_lo == r.trips_hi && (!r.has_cond || r.cond.min() != 0);
+  if (counted && s.scans > 0 && *r.trips_hi > kMaxIterations)
+    a.fail(fmt::format("over {} iterations with scan outputs: taken to be endless", kMaxIterations));
   for (size_t k = 0; k < s.scans; ++k)
     if (counted) r.rows[k].insert(r.rows[k].end(), static_cast<size_t>(*r.trips_hi) - from, fp.scans[k]);
   r.count_known = counted;

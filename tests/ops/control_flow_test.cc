@@ -246,6 +246,20 @@ TEST(ControlFlow, ScanPastTheUnrollCapConvergesForBoundedStates) {
   EXPECT_GT(testing::expect_sound(b, opt, "scan max"), 0);
 }
 
+// The If comes first in the file but its branch reads "ax", made after it: the
+// loader sorts it after what its subgraphs read.
+TEST(ControlFlow, LoaderSortsANodeAfterTheOuterTensorsItsSubgraphsRead) {
+  ModelBuilder b = if_model(shape_cond(2), branch("Add", {"ax", "one"}, "t"), branch("Log", {"x"}, "e"));
+  b.node("Abs", {"x"}, {"ax"}, "abs");
+  at::Tensor x = -at::rand({2, 3});
+  EXPECT_TRUE(at::allclose(testing::run_output(b, {{"x", x}}), x.abs() + 1));
+  auto g = load_model_proto(b.proto(), "op_test.onnx");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  EXPECT_EQ(g->nodes.back().name, "if");
+  // else_branch first (attributes in name order), then then_branch.
+  EXPECT_EQ(implicit_inputs(g->nodes.back()), (std::vector<std::string>{"x", "ax", "one"}));
+}
+
 // An error inside a branch names the node by its path.
 TEST(ControlFlow, ErrorsInsideASubgraphNameTheNodesPath) {
   ModelBuilder then_g;
