@@ -96,8 +96,9 @@ std::vector<IntervalTensor> transfer_unknown(const OpDef* def, const AbstractCon
 
 // Back from the node through its operand at fault first (a division's divisor, not
 // its numerator), then through each node's first non-constant input.
-std::vector<std::string> path_to(const Graph& g, const Node& node, int operand) {
-  std::vector<std::string> path{node.name};
+// Inside a subgraph, node names carry the scope's `prefix` ("Loop_0/body/").
+std::vector<std::string> path_to(const Graph& g, const Node& node, int operand, const std::string& prefix) {
+  std::vector<std::string> path{prefix + node.name};
   const Node* cur = &node;
   for (int guard = 0; guard < 10000; ++guard) {
     const Node* next = nullptr;
@@ -116,19 +117,19 @@ std::vector<std::string> path_to(const Graph& g, const Node& node, int operand) 
       if (!source.empty()) path.push_back(source);
       break;
     }
-    path.push_back(next->name);
+    path.push_back(prefix + next->name);
     cur = next;
   }
   return {path.rbegin(), path.rend()};
 }
 
-Finding make_finding(const AbstractContext& a, const HazardReport& h) {
+Finding make_finding(const AbstractContext& a, const HazardReport& h, const std::string& prefix) {
   // Every hazard has its facets in ops/ (target, safe domain, rewrites): one that an
   // op reports without declaring it is a bug of that op, not a finding.
   if (!find_facet(a.node.op_type, a.node.domain, h.hazard))
     throw std::logic_error(fmt::format("internal error: {} reports hazard {} without declaring its facet", a.node.op_type, h.hazard));
   Finding f;
-  f.node = a.node.name;
+  f.node = prefix + a.node.name;
   f.op_type = a.node.op_type;
   f.kind = h.kind;
   f.hazard = h.hazard;
@@ -139,7 +140,7 @@ Finding make_finding(const AbstractContext& a, const HazardReport& h) {
   for (size_t i = 0; i < a.inputs.size(); ++i)
     if (a.inputs[i].lo.defined() && (!a.inputs[i].exact() || static_cast<int>(i) == h.operand))
       f.operands.push_back({a.node.inputs[i], a.inputs[i].min(), a.inputs[i].max()});
-  f.path = path_to(a.graph, a.node, h.operand);
+  f.path = path_to(a.graph, a.node, h.operand, prefix);
   return f;
 }
 
@@ -170,7 +171,8 @@ bool reads_infinity(const AbstractContext& a) {
 // An output cell that is exactly +-inf where an input holds a deliberate infinity is
 // that infinity carried (scores + mask), not an overflow: it is kept, not clamped.
 void check_overflow(const AbstractContext& a, std::vector<IntervalTensor>& outs, AnalysisResult& result,
-                    bool op_reported, bool fed_unbounded, std::unordered_set<std::string>& unbounded) {
+                    bool op_reported, bool fed_unbounded, std::unordered_set<std::string>& unbounded,
+                    const std::string& prefix) {
   bool carries = reads_infinity(a);
   for (size_t i = 0; i < outs.size(); ++i) {
     IntervalTensor& t = outs[i];
@@ -191,7 +193,7 @@ void check_overflow(const AbstractContext& a, std::vector<IntervalTensor>& outs,
     unbounded.insert(a.node.outputs[i]);
     if (!op_reported && !fed_unbounded) {
       HazardReport h{"overflow", HazardKind::kForward, 0, fmt::format("|result| > {:.7g}", limit)};
-      Finding f = make_finding(a, h);
+      Finding f = make_finding(a, h, prefix);
       f.result = {a.node.outputs[i], lo, hi};
       result.findings.push_back(std::move(f));
       op_reported = true;
@@ -232,7 +234,7 @@ void round_to_declared_half(const AbstractContext& a, std::vector<IntervalTensor
 // float32's thresholds (1/x of a float16 x < 1.5e-5 overflows). So nothing is proved
 // for a model that computes in it: one gradient finding, at the first node with such
 // an output, and the type listed with the unsupported ops.
-void check_modelled_type(const AbstractContext& a, AnalysisResult& result) {
+void check_modelled_type(const AbstractContext& a, AnalysisResult& result, const std::string& prefix) {
   for (const std::string& out : a.node.outputs) {
     const TensorType* t = out.empty() ? nullptr : a.graph.type_of(out);
     at::ScalarType half = t ? half_type_of(t->elem_type) : at::kFloat;
@@ -242,7 +244,8 @@ void check_modelled_type(const AbstractContext& a, AnalysisResult& result) {
     result.unsupported.push_back(name);
     result.findings.push_back(make_finding(
         a, HazardReport{"unmodelled-precision", HazardKind::kGradient, 0,
-                        fmt::format("{} are not modelled (forward values are): no gradient computed in it is proved", name)}));
+                        fmt::format("{} are not modelled (forward values are): no gradient computed in it is proved", name)},
+        prefix));
     return;
   }
 }
@@ -303,7 +306,8 @@ bool holds_infinity(const IntervalTensor& x) {
 // An operand that may be +-inf (a mask fill carried here) meets an op whose transfer is
 // not written for infinities (ops/op_registry.h, OpDef::infinities): reported, and the
 // op analysed on the finite part of its operands. True when it was.
-bool guard_infinite_operands(const OpDef* def, AbstractContext& a, AnalysisResult& result) {
+bool guard_infinite_operands(const OpDef* def, AbstractContext& a, AnalysisResult& result,
+                             const std::string& prefix) {
   if (def && (def->infinities || def->monotone != Monotone::kNone)) return false;
   bool found = false;
   for (size_t i = 0; i < a.inputs.size(); ++i) {
@@ -311,7 +315,8 @@ bool guard_infinite_operands(const OpDef* def, AbstractContext& a, AnalysisResul
     if (!holds_infinity(x)) continue;
     if (!found)
       result.findings.push_back(make_finding(a, HazardReport{"infinite-operand", HazardKind::kForward, static_cast<int>(i),
-                                                             "an operand may be +-inf, which this op's semantics do not follow"}));
+                                                             "an operand may be +-inf, which this op's semantics do not follow"},
+                                                 prefix));
     found = true;
     x = IntervalTensor::of_bounds(x.lo.clamp(-kFloat32Max, kFloat32Max), x.hi.clamp(-kFloat32Max, kFloat32Max), x.shape,
                                   x.dtype);
@@ -321,7 +326,8 @@ bool guard_infinite_operands(const OpDef* def, AbstractContext& a, AnalysisResul
 
 // NaN bounds from carried infinities (inf - inf, 0 * inf): reported, then widened to
 // the whole line. True when there were any.
-bool check_nan_bounds(const AbstractContext& a, std::vector<IntervalTensor>& outs, AnalysisResult& result) {
+bool check_nan_bounds(const AbstractContext& a, std::vector<IntervalTensor>& outs, AnalysisResult& result,
+                      const std::string& prefix) {
   bool found = false;
   for (IntervalTensor& t : outs) {
     if (!t.lo.defined() || !t.is_float() || t.numel() == 0) continue;
@@ -329,7 +335,8 @@ bool check_nan_bounds(const AbstractContext& a, std::vector<IntervalTensor>& out
     if (!nan_lo.any().item<bool>() && !nan_hi.any().item<bool>()) continue;
     if (!found)
       result.findings.push_back(make_finding(a, HazardReport{"nan-from-infinities", HazardKind::kForward, 0,
-                                                             "inf - inf or 0 * inf of operands holding +-inf"}));
+                                                             "inf - inf or 0 * inf of operands holding +-inf"},
+                                                 prefix));
     found = true;
     t = IntervalTensor::of_bounds(t.lo.masked_fill(nan_lo, -std::numeric_limits<double>::infinity()),
                                   t.hi.masked_fill(nan_hi, std::numeric_limits<double>::infinity()), t.shape, t.dtype);
@@ -337,10 +344,30 @@ bool check_nan_bounds(const AbstractContext& a, std::vector<IntervalTensor>& out
   return found;
 }
 
+struct Scope;
+std::vector<IntervalTensor> analyze_subgraph(const Scope& scope, const Node& node, const std::string& attr,
+                                             const std::vector<IntervalTensor>& inputs, bool reached);
+
+// Where a node is analysed: its graph (the model's, or a subgraph's whose node names
+// get `prefix`), and the state of that analysis.
+struct Scope {
+  const Graph& graph;
+  const AnalyzeOptions& options;
+  AnalysisResult& result;
+  std::unordered_set<std::string>& unbounded;  // tensors downstream of an unbounded origin
+  int64_t& flops_left;
+  std::string prefix;
+};
+
 // One node: its output intervals (concrete when every input is exact), its hazards,
 // the generic float32 overflow check. Throws when the analysis cannot continue.
-void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& options, AnalysisResult& result,
-                  std::unordered_set<std::string>& unbounded, int64_t& flops_left) {
+void analyze_node(const Scope& scope, const Node& node) {
+  const Graph& graph = scope.graph;
+  const AnalyzeOptions& options = scope.options;
+  AnalysisResult& result = scope.result;
+  std::unordered_set<std::string>& unbounded = scope.unbounded;
+  int64_t& flops_left = scope.flops_left;
+  const std::string& prefix = scope.prefix;
   AbstractContext a{node, graph, graph.opset, {}, options.float_type};
   bool all_exact = true;
   for (const auto& in : node.inputs) {
@@ -349,6 +376,13 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
   }
   const OpDef* def = OpRegistry::instance().find(node.op_type, node.domain);
   if (def && def->nondeterministic) all_exact = false;
+  // Control flow reads outer tensors beyond its inputs: its op analyses its subgraphs.
+  if (!node.subgraphs.empty()) {
+    all_exact = false;
+    a.analyze_subgraph = [&scope, &node](const std::string& attr, const std::vector<IntervalTensor>& inputs, bool reached) {
+      return analyze_subgraph(scope, node, attr, inputs, reached);
+    };
+  }
   std::vector<IntervalTensor> outs;
   // Concrete evaluation when every input is known; a failure there (a random op
   // without a generator, say) falls back to the abstract transfer.
@@ -365,7 +399,7 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
   bool infinite_in = false, guarded = false;
   if (!exact_ok) {
     for (const IntervalTensor& x : a.inputs) infinite_in = infinite_in || holds_infinity(x);
-    if (infinite_in && supported) guarded = guard_infinite_operands(def, a, result);
+    if (infinite_in && supported) guarded = guard_infinite_operands(def, a, result, prefix);
   }
   std::string why = def ? "no abstract semantics for " + node.op_type : "unsupported ONNX op " + node.op_type;
   if (!exact_ok && supported) {
@@ -377,7 +411,7 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
       why = std::string("abstract semantics failed: ") + e.what();
     }
   }
-  bool nan_bounds = supported && !exact_ok && check_nan_bounds(a, outs, result);
+  bool nan_bounds = supported && !exact_ok && check_nan_bounds(a, outs, result, prefix);
   if (supported && !exact_ok) refine_with_facts(a, result.intervals, outs);
   // Symbolic rows are real-valued: they cannot cross a carried infinity.
   if (supported && !exact_ok && !infinite_in && affine(def) && outs.size() == 1 && wants_symbolic(options, outs[0], flops_left))
@@ -386,8 +420,12 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
     std::string name = node.domain.empty() ? node.op_type : node.domain + "." + node.op_type;
     if (std::find(result.unsupported.begin(), result.unsupported.end(), name) == result.unsupported.end())
       result.unsupported.push_back(name);
-    result.findings.push_back(make_finding(a, HazardReport{"unsupported", HazardKind::kForward, 0, why}));
-    outs = transfer_unknown(def, a);
+    result.findings.push_back(make_finding(a, HazardReport{"unsupported", HazardKind::kForward, 0, why}, prefix));
+    try {
+      outs = transfer_unknown(def, a);
+    } catch (const ModelError& e) {
+      throw ModelError(def ? fmt::format("{} ({})", e.what(), why) : e.what());  // why the op's own transfer gave up
+    }
   }
   // A forward hazard of the op itself (exp-overflow...) already names the overflow;
   // a gradient-only hazard does not.
@@ -398,17 +436,18 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
     filter_hazards_with_facts(a, reports);
     if (!reports.empty() && !infinite_in) recheck_hazards(graph, *def, a, options, result, reports, flops_left);
     for (const HazardReport& h : reports) {
-      result.findings.push_back(make_finding(a, h));
+      result.findings.push_back(make_finding(a, h, prefix));
       forward_reported |= h.kind == HazardKind::kForward;
     }
   }
   bool fed_unbounded = false;
   for (const auto& in : node.inputs) fed_unbounded |= unbounded.count(in) > 0;
+  for (const auto& in : implicit_inputs(node)) fed_unbounded |= unbounded.count(in) > 0;
   if (!supported)
     for (const auto& o : node.outputs) unbounded.insert(o);
-  check_overflow(a, outs, result, forward_reported || !supported, fed_unbounded, unbounded);
+  check_overflow(a, outs, result, forward_reported || !supported, fed_unbounded, unbounded, prefix);
   round_to_declared_half(a, outs);
-  check_modelled_type(a, result);
+  check_modelled_type(a, result, prefix);
   // Downstream of an unbounded origin, outputs that stay huge are still its echo
   // (Relu of a clamped 3.4e38 bound); bounded ones (softmax, tanh, norms) are not.
   if (fed_unbounded)
@@ -420,6 +459,73 @@ void analyze_node(const Graph& graph, const Node& node, const AnalyzeOptions& op
     if (!node.outputs[i].empty()) result.intervals[node.outputs[i]] = std::move(outs[i]);
 }
 
+// A subgraph's finding joins the analysis'; the same node and hazard met again (a
+// later iteration) widens the first one's ranges. A subgraph that may not run at all
+// proves no finding definite.
+void merge_finding(Finding f, bool reached, AnalysisResult& result) {
+  if (!reached) f.status = "possible";
+  for (Finding& g : result.findings) {
+    if (g.node != f.node || g.hazard != f.hazard) continue;
+    if (f.status == "definite") g.status = "definite";
+    for (const OperandRange& o : f.operands)
+      for (OperandRange& p : g.operands)
+        if (p.tensor == o.tensor) p = {p.tensor, std::min(p.lo, o.lo), std::max(p.hi, o.hi)};
+    if (!f.result.tensor.empty() && g.result.tensor == f.result.tensor)
+      g.result = {g.result.tensor, std::min(g.result.lo, f.result.lo), std::max(g.result.hi, f.result.hi)};
+    return;
+  }
+  result.findings.push_back(std::move(f));
+}
+
+// An error inside a subgraph names its node with the scope's prefix.
+std::string scoped_message(const std::string& msg, const Node& node, const std::string& prefix) {
+  std::string head = "node '" + node.name + "'";
+  if (msg.rfind(head, 0) == 0) return "node '" + prefix + node.name + "'" + msg.substr(head.size());
+  return fmt::format("node '{}{}' ({}): analysis failed: {}", prefix, node.name, node.op_type, msg);
+}
+
+// A nested analysis of the subgraph: its scope holds the outer tensors it reads, as
+// this analysis has them, its own constants, and the formal inputs' intervals.
+std::vector<IntervalTensor> analyze_subgraph(const Scope& scope, const Node& node, const std::string& attr,
+                                             const std::vector<IntervalTensor>& inputs, bool reached) {
+  const Graph& body = attr_graph(node, attr);
+  std::string prefix = scope.prefix + node.name + "/" + attr + "/";
+  if (inputs.size() != body.inputs.size())
+    throw ModelError(fmt::format("node '{}{}' ({}): '{}' takes {} inputs, given {}", scope.prefix, node.name, node.op_type,
+                                 attr, body.inputs.size(), inputs.size()));
+  AnalysisResult sub;
+  std::unordered_set<std::string> unbounded;
+  for (const std::string& r : body.outer_refs) {
+    auto it = scope.result.intervals.find(r);
+    if (it == scope.result.intervals.end())
+      throw ModelError(fmt::format("node '{}{}' ({}): outer-scope tensor '{}' is not defined", scope.prefix, node.name,
+                                   node.op_type, r));
+    sub.intervals[r] = it->second;
+    if (scope.unbounded.count(r)) unbounded.insert(r);
+  }
+  for (const auto& [name, proto] : body.initializers) sub.intervals[name] = IntervalTensor::of_value(tensor_from_proto(proto));
+  for (size_t i = 0; i < inputs.size(); ++i) sub.intervals[body.inputs[i]] = inputs[i];
+  Scope inner{body, scope.options, sub, unbounded, scope.flops_left, prefix};
+  std::string error;
+  for (const Node& n : body.nodes) {
+    try {
+      analyze_node(inner, n);
+    } catch (const std::exception& e) {
+      error = scoped_message(e.what(), n, prefix);
+      break;
+    }
+  }
+  // Findings before an error stand: the op that called this becomes unsupported.
+  for (Finding& f : sub.findings) merge_finding(std::move(f), reached, scope.result);
+  for (const std::string& u : sub.unsupported)
+    if (std::find(scope.result.unsupported.begin(), scope.result.unsupported.end(), u) == scope.result.unsupported.end())
+      scope.result.unsupported.push_back(u);
+  if (!error.empty()) throw ModelError(error);
+  std::vector<IntervalTensor> outs;
+  for (const std::string& o : body.outputs) outs.push_back(sub.intervals.at(o));
+  return outs;
+}
+
 }  // namespace
 
 Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options) {
@@ -429,9 +535,10 @@ Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options
   result.intervals = std::move(init.value());
   std::unordered_set<std::string> unbounded;  // tensors downstream of an unbounded origin
   int64_t flops_left = options.symbolic_budget;
+  Scope scope{graph, options, result, unbounded, flops_left, ""};
   for (const Node& node : graph.nodes) {
     try {
-      analyze_node(graph, node, options, result, unbounded, flops_left);
+      analyze_node(scope, node);
     } catch (const std::exception& e) {
       std::string msg = e.what();
       if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);

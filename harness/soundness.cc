@@ -37,13 +37,17 @@ at::Tensor draw(const IntervalTensor& t, int64_t sample, at::Generator& gen) {
   return out;
 }
 
-// Nodes at or downstream of a finding: NaN/INF there is explained.
+// Nodes at or downstream of a finding: NaN/INF there is explained. A finding inside
+// a subgraph ("Loop_0/body/Log_3") explains its control-flow node's outputs.
 std::unordered_set<std::string> explained_tensors(const Graph& g, const AnalysisResult& r) {
   std::unordered_set<std::string> flagged_nodes, tensors;
   for (const auto& f : r.findings) flagged_nodes.insert(f.node);
   for (const Node& n : g.nodes) {
     bool hit = flagged_nodes.count(n.name) > 0;
+    for (const auto& f : r.findings)
+      hit |= !n.subgraphs.empty() && f.node.rfind(n.name + "/", 0) == 0;
     for (const auto& in : n.inputs) hit |= tensors.count(in) > 0;
+    for (const auto& in : implicit_inputs(n)) hit |= tensors.count(in) > 0;
     if (hit) tensors.insert(n.outputs.begin(), n.outputs.end());
   }
   return tensors;

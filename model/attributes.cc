@@ -66,4 +66,11 @@ const onnx::TensorProto& attr_tensor(const Node& node, const std::string& name) 
   return require(node, name, AP::TENSOR).t();
 }
 
+const Graph& attr_graph(const Node& node, const std::string& name) {
+  auto it = node.subgraphs.find(name);
+  if (it == node.subgraphs.end() || !it->second)
+    throw ModelError(fmt::format("node '{}' ({}): missing graph attribute '{}'", node.name, node.op_type, name));
+  return *it->second;
+}
+
 }  // namespace nanguard

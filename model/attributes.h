@@ -23,5 +23,7 @@ std::optional<std::vector<int64_t>> attr_ints_opt(const Node& node, const std::s
 std::vector<float> attr_floats(const Node& node, const std::string& name);
 std::vector<std::string> attr_strings(const Node& node, const std::string& name);
 const onnx::TensorProto& attr_tensor(const Node& node, const std::string& name);
+// A graph attribute as loaded into the IR (Node::subgraphs).
+const Graph& attr_graph(const Node& node, const std::string& name);
 
 }  // namespace nanguard

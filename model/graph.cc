@@ -44,6 +44,15 @@ void Graph::index_producers() {
   }
 }
 
+std::vector<std::string> implicit_inputs(const Node& node) {
+  std::vector<std::string> refs;
+  std::unordered_set<std::string> seen;
+  for (const auto& [attr, g] : node.subgraphs)
+    for (const std::string& r : g->outer_refs)
+      if (seen.insert(r).second) refs.push_back(r);
+  return refs;
+}
+
 int64_t element_size(int32_t t) {
   using TP = onnx::TensorProto;
   switch (t) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -25,6 +26,8 @@ struct TensorType {
   std::optional<int64_t> element_count() const;
 };
 
+struct Graph;
+
 struct Node {
   std::string name;  // never empty: the loader names unnamed nodes "<OpType>_<index>"
   std::string op_type;
@@ -32,6 +35,9 @@ struct Node {
   std::vector<std::string> inputs;  // "" marks an omitted optional input
   std::vector<std::string> outputs;
   std::map<std::string, onnx::AttributeProto> attributes;
+  // Graph attributes (If's branches, a Loop or Scan body) loaded into the IR; their
+  // AttributeProtos stay in `attributes` too.
+  std::map<std::string, std::shared_ptr<const Graph>> subgraphs;
   int index = 0;  // position in Graph::nodes
 };
 
@@ -49,6 +55,9 @@ struct Graph {
   // epsilons, shapes), never trainable weights.
   std::unordered_set<std::string> folded_constants;
   std::unordered_map<std::string, TensorType> types;  // inferred, per tensor name
+  // A subgraph only: the tensors of enclosing scopes that it (or a subgraph inside
+  // it) reads by name, in order of first use (ONNX scoping).
+  std::vector<std::string> outer_refs;
 
   const Node* find_node(const std::string& name) const;
   // The node producing `tensor`, or nullptr for inputs and initializers.
@@ -62,6 +71,9 @@ struct Graph {
  private:
   std::unordered_map<std::string, int> producer_index_;
 };
+
+// The outer-scope tensors a node's subgraphs read: inputs it has beyond `inputs`.
+std::vector<std::string> implicit_inputs(const Node& node);
 
 // Bytes per element of an ONNX element type; 0 for string / undefined.
 int64_t element_size(int32_t elem_type);

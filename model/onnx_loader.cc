@@ -130,9 +130,42 @@ Node to_node(const onnx::NodeProto& np, int index) {
   return n;
 }
 
-// Kahn's algorithm; also rejects references to tensors nothing defines. Returns the
-// original indices of the nodes in sorted order.
-Result<std::vector<int>> sort_nodes(Graph& g, const std::string& path) {
+// The tensors a node's graph attributes read from enclosing scopes (ONNX scoping: a
+// subgraph may read any outer tensor by name).
+std::vector<std::string> proto_outer_refs(const onnx::GraphProto& gp);
+
+std::vector<std::string> proto_implicit_inputs(const onnx::NodeProto& n) {
+  std::vector<std::string> refs;
+  for (const auto& a : n.attribute()) {
+    if (a.has_g()) for (auto& r : proto_outer_refs(a.g())) refs.push_back(r);
+    for (const auto& g : a.graphs()) for (auto& r : proto_outer_refs(g)) refs.push_back(r);
+  }
+  return refs;
+}
+
+std::vector<std::string> proto_outer_refs(const onnx::GraphProto& gp) {
+  std::unordered_set<std::string> defined, seen;
+  for (const auto& i : gp.input()) defined.insert(i.name());
+  for (const auto& t : gp.initializer()) defined.insert(t.name());
+  for (const auto& n : gp.node()) defined.insert(n.output().begin(), n.output().end());
+  std::vector<std::string> refs;
+  auto use = [&](const std::string& name) {
+    if (!name.empty() && !defined.count(name) && seen.insert(name).second) refs.push_back(name);
+  };
+  for (const auto& n : gp.node()) {
+    for (const auto& in : n.input()) use(in);
+    for (const auto& r : proto_implicit_inputs(n)) use(r);
+  }
+  for (const auto& o : gp.output()) use(o.name());
+  return refs;
+}
+
+// Kahn's algorithm; also rejects references to tensors nothing defines. A node
+// depends on its inputs and on the outer tensors its subgraphs read (`implicit`);
+// `outer` names tensors an enclosing scope defines. Returns the original indices
+// of the nodes in sorted order.
+Result<std::vector<int>> sort_nodes(Graph& g, const std::string& path, const std::vector<std::vector<std::string>>& implicit,
+                                    const std::unordered_set<std::string>& outer) {
   std::unordered_map<std::string, int> producer;
   for (size_t i = 0; i < g.nodes.size(); ++i)
     for (const auto& o : g.nodes[i].outputs) {
@@ -142,11 +175,15 @@ Result<std::vector<int>> sort_nodes(Graph& g, const std::string& path) {
       producer[o] = static_cast<int>(i);
     }
   std::unordered_set<std::string> graph_inputs(g.inputs.begin(), g.inputs.end());
+  graph_inputs.insert(outer.begin(), outer.end());
   std::vector<int> pending(g.nodes.size(), 0);
   std::vector<std::vector<int>> users(g.nodes.size());
   for (size_t i = 0; i < g.nodes.size(); ++i) {
-    for (const auto& in : g.nodes[i].inputs) {
-      if (in.empty() || g.initializers.count(in) || graph_inputs.count(in)) continue;
+    std::vector<std::string> reads = g.nodes[i].inputs;
+    reads.insert(reads.end(), implicit[i].begin(), implicit[i].end());
+    std::unordered_set<std::string> counted;
+    for (const auto& in : reads) {
+      if (in.empty() || g.initializers.count(in) || graph_inputs.count(in) || !counted.insert(in).second) continue;
       auto it = producer.find(in);
       if (it == producer.end())
         return Status::Error(fmt::format("{}: node '{}' ({}) reads tensor '{}', which no node, input or initializer defines", path, g.nodes[i].name, g.nodes[i].op_type, in));
@@ -174,18 +211,29 @@ Result<std::vector<int>> sort_nodes(Graph& g, const std::string& path) {
 }
 
 // Validates structure with our own messages, then puts the proto's nodes in
-// topological order (the checker insists on it; exporters do not always comply).
-Status sort_proto_nodes(onnx::ModelProto& m, const std::string& path) {
+// topological order (the checker insists on it; exporters do not always comply),
+// subgraphs first, each with the outer tensors it reads taken as defined.
+Status sort_graph_proto(onnx::GraphProto& gp, const std::string& path, const std::unordered_set<std::string>& outer) {
+  for (auto& n : *gp.mutable_node())
+    for (auto& a : *n.mutable_attribute())
+      if (a.has_g()) {
+        auto refs = proto_outer_refs(a.g());
+        if (Status s = sort_graph_proto(*a.mutable_g(), path, {refs.begin(), refs.end()}); !s.ok()) return s;
+      }
   Graph g;
-  for (const auto& t : m.graph().initializer()) g.initializers[t.name()] = onnx::TensorProto();
-  for (const auto& vi : m.graph().input()) if (!g.initializers.count(vi.name())) g.inputs.push_back(vi.name());
-  for (const auto& vi : m.graph().output()) g.outputs.push_back(vi.name());
-  for (int i = 0; i < m.graph().node_size(); ++i) g.nodes.push_back(to_node(m.graph().node(i), i));
-  auto order = sort_nodes(g, path);
+  for (const auto& t : gp.initializer()) g.initializers[t.name()] = onnx::TensorProto();
+  for (const auto& vi : gp.input()) if (!g.initializers.count(vi.name())) g.inputs.push_back(vi.name());
+  for (const auto& vi : gp.output()) g.outputs.push_back(vi.name());
+  std::vector<std::vector<std::string>> implicit;
+  for (int i = 0; i < gp.node_size(); ++i) {
+    g.nodes.push_back(to_node(gp.node(i), i));
+    implicit.push_back(proto_implicit_inputs(gp.node(i)));
+  }
+  auto order = sort_nodes(g, path, implicit, outer);
   if (!order.ok()) return order.status();
   google::protobuf::RepeatedPtrField<onnx::NodeProto> sorted;
-  for (int i : *order) *sorted.Add() = m.graph().node(i);
-  m.mutable_graph()->mutable_node()->Swap(&sorted);
+  for (int i : *order) *sorted.Add() = gp.node(i);
+  gp.mutable_node()->Swap(&sorted);
   return Status::Ok();
 }
 
@@ -227,8 +275,9 @@ Status check_declared_inputs(const onnx::ModelProto& m, const LoadOptions& opt, 
   return check_sizes(declared, opt, path);
 }
 
-Status build_graph(const onnx::ModelProto& m, Graph& g, const std::string& path) {
-  const auto& gp = m.graph();
+// One graph of the model (the main graph or a subgraph, recursively): its
+// initializers, declared and inferred types, nodes with Constants folded.
+Status build_graph(const onnx::GraphProto& gp, Graph& g, const std::string& path) {
   for (const auto& t : gp.initializer()) {
     g.initializers[t.name()] = t;
     g.types[t.name()] = type_of_proto(t);
@@ -254,6 +303,15 @@ Status build_graph(const onnx::ModelProto& m, Graph& g, const std::string& path)
       } catch (const ModelError& e) {
         return Status::Error(fmt::format("{}: {}", path, e.what()));
       }
+    }
+    for (const auto& a : gp.node(i).attribute()) {
+      if (!a.has_g()) continue;
+      auto sub = std::make_shared<Graph>();
+      sub->model_path = path;
+      sub->opset = g.opset;
+      sub->outer_refs = proto_outer_refs(a.g());
+      if (Status s = build_graph(a.g(), *sub, path); !s.ok()) return s;
+      n.subgraphs[a.name()] = std::move(sub);
     }
     g.nodes.push_back(std::move(n));
   }
@@ -303,7 +361,7 @@ Result<Graph> load_model(const std::string& path, const LoadOptions& options) {
 }
 
 Status apply_precision(onnx::ModelProto& m, Precision p, const std::string& path) {
-  if (Status s = sort_proto_nodes(m, path); !s.ok()) return s;
+  if (Status s = sort_graph_proto(*m.mutable_graph(), path, {}); !s.ok()) return s;
   return convert_precision(m, p, path);
 }
 
@@ -332,7 +390,7 @@ Result<Graph> load_model_proto(onnx::ModelProto m, const std::string& path, cons
   g.model_path = path;
   g.precision = options.precision;
   g.opset = *opset;
-  if (Status s = build_graph(m, g, path); !s.ok()) return s;
+  if (Status s = build_graph(m.graph(), g, path); !s.ok()) return s;
   if (Status s = check_sizes(g, options, path); !s.ok()) return s;
   return g;
 }

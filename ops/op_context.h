@@ -2,6 +2,7 @@
 // input tensors (an undefined tensor for an omitted optional input).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,11 @@ struct OpContext {
   at::Device device = at::kCPU;
   int64_t max_tensor_bytes = int64_t{1} << 30;
   at::Generator* generator = nullptr;  // seeded per run; for random ops
+  // Runs graph attribute `attribute` of this node (If's branches, a Loop or Scan
+  // body) on its formal inputs, outer-scope tensors read from the caller's scope.
+  // Set by the executor (ops/ cannot run graphs); throws ModelError.
+  std::function<std::vector<at::Tensor>(const std::string& attribute, const std::vector<at::Tensor>& inputs)>
+      run_subgraph;
 
   size_t num_inputs() const { return inputs.size(); }
   size_t num_outputs() const { return node.outputs.size(); }

@@ -82,14 +82,23 @@ const HazardFacet* find_facet(const std::string& op_type, const std::string& dom
   return nullptr;
 }
 
+namespace {
+
+void collect_unsupported(const Graph& graph, std::vector<std::string>& missing, std::unordered_set<std::string>& seen) {
+  for (const Node& n : graph.nodes) {
+    std::string name = n.domain.empty() ? n.op_type : n.domain + "." + n.op_type;
+    if (!OpRegistry::instance().find(n.op_type, n.domain) && seen.insert(name).second) missing.push_back(name);
+    for (const auto& [attr, sub] : n.subgraphs) collect_unsupported(*sub, missing, seen);
+  }
+}
+
+}  // namespace
+
+// Subgraphs included: a model runs only when every op in every branch and body does.
 std::vector<std::string> unsupported_op_types(const Graph& graph) {
   std::vector<std::string> missing;
   std::unordered_set<std::string> seen;
-  for (const Node& n : graph.nodes) {
-    if (OpRegistry::instance().find(n.op_type, n.domain)) continue;
-    std::string name = n.domain.empty() ? n.op_type : n.domain + "." + n.op_type;
-    if (seen.insert(name).second) missing.push_back(name);
-  }
+  collect_unsupported(graph, missing, seen);
   return missing;
 }
 

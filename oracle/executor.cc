@@ -80,7 +80,44 @@ Result<Executor> Executor::create(const Graph& graph, ExecOptions options) {
       return Status::Error(fmt::format("{}: initializer '{}': {}", graph.model_path, name, e.what()));
     }
   }
+  if (Status s = ex.load_subgraph_weights(graph); !s.ok()) return s;
   return ex;
+}
+
+// Subgraphs' initializers (their folded Constants, mostly), converted once rather
+// than at every iteration of a loop.
+Status Executor::load_subgraph_weights(const Graph& g) {
+  for (const Node& n : g.nodes)
+    for (const auto& [attr, sub] : n.subgraphs) {
+      TensorMap& w = subgraph_weights_[sub.get()];
+      for (const auto& [name, proto] : sub->initializers) {
+        try {
+          w[name] = to_run_type(tensor_from_proto(proto), options_);
+        } catch (const std::exception& e) {
+          return Status::Error(fmt::format("{}: node '{}': initializer '{}' of '{}': {}", graph_->model_path, n.name,
+                                           name, attr, e.what()));
+        }
+      }
+      if (Status s = load_subgraph_weights(*sub); !s.ok()) return s;
+    }
+  return Status::Ok();
+}
+
+std::vector<at::Tensor> Executor::run_body(const Graph& body, const std::string& prefix, const TensorMap& scope,
+                                           const std::vector<at::Tensor>& inputs, at::Generator& gen) const {
+  TensorMap values = subgraph_weights_.at(&body);
+  for (const std::string& r : body.outer_refs) {
+    auto it = scope.find(r);
+    if (it == scope.end()) throw ModelError(fmt::format("node '{}': outer-scope tensor '{}' is not defined", prefix, r));
+    values[r] = it->second;
+  }
+  if (inputs.size() != body.inputs.size())
+    throw ModelError(fmt::format("node '{}': the subgraph takes {} inputs, given {}", prefix, body.inputs.size(), inputs.size()));
+  for (size_t i = 0; i < inputs.size(); ++i) values[body.inputs[i]] = inputs[i];
+  if (Status s = run_nodes(body, values, prefix + "/", gen, {}); !s.ok()) throw ModelError(s.message());
+  std::vector<at::Tensor> outs;
+  for (const std::string& o : body.outputs) outs.push_back(values.at(o));
+  return outs;
 }
 
 Result<ExecResult> Executor::run(const TensorMap& feeds, const NodeHook& hook) const {
@@ -91,46 +128,63 @@ Result<ExecResult> Executor::run(const TensorMap& feeds, const NodeHook& hook) c
   for (const auto& [name, t] : feeds) values[name] = to_declared_half(g, name, to_run_type(t, options_));
   for (const auto& in : g.inputs)
     if (!values.count(in)) return Status::Error(fmt::format("{}: no value given for input '{}'", g.model_path, in));
-
   at::Generator gen = at::detail::createCPUGenerator(options_.seed);
-  // Without keep_intermediates a tensor is dropped after its last reader, so long
-  // runs (sampling) hold only the live frontier.
+  if (Status s = run_nodes(g, values, "", gen, hook); !s.ok())
+    return Status::Error(fmt::format("{}: {}", g.model_path, s.message()));
+  for (const auto& o : g.outputs) result.outputs.push_back(values.at(o));
+  return result;
+}
+
+Status Executor::run_nodes(const Graph& g, TensorMap& values, const std::string& prefix, at::Generator& gen,
+                           const NodeHook& hook) const {
+  // Without keep_intermediates a tensor is dropped after its last reader (a
+  // subgraph's outer reads count), so long runs (sampling) hold only the live frontier.
+  bool prune = !options_.keep_intermediates && prefix.empty();
   std::unordered_map<std::string, int> last_reader;
-  if (!options_.keep_intermediates) {
-    for (const Node& n : g.nodes) for (const auto& in : n.inputs) last_reader[in] = n.index;
+  if (prune) {
+    for (const Node& n : g.nodes) {
+      for (const auto& in : n.inputs) last_reader[in] = n.index;
+      for (const auto& in : implicit_inputs(n)) last_reader[in] = n.index;
+    }
     for (const auto& o : g.outputs) last_reader[o] = static_cast<int>(g.nodes.size());
   }
-
   for (const Node& node : g.nodes) {
+    const std::string name = prefix + node.name;
     OpContext ctx{node, g.opset, {}, options_.float_type, options_.device, options_.max_tensor_bytes, &gen};
     for (const auto& in : node.inputs) ctx.inputs.push_back(in.empty() ? at::Tensor() : values.at(in));
+    if (!node.subgraphs.empty())
+      ctx.run_subgraph = [&, name](const std::string& attr, const std::vector<at::Tensor>& inputs) {
+        return run_body(attr_graph(node, attr), name + "/" + attr, values, inputs, gen);
+      };
     bool half = widen_half_inputs(ctx);
     std::vector<at::Tensor> outs;
     try {
       outs = OpRegistry::instance().find(node.op_type, node.domain)->lower(ctx);
       if (half) round_half_outputs(g, node, outs);
     } catch (const ModelError& e) {
-      return Status::Error(fmt::format("{}: {}", g.model_path, e.what()));
+      std::string msg = e.what();
+      // A subgraph's node names itself in full; this node's own errors get its path.
+      if (!prefix.empty() && msg.rfind("node '" + node.name + "'", 0) == 0) msg = "node '" + name + msg.substr(6 + node.name.size());
+      return Status::Error(msg);
     } catch (const std::exception& e) {
       std::string msg = e.what();
       if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
-      return Status::Error(fmt::format("{}: node '{}' ({}): execution failed: {}", g.model_path, node.name, node.op_type, msg));
+      return Status::Error(fmt::format("node '{}' ({}): execution failed: {}", name, node.op_type, msg));
     }
     if (outs.size() < node.outputs.size()) {
       // Optional outputs a lowering does not compute must not be consumed.
       for (size_t i = outs.size(); i < node.outputs.size(); ++i)
         if (!node.outputs[i].empty())
-          return Status::Error(fmt::format("{}: node '{}' ({}): output {} is not supported", g.model_path, node.name, node.op_type, i));
+          return Status::Error(fmt::format("node '{}' ({}): output {} is not supported", name, node.op_type, i));
     }
     for (size_t i = 0; i < node.outputs.size(); ++i)
       if (!node.outputs[i].empty()) values[node.outputs[i]] = outs[i];
     if (hook) hook(node, outs);
-    if (!options_.keep_intermediates)
+    if (prune)
       for (const auto& in : node.inputs)
         if (!in.empty() && last_reader[in] == node.index && !g.is_initializer(in)) values.erase(in);
   }
-  for (const auto& o : g.outputs) result.outputs.push_back(values.at(o));
-  return result;
+  return Status::Ok();
 }
 
 }  // namespace nanguard

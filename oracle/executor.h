@@ -53,9 +53,18 @@ class Executor {
 
  private:
   Executor(const Graph& graph, ExecOptions options) : graph_(&graph), options_(std::move(options)) {}
+  Status load_subgraph_weights(const Graph& g);
+  // Runs g's nodes over `values` (inputs, weights, outer-scope tensors already in);
+  // errors name nodes as `prefix` + name, without the model path.
+  Status run_nodes(const Graph& g, TensorMap& values, const std::string& prefix, at::Generator& gen,
+                   const NodeHook& hook) const;
+  // One run of a subgraph on its formal inputs, outer-scope tensors read from `scope`.
+  std::vector<at::Tensor> run_body(const Graph& body, const std::string& prefix, const TensorMap& scope,
+                                   const std::vector<at::Tensor>& inputs, at::Generator& gen) const;
   const Graph* graph_;
   ExecOptions options_;
   TensorMap weights_;  // initializers as tensors, on the device, in the run's float type
+  std::unordered_map<const Graph*, TensorMap> subgraph_weights_;  // the same, per subgraph
 };
 
 // Casts floating tensors to the run's float type and moves them to its device.

@@ -7,6 +7,7 @@
 // move finds the least narrowing the full analysis proves, then each endpoint is given
 // back as far as the proof still holds.
 #include <algorithm>
+#include <climits>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -322,7 +323,9 @@ std::optional<std::vector<Range>> one_per_finding(Search& s, const std::vector<s
   std::vector<Range> r = s.whole();
   std::vector<std::string> nodes(s.target_nodes.begin(), s.target_nodes.end());
   std::sort(nodes.begin(), nodes.end(), [&](const std::string& a, const std::string& b) {
-    return s.graph.find_node(a)->index < s.graph.find_node(b)->index;
+    // A finding inside a subgraph names no node of this graph: last.
+    auto index = [&](const std::string& n) { const Node* p = s.graph.find_node(n); return p ? p->index : INT_MAX; };
+    return index(a) < index(b);
   });
   for (const std::string& node : nodes) {
     if (s.out_of_time()) return std::nullopt;

@@ -105,6 +105,7 @@ void local_pass(Trial& cur, std::vector<FindingFix>& fixes, bool rewrite, const 
     if (fx.status == "fixed") continue;
     const Finding& f = fx.finding;
     const Node* node = cur.graph.find_node(f.node);
+    if (!node && fx.reason.empty()) fx.reason = "the node is inside a control-flow subgraph (If/Loop/Scan), which fixes do not edit";
     if (!node || !has_finding(cur.analysis, f)) continue;
     std::optional<Trial> t = rewrite ? try_rewrites(cur, *node, f, options, fx) : try_immediate(cur, *node, f, options, fx);
     if (!t) {

@@ -64,7 +64,12 @@ TriggerOutcome trigger_one(const Graph& graph, const TriggerOptions& options, co
   TriggerOutcome out;
   out.finding = f;
   const Node* node = graph.find_node(f.node);
-  if (!node) { out.detail = "no such node"; return out; }
+  if (!node) {
+    // Inside an If/Loop/Scan subgraph ("If_0/then_branch/Log_3"): not searched.
+    out.detail = f.node.find('/') != std::string::npos ? "the node is inside a control-flow subgraph, which the search does not target"
+                                                       : "no such node";
+    return out;
+  }
   auto target = unit_target(f, *node, analysis, at::kCPU);
   if (!target.ok()) { out.detail = target.status().message(); return out; }
   out.target = *target;
