@@ -1,5 +1,6 @@
 #include "solver/system_witness.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <fmt/core.h>
 
 #include "ops/interval.h"
+#include "oracle/nonfinite.h"
 #include "solver/confirm.h"
 #include "solver/linear_region.h"
 #include "solver/search_context.h"
@@ -97,12 +99,15 @@ class Search {
     }
     if (!exec.ok()) return Verdict::kBlocked;
     const auto& v = exec->values;
-    if (c_.finding.kind == HazardKind::kForward) {
-      for (const auto& in : c_.node.inputs)
-        if (!in.empty() && v.count(in) && !finite(v.at(in))) return Verdict::kBlocked;
+    if (c_.finding.kind == HazardKind::kForward) {  // NaN/INF born here (oracle/nonfinite.h)
+      std::vector<NonFiniteRecord> in;
+      for (const auto& name : c_.node.inputs)
+        if (!name.empty() && v.count(name)) in.push_back(count_nonfinite(v.at(name)));
+      bool nan_in = std::any_of(in.begin(), in.end(), [](const NonFiniteRecord& r) { return r.nan_count > 0; });
+      if (nan_in) return Verdict::kBlocked;  // a NaN from before hides this node's
       for (const auto& out : c_.node.outputs)
-        if (v.count(out) && !finite(v.at(out))) return Verdict::kFires;
-      return Verdict::kClear;
+        if (v.count(out) && is_birth(count_nonfinite(v.at(out)), in)) return Verdict::kFires;
+      return Verdict::kClear;  // at most a deliberate infinity carried through
     }
     for (const auto& o : exec->outputs)
       if (o.defined() && !finite(o)) return Verdict::kBlocked;
