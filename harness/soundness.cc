@@ -1,6 +1,7 @@
 #include "harness/soundness.h"
 
 #include <chrono>
+#include <cmath>
 #include <limits>
 #include <unordered_set>
 
@@ -90,6 +91,62 @@ void compare_node(const Node& node, const std::vector<at::Tensor>& outs, const A
   }
 }
 
+// A run that stops: explained when the node its error names has a crash finding (or is
+// downstream of a finding); otherwise an unpredicted crash, a violation.
+void judge_crash(const Status& error, const Graph& graph, const AnalysisResult& r,
+                 const std::unordered_set<std::string>& explained, int64_t sample, SoundnessReport& rep) {
+  const std::string& m = error.message();
+  for (const Node& n : graph.nodes) {
+    if (m.find("'" + n.name + "'") == std::string::npos) continue;
+    for (const auto& f : r.findings)
+      if (f.node == n.name && f.kind == HazardKind::kCrash) return;
+    for (const auto& out : n.outputs)
+      if (explained.count(out)) return;
+    rep.violations.push_back({sample, n.name, "", 0, 0, 0, "unreported crash: " + m});
+    return;
+  }
+  rep.violations.push_back({sample, "", "", 0, 0, 0, "unreported crash: " + m});
+}
+
+// The model's scalar float output, else the sum of its float outputs.
+at::Tensor loss_of(const ExecResult& exec) {
+  at::Tensor total;
+  for (const auto& o : exec.outputs) {
+    if (!o.defined() || !at::isFloatingType(o.scalar_type()) || !o.requires_grad()) continue;
+    if (o.numel() == 1 && exec.outputs.size() > 1) return o.sum();
+    total = total.defined() ? total + o.sum() : o.sum();
+  }
+  return total;
+}
+
+bool finite_or_none(const at::Tensor& g) { return !g.defined() || g.isfinite().all().item<bool>(); }
+
+// After a forward run that stayed finite: a backward pass from the loss. A NaN/INF
+// gradient born at a node (its outputs' gradients finite, an input's not) that has no
+// finding is a violation: every gradient hazard must be flagged.
+void check_gradients(const Graph& graph, const ExecResult& exec, const AnalysisResult& r, int64_t sample,
+                     SoundnessReport& rep) {
+  for (const auto& f : r.findings)
+    if (f.hazard == "unmodelled-precision") return;  // gradients in a half type are not modelled
+  at::Tensor loss = loss_of(exec);
+  if (!loss.defined() || !loss.requires_grad() || !std::isfinite(loss.item<double>())) return;
+  loss.backward();
+  std::unordered_set<std::string> flagged;
+  for (const auto& f : r.findings) flagged.insert(f.node);
+  for (const Node& n : graph.nodes) {
+    bool outs_finite = true;
+    for (const auto& o : n.outputs)
+      if (auto it = exec.values.find(o); it != exec.values.end()) outs_finite = outs_finite && finite_or_none(it->second.grad());
+    if (!outs_finite || flagged.count(n.name)) continue;
+    for (const auto& in : n.inputs) {
+      auto it = exec.values.find(in);
+      if (in.empty() || it == exec.values.end() || finite_or_none(it->second.grad())) continue;
+      rep.violations.push_back({sample, n.name, in, 0, 0, 0, "unreported NaN/INF gradient"});
+      return;
+    }
+  }
+}
+
 }  // namespace
 
 Result<SoundnessReport> check_soundness(const Graph& graph, const AnalyzeOptions& options, int64_t samples, uint64_t seed,
@@ -112,11 +169,23 @@ Result<SoundnessReport> check_soundness(const Graph& graph, const AnalyzeOptions
     TensorMap feeds;
     for (const auto& [name, iv] : *init)
       if (!iv.exact()) feeds[name] = draw(iv, s, gen);
+    for (auto& [name, t] : feeds)
+      if (at::isFloatingType(t.scalar_type())) t = t.requires_grad_(true);
     bool fired = false;
-    auto hook = [&](const Node& n, const std::vector<at::Tensor>& outs) { compare_node(n, outs, *analysis, explained, s, fired, rep); };
+    auto hook = [&](const Node& n, const std::vector<at::Tensor>& outs) {
+      compare_node(n, outs, *analysis, explained, s, fired, rep);
+      for (const auto& o : outs)
+        if (o.defined() && o.requires_grad() && !o.is_leaf()) o.retain_grad();
+    };
     auto run = ex->run(feeds, hook);
-    if (!run.ok()) return run.status();
     ++rep.samples;
+    if (!run.ok()) {
+      judge_crash(run.status(), graph, *analysis, explained, s, rep);
+      continue;
+    }
+    if (fired) continue;
+    ++rep.backward_samples;
+    check_gradients(graph, *run, *analysis, s, rep);
   }
   return rep;
 }

@@ -22,6 +22,7 @@ struct SoundnessViolation {
 struct SoundnessReport {
   int64_t samples = 0;
   int64_t checked_values = 0;  // tensor elements compared against bounds
+  int64_t backward_samples = 0;  // runs whose gradients were checked too
   std::vector<SoundnessViolation> violations;
 };
 

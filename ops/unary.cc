@@ -75,6 +75,11 @@ std::vector<HazardReport> sqrt_hazards(const AbstractContext& a) {
   return {};
 }
 
+// ATen's reciprocal backward is -g * y * y with y = 1/x: y * y overflows float32 once
+// |x| < 1/sqrt(FLT_MAX) = 5.42e-20 (with a margin of a few ulps either way).
+const double kRecipGradSafe = float32_up(1.0 / std::sqrt(kFloat32Max) * (1 + 1e-6));
+const double kRecipGradFails = float32_down(1.0 / std::sqrt(kFloat32Max) * (1 - 1e-6));
+
 std::vector<HazardReport> reciprocal_hazards(const AbstractContext& a) {
   const IntervalTensor& x = a.input(0);
   if (contains_zero(x).any().item<bool>())
@@ -82,6 +87,9 @@ std::vector<HazardReport> reciprocal_hazards(const AbstractContext& a) {
   at::Tensor mag = at::minimum(x.lo.abs(), x.hi.abs());
   if ((mag < 1.0 / kFloat32Max).any().item<bool>())
     return {report("div-overflow", HazardKind::kForward, "|x| < 2.94e-39", false)};
+  if ((mag < kRecipGradSafe).any().item<bool>())
+    return {report("reciprocal-gradient-overflow", HazardKind::kGradient, "|x| < 5.42e-20: the gradient -1/x^2 overflows",
+                   false)};
   return {};
 }
 
@@ -200,7 +208,9 @@ std::vector<HazardFacet> reciprocal_facets() {
   SafeDomainFn away = domain_away_from_zero(0, kLogSafe);  // 1/x finite exactly when |x| >= 1/FLT_MAX
   return {HazardFacet{"div-by-zero", HazardKind::kForward, away, "", {}, target_fixed(0, R::kEqual, 0, "x == 0")},
           HazardFacet{"div-overflow", HazardKind::kForward, away, "", {},
-                      threshold_target(Threshold::kReciprocalOverflow, 0, R::kMagnitudeAtMost, "|x| <= {:.9g}")}};
+                      threshold_target(Threshold::kReciprocalOverflow, 0, R::kMagnitudeAtMost, "|x| <= {:.9g}")},
+          HazardFacet{"reciprocal-gradient-overflow", HazardKind::kGradient, domain_away_from_zero(0, kRecipGradSafe), "",
+                      {}, target_fixed(0, R::kMagnitudeAtMost, kRecipGradFails, "|x| <= 5.42e-20")}};
 }
 
 // asin/acos: NaN outside [-1, 1], an infinite derivative at +-1.

@@ -34,6 +34,24 @@ TEST(Unary, SqrtAndReciprocalEdges) {
   EXPECT_TRUE(std::isinf(r[2].item<float>()));  // 1/denormal overflows float32
 }
 
+// 1/x is finite for x = 1e-25 but its gradient -1/x^2 = -1e50 is not: a gradient
+// finding below 5.42e-20, none above it; a real backward pass agrees on both sides.
+TEST(Unary, ReciprocalGradientOverflowsBelowOneOverSqrtOfFloatMax) {
+  auto findings = [](double lo, double hi) {
+    testing::ModelBuilder b;
+    b.input("x", {4}).output("y", {4});
+    b.node("Reciprocal", {"x"}, {"y"}, "n");
+    return testing::kind_summary(testing::analyze_built(b, testing::ranges_of({{"x", {lo, hi}}})));
+  };
+  EXPECT_EQ(findings(1e-25, 1e-21), std::vector<std::string>{"n:reciprocal-gradient-overflow:gradient"});
+  EXPECT_TRUE(findings(6e-20, 1).empty());
+  for (float v : {1e-25f, 6e-20f}) {
+    at::Tensor x = at::full({1}, v).requires_grad_(true);
+    x.reciprocal().sum().backward();
+    EXPECT_EQ(std::isfinite(x.grad().item<float>()), v > 5.5e-20f) << v;
+  }
+}
+
 TEST(Unary, ExpOverflowThresholdInFloat32) {
   float below = std::nextafter(88.72283935546875f, 0.f);
   at::Tensor y = run_unary("Exp", at::tensor({below, 88.72283935546875f}));
