@@ -2,6 +2,10 @@
 // Cast nodes where an activation's type differs from it. An op's inputs of its main
 // type constraint (the one of its first output, "T") are cast; inputs of other
 // constraints (Resize's scales, a Dropout ratio, integer indices) are left as they are.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -9,8 +13,10 @@
 
 #include <fmt/core.h>
 #include <onnx/defs/schema.h>
+#include <onnx/defs/tensor_proto_util.h>
 #include <onnx/shape_inference/implementation.h>
 
+#include "model/precision.h"
 #include "model/status.h"
 
 namespace nanguard {
@@ -40,10 +46,54 @@ struct Rewrite {
   std::map<std::pair<std::string, int32_t>, std::string> casts;  // (tensor, type) -> cast output
   std::vector<onnx::NodeProto> out;
 
+  // A float32 initializer as an initializer of the half type (as autocast's cast of a
+  // weight rounds it), with +-FLT_MAX, an exporter's "no bound" of a Clip, kept as the
+  // type's largest value: a Cast node would make it INF and a finding of its own.
+  // The float32 value of an initializer or of a Constant node's `value`, if `tensor` is one.
+  const TP* constant_value(const std::string& tensor) const {
+    for (const TP& t : g.initializer())
+      if (t.name() == tensor) return &t;
+    for (const onnx::NodeProto& n : out)
+      if (n.op_type() == "Constant" && n.output_size() == 1 && n.output(0) == tensor)
+        for (const onnx::AttributeProto& a : n.attribute())
+          if (a.name() == "value" && a.type() == onnx::AttributeProto::TENSOR) return &a.t();
+    return nullptr;
+  }
+
+  bool convert_initializer(const std::string& tensor, const std::string& name, int32_t to) {
+    if (const TP* found = constant_value(tensor)) {
+      const TP& t = *found;
+      if (t.data_type() != TP::FLOAT || to == TP::FLOAT) return false;
+      std::vector<float> v = onnx::ParseData<float>(&t);
+      float top = to == TP::FLOAT16 ? 65504.0f : 3.38953139e38f;
+      std::string raw(2 * v.size(), '\0');
+      for (size_t i = 0; i < v.size(); ++i) {
+        float flt_max = std::numeric_limits<float>::max();
+        float x = v[i] == flt_max ? top : v[i] == -flt_max ? -top : v[i];
+        uint16_t b = to == TP::FLOAT16 ? float16_bits(x) : bfloat16_bits(x);
+        std::memcpy(&raw[2 * i], &b, 2);
+      }
+      TP c;
+      c.set_name(name);
+      c.set_data_type(to);
+      for (int64_t d : t.dims()) c.add_dims(d);
+      c.set_raw_data(raw);
+      *g.add_initializer() = c;
+      return true;
+    }
+    return false;
+  }
+
   std::string cast(const std::string& tensor, int32_t to, const std::string& user, int index) {
     auto key = std::make_pair(tensor, to);
     if (auto it = casts.find(key); it != casts.end()) return it->second;
     std::string name = fmt::format("{}/autocast_{}", tensor, suffix(to));
+    if (convert_initializer(tensor, name, to)) {
+      type[name] = to;
+      constants.insert(name);
+      casts[key] = name;
+      return name;
+    }
     onnx::NodeProto c;
     c.set_op_type("Cast");
     c.set_name(fmt::format("nanguard_autocast/{}/{}", user, index));

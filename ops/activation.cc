@@ -420,7 +420,7 @@ NANGUARD_REGISTER_OPS({
     with(OpDef{"Softsign", lower_softsign}, softsign_interval),
     with(OpDef{"ThresholdedRelu", lower_thresholded_relu}, thresholded_relu_interval),
     with(OpDef{"Mish", lower_mish}, mish_interval),
-    with(OpDef{"Clip", lower_clip}, clip_interval),
+    takes_infinities(with(OpDef{"Clip", lower_clip}, clip_interval)),
     with(OpDef{"Shrink", lower_shrink}, shrink_interval),
 });
 
