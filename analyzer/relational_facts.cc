@@ -73,40 +73,119 @@ std::optional<double> scalar_constant(const Graph& g, const std::string& name) {
   return v;
 }
 
-// Div(d, Sqrt([Add](ReduceMean_A(d * d), eps >= 0))): returns n, the number of
-// elements each mean reduces, or 0 when the pattern does not match.
-int64_t normalisation_group(const AbstractContext& a) {
-  const Graph& g = a.graph;
-  const Node& div = a.node;
-  if (div.op_type != "Div" || div.inputs.size() != 2) return 0;
-  const Node* sqrt = producer_of(g, div.inputs[1], "Sqrt");
-  if (!sqrt) return 0;
-  std::string var = sqrt->inputs[0];
-  if (const Node* add = producer_of(g, var, "Add"); add && add->inputs.size() == 2) {
-    bool eps_first = scalar_constant(g, add->inputs[0]).has_value();
-    std::optional<double> eps = scalar_constant(g, add->inputs[eps_first ? 0 : 1]);
-    if (!eps || *eps < 0) return 0;
-    var = add->inputs[eps_first ? 1 : 0];
+// A quotient of d by a norm of d over the axes A: |d_i| <= norm, so |quotient| <= 1
+// (sqrt(n) for a root mean square). `n` is the number of elements each norm reduces,
+// 0 when the pattern does not match; `scale` is n for a mean of squares, 1 for a sum.
+struct NormGroup {
+  int64_t n = 0;
+  double scale = 0;
+  std::vector<int64_t> axes;  // the reduced axes, in [0, rank)
+};
+
+// Strips what only makes a denominator larger: Expand, and Add / Max / Clip(min) with a
+// constant >= 0.
+std::string strip_larger(const Graph& g, std::string t) {
+  for (const Node* p = g.producer(t); p; p = g.producer(t)) {
+    if (p->op_type == "Expand") {
+      t = p->inputs[0];
+    } else if ((p->op_type == "Add" || p->op_type == "Max") && p->inputs.size() == 2) {
+      bool first = scalar_constant(g, p->inputs[0]).has_value();
+      std::optional<double> c = scalar_constant(g, p->inputs[first ? 0 : 1]);
+      if (!c || *c < 0) break;
+      t = p->inputs[first ? 1 : 0];
+    } else if (p->op_type == "Clip" && p->inputs.size() >= 2 && !p->inputs[1].empty() &&
+               (p->inputs.size() < 3 || p->inputs[2].empty())) {
+      std::optional<double> c = scalar_constant(g, p->inputs[1]);
+      if (!c || *c < 0) break;
+      t = p->inputs[0];
+    } else {
+      break;
+    }
   }
-  const Node* mean = producer_of(g, var, "ReduceMean");
-  if (!mean) return 0;
-  const Node* sq = g.producer(mean->inputs[0]);
-  const std::string& d = div.inputs[0];
-  bool squares = sq && ((sq->op_type == "Mul" && sq->inputs.size() == 2 && sq->inputs[0] == d && sq->inputs[1] == d) ||
-                        (sq->op_type == "Pow" && sq->inputs[0] == d && scalar_constant(g, sq->inputs[1]) == 2.0));
-  if (!squares) return 0;
-  const IntervalTensor& num = a.input(0);
-  int64_t rank = static_cast<int64_t>(num.shape.size()), n = 1;
-  for (int64_t ax : reduce_axes(g, *mean, rank)) n *= num.shape[ax];
-  return n;
+  return t;
 }
 
-// sqrt(n) widened for the float32 roundings of the squares, the mean (gamma_n), the
-// eps add, the sqrt and the division.
-double normalisation_bound(int64_t n) {
-  double u = kFloat32Ulp / 2;
-  return std::sqrt(static_cast<double>(n)) * (1 + (static_cast<double>(n) + 10) * u);
+bool squares_of(const Graph& g, const std::string& t, const std::string& d) {
+  const Node* sq = g.producer(t);
+  return sq && ((sq->op_type == "Mul" && sq->inputs.size() == 2 && sq->inputs[0] == d && sq->inputs[1] == d) ||
+                (sq->op_type == "Pow" && sq->inputs[0] == d && scalar_constant(g, sq->inputs[1]) == 2.0));
 }
+
+// Div(d, N) with N, up to strip_larger: ReduceL2_A(d), Sqrt(ReduceSum_A(d * d)) or
+// Sqrt(ReduceMean_A(d * d)) (LayerNorm/RMSNorm decompositions, F.normalize).
+NormGroup normalisation_group(const Graph& g, const Node& div, const std::vector<int64_t>& shape) {
+  if (div.op_type != "Div" || div.inputs.size() != 2) return {};
+  const std::string& d = div.inputs[0];
+  const Node* reduce = nullptr;
+  double per_element = 1;  // 1: a sum of squares; 0: a mean (scale n)
+  std::string den = strip_larger(g, div.inputs[1]);
+  if (const Node* l2 = producer_of(g, den, "ReduceL2"); l2 && l2->inputs[0] == d) {
+    reduce = l2;
+  } else if (const Node* sqrt = producer_of(g, den, "Sqrt")) {
+    std::string var = strip_larger(g, sqrt->inputs[0]);
+    const Node* r = g.producer(var);
+    if (!r || (r->op_type != "ReduceMean" && r->op_type != "ReduceSum") || !squares_of(g, r->inputs[0], d)) return {};
+    reduce = r;
+    per_element = r->op_type == "ReduceMean" ? 0 : 1;
+  }
+  // keepdims: each element meets its own group's norm (reduced axes dropped would
+  // broadcast against other groups).
+  if (!reduce || attr_int(*reduce, "keepdims", 1) != 1) return {};
+  int64_t rank = static_cast<int64_t>(shape.size()), n = 1;
+  std::vector<int64_t> axes = reduce_axes(g, *reduce, rank);
+  for (int64_t ax : axes) n *= shape[ax];
+  return {n, per_element > 0 ? 1.0 : static_cast<double>(n), axes};
+}
+
+// sqrt(scale) widened for the float32 roundings of the squares, the reduction
+// (gamma_n), the eps add, the sqrt and the division.
+double normalisation_bound(const NormGroup& m) {
+  double u = kFloat32Ulp / 2;
+  return std::sqrt(m.scale) * (1 + (static_cast<double>(m.n) + 10) * u);
+}
+
+NormGroup normalisation_group(const AbstractContext& a) {
+  if (a.node.op_type != "Div" || !a.has_input(0)) return {};
+  return normalisation_group(a.graph, a.node, a.input(0).shape);
+}
+
+// A tensor that is d / ||d|| over its last axis (unit rows), or its transpose over the
+// last two axes when `transposed` (unit columns).
+std::optional<NormGroup> unit_vectors(const AbstractContext& a, size_t input, bool transposed) {
+  const Graph& g = a.graph;
+  std::string t = a.node.inputs[input];
+  const Node* p = g.producer(t);
+  if (transposed) {
+    if (!p || p->op_type != "Transpose") return std::nullopt;
+    std::vector<int64_t> perm = attr_ints(*p, "perm");
+    int64_t r = static_cast<int64_t>(perm.size());
+    if (r < 2 || perm[r - 1] != r - 2 || perm[r - 2] != r - 1) return std::nullopt;
+    for (int64_t i = 0; i + 2 < r; ++i)
+      if (perm[i] != i) return std::nullopt;
+    p = g.producer(p->inputs[0]);
+  }
+  if (!p || p->op_type != "Div") return std::nullopt;
+  const TensorType* type = g.type_of(p->inputs[0]);
+  if (!type || !type->dims) return std::nullopt;
+  NormGroup m = normalisation_group(g, *p, *type->dims);
+  int64_t rank = static_cast<int64_t>(type->dims->size());
+  if (m.n == 0 || m.scale != 1 || m.axes != std::vector<int64_t>{rank - 1}) return std::nullopt;
+  return m;
+}
+
+// MatMul(A, B^T) of unit rows (cosine similarities, InfoNCE logits): each entry is a
+// dot product of two vectors of norm <= 1 (rounding included), so by Cauchy-Schwarz
+// it lies in [-c, c], c = b_A b_B (1 + gamma_{k+2}) for k products.
+void cosine_products(const AbstractContext& a, IntervalTensor& out) {
+  if (a.node.op_type != "MatMul" || a.node.inputs.size() != 2) return;
+  auto rows = unit_vectors(a, 0, false), cols = unit_vectors(a, 1, true);
+  if (!rows || !cols) return;
+  double k = static_cast<double>(a.input(0).shape.back()), u = kFloat32Ulp / 2;
+  double c = normalisation_bound(*rows) * normalisation_bound(*cols) * (1 + (k + 2) * u / (1 - (k + 2) * u));
+  out.lo = out.lo.clamp(-c, c);
+  out.hi = out.hi.clamp(-c, c);
+}
+
 
 
 // ---- max dominance: x_i - y_i <= 0 when y is a max over a set holding x_i ------
@@ -355,7 +434,7 @@ void scatter_softmax_denominator(const AbstractContext& a, const KnownIntervals&
 }  // namespace
 
 void filter_hazards_with_facts(const AbstractContext& a, std::vector<HazardReport>& reports) {
-  if (normalisation_group(a) == 0) return;
+  if (normalisation_group(a).n == 0) return;
   reports.erase(std::remove_if(reports.begin(), reports.end(),
                                [](const HazardReport& h) { return h.hazard == "div-overflow"; }),
                 reports.end());
@@ -365,9 +444,10 @@ void refine_with_facts(const AbstractContext& a, const KnownIntervals& known, st
   if (!outs.empty() && outs[0].lo.defined() && !outs[0].exact()) {
     if (a.node.op_type == "Sub") sub_of_dominating_max(a, known, outs[0]);
     if (a.node.op_type == "ScatterElements") scatter_softmax_denominator(a, known, outs[0]);
+    cosine_products(a, outs[0]);
   }
-  if (int64_t n = normalisation_group(a); n > 0 && !outs.empty() && outs[0].lo.defined()) {
-    double b = normalisation_bound(n);
+  if (NormGroup m = normalisation_group(a); m.n > 0 && !outs.empty() && outs[0].lo.defined()) {
+    double b = normalisation_bound(m);
     outs[0].lo = outs[0].lo.clamp(-b, b);
     outs[0].hi = outs[0].hi.clamp(-b, b);
   }

@@ -109,5 +109,62 @@ TEST(RelationalFacts, EdgeSoftmaxBoundsHoldOnSampledExecutions) {
   }
 }
 
+// InfoNCE over F.normalize'd embeddings: a = x / max(||x||, 1e-12) row-wise (ReduceL2
+// over the last axis, keepdims), likewise b; logits a @ b^T / 0.07, then the naive
+// exp / sum and log. |a_i| <= 1 and, by Cauchy-Schwarz, |logit| <= 1 / 0.07, so exp
+// cannot overflow and the ratio stays above exp(-28.6) / 4: no forward finding (the
+// norms' gradients at a zero row remain). Normalising b over
+// the wrong axis (its columns) breaks the pattern, and the findings come back.
+ModelBuilder info_nce(int64_t b_axis) {
+  ModelBuilder b(13);
+  b.input("x", {4, 16}).input("y", {4, 16}).output("loss", {4, 4});
+  b.initializer("eps", at::full({}, 1e-12f)).initializer("inv_t", at::full({}, 1 / 0.07f));
+  for (auto [in, axis] : {std::pair{std::string("x"), int64_t{1}}, std::pair{std::string("y"), b_axis}}) {
+    set_attr(b.node("ReduceL2", {in}, {in + "_norm"}), "axes", std::vector<int64_t>{axis});
+    b.node("Clip", {in + "_norm", "eps"}, {in + "_den"});
+    b.node("Div", {in, in + "_den"}, {in + "_unit"}, in + "_normalize");
+  }
+  set_attr(b.node("Transpose", {"y_unit"}, {"yt"}), "perm", std::vector<int64_t>{1, 0});
+  b.node("MatMul", {"x_unit", "yt"}, {"cos"}, "cosine");
+  b.node("Mul", {"cos", "inv_t"}, {"logits"}, "scale");
+  b.node("Exp", {"logits"}, {"e"}, "exp");
+  set_attr(b.node("ReduceSum", {"e", "axes1"}, {"s"}), "keepdims", int64_t{1});
+  b.initializer("axes1", at::tensor({int64_t{1}}));
+  b.node("Div", {"e", "s"}, {"p"}, "ratio");
+  b.node("Log", {"p"}, {"loss"}, "log");
+  return b;
+}
+
+TEST(RelationalFacts, CosineSimilaritiesOfNormalisedRowsAreBoundedByOne) {
+  ModelBuilder good = info_nce(1);
+  auto g = load_model_proto(good.proto(), "info_nce.onnx");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  AnalyzeOptions opt{{{"x", {-1, 1}}, {"y", {-1, 1}}}};
+  auto r = analyze(*g, opt);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::vector<std::string> forward;  // the norms' gradients at x = 0 stay findings
+  for (const auto& f : r->findings)
+    if (f.kind == HazardKind::kForward) forward.push_back(f.node + ":" + f.hazard);
+    else EXPECT_EQ(f.hazard, "norm-zero-gradient") << f.node;
+  EXPECT_EQ(forward, std::vector<std::string>{});
+  EXPECT_LE(r->intervals.at("x_unit").max(), 1.00001);
+  EXPECT_LE(r->intervals.at("cos").max(), 1.00001);
+  EXPECT_GE(r->intervals.at("cos").min(), -1.00001);
+  auto rep = check_soundness(*g, opt, 60, 3);
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  EXPECT_GT(rep->checked_values, 0);
+  for (const auto& v : rep->violations) ADD_FAILURE() << v.node << ": " << v.what << " " << v.value;
+
+  ModelBuilder broken = info_nce(0);
+  auto gb = load_model_proto(broken.proto(), "info_nce_broken.onnx");
+  ASSERT_TRUE(gb.ok());
+  auto rb = analyze(*gb, opt);
+  ASSERT_TRUE(rb.ok());
+  bool forward_found = false;
+  for (const auto& f : rb->findings) forward_found |= f.kind == HazardKind::kForward;
+  EXPECT_TRUE(forward_found);
+  EXPECT_GT(rb->intervals.at("cos").max(), 2.0);
+}
+
 }  // namespace
 }  // namespace nanguard
