@@ -3,9 +3,6 @@
 // type constraint (the one of its first output, "T") are cast; inputs of other
 // constraints (Resize's scales, a Dropout ratio, integer indices) are left as they are.
 #include <algorithm>
-#include <cmath>
-#include <cstring>
-#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -13,7 +10,6 @@
 
 #include <fmt/core.h>
 #include <onnx/defs/schema.h>
-#include <onnx/defs/tensor_proto_util.h>
 #include <onnx/shape_inference/implementation.h>
 
 #include "model/precision.h"
@@ -64,20 +60,9 @@ struct Rewrite {
     if (const TP* found = constant_value(tensor)) {
       const TP& t = *found;
       if (t.data_type() != TP::FLOAT || to == TP::FLOAT) return false;
-      std::vector<float> v = onnx::ParseData<float>(&t);
-      float top = to == TP::FLOAT16 ? 65504.0f : 3.38953139e38f;
-      std::string raw(2 * v.size(), '\0');
-      for (size_t i = 0; i < v.size(); ++i) {
-        float flt_max = std::numeric_limits<float>::max();
-        float x = v[i] == flt_max ? top : v[i] == -flt_max ? -top : v[i];
-        uint16_t b = to == TP::FLOAT16 ? float16_bits(x) : bfloat16_bits(x);
-        std::memcpy(&raw[2 * i], &b, 2);
-      }
-      TP c;
+      TP c = t;
       c.set_name(name);
-      c.set_data_type(to);
-      for (int64_t d : t.dims()) c.add_dims(d);
-      c.set_raw_data(raw);
+      convert_float_tensor(c, to, true);
       *g.add_initializer() = c;
       return true;
     }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <set>
 #include <vector>
@@ -15,19 +16,6 @@ namespace nanguard {
 namespace {
 
 using TP = onnx::TensorProto;
-
-void convert_tensor(TP& t, int32_t elem) {
-  if (t.data_type() != TP::FLOAT) return;
-  std::vector<float> v = onnx::ParseData<float>(&t);
-  std::string raw(2 * v.size(), '\0');
-  for (size_t i = 0; i < v.size(); ++i) {
-    uint16_t b = elem == TP::FLOAT16 ? float16_bits(v[i]) : bfloat16_bits(v[i]);
-    std::memcpy(&raw[2 * i], &b, 2);
-  }
-  t.clear_float_data();
-  t.set_data_type(elem);
-  t.set_raw_data(raw);
-}
 
 void convert_type(onnx::ValueInfoProto& vi, int32_t elem) {
   if (vi.type().has_tensor_type() && vi.type().tensor_type().elem_type() == TP::FLOAT)
@@ -59,7 +47,7 @@ void convert_constant(onnx::NodeProto& n, int32_t elem) {
 void convert_node(onnx::NodeProto& n, int32_t elem) {
   if (n.op_type() == "Constant") convert_constant(n, elem);
   for (onnx::AttributeProto& a : *n.mutable_attribute()) {
-    if (a.type() == onnx::AttributeProto::TENSOR) convert_tensor(*a.mutable_t(), elem);
+    if (a.type() == onnx::AttributeProto::TENSOR) convert_float_tensor(*a.mutable_t(), elem);
     if (a.type() == onnx::AttributeProto::GRAPH) convert_graph(*a.mutable_g(), elem);
     for (onnx::GraphProto& g : *a.mutable_graphs()) convert_graph(g, elem);
     bool type_attr = (n.op_type() == "Cast" && a.name() == "to") || a.name() == "dtype";
@@ -69,7 +57,7 @@ void convert_node(onnx::NodeProto& n, int32_t elem) {
 
 // model.half(): every float32 tensor of the graph (and its subgraphs) in the type.
 void convert_graph(onnx::GraphProto& g, int32_t elem) {
-  for (TP& t : *g.mutable_initializer()) convert_tensor(t, elem);
+  for (TP& t : *g.mutable_initializer()) convert_float_tensor(t, elem);
   for (auto* list : {g.mutable_input(), g.mutable_output(), g.mutable_value_info()})
     for (onnx::ValueInfoProto& vi : *list) convert_type(vi, elem);
   for (onnx::NodeProto& n : *g.mutable_node()) convert_node(n, elem);
@@ -103,6 +91,21 @@ uint16_t bfloat16_bits(float f) {
   std::memcpy(&x, &f, 4);
   if (std::isnan(f)) return static_cast<uint16_t>(((x >> 16) & 0x8000) | 0x7fc0);
   return static_cast<uint16_t>((x + 0x7fff + ((x >> 16) & 1)) >> 16);
+}
+
+void convert_float_tensor(TP& t, int32_t elem, bool keep_max_finite) {
+  if (t.data_type() != TP::FLOAT) return;
+  std::vector<float> v = onnx::ParseData<float>(&t);
+  float flt_max = std::numeric_limits<float>::max(), top = elem == TP::FLOAT16 ? 65504.0f : 3.38953139e38f;
+  std::string raw(2 * v.size(), '\0');
+  for (size_t i = 0; i < v.size(); ++i) {
+    float x = !keep_max_finite ? v[i] : v[i] == flt_max ? top : v[i] == -flt_max ? -top : v[i];
+    uint16_t b = elem == TP::FLOAT16 ? float16_bits(x) : bfloat16_bits(x);
+    std::memcpy(&raw[2 * i], &b, 2);
+  }
+  t.clear_float_data();
+  t.set_data_type(elem);
+  t.set_raw_data(raw);
 }
 
 // Declared in autocast.cc.

@@ -34,6 +34,11 @@ const char* to_string(Precision p);
 uint16_t float16_bits(float f);
 uint16_t bfloat16_bits(float f);
 
+// A FLOAT tensor converted in place to `elem` (FLOAT16 or BFLOAT16); with
+// `keep_max_finite`, +-FLT_MAX (an exporter's "no bound") becomes the type's largest
+// finite value instead of INF.
+void convert_float_tensor(onnx::TensorProto& t, int32_t elem, bool keep_max_finite = false);
+
 // Rewrites `m` (nodes in topological order) as it runs in `p`; kNative leaves it.
 Status convert_precision(onnx::ModelProto& m, Precision p, const std::string& path);
 

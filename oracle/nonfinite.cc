@@ -1,5 +1,6 @@
 #include "oracle/nonfinite.h"
 
+#include <algorithm>
 #include <unordered_map>
 
 namespace nanguard {
@@ -34,6 +35,33 @@ bool is_birth(const NonFiniteRecord& out, const std::vector<NonFiniteRecord>& in
     inf_in = inf_in || r.inf_count > 0;
   }
   return (out.nan_count > 0 && !nan_in) || (out.inf_count > 0 && !nan_in && !inf_in);
+}
+
+bool NodeCounts::nan_in() const {
+  return std::any_of(inputs.begin(), inputs.end(), [](const NonFiniteRecord& r) { return r.nan_count > 0; });
+}
+
+bool NodeCounts::finite_in() const {
+  return std::all_of(inputs.begin(), inputs.end(), [](const NonFiniteRecord& r) { return !r.nan_count && !r.inf_count; });
+}
+
+const NonFiniteRecord* NodeCounts::birth() const {
+  for (const auto& r : outputs)
+    if (is_birth(r, inputs)) return &r;
+  return nullptr;
+}
+
+NodeCounts count_at(const Node& node, const TensorMap& values) {
+  NodeCounts c;
+  for (const auto* names : {&node.inputs, &node.outputs})
+    for (const auto& name : *names) {
+      auto it = name.empty() ? values.end() : values.find(name);
+      if (it == values.end()) continue;
+      NonFiniteRecord r = count_nonfinite(it->second);
+      r.tensor = name;
+      (names == &node.inputs ? c.inputs : c.outputs).push_back(r);
+    }
+  return c;
 }
 
 Result<OracleRun> run_with_oracle(const Executor& executor, const TensorMap& feeds) {

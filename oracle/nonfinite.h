@@ -36,6 +36,17 @@ NonFiniteRecord count_nonfinite(const at::Tensor& t);
 // Whether `out` (of a node with inputs `in`, as counted) is a birth of NaN/INF.
 bool is_birth(const NonFiniteRecord& out, const std::vector<NonFiniteRecord>& in);
 
+// One node's inputs and outputs, counted as a run left them in `values` (those the
+// run computed; `tensor` names each).
+struct NodeCounts {
+  std::vector<NonFiniteRecord> inputs, outputs;
+  bool nan_in() const;
+  bool finite_in() const;
+  // The first output where NaN/INF is born, if any.
+  const NonFiniteRecord* birth() const;
+};
+NodeCounts count_at(const Node& node, const TensorMap& values);
+
 // Runs `executor` on `feeds`, recording every node output that holds NaN/INF.
 Result<OracleRun> run_with_oracle(const Executor& executor, const TensorMap& feeds);
 

@@ -18,17 +18,11 @@ std::string count_text(const NonFiniteRecord& r) {
 // NaN/INF is born here (oracle/nonfinite.h): a NaN from NaN-free inputs, an INF from
 // finite ones. An input holding a deliberate -inf (a mask fill) does not excuse a NaN.
 Confirmation judge_forward(const Node& node, const ExecResult& exec) {
-  std::vector<NonFiniteRecord> in;
-  for (const auto& name : node.inputs)
-    if (!name.empty() && exec.values.count(name)) in.push_back(count_nonfinite(exec.values.at(name)));
-  for (const auto& out : node.outputs) {
-    auto it = exec.values.find(out);
-    if (it == exec.values.end()) continue;
-    NonFiniteRecord r = count_nonfinite(it->second);
-    if (is_birth(r, in)) return {true, fmt::format("'{}' = {}: {}", node.name, out, count_text(r))};
+  NodeCounts c = count_at(node, exec.values);
+  if (const NonFiniteRecord* r = c.birth()) return {true, fmt::format("'{}' = {}: {}", node.name, r->tensor, count_text(*r))};
+  for (const auto& r : c.outputs)
     if (r.nan_count || r.inf_count)
-      return {false, fmt::format("'{}' = {}: {}, carried from its inputs", node.name, out, count_text(r))};
-  }
+      return {false, fmt::format("'{}' = {}: {}, carried from its inputs", node.name, r.tensor, count_text(r))};
   return {false, fmt::format("'{}' stayed finite", node.name)};
 }
 

@@ -1,6 +1,5 @@
 #include "solver/system_witness.h"
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -100,14 +99,9 @@ class Search {
     if (!exec.ok()) return Verdict::kBlocked;
     const auto& v = exec->values;
     if (c_.finding.kind == HazardKind::kForward) {  // NaN/INF born here (oracle/nonfinite.h)
-      std::vector<NonFiniteRecord> in;
-      for (const auto& name : c_.node.inputs)
-        if (!name.empty() && v.count(name)) in.push_back(count_nonfinite(v.at(name)));
-      bool nan_in = std::any_of(in.begin(), in.end(), [](const NonFiniteRecord& r) { return r.nan_count > 0; });
-      if (nan_in) return Verdict::kBlocked;  // a NaN from before hides this node's
-      for (const auto& out : c_.node.outputs)
-        if (v.count(out) && is_birth(count_nonfinite(v.at(out)), in)) return Verdict::kFires;
-      return Verdict::kClear;  // at most a deliberate infinity carried through
+      NodeCounts c = count_at(c_.node, v);
+      if (c.nan_in()) return Verdict::kBlocked;  // a NaN from before hides this node's
+      return c.birth() ? Verdict::kFires : Verdict::kClear;  // else at most a carried infinity
     }
     for (const auto& o : exec->outputs)
       if (o.defined() && !finite(o)) return Verdict::kBlocked;

@@ -158,13 +158,9 @@ bool drive_pins(const Graph& graph, const Node& node, const UnitTarget& t, std::
 // Whether the run fails at the node itself: its inputs finite, and its output not
 // (forward hazards) or its operand inside the target (gradient hazards).
 bool fails_here(const OracleRun& run, const Node& node, const Finding& f, const UnitTarget& t) {
-  for (const std::string& in : node.inputs) {
-    auto it = run.exec.values.find(in);
-    if (in.empty() || it == run.exec.values.end()) continue;
-    NonFiniteRecord c = count_nonfinite(it->second);
-    if (c.nan_count + c.inf_count > 0) return false;
-  }
-  if (f.kind == HazardKind::kForward) return run.nonfinite_at(node.name);
+  NodeCounts c = count_at(node, run.exec.values);
+  if (!c.finite_in()) return false;
+  if (f.kind == HazardKind::kForward) return c.birth() != nullptr;
   auto it = run.exec.values.find(node.inputs[t.operand]);
   if (it == run.exec.values.end()) return false;
   at::Tensor v = it->second.to(at::kDouble).reshape({-1}).contiguous();

@@ -32,6 +32,13 @@ Graph exact_zero_divisor() {
   return load(b, "sys_div.onnx");
 }
 
+// The outcome of the finding at `node`, or null.
+const TriggerOutcome* outcome_at(const TriggerReport& r, const std::string& node) {
+  for (const auto& out : r.outcomes)
+    if (out.finding.node == node) return &out;
+  return nullptr;
+}
+
 TriggerOptions options(double budget, bool random_only) {
   TriggerOptions o;
   o.analyze.ranges = {{"x", {-1.0, 1.0}}};
@@ -76,9 +83,7 @@ TEST(SystemWitness, AllPaddingRowOfAnIntegerMaskIsTried) {
   o.budget_seconds = 10;
   auto r = trigger(g, o);
   ASSERT_TRUE(r.ok()) << r.status().message();
-  const TriggerOutcome* div = nullptr;
-  for (const auto& out : r->outcomes)
-    if (out.finding.node == "mean") div = &out;
+  const TriggerOutcome* div = outcome_at(*r, "mean");
   ASSERT_NE(div, nullptr);
   EXPECT_EQ(div->status, "triggered") << div->detail;
   at::Tensor m = div->system.point.at("m").to(at::kLong);
@@ -104,9 +109,7 @@ TEST(SystemWitness, ANaNFromAMaskFillIsTriggered) {
   o.budget_seconds = 5;
   auto r = trigger(g, o);
   ASSERT_TRUE(r.ok()) << r.status().message();
-  const TriggerOutcome* fill = nullptr;
-  for (const auto& out : r->outcomes)
-    if (out.finding.node == "fill") fill = &out;
+  const TriggerOutcome* fill = outcome_at(*r, "fill");
   ASSERT_NE(fill, nullptr);
   EXPECT_EQ(fill->status, "triggered") << fill->detail;
   EXPECT_TRUE((fill->system.point.at("mask").to(at::kLong) == 1).any().item<bool>());
