@@ -266,11 +266,15 @@ std::vector<HazardFacet> celu_facets() {
 
 // float32 sigmoid is 1 / (1 + exp(-x)): it rounds to exactly 1 from x ~ 16.6 (the
 // 4-ulp widening reaches 1 from x ~ 14.5 and stays below 1 under it), and to 0
-// once exp(-x) overflows (x <= -88.72); below -80 the lower bound is 0.
+// once exp(-x) overflows (x <= -88.72); below -80 the lower bound is 0. The exact
+// ends hold whatever exp's error: from x >= 20, exp(-x) < 2.1e-9 is under half an
+// ulp of 1, so 1 + exp(-x) is 1; from x <= -89, exp(-x) is past FLT_MAX, so inf.
 Intervals sigmoid_interval(const AbstractContext& a) {
   const IntervalTensor& x = a.input(0);
   IntervalTensor r = round_out(piecewise(x, [](const at::Tensor& t) { return at::sigmoid(t); }, {}), 4);
   r.lo = at::where(x.lo < -80.0, at::zeros_like(r.lo), r.lo);
+  r.lo = at::where(x.lo >= 20.0, at::ones_like(r.lo), r.lo);
+  r.hi = at::where(x.hi <= -89.0, at::zeros_like(r.hi), r.hi);
   return {clamp_bounds(std::move(r), 0.0, 1.0)};
 }
 

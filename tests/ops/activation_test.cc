@@ -122,7 +122,7 @@ TEST(Activation, SigmoidSaturatesInFloat32AndGradientFlows) {
 
 const std::vector<std::pair<double, double>> kActBoxes{
     {-3, 3},     {0, 1},      {-100, 100}, {1e-30, 1e-20}, {-1, -1e-3},  {88, 89},     {-89, -87},
-    {14, 20},    {-110, -80}, {-1e20, 1e20}, {-3.1, -2.9}, {-1.3, -1.1}, {16.5, 17.5}, {-20, -15}};
+    {14, 20},    {-110, -80}, {-1e20, 1e20}, {-3.1, -2.9}, {-1.3, -1.1}, {16.5, 17.5}, {-20, -15}, {19.5, 21}, {-92, -88.5}};
 
 struct ActCase {
   const char* op;
@@ -248,6 +248,37 @@ TEST(ActivationAbstract, OneMinusSigmoidProofFailsWhenTheRangeWidens) {
   EXPECT_EQ(testing::summary(testing::findings_of(safe, testing::ranges_of({{"x", {-10, 10}}}))), Names{});
   EXPECT_EQ(testing::summary(testing::findings_of(wide, testing::ranges_of({{"x", {-10, 20}}}))), Names{"log:log-nonpositive"});
   testing::expect_sound(wide, testing::ranges_of({{"x", {-10, 20}}}), "1 - sigmoid");
+}
+
+// Past x = 20 float32 sigmoid is exactly 1, and below -89 exactly 0, so log(1 - s)
+// and log(s) are surely -inf there: the bounds say so (no ulp of slack), and the
+// real runs agree.
+TEST(ActivationAbstract, SigmoidIsExactlyOneOrZeroFarOut) {
+  auto build = [](testing::ModelBuilder& b) {
+    b.input("x", {8}).output("y", {8}).output("z", {8});
+    b.initializer("one", at::tensor(1.f).reshape({}));
+    b.node("Sigmoid", {"x"}, {"s"}, "sig");
+    b.node("Sub", {"one", "s"}, {"d"}, "sub");
+    b.node("Log", {"d"}, {"y"}, "log1m");
+    b.node("Log", {"s"}, {"z"}, "log");
+  };
+  testing::ModelBuilder high, low;
+  build(high);
+  build(low);
+  AnalysisResult h = testing::analyze_built(high, testing::ranges_of({{"x", {20, 1e30}}}));
+  EXPECT_EQ(h.intervals.at("s").lo.min().item<double>(), 1.0);
+  EXPECT_EQ(h.intervals.at("d").hi.max().item<double>(), 0.0);
+  AnalysisResult l = testing::analyze_built(low, testing::ranges_of({{"x", {-1e30, -89}}}));
+  EXPECT_EQ(l.intervals.at("s").hi.max().item<double>(), 0.0);
+  // Just inside the ends the bounds keep their slack: sigmoid(19.9) may not be 1.
+  AnalysisResult in = testing::analyze_built(high, testing::ranges_of({{"x", {19.9, 30}}}));
+  EXPECT_LT(in.intervals.at("s").lo.min().item<double>(), 1.0);
+  at::Tensor x = at::tensor({20.f, 25.f, 88.f, 1e30f, -89.f, -100.f, -1e30f, -3e38f});
+  at::Tensor s = at::sigmoid(x);
+  EXPECT_TRUE(at::equal(s.slice(0, 0, 4), at::ones({4})));
+  EXPECT_TRUE(at::equal(s.slice(0, 4, 8), at::zeros({4})));
+  testing::expect_sound(high, testing::ranges_of({{"x", {19, 40}}}), "sigmoid near 1");
+  testing::expect_sound(low, testing::ranges_of({{"x", {-100, -85}}}), "sigmoid near 0");
 }
 
 }  // namespace

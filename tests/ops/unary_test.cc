@@ -59,6 +59,29 @@ TEST(Unary, ExpOverflowThresholdInFloat32) {
   EXPECT_TRUE(std::isinf(y[1].item<float>()));
 }
 
+// exp(x) is exactly 0 from x <= -110, so a sum of such terms divides by exactly 0:
+// the division is a definite div-by-zero, not a possible one with subnormal slack.
+TEST(Unary, ExpIsExactlyZeroFarBelowTheSmallestSubnormal) {
+  auto build = [](testing::ModelBuilder& b) {
+    b.input("x", {4}).output("y", {4});
+    b.initializer("axes", at::tensor(std::vector<int64_t>{0}));
+    b.node("Exp", {"x"}, {"e"}, "exp");
+    b.node("ReduceSum", {"e", "axes"}, {"s"}, "sum");
+    b.node("Div", {"e", "s"}, {"y"}, "div");
+  };
+  testing::ModelBuilder far, near;
+  build(far);
+  build(near);
+  AnalysisResult a = testing::analyze_built(far, testing::ranges_of({{"x", {-1e30, -110}}}));
+  EXPECT_EQ(a.intervals.at("e").hi.max().item<double>(), 0.0);
+  ASSERT_EQ(testing::summary(a.findings), std::vector<std::string>{"div:div-by-zero"});
+  EXPECT_EQ(a.findings[0].status, "definite");
+  AnalysisResult b = testing::analyze_built(near, testing::ranges_of({{"x", {-1e30, -109}}}));
+  EXPECT_GT(b.intervals.at("e").hi.max().item<double>(), 0.0);
+  EXPECT_EQ(run_unary("Exp", at::tensor({-110.f, -104.f, -3e38f})).abs().sum().item<float>(), 0.f);
+  testing::expect_sound(near, testing::ranges_of({{"x", {-115, -100}}}), "exp near 0");
+}
+
 TEST(Unary, DomainErrorsAreNaN) {
   EXPECT_TRUE(std::isnan(run_unary("Acos", at::tensor({1.0001f}))[0].item<float>()));
   EXPECT_TRUE(std::isnan(run_unary("Asin", at::tensor({-1.0001f}))[0].item<float>()));
