@@ -9,6 +9,8 @@
 #include <limits>
 #include <optional>
 
+#include <fmt/core.h>
+
 #include <ATen/ATen.h>
 
 #include "ops/interval_arith.h"
@@ -91,6 +93,7 @@ struct LossParts {
   at::Tensor maybe_ignored, surely_ignored;  // per element
   std::vector<int64_t> target_shape;
   double count = 1;   // target elements
+  double least_weight = 1;  // the least positive value a class weight may take
   bool weighted = false, has_ignore = false;
 };
 
@@ -105,6 +108,7 @@ LossParts loss_parts(const AbstractContext& a, const Bounds& lp_in, const std::v
   int64_t ignore = r.has_ignore ? attr_int(a.node, "ignore_index") : 0;
   r.weighted = a.has_input(2);
   Bounds w = r.weighted ? cells(a.input(2)) : Bounds{at::ones({1}, at::kDouble), at::ones({1}, at::kDouble)};
+  if (r.weighted) r.least_weight = at::where(w.hi > 0, w.lo.clamp_min(kTiny), kInf).min().item<double>();
   Bounds tc = cells(t);
   if (t.exact()) {
     at::Tensor target = t.value.to(at::kLong);
@@ -167,6 +171,14 @@ Bounds total_weight(const LossParts& p) {
   return {lo - lo.abs() * g, hi + hi.abs() * g};
 }
 
+// The least a positive total weight can be when no weight is negative: the least
+// positive class weight (at least the smallest subnormal), or the interval's own
+// lower end when that is larger. 0 when weights may be negative.
+double least_positive_total(const LossParts& p) {
+  if (p.weight.lo.min().item<double>() < 0) return 0;
+  return std::max(p.least_weight, total_weight(p).lo.item<double>());
+}
+
 IntervalTensor reduce_loss(const AbstractContext& a, const LossParts& p, at::ScalarType dtype) {
   std::string reduction = attr_string(a.node, "reduction", "mean");
   if (reduction == "none") return round_out(IntervalTensor::of_bounds(p.elem.lo, p.elem.hi, p.target_shape, dtype), 0);
@@ -180,9 +192,13 @@ IntervalTensor reduce_loss(const AbstractContext& a, const LossParts& p, at::Sca
       out = {sum.lo / p.count, sum.hi / p.count};
       out = {out.lo - out.lo.abs() * kU, out.hi + out.hi.abs() * kU};
     } else if (!p.weighted || p.weight.lo.min().item<double>() >= 0) {
-      // A weighted average of the per-element losses (the safe state: total > 0).
+      // A weighted average of the per-element losses (the safe state: total > 0). Each
+      // product w * l may round to a multiple of the smallest subnormal, an absolute
+      // error that the division by a tiny total weight magnifies (a positive total is
+      // at least that subnormal).
       at::Tensor lo = p.unweighted.lo.min(), hi = p.unweighted.hi.max();
-      at::Tensor m = at::maximum(lo.abs(), hi.abs()) * (3 * g + 4 * kU) + kTiny;
+      double products = p.weighted ? p.count * kTiny / std::max(least_positive_total(p), kTiny) : 0;
+      at::Tensor m = at::maximum(lo.abs(), hi.abs()) * (3 * g + 4 * kU) + kTiny + products;
       out = {lo - m, hi + m};
     } else {
       Bounds w = total_weight(p);
@@ -194,6 +210,19 @@ IntervalTensor reduce_loss(const AbstractContext& a, const LossParts& p, at::Sca
     a.fail("reduction '" + reduction + "' is not supported");
   }
   return IntervalTensor::of_bounds(out.lo.reshape({}), out.hi.reshape({}), {}, dtype);
+}
+
+// Where the float32 computation can pass FLT_MAX before its result: log_prob
+// itself (x - max over logits more than FLT_MAX apart is -inf), a weight times a
+// loss, or the sum that 'sum' and 'mean' take (a mean in range over an INF sum).
+std::optional<std::string> inner_overflow(const Bounds& lp, const LossParts& p, const std::string& reduction) {
+  if (lp.lo.min().item<double>() < -kFloat32Max) return "log_prob below -3.4028235e38 (logits more than FLT_MAX apart): -inf";
+  at::Tensor mag = at::maximum(p.elem.lo.abs(), p.elem.hi.abs());
+  if (mag.max().item<double>() > kFloat32Max) return std::string("weight * log_prob exceeds 3.4028235e38");
+  if (reduction == "none") return std::nullopt;
+  if (total(mag, p.target_shape).item<double>() * (1 + gamma(p.count)) > kFloat32Max)
+    return "the float32 sum of the losses ('" + reduction + "') exceeds 3.4028235e38";
+  return std::nullopt;
 }
 
 std::vector<HazardReport> loss_hazards(const AbstractContext& a, const Bounds& lp, const std::vector<int64_t>& in_shape) {
@@ -212,10 +241,32 @@ std::vector<HazardReport> loss_hazards(const AbstractContext& a, const Bounds& l
     out.push_back(HazardReport{"index-out-of-range", HazardKind::kCrash, 1, "target outside [0, C) and not ignore_index", definite});
     return out;
   }
-  if (attr_string(a.node, "reduction", "mean") != "mean") return out;
   LossParts p = loss_parts(a, lp, in_shape);
-  if (!p.weighted && !p.has_ignore) return out;
+  std::string reduction = attr_string(a.node, "reduction", "mean");
+  if (std::optional<std::string> why = inner_overflow(lp, p, reduction))
+    out.push_back(HazardReport{"overflow", HazardKind::kForward, 0, *why, false});
+  // A trainable class weight's gradient sums its elements' losses (over the total
+  // weight for 'mean', less the mean): past FLT_MAX with losses near it.
+  if (p.weighted && !a.input(2).exact() && reduction != "none") {
+    at::Tensor l = at::maximum(p.unweighted.lo.abs(), p.unweighted.hi.abs());
+    double scale = reduction == "mean" ? 2 / std::max(least_positive_total(p), kTiny) : 1;
+    if (total(l.expand_as(p.elem.lo), p.target_shape).item<double>() * scale * (1 + gamma(p.count)) > kFloat32Max)
+      out.push_back(HazardReport{"loss-weight-gradient-overflow", HazardKind::kGradient, 2,
+                                 "a class weight's gradient, a sum of its losses, exceeds 3.4028235e38", false});
+  }
+  if (reduction != "mean" || (!p.weighted && !p.has_ignore)) return out;
   Bounds w = total_weight(p);
+  // The backward pass divides by the total weight first (grad / total, then times
+  // each weight): past FLT_MAX when a nonzero total is under max(1, |w|) / FLT_MAX.
+  double wmax = std::max(1.0, at::maximum(p.weight.lo.abs(), p.weight.hi.abs()).max().item<double>());
+  double wlo = w.lo.item<double>(), whi = w.hi.item<double>(), r = wmax / kFloat32Max;
+  bool tiny = p.weight.lo.min().item<double>() >= 0 ? whi > 0 && least_positive_total(p) < r
+                                                     : wlo < r && whi > -r && !(wlo == 0 && whi == 0);
+  if (p.weighted && tiny)
+    out.push_back(HazardReport{"loss-mean-gradient-overflow", HazardKind::kGradient, 2,
+                               fmt::format("'mean' over a nonzero total weight of magnitude under {:.3g}: "
+                                           "the gradient 1 / total overflows", r),
+                               false});
   bool zero_possible = (w.lo <= 0).logical_and(w.hi >= 0).item<bool>();
   if (zero_possible) {
     bool definite = (w.lo == 0).logical_and(w.hi == 0).item<bool>();
@@ -260,7 +311,11 @@ std::vector<HazardReport> sce_hazards(const AbstractContext& a) { return loss_ha
 // the batch.
 std::vector<HazardFacet> loss_facets() {
   return {opaque_facet("index-out-of-range", HazardKind::kCrash, "the class bound C is input 0's shape, which ranges do not carry"),
-          slice_facet("loss-zero-weight", HazardKind::kForward, "the total weight is a sum over the batch, not one element")};
+          slice_facet("loss-zero-weight", HazardKind::kForward, "the total weight is a sum over the batch, not one element"),
+          slice_facet("loss-mean-gradient-overflow", HazardKind::kGradient,
+                      "the total weight is a sum over the batch, not one element"),
+          slice_facet("loss-weight-gradient-overflow", HazardKind::kGradient,
+                      "a class weight's gradient sums the losses of every element of its class")};
 }
 
 NANGUARD_REGISTER_OPS({

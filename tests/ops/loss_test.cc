@@ -6,6 +6,7 @@
 
 #include <optional>
 
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include "tests/ops/op_test_util.h"
@@ -99,6 +100,7 @@ TEST(Loss, SoftmaxCrossEntropyLogProbAndGradient) {
 struct LossModel {
   std::string op = "SoftmaxCrossEntropyLoss", reduction = "mean";
   bool weights = false, target_input = false, spatial = false;
+  bool direct = false;  // NegativeLogLikelihoodLoss on x itself, no LogSoftmax first
   std::optional<int64_t> ignore;
   at::Tensor weight = at::tensor({1.f, 0.5f, 2.f, 1.5f});
   at::Tensor target = at::tensor(std::vector<int64_t>{0, 3, 1});
@@ -112,8 +114,9 @@ void build_loss(testing::ModelBuilder& b, const LossModel& m) {
   at::Tensor target = m.spatial ? m.target.unsqueeze(1).expand({3, 2}).contiguous() : m.target;
   if (m.target_input) b.input("t", ts, onnx::TensorProto::INT64);
   else b.initializer("t", target);
-  std::vector<std::string> ins{m.op == "NegativeLogLikelihoodLoss" ? "lp" : "x", "t"};
-  if (m.op == "NegativeLogLikelihoodLoss") testing::set_attr(b.node("LogSoftmax", {"x"}, {"lp"}, "ls"), "axis", int64_t{1});
+  bool nll = m.op == "NegativeLogLikelihoodLoss";
+  std::vector<std::string> ins{nll && !m.direct ? "lp" : "x", "t"};
+  if (nll && !m.direct) testing::set_attr(b.node("LogSoftmax", {"x"}, {"lp"}, "ls"), "axis", int64_t{1});
   if (m.weights) {
     b.initializer("w", m.weight);
     ins.push_back("w");
@@ -151,6 +154,72 @@ TEST(LossAbstract, SoundAcrossReductionsWeightsAndTargets) {
   EXPECT_EQ(tally.violations, 0);
   EXPECT_GT(tally.checked, 0);
   tally.print("loss");
+}
+
+// Inputs of any float32 magnitude and weights from subnormal to huge, negative ones
+// included (fuzz_soundness found each of these): a 'mean' sums before it divides,
+// so its numerator can overflow although the mean itself would be in range, and
+// products with subnormal weights round to multiples of 1.4e-45 (the weighted mean of
+// losses of 0.4 can come out as 0 or 1).
+TEST(LossAbstract, SoundOnExtremeMagnitudesAndWeights) {
+  testing::SoundTally tally;
+  const std::vector<std::pair<double, double>> xs{{-3.4e38, -1e38}, {-3e38, 3e38}, {-1, -0.3}, {-1e30, 1e30}};
+  const std::vector<std::pair<double, double>> ws{{1e-45, 1e-43}, {0, 3e38}, {-2, 2}, {1e-45, 4}, {0.5, 1e30}};
+  for (const char* op : {"NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss"})
+    for (const char* red : {"sum", "mean"})
+      for (int variant = 0; variant < 4; ++variant)
+        for (auto [lo, hi] : xs)
+          for (size_t wi = 0; wi <= ws.size(); ++wi) {
+            LossModel m;
+            m.op = op;
+            m.direct = true;
+            m.reduction = red;
+            m.target_input = variant & 1;
+            if (variant & 2) m.ignore = 3;
+            m.weights = wi < ws.size();
+            RangeMap r{{"x", {lo, hi}}, {"t", {0, 3}}};
+            AnalyzeOptions o = m.weights ? testing::free_weights(r, ws[wi].first, ws[wi].second) : testing::ranges_of(r);
+            testing::ModelBuilder b(13);
+            build_loss(b, m);
+            testing::expect_sound(b, o, fmt::format("{} {} variant {} x [{}, {}] w {}", op, red, variant, lo, hi, wi),
+                                  &tally, 8);
+          }
+  EXPECT_EQ(tally.violations, 0);
+  tally.print("loss, extreme");
+}
+
+// The hazards behind those: each is reported where it can happen and not where
+// the ranges rule it out.
+TEST(LossAbstract, InnerOverflowAndTinyTotalWeightHazards) {
+  using Names = std::vector<std::string>;
+  auto findings = [](const LossModel& m, std::pair<double, double> x, std::optional<std::pair<double, double>> w) {
+    testing::ModelBuilder b(13);
+    build_loss(b, m);
+    RangeMap r{{"x", {x.first, x.second}}, {"t", {0, 3}}};
+    return testing::summary(testing::findings_of(b, w ? testing::free_weights(r, w->first, w->second) : testing::ranges_of(r)));
+  };
+  LossModel sce;
+  sce.reduction = "sum";
+  EXPECT_EQ(findings(sce, {-3e38, 3e38}, {}), Names{"n:overflow"});  // x - max is -inf
+  EXPECT_EQ(findings(sce, {-1e38, 1e38}, {}), Names{"n:overflow"});  // 3 losses of 2e38: the sum is INF
+  EXPECT_EQ(findings(sce, {-1e37, 1e37}, {}), Names{});
+  LossModel nll;
+  nll.op = "NegativeLogLikelihoodLoss";
+  nll.direct = true;
+  EXPECT_EQ(findings(nll, {-3.4e38, -1e38}, {}), Names{"n:overflow"});  // the mean's sum is INF
+  EXPECT_EQ(findings(nll, {-1e37, 0}, {}), Names{});
+  nll.weights = true;
+  // 1 / total and (l - mean) / total pass FLT_MAX over a total of 1e-45.
+  EXPECT_EQ(findings(nll, {-1, 0}, std::pair{1e-45, 1e-43}),
+            (Names{"n:loss-weight-gradient-overflow", "n:loss-mean-gradient-overflow"}));
+  EXPECT_EQ(findings(nll, {-1, 0}, std::pair{1e-30, 4.0}), Names{});
+  EXPECT_EQ(findings(nll, {-1e38, 0}, std::pair{0.5, 4.0})[0], "n:overflow");  // w * l
+  // 'sum' with targets that may all pick one class: that weight's gradient sums 3
+  // losses of up to 3e38, while the loss itself (times w <= 0.01) stays finite.
+  nll.reduction = "sum";
+  nll.target_input = true;
+  EXPECT_EQ(findings(nll, {-3e38, 0}, std::pair{1e-3, 1e-2}), Names{"n:loss-weight-gradient-overflow"});
+  EXPECT_EQ(findings(nll, {-1e38, 0}, std::pair{1e-3, 1e-2}), Names{});
 }
 
 std::vector<std::string> loss_findings(const LossModel& m, double t_lo = 0, double t_hi = 3) {
