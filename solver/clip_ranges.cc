@@ -452,8 +452,9 @@ void record_changes(const Graph& graph, const FixOptions& options, const std::ve
 }  // namespace
 
 // The search has the budget; when it fails, proofs that some findings cannot be
-// removed by this mode get 15% more, and where they leave findings, the search runs
-// again for those with 15% more: at most 1.3 budgets in all.
+// removed by this mode get what the search left of it, or 15% more when it left
+// less, and where they leave findings, the search runs again for those with 15%
+// more: at most 1.3 budgets in all.
 Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>& targets, FixMode mode,
                                   const FixOptions& options) {
   auto start = Clock::now();
@@ -479,7 +480,8 @@ Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>
     record_changes(graph, options, knobs, *r, fix);
     return finish("");
   }
-  fix.unremovable = prove_unremovable(graph, targets, mode, options, after(Clock::now(), 0.15));
+  fix.unremovable =
+      prove_unremovable(graph, targets, mode, options, std::max(after(start, 1.0), after(Clock::now(), 0.15)));
   std::vector<Finding> rest;
   for (const Finding& f : targets)
     if (std::none_of(fix.unremovable.begin(), fix.unremovable.end(), [&](const Unremovable& u) { return u.node == f.node; }))

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <set>
 
 #include <fmt/core.h>
 
@@ -31,6 +32,7 @@ struct Pin {
   Knob knob;
   std::vector<int64_t> shape;
   at::Tensor value;  // float64 of `shape`, float32 values inside [lo, hi]
+  bool frozen = false;  // held at its value: the steps do not move it
 };
 
 // Per cell, how far the operand's bounds are from lying wholly inside the target
@@ -58,7 +60,38 @@ bool some_cell_inside(const UnitTarget& t, const IntervalTensor& x) {
   return false;
 }
 
-std::vector<Pin> pins_of(const Graph& graph, FixMode mode, const AnalyzeOptions& opt) {
+bool multiplies(const std::string& op) {
+  return op == "MatMul" || op == "Gemm" || op == "Conv" || op == "ConvTranspose" || op == "Mul";
+}
+
+// The pins that first multiply a value the mode's own tensors reach (a MatMul, Gemm,
+// Conv or Mul operand whose other operand they reach), with 0 in their range. Held at
+// 0, they cut every path: all after them is a function of the pins alone, so the
+// analysis bounds it as tightly as a single run and the steps search constants.
+std::set<std::string> first_multipliers(const Graph& graph, const std::vector<Knob>& own,
+                                        const std::vector<Pin>& pins) {
+  std::set<std::string> reached, zeroable, cut;
+  for (const Knob& k : own) reached.insert(k.name);
+  for (const Pin& p : pins)
+    if (p.knob.lo <= 0 && p.knob.hi >= 0) zeroable.insert(p.knob.name);
+  for (const Node& n : graph.nodes) {
+    bool any = false, pin = false;
+    for (const std::string& in : n.inputs) {
+      any = any || reached.count(in);
+      pin = pin || zeroable.count(in);
+    }
+    if (!any) continue;
+    if (multiplies(n.op_type) && pin) {
+      for (const std::string& in : n.inputs)
+        if (zeroable.count(in)) cut.insert(in);
+      continue;  // its output no longer depends on the mode's tensors
+    }
+    for (const std::string& out : n.outputs) reached.insert(out);
+  }
+  return cut;
+}
+
+std::vector<Pin> pins_of(const Graph& graph, FixMode mode, const AnalyzeOptions& opt, bool decouple) {
   std::vector<Pin> pins;
   auto init = initial_intervals(graph, opt);
   if (!init.ok()) return pins;
@@ -73,13 +106,21 @@ std::vector<Pin> pins_of(const Graph& graph, FixMode mode, const AnalyzeOptions&
     at::Tensor v = at::empty(t.shape, at::kDouble).uniform_(0.45, 0.55, gen) * (k.hi - k.lo) + k.lo;
     pins.push_back(Pin{k, t.shape, v.to(at::kFloat).to(at::kDouble)});
   }
+  if (!decouple) return pins;
+  std::set<std::string> cut = first_multipliers(graph, knobs_of(graph, mode, o), pins);
+  if (cut.empty()) return {};
+  for (Pin& p : pins)
+    if (cut.count(p.knob.name)) {
+      p.value = at::zeros(p.shape, at::kDouble);
+      p.frozen = true;
+    }
   return pins;
 }
 
 AnalyzeOptions pinned(const AnalyzeOptions& base, std::vector<Pin>& pins, bool grad) {
   AnalyzeOptions o = base;
   for (Pin& p : pins) {
-    at::Tensor v = grad ? p.value.clone().requires_grad_(true) : p.value;
+    at::Tensor v = grad && !p.frozen ? p.value.clone().requires_grad_(true) : p.value;
     o.range_tensors[p.knob.name] = {v, v};
   }
   return o;
@@ -100,11 +141,12 @@ const IntervalTensor* operand_of(const AnalysisResult& a, const Node& node, cons
 bool step(std::vector<Pin>& pins, const AnalyzeOptions& o, double share) {
   double top = 0;
   for (Pin& p : pins)
-    if (at::Tensor g = o.range_tensors.at(p.knob.name).first.grad(); g.defined())
+    if (at::Tensor g = p.frozen ? at::Tensor() : o.range_tensors.at(p.knob.name).first.grad(); g.defined())
       top = std::max(top, g.abs().max().item<double>());
   if (!(top > 0) || !std::isfinite(top)) return false;
   bool moved = false;
   for (Pin& p : pins) {
+    if (p.frozen) continue;
     at::Tensor g = o.range_tensors.at(p.knob.name).first.grad();
     if (!g.defined()) continue;
     if (std::getenv("NANGUARD_TRACE_FIX"))
@@ -198,10 +240,14 @@ std::string describe(const Unremovable& u, FixMode mode, const UnitTarget& t) {
   std::string names;
   for (size_t i = 0; i < u.pinned.size() && i < 3; ++i) names += (i ? ", " : "") + u.pinned[i].tensor;
   if (u.pinned.size() > 3) names += fmt::format(" and {} more", u.pinned.size() - 3);
+  std::string zeros;
+  for (const RangeChange& c : u.pinned)
+    if (c.after_lo == 0 && c.after_hi == 0) zeros += (zeros.empty() ? "" : ", ") + c.tensor;
   bool inputs = mode == FixMode::kInputs;
-  return fmt::format("no {} range can remove it: with the {} {} at values inside their ranges, the analysis bounds "
+  if (!zeros.empty()) zeros = fmt::format(" ({} at 0, which cuts every path from the {})", zeros, inputs ? "inputs" : "weights");
+  return fmt::format("no {} range can remove it: with the {} {} at values inside their ranges{}, the analysis bounds "
                      "this node's operand inside `{}` for every {} in range, and {} sampled runs fail here",
-                     inputs ? "input" : "weight", inputs ? "free weights" : "inputs", names, t.text,
+                     inputs ? "input" : "weight", inputs ? "free weights" : "inputs", names, zeros, t.text,
                      inputs ? "input" : "weight", u.runs);
 }
 
@@ -213,20 +259,28 @@ std::vector<Unremovable> prove_unremovable(const Graph& graph, const std::vector
   if (mode != FixMode::kInputs && mode != FixMode::kWeights) return out;
   auto base = analyze(graph, options.analyze);
   if (!base.ok()) return out;
-  for (const Finding& f : targets) {
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const Finding& f = targets[i];
     const Node* node = graph.find_node(f.node);
     const HazardFacet* facet = node ? find_facet(node->op_type, node->domain, f.hazard) : nullptr;
     if (!facet || facet->completing_operand >= 0 || Clock::now() > deadline) continue;
+    // A fair share of what is left, so that the first finding cannot spend it all.
+    Clock::time_point own = Clock::now() + (deadline - Clock::now()) / static_cast<int64_t>(targets.size() - i);
     auto t = unit_target(f, *node, *base, at::kCPU);
     if (!t.ok()) continue;
-    // From the middles: first a step to the ends (a shallow model's weights decide at
-    // their ends), then small steps (a step to the ends saturates the layers after it).
+    // First with the first multipliers held at 0 (with every path from the mode's
+    // tensors cut, the bounds are as tight as one run's and only constants are
+    // searched), then without; from the middles, a first step to the ends (a shallow
+    // model's weights decide at their ends), then small steps (a step to the ends
+    // saturates the layers after it).
     std::vector<Pin> pins;
     bool driven = false;
-    for (double first : {0.5, 0.125}) {
-      pins = pins_of(graph, mode, options.analyze);
-      if ((driven = drive_pins(graph, *node, *t, pins, options, deadline, first))) break;
-    }
+    for (bool decouple : {true, false})
+      for (double first : {0.5, 0.125}) {
+        if (driven) break;
+        pins = pins_of(graph, mode, options.analyze, decouple);
+        driven = !pins.empty() && drive_pins(graph, *node, *t, pins, options, own, first);
+      }
     if (!driven) continue;
     Unremovable u{f.node, {}, 0, ""};
     u.runs = confirming_runs(graph, *node, f, *t, pins, mode, options);

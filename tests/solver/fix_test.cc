@@ -428,5 +428,49 @@ TEST(Fix, InputsModeProvesAFindingTheWeightsDecideUnfixableAndFixesTheRest) {
   }
 }
 
+// Two sigmoid layers (GRIST's program 9 in small): over inputs in [0, 1] the first
+// layer's bounds are loose for any weights but 0, where every hidden unit is exactly
+// 0.5; with it held there, second-layer weights of 1 make the output exactly 1 for
+// every input, so log(1 - s) is -inf whatever input range is kept.
+TEST(Fix, InputsModeCutsTheInputsOffWithTheFirstLayerAtZero) {
+  ModelBuilder b;
+  b.input("x", {1, 4}).output("l", {1, 1});
+  b.initializer("w1", at::full({4, 64}, 0.01f));
+  b.initializer("w2", at::full({64, 1}, 0.01f));
+  // A Constant node, not an initializer: free weights would include the 1.
+  onnx::AttributeProto* value = b.node("Constant", {}, {"one"}, "one").add_attribute();
+  value->set_name("value");
+  value->set_type(onnx::AttributeProto::TENSOR);
+  value->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+  value->mutable_t()->add_float_data(1.f);
+  b.node("MatMul", {"x", "w1"}, {"a"}, "fc1");
+  b.node("Sigmoid", {"a"}, {"h"}, "sig1");
+  b.node("MatMul", {"h", "w2"}, {"z"}, "fc2");
+  b.node("Sigmoid", {"z"}, {"s"}, "sig2");
+  b.node("Sub", {"one", "s"}, {"d"}, "sub");
+  b.node("Log", {"d"}, {"l"}, "log_1ms");
+  auto g = load_model_proto(b.proto(), "test.onnx");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  FixOptions opt;
+  opt.analyze.ranges = {{"x", {0, 1}}};
+  opt.analyze.weights = WeightMode::kFree;
+  opt.analyze.weight_range = Range{-1, 1};
+  opt.mode = FixMode::kInputs;
+  auto r = fix_model(b.proto(), *g, opt);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->fixes.size(), 1u);
+  const FindingFix& f = r->fixes[0];
+  EXPECT_EQ(f.status, "not-fixed");
+  ASSERT_TRUE(f.unremovable.has_value()) << f.reason;
+  std::map<std::string, RangeChange> pins;
+  for (const RangeChange& c : f.unremovable->pinned) pins[c.tensor] = c;
+  ASSERT_EQ(pins.count("w1"), 1u);
+  EXPECT_EQ(pins["w1"].after_lo, 0.0);
+  EXPECT_EQ(pins["w1"].after_hi, 0.0);
+  EXPECT_EQ(pins.count("one"), 0u);
+  EXPECT_GT(pins["w2"].after_hi, 20.0 / 32);  // 0.5 * sum(w2) must reach 20, where sigmoid is exactly 1
+  EXPECT_NE(f.reason.find("w1 at 0, which cuts every path from the inputs"), std::string::npos) << f.reason;
+}
+
 }  // namespace
 }  // namespace nanguard
