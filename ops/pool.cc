@@ -345,15 +345,49 @@ std::vector<HazardReport> lp_pool_hazards(const AbstractContext& a) {
   return out;
 }
 
+// An average sums its window in float32 before it divides: k terms near FLT_MAX
+// give INF although their mean is in range (found by fuzz_soundness).
+std::optional<HazardReport> window_sum_overflow(const AbstractContext& a, const IntervalTensor& x, double k) {
+  if (x.numel() == 0 || !x.is_float()) return std::nullopt;
+  double m = at::maximum(x.lo.abs(), x.hi.abs()).max().item<double>();
+  if (!(std::min(m, kFloat32Max) * k * (1 + gamma_of(a, k + 1)) > kFloat32Max)) return std::nullopt;
+  return make_hazard("overflow", HazardKind::kForward, fmt::format("the float32 sum of a window of {:g} exceeds 3.4028235e38", k),
+                     false);
+}
+
 // count_include_pad = 0 and a window made only of pads: 0 / 0 = NaN.
 std::vector<HazardReport> average_pool_hazards(const AbstractContext& a) {
   const IntervalTensor& x = a.input(0);
   std::vector<int64_t> ones_shape = x.shape;
   if (ones_shape.size() < 3) a.fail("input has no spatial axes");
+  std::vector<HazardReport> out;
+  double k = 1;
+  for (int64_t v : attr_ints(a.node, "kernel_shape")) k *= static_cast<double>(v);
+  if (auto h = window_sum_overflow(a, x, k)) out.push_back(*h);
   ones_shape[0] = ones_shape[1] = 1;
   at::Tensor y = run_pool(a, lower_average_pool, at::ones(ones_shape, at::kDouble));
-  if (!at::isnan(y).any().item<bool>()) return {};
-  return {make_hazard("avgpool-empty-window", HazardKind::kForward, "a window covers only pads (count_include_pad = 0)", x.numel() > 0)};
+  if (at::isnan(y).any().item<bool>())
+    out.push_back(make_hazard("avgpool-empty-window", HazardKind::kForward, "a window covers only pads (count_include_pad = 0)",
+                              x.numel() > 0));
+  return out;
+}
+
+std::vector<HazardReport> global_average_pool_hazards(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  double k = 1;
+  for (int64_t d : spatial_axes(a, x)) k *= static_cast<double>(x.shape[d]);
+  if (auto h = window_sum_overflow(a, x, k)) return {*h};
+  return {};
+}
+
+// The window sum's overflow: no one element decides it, so the fixer bounds every
+// operand (as for the generic overflow) and the target is an output that is not finite.
+HazardFacet window_sum_facet() {
+  HazardFacet f{"overflow", HazardKind::kForward, nullptr,
+                "a window's float32 sum depends on every element in it; the fixer bounds them all", {},
+                target_output_not_finite()};
+  f.bounded_operands = true;
+  return f;
 }
 
 std::vector<HazardFacet> lp_pool_facets() {
@@ -366,9 +400,12 @@ std::vector<HazardFacet> lp_pool_facets() {
 NANGUARD_REGISTER_OPS({
     with(OpDef{"MaxPool", lower_max_pool}, max_pool_interval),
     with_facets(with(OpDef{"AveragePool", lower_average_pool}, average_pool_interval, average_pool_hazards),
-                {slice_facet("avgpool-empty-window", HazardKind::kForward, "the pads and attributes, not an operand value")}),
+                {slice_facet("avgpool-empty-window", HazardKind::kForward, "the pads and attributes, not an operand value"),
+                 window_sum_facet()}),
     with_facets(with(OpDef{"LpPool", lower_lp_pool}, lp_pool_interval, lp_pool_hazards), lp_pool_facets()),
-    with(OpDef{"GlobalAveragePool", lower_global_average_pool}, global_average_pool_interval),
+    with_facets(with(OpDef{"GlobalAveragePool", lower_global_average_pool}, global_average_pool_interval,
+                     global_average_pool_hazards),
+                {window_sum_facet()}),
     with(OpDef{"GlobalMaxPool", lower_global_max_pool}, global_max_pool_interval),
     with_facets(with(OpDef{"GlobalLpPool", lower_global_lp_pool}, lp_pool_interval, lp_pool_hazards), lp_pool_facets()),
 });

@@ -331,7 +331,9 @@ IntervalTensor finite_interval(at::Tensor lo, at::Tensor hi, at::ScalarType dtyp
 // Resize is linear in X with per-axis taps. Nearest moves values (exact); linear has
 // weights >= 0 summing to 1, so it is monotone: R(lo), R(hi) widened by the float32
 // error ((1+g)^d - 1) R(|x|max) of d axes of (taps + 1)-term sums (weights rounded);
-// cubic has negative weights: R(c) +- (|R|(r) + g |R|(|c| + r)).
+// cubic has negative weights: R(c) +- (|R|(r) + g |R|(|c| + r)). On subnormal
+// values each product and sum may also round by half the smallest subnormal, which
+// later axes' weights carry on (their |sum| is at most 2 for cubic, 1 for linear).
 std::vector<IntervalTensor> resize_interval(const AbstractContext& a) {
   const IntervalTensor& x = a.input(0);
   ResizeAttrs attrs = resize_attrs(abstract_ctx(a, at::Tensor()));
@@ -341,12 +343,14 @@ std::vector<IntervalTensor> resize_interval(const AbstractContext& a) {
   double taps = attrs.mode == "linear" ? 2 : 4;
   double g = gamma_n(a, static_cast<double>(x.shape.size()) * (taps + 1) + 1);
   at::Tensor mag = at::maximum(b.lo.abs(), b.hi.abs());
+  double axes = static_cast<double>(x.shape.size());
+  double tiny = axes * 2 * taps * (attrs.mode == "cubic" ? std::pow(2.0, axes) : 1.0) * kFloat32MinSubnormal;
   if (attrs.mode == "linear") {
-    at::Tensor err = R(mag, {false, true}) * g + kFloat32MinSubnormal;
+    at::Tensor err = R(mag, {false, true}) * g + tiny;
     return {finite_interval(R(b.lo, {}) - err, R(b.hi, {}) + err, x.dtype)};
   }
   at::Tensor c = b.lo * 0.5 + b.hi * 0.5, r = at::maximum(b.hi - c, c - b.lo);
-  at::Tensor rad = R(r, {true, true}) + R(c.abs() + r, {true, true}) * g + kFloat32MinSubnormal;
+  at::Tensor rad = R(r, {true, true}) + R(c.abs() + r, {true, true}) * g + tiny;
   at::Tensor yc = R(c, {});
   return {finite_interval(yc - rad, yc + rad, x.dtype)};
 }

@@ -175,6 +175,28 @@ TEST(PoolAbstract, EmptyAverageWindowIsReported) {
   EXPECT_EQ(hazards_of(r), std::vector<std::string>{"avgpool-empty-window"});
 }
 
+// Averages sum their window in float32 first: 4 values of -3e38 sum to -inf
+// although their mean is in range (fuzz_soundness found it on
+// test_averagepool_2d_same_upper); a 2x2 window of values under FLT_MAX / 4 is safe.
+TEST(PoolAbstract, AverageOfAWindowNearFloatMaxOverflowsInItsSum) {
+  auto average = [](const char* op) {
+    ModelBuilder b = pool_model(op, std::string(op) == "AveragePool" ? std::vector<int64_t>{1, 2, 4, 5} : std::vector<int64_t>{1, 2, 1, 1});
+    if (std::string(op) == "AveragePool")
+      set_attr(*b.proto().mutable_graph()->mutable_node(0), "kernel_shape", std::vector<int64_t>{2, 2});
+    return b;
+  };
+  for (const char* op : {"AveragePool", "GlobalAveragePool"}) {
+    ModelBuilder big = average(op), safe = average(op);
+    EXPECT_EQ(hazards_of(analyze_built(big, ranges_of({{"x", {-3.4e38, -3e38}}}), "big")),
+              std::vector<std::string>{"overflow"}) << op;
+    double quarter = std::string(op) == "AveragePool" ? 8e37 : 1e37;  // 4 and 30 terms
+    EXPECT_TRUE(analyze_built(safe, ranges_of({{"x", {-quarter, quarter}}}), "safe").findings.empty()) << op;
+    expect_sound(big, ranges_of({{"x", {-3.4e38, -3e38}}}), op);
+  }
+  at::Tensor x = at::full({1, 1, 2, 2}, -3e38f);
+  EXPECT_TRUE(std::isinf(at::avg_pool2d(x, {2, 2}).item<float>()));
+}
+
 // MaxPool -> Log: proved on [1, 2]; flagged once the range reaches 0.
 TEST(PoolAbstract, ProofFailsWhenRangeWidens) {
   for (auto [lo, expect] : {std::pair{1.0, 0u}, std::pair{0.0, 1u}}) {
