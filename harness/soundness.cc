@@ -1,8 +1,10 @@
 #include "harness/soundness.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <fmt/core.h>
@@ -123,7 +125,9 @@ bool finite_or_none(const at::Tensor& g) { return !g.defined() || g.isfinite().a
 
 // After a forward run that stayed finite: a backward pass from the loss. A NaN/INF
 // gradient born at a node (its outputs' gradients finite, an input's not) that has no
-// finding is a violation: every gradient hazard must be flagged.
+// finding is a violation: every gradient hazard must be flagged. A tensor's gradient
+// sums over its consumers, so it is born at this node only when no other consumer
+// is flagged or passes a NaN/INF gradient back.
 void check_gradients(const Graph& graph, const ExecResult& exec, const AnalysisResult& r, int64_t sample,
                      SoundnessReport& rep) {
   for (const auto& f : r.findings)
@@ -133,14 +137,22 @@ void check_gradients(const Graph& graph, const ExecResult& exec, const AnalysisR
   loss.backward();
   std::unordered_set<std::string> flagged;
   for (const auto& f : r.findings) flagged.insert(f.node);
-  for (const Node& n : graph.nodes) {
-    bool outs_finite = true;
+  auto clean = [&](const Node& n) {
+    if (flagged.count(n.name)) return false;
     for (const auto& o : n.outputs)
-      if (auto it = exec.values.find(o); it != exec.values.end()) outs_finite = outs_finite && finite_or_none(it->second.grad());
-    if (!outs_finite || flagged.count(n.name)) continue;
+      if (auto it = exec.values.find(o); it != exec.values.end() && !finite_or_none(it->second.grad())) return false;
+    return true;
+  };
+  std::unordered_map<std::string, std::vector<const Node*>> consumers;
+  for (const Node& n : graph.nodes)
+    for (const auto& in : n.inputs) consumers[in].push_back(&n);
+  for (const Node& n : graph.nodes) {
+    if (!clean(n)) continue;
     for (const auto& in : n.inputs) {
       auto it = exec.values.find(in);
       if (in.empty() || it == exec.values.end() || finite_or_none(it->second.grad())) continue;
+      const auto& all = consumers[in];
+      if (!std::all_of(all.begin(), all.end(), [&](const Node* c) { return clean(*c); })) continue;
       rep.violations.push_back({sample, n.name, in, 0, 0, 0, "unreported NaN/INF gradient"});
       return;
     }

@@ -140,5 +140,23 @@ TEST(Soundness, CollapsedConvAndPoolPaths) {
   }
 }
 
+// A tensor's gradient sums over its consumers: x feeds a Neg (clean) and a Sqrt
+// (flagged: infinite gradient at 0), so the INF in x's gradient is the Sqrt's and
+// no violation; without the Sqrt's finding it would be one, at the Sqrt.
+TEST(Soundness, AGradientBornAtAFlaggedConsumerIsNotBlamedOnAnother) {
+  ModelBuilder b;
+  b.input("x", {4}).output("a", {4}).output("r", {4});
+  b.node("Neg", {"x"}, {"a"}, "neg");
+  b.node("Sqrt", {"x"}, {"r"}, "sqrt");
+  auto g = load_model_proto(b.proto(), "consumers.onnx");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  AnalyzeOptions opt;
+  opt.ranges = {{"x", {0, 1}}};
+  auto rep = check_soundness(*g, opt, 20, 3);
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  EXPECT_GT(rep->backward_samples, 0);
+  for (const auto& v : rep->violations) ADD_FAILURE() << v.node << " " << v.tensor << ": " << v.what;
+}
+
 }  // namespace
 }  // namespace nanguard
