@@ -95,8 +95,9 @@ std::string report_text(const FixArgs& a, const FixReport& r, const std::string&
     if (!fx.hint.empty()) s += "      PyTorch: " + fx.hint + "\n";
   }
   for (const RangeFix& rf : r.alternatives)
-    s += rf.proved ? fmt::format("  --at {}: proved, keeps {:.1f}% of the ranges on average, {:.1f}% of the narrowest ({:.1f} s)\n",
-                                 to_string(rf.mode), 100 * rf.kept, 100 * rf.min_kept, rf.seconds)
+    s += rf.proved ? fmt::format("  --at {}: proved{}, keeps {:.1f}% of the ranges on average, {:.1f}% of the narrowest ({:.1f} s)\n",
+                                 to_string(rf.mode), rf.reason.empty() ? "" : " for the findings fixed above",
+                                 100 * rf.kept, 100 * rf.min_kept, rf.seconds)
                    : fmt::format("  --at {}: not proved: {}\n", to_string(rf.mode), rf.reason);
   if (!written.empty())
     s += fmt::format("fixed model: {} ({} finding(s) remain in its analysis)\n", written, r.remaining.size());

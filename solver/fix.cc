@@ -146,7 +146,7 @@ Status fix_by_ranges(Trial& cur, const Graph& graph, const std::vector<Finding>&
       continue;
     }
     if (!rf->proved || has_finding(cur.analysis, fx.finding)) {
-      fx.reason = rf->proved ? "still flagged with the narrowed ranges" : rf->reason;
+      fx.reason = rf->proved && rf->reason.empty() ? "still flagged with the narrowed ranges" : rf->reason;
       continue;
     }
     fx.status = "fixed";

@@ -62,7 +62,9 @@ struct FindingFix {
 // A range mode's result for the whole model (inputs, weights, all).
 struct RangeFix {
   FixMode mode = FixMode::kInputs;
-  bool proved = false;  // the narrowing proved for every target not in `unremovable`
+  // The narrowing proved for every target not in `unremovable`, or, with a `reason`,
+  // for those it removes (no narrowing was found that removes them all).
+  bool proved = false;
   double kept = 0;      // mean kept width over the tensors the mode may narrow
   double min_kept = 0;  // the least kept by any one of them (1: none narrowed)
   // RANUM's published measure: the mean over every input and weight with a range,

@@ -428,6 +428,37 @@ TEST(Fix, InputsModeProvesAFindingTheWeightsDecideUnfixableAndFixesTheRest) {
   }
 }
 
+// No input range removes log of a random draw in [-1, 1], and nothing proves that
+// (no free weight to pin); the joint search fails, yet log(p) alone is fixed by
+// narrowing p, and the other finding says why it is left.
+TEST(Fix, InputsModeFixesTheFindingsItCanWhenNoNarrowingRemovesAll) {
+  ModelBuilder b;
+  b.input("p", {3}).output("lp", {3}).output("lr", {3});
+  auto& draw = b.node("RandomUniform", {}, {"r"}, "draw");
+  testing::set_attr(draw, "low", -1.f);
+  testing::set_attr(draw, "high", 1.f);
+  testing::set_attr(draw, "shape", std::vector<int64_t>{3});
+  b.node("Log", {"p"}, {"lp"}, "log_p");
+  b.node("Log", {"r"}, {"lr"}, "log_r");
+  auto g = load_model_proto(b.proto(), "test.onnx");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  FixOptions opt;
+  opt.analyze.ranges = {{"p", {-1, 1}}};
+  opt.mode = FixMode::kInputs;
+  opt.range_budget_seconds = 10;
+  auto r = fix_model(b.proto(), *g, opt);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::map<std::string, const FindingFix*> by;
+  for (const FindingFix& fx : r->fixes) by[fx.finding.node] = &fx;
+  ASSERT_EQ(by.count("log_p"), 1u);
+  ASSERT_EQ(by.count("log_r"), 1u);
+  EXPECT_EQ(by["log_p"]->status, "fixed") << by["log_p"]->reason;
+  ASSERT_EQ(by["log_p"]->changes.size(), 1u);
+  EXPECT_GT(by["log_p"]->changes[0].after_lo, 0.0);
+  EXPECT_EQ(by["log_r"]->status, "not-fixed");
+  EXPECT_NE(by["log_r"]->reason.find("even alone"), std::string::npos) << by["log_r"]->reason;
+}
+
 // Two sigmoid layers (GRIST's program 9 in small): over inputs in [0, 1] the first
 // layer's bounds are loose for any weights but 0, where every hidden unit is exactly
 // 0.5; with it held there, second-layer weights of 1 make the output exactly 1 for
