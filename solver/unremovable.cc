@@ -49,6 +49,15 @@ at::Tensor target_margin(const UnitTarget& t, const IntervalTensor& x) {
   return x.hi * 0 + 1;
 }
 
+// What the pins drive down: the bounds' margin and the midpoint's, averaged. Where a
+// bound is held (a Relu's 0, a softmax's 1) the bounds' margin has no gradient but
+// the midpoint's still moves; the cell chosen is then one whose value is alive.
+at::Tensor driven_margin(const UnitTarget& t, const IntervalTensor& x) {
+  IntervalTensor mid = x;
+  mid.lo = mid.hi = x.lo * 0.5 + x.hi * 0.5;
+  return (target_margin(t, x) + target_margin(t, mid)) * 0.5;
+}
+
 // Whether some cell's bounds lie wholly inside the target, as the run compares
 // (float32): the target sets are intervals, or |x| >= v on one side of 0.
 bool some_cell_inside(const UnitTarget& t, const IntervalTensor& x) {
@@ -176,7 +185,7 @@ bool drive_pins(const Graph& graph, const Node& node, const UnitTarget& t, std::
       const IntervalTensor* x = operand_of(*a, node, t);
       if (!x) return false;
       if (some_cell_inside(t, *x)) return true;
-      at::Tensor all = target_margin(t, *x).reshape({-1});
+      at::Tensor all = driven_margin(t, *x).reshape({-1});
       if (cell < 0 || all.numel() != cells) {
         cell = all.argmin().item<int64_t>();
         cells = all.numel();
