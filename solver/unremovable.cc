@@ -171,6 +171,28 @@ bool step(std::vector<Pin>& pins, const AnalyzeOptions& o, double share) {
   return moved;
 }
 
+// A Newton step on the margin `m` (an equality target, y == 0, is met only exactly:
+// a divisor w + 1e-7 is 0 at one float32 w, which shares of the range never hit).
+// False when nothing moves.
+bool newton_step(std::vector<Pin>& pins, const AnalyzeOptions& o, double m) {
+  double norm2 = 0;
+  for (Pin& p : pins)
+    if (at::Tensor g = p.frozen ? at::Tensor() : o.range_tensors.at(p.knob.name).first.grad(); g.defined())
+      norm2 += g.pow(2).sum().item<double>();
+  if (!(norm2 > 0) || !std::isfinite(norm2)) return false;
+  bool moved = false;
+  for (Pin& p : pins) {
+    if (p.frozen) continue;
+    at::Tensor g = o.range_tensors.at(p.knob.name).first.grad();
+    if (!g.defined()) continue;
+    at::Tensor next = (p.value - g * (m / norm2)).clamp(p.knob.lo, p.knob.hi);
+    next = next.to(at::kFloat).to(at::kDouble).clamp(float32_up(p.knob.lo), float32_down(p.knob.hi));
+    moved = moved || !at::equal(next, p.value);
+    p.value = next;
+  }
+  return moved;
+}
+
 // Pins that put the target's operand inside it for every value of the mode's tensors:
 // the cell nearest at the start is the one driven (one element failing is enough, and
 // chasing whichever cell is nearest undoes each step).
@@ -179,6 +201,7 @@ bool drive_pins(const Graph& graph, const Node& node, const UnitTarget& t, std::
   int64_t cell = -1, cells = 0;
   for (int i = 0; i < kSteps && Clock::now() < deadline; ++i) {
     AnalyzeOptions o = pinned(options.analyze, pins, true);
+    double margin = 0;
     try {
       auto a = analyze(graph, o);
       if (!a.ok()) return false;
@@ -197,10 +220,12 @@ bool drive_pins(const Graph& graph, const Node& node, const UnitTarget& t, std::
                      static_cast<long long>(all.numel()), t.text.c_str(), x->str().c_str());
       if (!m.requires_grad()) return false;
       m.backward();
+      margin = m.item<double>();
     } catch (const std::exception&) {
       return false;
     }
-    if (!step(pins, o, share)) return false;
+    bool moved = t.relation == Relation::kEqual && margin < 1 ? newton_step(pins, o, margin) : step(pins, o, share);
+    if (!moved) return false;
     share = std::max(share * 0.8, 1.0 / 256);
   }
   return false;
@@ -245,13 +270,13 @@ int confirming_runs(const Graph& graph, const Node& node, const Finding& f, cons
   return kRuns;
 }
 
-std::string describe(const Unremovable& u, FixMode mode, const UnitTarget& t) {
+std::string describe(const Unremovable& u, FixMode mode, const UnitTarget& t, const std::vector<Pin>& pins) {
   std::string names;
   for (size_t i = 0; i < u.pinned.size() && i < 3; ++i) names += (i ? ", " : "") + u.pinned[i].tensor;
   if (u.pinned.size() > 3) names += fmt::format(" and {} more", u.pinned.size() - 3);
   std::string zeros;
-  for (const RangeChange& c : u.pinned)
-    if (c.after_lo == 0 && c.after_hi == 0) zeros += (zeros.empty() ? "" : ", ") + c.tensor;
+  for (const Pin& p : pins)
+    if (p.frozen) zeros += (zeros.empty() ? "" : ", ") + p.knob.name;
   bool inputs = mode == FixMode::kInputs;
   if (!zeros.empty()) zeros = fmt::format(" ({} at 0, which cuts every path from the {})", zeros, inputs ? "inputs" : "weights");
   return fmt::format("no {} range can remove it: with the {} {} at values inside their ranges{}, the analysis bounds "
@@ -297,7 +322,7 @@ std::vector<Unremovable> prove_unremovable(const Graph& graph, const std::vector
     for (const Pin& p : pins)
       u.pinned.push_back(RangeChange{p.knob.name, p.knob.lo, p.knob.hi, p.value.min().item<double>(),
                                      p.value.max().item<double>(), 1});
-    u.text = describe(u, mode, *t);
+    u.text = describe(u, mode, *t, pins);
     out.push_back(u);
   }
   return out;

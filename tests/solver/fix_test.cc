@@ -428,6 +428,39 @@ TEST(Fix, InputsModeProvesAFindingTheWeightsDecideUnfixableAndFixesTheRest) {
   }
 }
 
+// x / (g + 1e-7) with a free gain g: the divisor is 0 at one float32 g only, which
+// a Newton step on the pin finds; no input range can remove the division by 0.
+TEST(Fix, InputsModeProvesADivisorOfWeightsAloneUnfixableAtItsExactZero) {
+  ModelBuilder b;
+  b.input("x", {1, 4}).output("y", {1, 4});
+  b.initializer("g", at::full({4}, 1.f));
+  onnx::AttributeProto* value = b.node("Constant", {}, {"eps"}, "eps").add_attribute();
+  value->set_name("value");
+  value->set_type(onnx::AttributeProto::TENSOR);
+  value->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+  value->mutable_t()->add_float_data(1e-7f);
+  b.node("Add", {"g", "eps"}, {"d"}, "add");
+  b.node("Div", {"x", "d"}, {"y"}, "div");
+  auto g = load_model_proto(b.proto(), "test.onnx");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  FixOptions opt;
+  opt.analyze.ranges = {{"x", {0, 1}}};
+  opt.analyze.weights = WeightMode::kFree;
+  opt.analyze.weight_range = Range{-16, 16};
+  opt.mode = FixMode::kInputs;
+  auto r = fix_model(b.proto(), *g, opt);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->fixes.size(), 1u);
+  const FindingFix& f = r->fixes[0];
+  EXPECT_EQ(f.finding.hazard, "div-by-zero");
+  ASSERT_TRUE(f.unremovable.has_value()) << f.reason;
+  ASSERT_EQ(f.unremovable->pinned.size(), 1u);
+  // The cell driven holds exactly -float32(1e-7): a proof of y == 0 admits no other.
+  EXPECT_LE(f.unremovable->pinned[0].after_lo, -1e-7f);
+  EXPECT_GE(f.unremovable->pinned[0].after_hi, -1e-7f);
+  EXPECT_EQ(f.unremovable->runs, 8);
+}
+
 // No input range removes log of a random draw in [-1, 1], and nothing proves that
 // (no free weight to pin); the joint search fails, yet log(p) alone is fixed by
 // narrowing p, and the other finding says why it is left.
