@@ -319,10 +319,29 @@ Status build_graph(const onnx::GraphProto& gp, Graph& g, const std::string& path
   return Status::Ok();
 }
 
-// libonnx 1.12's Conv/ConvTranspose shape inference reads the weight's dimensions
-// by the input's rank without checking them (a SEGV on a rank-0 weight; found by
-// fuzz_loader): the spec's equal ranks are checked first where both are declared.
-Status check_conv_ranks(const onnx::ModelProto& m, const std::string& path) {
+// An `axis` attribute outside the rank of the input it indexes, where that rank is
+// declared: [-r, r - 1], Flatten's [-r, r], OneHot's (of the output) [-r - 1, r].
+Status check_axis(const onnx::NodeProto& n, const std::map<std::string, int>& ranks, const std::string& path) {
+  if (!(n.domain().empty() || n.domain() == "ai.onnx") || n.input_size() == 0) return Status::Ok();
+  auto x = ranks.find(n.input(0));
+  if (x == ranks.end()) return Status::Ok();
+  for (const auto& a : n.attribute()) {
+    if (a.name() != "axis" || a.type() != onnx::AttributeProto::INT) continue;
+    int64_t r = x->second, lo = -r, hi = r - 1;
+    if (n.op_type() == "Flatten") hi = r;
+    if (n.op_type() == "OneHot") lo = -r - 1, hi = r;
+    if (a.i() < lo || a.i() > hi)
+      return Status::Error(fmt::format("{}: invalid ONNX model: {} '{}': axis {} is outside [{}, {}] for its input of "
+                                       "rank {}", path, n.op_type(), n.name(), a.i(), lo, hi, r));
+  }
+  return Status::Ok();
+}
+
+// libonnx 1.12's shape inference indexes dimensions without checking them: a Conv or
+// ConvTranspose weight of the wrong rank, an axis outside the input's rank (SEGVs on
+// a rank-0 weight and on LayerNormalization's axis -536870913; found by fuzz_loader).
+// Where the ranks are declared, what the spec requires is checked first.
+Status check_ranks(const onnx::ModelProto& m, const std::string& path) {
   // Every declaration of a tensor must agree on its rank: inference merges them, and
   // a graph output named like an input with another rank crashed it too.
   std::map<std::string, int> ranks;
@@ -339,6 +358,7 @@ Status check_conv_ranks(const onnx::ModelProto& m, const std::string& path) {
   for (const auto& t : m.graph().initializer())
     if (Status s = declare(t.name(), t.dims_size()); !s.ok()) return s;
   for (const auto& n : m.graph().node()) {
+    if (Status s = check_axis(n, ranks, path); !s.ok()) return s;
     if ((n.op_type() != "Conv" && n.op_type() != "ConvTranspose") || n.input_size() < 2) continue;
     auto x = ranks.find(n.input(0)), w = ranks.find(n.input(1));
     if (x == ranks.end() || w == ranks.end()) continue;
@@ -378,7 +398,7 @@ Result<Graph> load_model_proto(onnx::ModelProto m, const std::string& path, cons
     if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
     return Status::Error(fmt::format("{}: invalid ONNX model: {}", path, msg));
   }
-  if (Status s = check_conv_ranks(m, path); !s.ok()) return s;
+  if (Status s = check_ranks(m, path); !s.ok()) return s;
   if (Status s = check_declared_inputs(m, options, path); !s.ok()) return s;
   try {
     onnx::shape_inference::InferShapes(m);

@@ -53,10 +53,13 @@ void collect(Message& m, Tree& tree, int depth) {
 int64_t new_int(int64_t v, SplitMix& gen) {
   static constexpr int64_t kEdges[] = {0, 1, -1, 2, 7, 16, 255, 1 << 16, int64_t{1} << 31, int64_t{1} << 40,
                                        std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min()};
+  // Wrapping arithmetic (in unsigned): signed overflow is undefined, and UBSan stops
+  // the run on it (found by fuzz_loader under ASan + UBSan).
+  uint64_t u = static_cast<uint64_t>(v);
   switch (gen.next() % 4) {
-    case 0: return v + 1;
-    case 1: return v - 1;
-    case 2: return v * 2;
+    case 0: return static_cast<int64_t>(u + 1);
+    case 1: return static_cast<int64_t>(u - 1);
+    case 2: return static_cast<int64_t>(u * 2);
     default: return kEdges[gen.next() % (sizeof kEdges / sizeof *kEdges)];
   }
 }

@@ -142,6 +142,30 @@ TEST(FuzzRegressions, ConvWithMismatchedRanksIsAnError) {
   EXPECT_NE(g.status().message().find("rank"), std::string::npos) << g.status().message();
 }
 
+// fuzz_loader (under ASan): LayerNormalization with axis -536870913 on a declared
+// rank-2 input crashed libonnx 1.12's shape inference (SEGV); an axis outside the
+// input's rank is an error first. Flatten's axis may equal the rank.
+TEST(FuzzRegressions, AnAxisOutsideTheInputsRankIsAnError) {
+  auto load = [](const char* op, int64_t axis, int64_t opset) {
+    testing::ModelBuilder b(opset);
+    b.input("X", {3, 4}).output("Y", {-1, -1});
+    std::vector<std::string> ins{"X"};
+    if (std::string(op) == "LayerNormalization") {
+      b.initializer("S", at::ones({4}));
+      ins.push_back("S");
+    }
+    testing::set_attr(b.node(op, ins, {"Y"}, "n"), "axis", axis);
+    return load_model_proto(b.proto(), "axis.onnx");
+  };
+  auto bad = load("LayerNormalization", -536870913, 17);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("axis -536870913 is outside [-2, 1]"), std::string::npos) << bad.status().message();
+  EXPECT_FALSE(load("Softmax", 2, 13).ok());
+  EXPECT_TRUE(load("Softmax", -2, 13).ok());
+  EXPECT_TRUE(load("Flatten", 2, 13).ok());
+  EXPECT_FALSE(load("Flatten", 3, 13).ok());
+}
+
 // fuzz_loader: test_convtranspose_autopad_same with a graph output named W of rank 0
 // beside the input W of rank 4: inference merged the two and crashed (SEGV).
 TEST(FuzzRegressions, ConflictingDeclaredRanksAreAnError) {
