@@ -132,6 +132,16 @@ HazardReport hazard(const char* name, HazardKind kind, int operand, const char* 
 
 bool all_zero(const IntervalTensor& t) { return (t.lo == 0).logical_and(t.hi == 0).all().item<bool>(); }
 
+// The divisor magnitude below which the backward pass overflows, with |x| <= xmax
+// and an output gradient of 1: ATen's dx = g / y passes FLT_MAX for |y| < 1/FLT_MAX,
+// dy = -g * ((x / y) / y) for y^2 < |x| / FLT_MAX.
+double div_gradient_threshold(double xmax, bool x_grad, bool y_grad) {
+  double t = 0;
+  if (x_grad) t = 1 / kFloat32Max;
+  if (y_grad) t = std::max(t, std::sqrt(xmax / kFloat32Max));
+  return t;
+}
+
 std::vector<HazardReport> div_hazards(const AbstractContext& a) {
   const IntervalTensor &x = a.input(0), &y = a.input(1);
   if (contains_zero(y).any().item<bool>()) {
@@ -142,6 +152,13 @@ std::vector<HazardReport> div_hazards(const AbstractContext& a) {
   Bounds q = bounds_div_nonzero(bounds_of(x), bounds_of(y));
   if ((q.hi > kFloat32Max).logical_or(q.lo < -kFloat32Max).any().item<bool>())
     return {hazard("div-overflow", HazardKind::kForward, 1, "|x / y| > 3.4028235e38")};
+  // Constants (exact operands) get no gradient.
+  double xmax = at::maximum(x.lo.abs(), x.hi.abs()).max().item<double>();
+  double ymin = at::minimum(y.lo.abs(), y.hi.abs()).min().item<double>();
+  double t = div_gradient_threshold(xmax, !x.exact(), !y.exact());
+  if (ymin < t * (1 + 1e-6))
+    return {HazardReport{"div-gradient-overflow", HazardKind::kGradient, 1,
+                         fmt::format("|y| < {:.3g}: the gradient 1 / y or x / y^2 overflows", t), false}};
   return {};
 }
 
@@ -183,9 +200,33 @@ Result<UnitTarget> div_overflow_target(const Node& node, const std::vector<Range
 
 UnitTargetFn divisor_zero() { return target_fixed(1, Relation::kEqual, 0, "y == 0"); }
 
+double largest_numerator(const std::vector<Range>& r) {
+  return r.empty() ? NAN : std::max(std::abs(r[0].lo), std::abs(r[0].hi));
+}
+
+// The backward pass is finite for |y| at least the threshold (with both operands
+// taking gradients: the fixer does not know which do), a little above it.
+std::optional<SafeDomain> div_gradient_domain(const Node&, const std::vector<Range>& r) {
+  double x = largest_numerator(r);
+  if (!std::isfinite(x)) return std::nullopt;
+  double m = float32_up(div_gradient_threshold(x, true, true) * (1 + 1e-5));
+  double inf = std::numeric_limits<double>::infinity();
+  return SafeDomain{1, -inf, inf, m, fmt::format("|y| >= {:.9g} (|x| <= {:.9g})", m, x)};
+}
+
+// Meeting |y| <= T with |x| at its largest makes the gradient overflow.
+Result<UnitTarget> div_gradient_target(const Node&, const std::vector<Range>& r, at::Device) {
+  double x = largest_numerator(r);
+  if (!std::isfinite(x)) x = 0;
+  double t = float32_down(div_gradient_threshold(x, true, true) * (1 - 1e-5));
+  return UnitTarget{1, Relation::kMagnitudeAtMost, t, fmt::format("|y| <= {:.9g} (with |x| = {:.9g})", t, x)};
+}
+
 std::vector<HazardFacet> div_facets() {
   return {HazardFacet{"div-by-zero", HazardKind::kForward, divisor_domain, "", {"count-divisor", "sqrt-eps"}, divisor_zero()},
           HazardFacet{"div-overflow", HazardKind::kForward, divisor_domain, "", {"sqrt-eps"}, div_overflow_target},
+          HazardFacet{"div-gradient-overflow", HazardKind::kGradient, div_gradient_domain, "", {"sqrt-eps"},
+                      div_gradient_target},
           HazardFacet{"int-div-by-zero", HazardKind::kCrash, domain_away_from_zero(1, 1), "", {"count-divisor"}, divisor_zero()}};
 }
 

@@ -99,7 +99,24 @@ TEST(Binary, DivisorSafeDomainIsTheSmallestProvedMagnitude) {
   EXPECT_GE(d->min_magnitude, limit);
   EXPECT_LE(d->min_magnitude, limit * (1 + 0x1p-18));
   EXPECT_TRUE(std::isfinite(1e30f / m));
-  EXPECT_EQ(hazards("Div", {{"x", {-1e30, 1e30}}, {"y", {d->min_magnitude, 1}}}), std::vector<std::string>{});
+  // The forward pass is then finite; the backward's x / y^2 is not, for y under
+  // sqrt(1e30 / FLT_MAX) = 0.054: div-gradient-overflow's own domain.
+  EXPECT_EQ(hazards("Div", {{"x", {-1e30, 1e30}}, {"y", {d->min_magnitude, 1}}}),
+            std::vector<std::string>{"div-gradient-overflow"});
+  const HazardFacet* g = div->facet("div-gradient-overflow");
+  ASSERT_TRUE(g && g->safe_domain);
+  auto dg = g->safe_domain(node, {Range{-1e30, 1e30}, Range{-1, 1}});
+  ASSERT_TRUE(dg.has_value());
+  EXPECT_NEAR(dg->min_magnitude, std::sqrt(1e30 / std::numeric_limits<float>::max()), 1e-6);
+  EXPECT_EQ(hazards("Div", {{"x", {-1e30, 1e30}}, {"y", {dg->min_magnitude, 1}}}), std::vector<std::string>{});
+  EXPECT_EQ(hazards("Div", {{"x", {-1e30, 1e30}}, {"y", {dg->min_magnitude * 0.99, 1}}}),
+            std::vector<std::string>{"div-gradient-overflow"});
+  // The real backward pass agrees on both sides of it.
+  for (double k : {0.99, 1.01}) {
+    at::Tensor x = at::full({1}, 1e30f).requires_grad_(true), y = at::full({1}, dg->min_magnitude * k).to(at::kFloat).requires_grad_(true);
+    (x / y).sum().backward();
+    EXPECT_EQ(std::isfinite(y.grad().item<float>()), k > 1) << k;
+  }
   EXPECT_FALSE(hazards("Div", {{"x", {-1e30, 1e30}}, {"y", {limit * (1 - 0x1p-10), 1}}}).empty());
   EXPECT_FALSE(f->safe_domain(node, {Range{-std::numeric_limits<double>::infinity(), 0}, Range{-1, 1}}).has_value());
 }
