@@ -5,12 +5,14 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <queue>
 #include <sstream>
 #include <unordered_set>
 
 #include <fmt/core.h>
 #include <onnx/checker.h>
+#include <onnx/defs/schema.h>
 #include <onnx/shape_inference/implementation.h>
 
 #include "model/constant_folding.h"
@@ -319,21 +321,38 @@ Status build_graph(const onnx::GraphProto& gp, Graph& g, const std::string& path
   return Status::Ok();
 }
 
-// An `axis` attribute outside the rank of the input it indexes, where that rank is
-// declared: [-r, r - 1], Flatten's [-r, r], OneHot's (of the output) [-r - 1, r].
-Status check_axis(const onnx::NodeProto& n, const std::map<std::string, int>& ranks, const std::string& path) {
+// The node's `axis`: its attribute, else the schema's default; none when the op has
+// no integer axis.
+std::optional<int64_t> axis_of(const onnx::NodeProto& n, int64_t opset) {
+  for (const auto& a : n.attribute())
+    if (a.name() == "axis") return a.type() == onnx::AttributeProto::INT ? std::optional<int64_t>(a.i()) : std::nullopt;
+  const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Schema(n.op_type(), static_cast<int>(opset), "");
+  if (!schema) return std::nullopt;
+  auto it = schema->attributes().find("axis");
+  if (it == schema->attributes().end() || !it->second.default_value.has_i()) return std::nullopt;
+  return it->second.default_value.i();
+}
+
+// An axis (given or by default) outside the rank of the input it indexes, where that
+// rank is declared: [-r, r - 1]; [-r, r] for Flatten and the softmaxes before opset 13
+// (which flatten at the axis); OneHot's (of the output) [-r - 1, r]. Quantization's
+// axis is ignored for per-tensor scales, so it is not checked.
+Status check_axis(const onnx::NodeProto& n, int64_t opset, const std::map<std::string, int>& ranks,
+                  const std::string& path) {
   if (!(n.domain().empty() || n.domain() == "ai.onnx") || n.input_size() == 0) return Status::Ok();
+  const std::string& op = n.op_type();
+  if (op == "QuantizeLinear" || op == "DequantizeLinear") return Status::Ok();
   auto x = ranks.find(n.input(0));
   if (x == ranks.end()) return Status::Ok();
-  for (const auto& a : n.attribute()) {
-    if (a.name() != "axis" || a.type() != onnx::AttributeProto::INT) continue;
-    int64_t r = x->second, lo = -r, hi = r - 1;
-    if (n.op_type() == "Flatten") hi = r;
-    if (n.op_type() == "OneHot") lo = -r - 1, hi = r;
-    if (a.i() < lo || a.i() > hi)
-      return Status::Error(fmt::format("{}: invalid ONNX model: {} '{}': axis {} is outside [{}, {}] for its input of "
-                                       "rank {}", path, n.op_type(), n.name(), a.i(), lo, hi, r));
-  }
+  std::optional<int64_t> axis = axis_of(n, opset);
+  if (!axis) return Status::Ok();
+  int64_t r = x->second, lo = -r, hi = r - 1;
+  bool flattens = op == "Flatten" || (opset < 13 && (op == "Softmax" || op == "LogSoftmax" || op == "Hardmax"));
+  if (flattens) hi = r;
+  if (op == "OneHot") lo = -r - 1, hi = r;
+  if (*axis < lo || *axis > hi)
+    return Status::Error(fmt::format("{}: invalid ONNX model: {} '{}': axis {} is outside [{}, {}] for its input of "
+                                     "rank {}", path, n.op_type(), n.name(), *axis, lo, hi, r));
   return Status::Ok();
 }
 
@@ -341,7 +360,7 @@ Status check_axis(const onnx::NodeProto& n, const std::map<std::string, int>& ra
 // ConvTranspose weight of the wrong rank, an axis outside the input's rank (SEGVs on
 // a rank-0 weight and on LayerNormalization's axis -536870913; found by fuzz_loader).
 // Where the ranks are declared, what the spec requires is checked first.
-Status check_ranks(const onnx::ModelProto& m, const std::string& path) {
+Status check_ranks(const onnx::ModelProto& m, int64_t opset, const std::string& path) {
   // Every declaration of a tensor must agree on its rank: inference merges them, and
   // a graph output named like an input with another rank crashed it too.
   std::map<std::string, int> ranks;
@@ -352,13 +371,20 @@ Status check_ranks(const onnx::ModelProto& m, const std::string& path) {
                                      it->second, rank));
   };
   for (const auto* list : {&m.graph().input(), &m.graph().output(), &m.graph().value_info()})
-    for (const auto& v : *list)
-      if (v.type().tensor_type().has_shape())
-        if (Status s = declare(v.name(), v.type().tensor_type().shape().dim_size()); !s.ok()) return s;
+    for (const auto& v : *list) {
+      if (!v.type().tensor_type().has_shape()) continue;
+      if (Status s = declare(v.name(), v.type().tensor_type().shape().dim_size()); !s.ok()) return s;
+      // A negative dimension (GatherND's inference counted indices by one; found by
+      // fuzz_loader, a SEGV).
+      for (const auto& d : v.type().tensor_type().shape().dim())
+        if (d.has_dim_value() && d.dim_value() < 0)
+          return Status::Error(fmt::format("{}: invalid ONNX model: tensor '{}' declares dimension {}", path, v.name(),
+                                           d.dim_value()));
+    }
   for (const auto& t : m.graph().initializer())
     if (Status s = declare(t.name(), t.dims_size()); !s.ok()) return s;
   for (const auto& n : m.graph().node()) {
-    if (Status s = check_axis(n, ranks, path); !s.ok()) return s;
+    if (Status s = check_axis(n, opset, ranks, path); !s.ok()) return s;
     if ((n.op_type() != "Conv" && n.op_type() != "ConvTranspose") || n.input_size() < 2) continue;
     auto x = ranks.find(n.input(0)), w = ranks.find(n.input(1));
     if (x == ranks.end() || w == ranks.end()) continue;
@@ -398,7 +424,7 @@ Result<Graph> load_model_proto(onnx::ModelProto m, const std::string& path, cons
     if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
     return Status::Error(fmt::format("{}: invalid ONNX model: {}", path, msg));
   }
-  if (Status s = check_ranks(m, path); !s.ok()) return s;
+  if (Status s = check_ranks(m, *opset, path); !s.ok()) return s;
   if (Status s = check_declared_inputs(m, options, path); !s.ok()) return s;
   try {
     onnx::shape_inference::InferShapes(m);

@@ -38,7 +38,13 @@ Window conv_window(const OpContext& ctx) {
     ctx.fail("attribute 'kernel_shape' does not match the shape of W");
   win.strides = spatial_attr(ctx, "strides", n, 1);
   win.dilations = spatial_attr(ctx, "dilations", n, 1);
-  for (size_t i = 0; i < n; ++i) win.extent.push_back((win.kernel[i] - 1) * win.dilations[i] + 1);
+  for (size_t i = 0; i < n; ++i) {
+    if (win.strides[i] < 1 || win.strides[i] > (int64_t{1} << 24) || win.dilations[i] < 1 ||
+        win.dilations[i] > (int64_t{1} << 24))
+      ctx.fail(fmt::format("strides {} and dilations {} along spatial axis {} must lie in [1, 2^24]", win.strides[i],
+                           win.dilations[i], i));
+    win.extent.push_back((win.kernel[i] - 1) * win.dilations[i] + 1);
+  }
   win.group = attr_int(ctx.node, "group", 1);
   if (win.group < 1) ctx.fail("attribute 'group' must be positive");
   return win;
@@ -90,7 +96,15 @@ std::vector<at::Tensor> lower_conv_transpose(const OpContext& ctx) {
   auto n = static_cast<size_t>(win.rank);
   std::vector<int64_t> out_pad = spatial_attr(ctx, "output_padding", n, 0);
   std::vector<int64_t> full(n);  // the transposed output before any padding
-  for (size_t i = 0; i < n; ++i) full[i] = win.strides[i] * (win.in[i] - 1) + win.extent[i] + out_pad[i];
+  for (size_t i = 0; i < n; ++i) {
+    // Checked: attributes near int64's limits overflowed here (undefined behaviour;
+    // found by fuzz_loader under UBSan).
+    double size = static_cast<double>(win.strides[i]) * static_cast<double>(win.in[i] - 1) +
+                  static_cast<double>(win.extent[i]) + static_cast<double>(out_pad[i]);
+    if (!(size >= 0 && size < static_cast<double>(int64_t{1} << 48)))
+      ctx.fail(fmt::format("output size {:g} along spatial axis {} is out of range", size, i));
+    full[i] = win.strides[i] * (win.in[i] - 1) + win.extent[i] + out_pad[i];
+  }
   SpatialPads pads = transpose_pads(ctx, win, full);
   at::Tensor y = at::convolution(x, w, at::Tensor(), win.strides, std::vector<int64_t>(n, 0), win.dilations,
                                  /*transposed=*/true, std::vector<int64_t>(n, 0), win.group);

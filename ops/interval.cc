@@ -35,9 +35,12 @@ IntervalTensor IntervalTensor::of_bounds(at::Tensor lo, at::Tensor hi, std::vect
   return t;
 }
 
+// Saturating: a declared shape past int64 (found by fuzz_loader under UBSan) counts
+// as the largest; the size checks refuse it.
 int64_t IntervalTensor::numel() const {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(n, d, &n)) return std::numeric_limits<int64_t>::max();
   return n;
 }
 

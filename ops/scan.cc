@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include "ops/loop_bounds.h"
 #include "ops/op_registry.h"
@@ -181,6 +182,13 @@ std::vector<IntervalTensor> scan8_interval(const AbstractContext& a, const ScanS
   std::vector<IntervalTensor> states(a.inputs.begin() + 1, a.inputs.begin() + 1 + s.states);
   std::vector<IntervalTensor> xs(a.inputs.begin() + 1 + s.states, a.inputs.end());
   if (xs.empty() || xs[0].shape.size() < 2) a.fail("opset 8 scan inputs are [batch, sequence, ...]");
+  // Every state and input is split along the batch axis (a rank-0 one was undefined
+  // behaviour; found by fuzz_loader under UBSan).
+  for (const auto* group : {&states, &xs})
+    for (const IntervalTensor& t : *group)
+      if (t.shape.empty() || t.shape[0] != xs[0].shape[0])
+        a.fail(fmt::format("opset 8 scan states and inputs share the batch axis {}: one has shape {}", xs[0].shape[0],
+                           fmt::join(t.shape, "x")));
   std::vector<std::vector<IntervalTensor>> per_output(s.states + s.outputs);
   for (int64_t b = 0; b < xs[0].shape[0]; ++b) {
     std::vector<IntervalTensor> st, x;

@@ -87,7 +87,10 @@ at::Tensor tensor_from_proto(const TP& p) {
   int64_t n = 1;
   for (int64_t d : dims) {
     if (d < 0) throw ModelError(fmt::format("tensor '{}': negative dimension {}", p.name(), d));
-    n *= d;
+    // Checked: a product past int64 is undefined behaviour (found by fuzz_soundness
+    // under UBSan) and no such tensor fits in memory anyway.
+    if (__builtin_mul_overflow(n, d, &n) || n > (int64_t{1} << 48))
+      throw ModelError(fmt::format("tensor '{}': its dimensions give more than 2^48 elements", p.name()));
   }
   if (p.has_raw_data()) {
     const std::string& raw = p.raw_data();

@@ -166,6 +166,29 @@ TEST(FuzzRegressions, AnAxisOutsideTheInputsRankIsAnError) {
   EXPECT_FALSE(load("Flatten", 3, 13).ok());
 }
 
+// fuzz_loader (under ASan): LayerNormalization on a rank-0 input with its default
+// axis -1, and GatherND with indices declared [3, -1], crashed libonnx's inference
+// (SEGV): the default axis is checked too, and a negative dimension is an error.
+TEST(FuzzRegressions, DefaultAxesAndNegativeDimensionsAreCheckedBeforeInference) {
+  testing::ModelBuilder ln(17);
+  ln.input("X", {}).input("W", {}).output("Y", {});
+  ln.node("LayerNormalization", {"X", "W"}, {"Y"}, "n");
+  auto a = load_model_proto(ln.proto(), "ln.onnx");
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.status().message().find("axis -1 is outside"), std::string::npos) << a.status().message();
+  testing::ModelBuilder gn(13);
+  gn.input("data", {2, 2}).input("indices", {3, -1}, onnx::TensorProto::INT64).output("y", {-1});
+  gn.node("GatherND", {"data", "indices"}, {"y"}, "n");
+  auto g = load_model_proto(gn.proto(), "gathernd.onnx");
+  ASSERT_FALSE(g.ok());
+  EXPECT_NE(g.status().message().find("declares dimension -1"), std::string::npos) << g.status().message();
+  // Softmax before opset 13 flattens at its axis: axis == rank is valid there.
+  testing::ModelBuilder sm(11);
+  sm.input("x", {3}).output("y", {3});
+  testing::set_attr(sm.node("Softmax", {"x"}, {"y"}, "s"), "axis", int64_t{1});
+  EXPECT_TRUE(load_model_proto(sm.proto(), "softmax.onnx").ok());
+}
+
 // fuzz_loader: test_convtranspose_autopad_same with a graph output named W of rank 0
 // beside the input W of rank 4: inference merged the two and crashed (SEGV).
 TEST(FuzzRegressions, ConflictingDeclaredRanksAreAnError) {
