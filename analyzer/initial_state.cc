@@ -107,10 +107,13 @@ Result<std::unordered_map<std::string, IntervalTensor>> initial_intervals(const 
               : at::isFloatingType(st) ? kAnalyzeDefaultFloatRange : Range{0, 1};
     if (st == at::kBool) r = Range{0, 1};
     IntervalTensor iv = IntervalTensor::uniform(*t->dims, st, r.lo, r.hi);
-    // A float32 input holds the float32 values in range: round the ends inward.
+    // A float32 input holds the ends as float32 holds them: rounded to nearest, as the
+    // sampler rounds its draws and as a decimal end (0.1) is read into float32 data.
+    // (Rounding inward emptied a point range such as [0.1, 0.1], and left the
+    // sampler's float32(0.1) outside the box.)
     if (st == at::kFloat) {
-      iv.lo = iv.lo.to(at::kFloat).to(at::kDouble).clamp_min(r.lo);
-      iv.hi = iv.hi.to(at::kFloat).to(at::kDouble).clamp_max(r.hi);
+      iv.lo = iv.lo.to(at::kFloat).to(at::kDouble);
+      iv.hi = iv.hi.to(at::kFloat).to(at::kDouble);
     } else if (st == at::kHalf || st == at::kBFloat16) {  // likewise onto its grid
       iv.lo = round_on_grid(iv.lo, st, true);
       iv.hi = round_on_grid(iv.hi, st, false);

@@ -47,6 +47,22 @@ TEST(Analyzer, LogProvedSafeUntilTheRangeReachesZero) {
   expect_one(unary_findings("Log", 1e-40, 1), "log-gradient-overflow", HazardKind::kGradient);
 }
 
+// A range's ends are read as float32 reads them, to nearest: the point range
+// [0.1, 0.1] is float32(0.1), not an empty box (rounding inward had lo > hi), and
+// the sampler's draws lie inside it.
+TEST(Analyzer, RangeEndsRoundToNearestFloat32) {
+  testing::ModelBuilder b;
+  b.input("x", {4}).output("y", {4});
+  b.node("Neg", {"x"}, {"y"}, "n");
+  auto g = load_model_proto(b.proto(), "point.onnx");
+  ASSERT_TRUE(g.ok());
+  auto r = analyze(*g, AnalyzeOptions{{{"x", {0.1, 0.1}}}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->intervals.at("x").min(), static_cast<double>(0.1f));
+  EXPECT_EQ(r->intervals.at("x").max(), static_cast<double>(0.1f));
+  EXPECT_EQ(r->intervals.at("y").max(), -static_cast<double>(0.1f));
+}
+
 TEST(Analyzer, ExpOverflowsExactlyFrom88_72283935546875) {
   double below = std::nextafter(88.72283935546875f, 0.f);
   EXPECT_TRUE(unary_findings("Exp", -100, below).empty());

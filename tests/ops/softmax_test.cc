@@ -79,6 +79,26 @@ const std::vector<std::pair<double, double>> kSmBoxes{{-3, 3}, {0, 1}, {-100, 10
 
 // One node on x [3, 5] fed through x + bias (bias [5] random: unequal cells per
 // column), axis variants across opsets.
+// Equal logits near 2^100: each probability is 1/3. Bounds computed on the raw
+// values lost log 2 to float64's rounding (x + log 2 == x) and said 1/2 (found by
+// fuzz_soundness on test_softmax_example); they are computed on x - max now.
+TEST(SoftmaxAbstract, HugeEqualLogitsGiveOneOverN) {
+  for (const char* op : {"Softmax", "LogSoftmax"}) {
+    testing::ModelBuilder b(13);
+    b.input("x", {1, 3}).output("y", {1, 3});
+    b.node(op, {"x"}, {"y"}, "s");
+    double big = std::ldexp(1.0, 100);
+    AnalysisResult r = testing::analyze_built(b, testing::ranges_of({{"x", {big, big}}}));
+    const IntervalTensor& y = r.intervals.at("y");
+    double third = std::string(op) == "Softmax" ? 1.0 / 3 : -std::log(3.0);
+    EXPECT_LE(y.min(), third) << op;
+    EXPECT_GE(y.max(), third) << op;
+    // LogSoftmax's kernel may round x - (max + log s), an error relative to |max|.
+    if (std::string(op) == "Softmax") EXPECT_NEAR(y.min(), third, 1e-5);
+    testing::expect_sound(b, testing::ranges_of({{"x", {big, big * 1.0000001}}}), op);
+  }
+}
+
 TEST(SoftmaxAbstract, SoundOnBoxesAxesAndOpsets) {
   testing::SoundTally tally;
   at::Tensor bias = at::randn({5}, at::TensorOptions().dtype(at::kFloat)) * 20;
