@@ -249,6 +249,12 @@ Status check_sizes(const Graph& g, const LoadOptions& opt, const std::string& pa
   for (const auto& name : names) {
     const TensorType* t = g.type_of(name);
     if (!t) continue;
+    // A dimension past 2^48 is refused even beside a 0: LibTorch computes the storage
+    // size over every dimension and throws on the overflow (found by fuzz_loader).
+    if (t->dims)
+      for (int64_t d : *t->dims)
+        if (d > (int64_t{1} << 48))
+          return Status::Error(fmt::format("{}: tensor '{}' has a dimension of {}, over 2^48", path, name, d));
     auto n = t->element_count();
     int64_t es = element_size(t->elem_type);
     if (!n || es == 0) continue;

@@ -79,6 +79,10 @@ LoopFixpoint loop_fixpoint(const AbstractContext& a, std::vector<IntervalTensor>
 }
 
 IntervalTensor select_bounds(const IntervalTensor& t, int64_t axis, int64_t index) {
+  // Checked here for every caller (a rank-0 scan input was undefined behaviour; found
+  // by fuzz_loader under UBSan).
+  if (axis < 0 || axis >= static_cast<int64_t>(t.shape.size()))
+    throw ModelError(fmt::format("axis {} is out of range for a tensor of rank {}", axis, t.shape.size()));
   if (t.exact()) return IntervalTensor::of_value(t.value.select(axis, index));
   auto pick = [&](const at::Tensor& b) {
     at::Tensor f = full_rank(b, t.shape.size());

@@ -206,6 +206,13 @@ IntervalTensor reduce_loss(const AbstractContext& a, const LossParts& p, at::Sca
       out = bounds_div_nonzero(sum, w);
       out = {out.lo - out.lo.abs() * (2 * kU), out.hi + out.hi.abs() * (2 * kU)};
     }
+    // A total weight past FLT_MAX is INF in float32, and the mean over it is +-0
+    // (weights of -3.3e38; found by fuzz_soundness).
+    if (p.weighted) {
+      Bounds w = total_weight(p);
+      if (std::max(std::abs(w.lo.item<double>()), std::abs(w.hi.item<double>())) > kFloat32Max)
+        out = {at::minimum(out.lo, at::zeros_like(out.lo)), at::maximum(out.hi, at::zeros_like(out.hi))};
+    }
   } else if (reduction != "sum") {
     a.fail("reduction '" + reduction + "' is not supported");
   }
