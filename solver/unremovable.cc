@@ -172,7 +172,8 @@ bool step(std::vector<Pin>& pins, const AnalyzeOptions& o, double share) {
 }
 
 // A Newton step on the margin `m` (an equality target, y == 0, is met only exactly:
-// a divisor w + 1e-7 is 0 at one float32 w, which shares of the range never hit).
+// a divisor w + 1e-7 is 0 at one float32 w, which shares of the range never hit;
+// an exponential reaching 0 is the shares' work, one unit of its argument a step here).
 // False when nothing moves.
 bool newton_step(std::vector<Pin>& pins, const AnalyzeOptions& o, double m) {
   double norm2 = 0;
@@ -196,6 +197,7 @@ bool newton_step(std::vector<Pin>& pins, const AnalyzeOptions& o, double m) {
 // Pins that put the target's operand inside it for every value of the mode's tensors:
 // the cell nearest at the start is the one driven (one element failing is enough, and
 // chasing whichever cell is nearest undoes each step).
+// `share`: the first step's share of each range, shrinking; 0: Newton steps.
 bool drive_pins(const Graph& graph, const Node& node, const UnitTarget& t, std::vector<Pin>& pins,
                 const FixOptions& options, Clock::time_point deadline, double share) {
   int64_t cell = -1, cells = 0;
@@ -224,9 +226,8 @@ bool drive_pins(const Graph& graph, const Node& node, const UnitTarget& t, std::
     } catch (const std::exception&) {
       return false;
     }
-    bool moved = t.relation == Relation::kEqual && margin < 1 ? newton_step(pins, o, margin) : step(pins, o, share);
-    if (!moved) return false;
-    share = std::max(share * 0.8, 1.0 / 256);
+    if (!(share > 0 ? step(pins, o, share) : newton_step(pins, o, margin))) return false;
+    if (share > 0) share = std::max(share * 0.8, 1.0 / 256);
   }
   return false;
 }
@@ -309,8 +310,11 @@ std::vector<Unremovable> prove_unremovable(const Graph& graph, const std::vector
     // saturates the layers after it).
     std::vector<Pin> pins;
     bool driven = false;
-    for (bool decouple : {true, false})
-      for (double first : {0.5, 0.125}) {
+    // An equality target (a divisor == 0) is met only exactly: Newton steps last.
+    std::vector<double> firsts{0.5, 0.125};
+    if (t->relation == Relation::kEqual) firsts.push_back(0);
+    for (double first : firsts)
+      for (bool decouple : {true, false}) {
         if (driven) break;
         pins = pins_of(graph, mode, options.analyze, decouple);
         driven = !pins.empty() && drive_pins(graph, *node, *t, pins, options, own, first);
