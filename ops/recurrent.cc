@@ -200,6 +200,7 @@ struct Concrete {
   const std::vector<Act>& acts;
   at::Tensor xw, rt, rb, p;  // X W^T + Wb [seq, batch, G*H]; R^T [H, G*H]; Rb; P or undefined
   std::vector<int64_t> lens;
+  double peak = 0;  // the largest magnitude a sum reached (past FLT_MAX: INF, then inf - inf)
   int64_t H() const { return spec.hidden; }
 
   V xpart(int64_t t, int64_t k) { return xw[t].narrow(-1, k * H(), H()); }
@@ -337,6 +338,7 @@ struct Abstract {
   Bounds xw, rb, p;  // X W^T + Wb [seq, batch, G*H]; Rb [G*H]; P [3H] or undefined
   CenterRadius rt;   // R^T [H, G*H]
   std::vector<int64_t> lens;
+  double peak = 0;  // the largest magnitude a sum reached (past FLT_MAX: INF, then inf - inf)
   int64_t H() const { return spec.hidden; }
 
   V xpart(int64_t t, int64_t k) { return {xw.lo[t].narrow(-1, k * H(), H()), xw.hi[t].narrow(-1, k * H(), H())}; }
@@ -348,7 +350,11 @@ struct Abstract {
   }
   bool has_peep() const { return p.lo.defined(); }
   V peep(int64_t k, const V& c) { return mul({p.lo.narrow(0, k * H(), H()), p.hi.narrow(0, k * H(), H())}, c); }
-  V add(const V& a, const V& b) { return widen(bounds_add(a, b), 1); }
+  V add(const V& a, const V& b) {
+    Bounds r = widen(bounds_add(a, b), 1);
+    for (const Bounds* v : {&a, &b, static_cast<const Bounds*>(&r)}) peak = std::max({peak, v->lo.abs().max().item<double>(), v->hi.abs().max().item<double>()});
+    return r;
+  }
   V mul(const V& a, const V& b) {
     Bounds r = widen(bounds_mul(a, b), 1);
     r = clamp_where(r, within(a, -1, 1).logical_and(within(b, -1, 1)), -1, 1);
@@ -415,7 +421,9 @@ std::vector<int64_t> abstract_lens(const AbstractContext& a, int64_t seq, int64_
   return seq_lens(a, std::vector<int64_t>(v.data_ptr<int64_t>(), v.data_ptr<int64_t>() + v.numel()), seq, batch);
 }
 
-std::vector<IntervalTensor> recurrent_interval(const AbstractContext& a) {
+// The bounds of Y, Y_h (and Y_c), and in `peak` the largest magnitude of a gate's
+// pre-activation or the cell state along the way.
+std::vector<IntervalTensor> recurrent_bounds(const AbstractContext& a, double& peak) {
   const IntervalTensor &x = a.input(0), &r = a.input(2);
   if (x.shape.size() != 3 || a.input(1).shape.size() != 3 || r.shape.size() != 3) a.fail("X, W and R must be 3-D");
   Spec s = parse_spec(a, cell_of(a.node.op_type), r.shape[2]);
@@ -434,6 +442,7 @@ std::vector<IntervalTensor> recurrent_interval(const AbstractContext& a) {
     Bounds c = s.cell == Cell::kLstm ? initial_state(a, 6, s, d, batch) : h;
     std::vector<Bounds> ys;
     run_direction(dom, seq, s.reverse || d == 1, ys, h, c);
+    peak = std::max(peak, dom.peak);
     Bounds none{at::zeros({0, batch, s.hidden}, at::kDouble), at::zeros({0, batch, s.hidden}, at::kDouble)};
     y_dirs.push_back(seq > 0 ? stack_bounds(ys, 0) : none);
     h_dirs.push_back(h);
@@ -446,10 +455,32 @@ std::vector<IntervalTensor> recurrent_interval(const AbstractContext& a) {
   return outs;
 }
 
+std::vector<IntervalTensor> recurrent_interval(const AbstractContext& a) {
+  double peak = 0;
+  return recurrent_bounds(a, peak);
+}
+
+// W x + R h + b, and the cell state, are float32 sums inside the op: one past FLT_MAX
+// is INF, and INF - INF a NaN in Y (found by fuzz_soundness on test_lstm_batchwise
+// with W near -5.7e37). The recurrence runs a second time for it.
+std::vector<HazardReport> recurrent_hazards(const AbstractContext& a) {
+  double peak = 0;
+  recurrent_bounds(a, peak);
+  if (!(peak > kFloat32Max)) return {};
+  return {HazardReport{"overflow", HazardKind::kForward, 0,
+                       "a gate's pre-activation (W x + R h + b) or the cell state exceeds 3.4028235e38", false}};
+}
+
+HazardFacet inner_sum_facet() {
+  HazardFacet f{"overflow", HazardKind::kForward, nullptr,
+                "the gates' sums depend on every input and weight together; the fixer bounds them all", {},
+                target_output_not_finite()};
+  f.bounded_operands = true;
+  return f;
+}
+
 OpDef recurrent(const char* op) {
-  OpDef d{op, lower_recurrent};
-  d.interval = recurrent_interval;
-  return d;
+  return with_facets(with(OpDef{op, lower_recurrent}, recurrent_interval, recurrent_hazards), {inner_sum_facet()});
 }
 
 }  // namespace

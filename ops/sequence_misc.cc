@@ -420,10 +420,31 @@ OpDef resizing(OpDef d, size_t inputs) {
   return with_input_roles(std::move(d), std::move(roles));
 }
 
+// The grid's coordinates are unnormalised in float32, (g + 1) * size (halved): past
+// FLT_MAX they are INF, and the sampling weights INF - INF = NaN (found by
+// fuzz_soundness on test_gridsample with a grid near -2.3e38).
+std::vector<HazardReport> grid_sample_hazards(const AbstractContext& a) {
+  const IntervalTensor &x = a.input(0), &grid = a.input(1);
+  if (x.shape.size() != 4 || !grid.is_float() || grid.numel() == 0) return {};
+  double g = at::maximum(grid.lo.abs(), grid.hi.abs()).max().item<double>();
+  double size = static_cast<double>(std::max(x.shape[2], x.shape[3]));
+  if (!((g + 1) * size > kFloat32Max / 2)) return {};
+  return {HazardReport{"overflow", HazardKind::kForward, 1,
+                       "a grid coordinate times the input's size exceeds 3.4028235e38: NaN sampling weights", false}};
+}
+
+HazardFacet grid_overflow_facet() {
+  HazardFacet f{"overflow", HazardKind::kForward, nullptr, "the unnormalised coordinate depends on the grid and the shape", {},
+                target_output_not_finite()};
+  f.bounded_operands = true;
+  return f;
+}
+
 NANGUARD_REGISTER_OPS({
     resizing(with(OpDef{"Resize", lower_resize}, resize_interval), 4),
     resizing(with(OpDef{"Upsample", lower_resize}, resize_interval), 2),
-    with(OpDef{"GridSample", lower_grid_sample}, grid_sample_interval),
+    with_facets(with(OpDef{"GridSample", lower_grid_sample}, grid_sample_interval, grid_sample_hazards),
+                {grid_overflow_facet()}),
     moving(OpDef{"DepthToSpace", lower_depth_to_space}),
     moving(OpDef{"SpaceToDepth", lower_space_to_depth}),
 });

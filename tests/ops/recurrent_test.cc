@@ -190,6 +190,25 @@ TEST(Recurrent, IntervalBoundsOfLstmAndGru) {
   EXPECT_LE(g.intervals.at("yh").max(), 1.0);
 }
 
+// The gates' sums overflow inside the op although Y stays in [-1, 1]: W x near 1e48
+// is INF in float32, and INF - INF (a negative weight beside a positive one) is NaN
+// in Y (fuzz_soundness on test_lstm_batchwise). Reported as the op's overflow.
+TEST(Recurrent, GateSumsPastFloatMaxAreAnOverflow) {
+  int64_t seq = 2, in = 3, hid = 2;
+  auto lstm = [&](double w) {
+    at::Tensor wt = at::full({1, 4 * hid, in}, static_cast<float>(w));
+    wt.select(2, 1).neg_();
+    return recurrent_model(13, "LSTM", {{"x", at::zeros({seq, 1, in})}, {"w", wt}, {"r", at::zeros({1, 4 * hid, hid})}}, {"x"},
+                           [&](onnx::NodeProto& n) { set_attr(n, "hidden_size", hid); });
+  };
+  ModelBuilder big = lstm(3e37), small = lstm(1.0);
+  EXPECT_EQ(testing::hazards_of(analyze_built(big, ranges(-20, 20))), std::vector<std::string>{"overflow"});
+  EXPECT_TRUE(analyze_built(small, ranges(-20, 20)).findings.empty());
+  at::Tensor x = at::full({seq, 1, in}, 20.f);
+  at::Tensor y = testing::run_output(big, {{"x", x}});
+  EXPECT_TRUE(at::isnan(y).any().item<bool>());  // the real run: (20 - 20 + 20) * 3e37 passes through INF - INF
+}
+
 // An unclipped Relu RNN: bounded for small inputs, the engine's overflow check fires
 // once the range widens (the proof fails); Tanh stays bounded on the wide range.
 TEST(Recurrent, ReluRnnProofFailsWhenRangeWidens) {
