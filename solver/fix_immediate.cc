@@ -36,11 +36,14 @@ bool removes(const ClipTrial& t, const Trial& cur, const Finding& f) {
 }
 
 // `d` intersected with the domains of the same operand's hazards that `after`
-// reports at the node; false when nothing new narrowed it.
-bool tighten(SafeDomain& d, const Node& node, const std::vector<Range>& ranges, const AnalysisResult& after) {
+// reports at the node, or at the node that now computes its output (a sign-preserving
+// clamp's quotient, whose divisor is the clamped one); false when nothing new
+// narrowed it.
+bool tighten(SafeDomain& d, const Node& node, const std::vector<Range>& ranges, const Trial& after) {
   bool tightened = false;
-  for (const Finding& g : after.findings) {
-    if (g.node != node.name) continue;
+  const Node* now = after.graph.producer(node.outputs[0]);
+  for (const Finding& g : after.analysis.findings) {
+    if (g.node != node.name && !(now && g.node == now->name && now->op_type == node.op_type)) continue;
     const HazardFacet* gf = find_facet(node.op_type, node.domain, g.hazard);
     std::optional<SafeDomain> gd = gf && gf->safe_domain ? gf->safe_domain(node, ranges) : std::nullopt;
     if (!gd || gd->operand != d.operand) continue;
@@ -211,7 +214,7 @@ std::optional<Trial> try_immediate(const Trial& cur, const Node& node, const Fin
       describe_fix(out, node, *d, t->change, "");
       return std::move(t->trial);
     }
-    if (!tighten(*d, node, ranges, t->trial.analysis)) break;  // else: what follows the op fails
+    if (!tighten(*d, node, ranges, t->trial)) break;  // else: what follows the op fails
   }
   SafeDomain kept;
   if (auto t = narrower_clip(cur, node, f, *d, r, options, kept)) {

@@ -232,8 +232,9 @@ TEST(Fix, DivisorCrossingZeroIsClampedKeepingItsSign) {
   EXPECT_LT(y[5].item<float>(), 0);  // -1e-30 keeps its sign: 1 / -m
 }
 
-// x / d * 10: a divisor kept at the op's own bound (|q| up to FLT_MAX) overflows the
-// Mul after it, so the magnitude is raised until the whole path is proved.
+// x / d * 10: a divisor kept at div-by-zero's own bound (|q| up to FLT_MAX) would
+// overflow the Mul after it; the magnitude is raised (to the gradient's bound, or
+// further by bisection) until the whole path is proved.
 TEST(Fix, DivisorMagnitudeRisesUntilWhatFollowsIsProved) {
   ModelBuilder b;
   b.input("x", {4}).input("d", {4}).output("y", {4});
@@ -243,7 +244,6 @@ TEST(Fix, DivisorMagnitudeRisesUntilWhatFollowsIsProved) {
   RangeMap r{{"x", {-1, 1}}, {"d", {-1, 1}}};
   Fixed f = fix(b, r, FixMode::kImmediate);
   ASSERT_EQ(only_fix(f).status, "fixed") << only_fix(f).reason;
-  EXPECT_NE(only_fix(f).description.find("narrower"), std::string::npos);
   EXPECT_EQ(findings(f.patched, r), 0u);
   at::Tensor x = at::ones({4}), d = at::tensor({0.f, -0.f, 1e-38f, -1e-38f});
   at::Tensor y = run(f.patched, {{"x", x}, {"d", d}}, "y");
@@ -361,6 +361,23 @@ TEST(Fix, AnOverflowIsFixedByBoundingTheOperandsNotTheWeights) {
     EXPECT_TRUE(at::isfinite(run(f.patched, {{"x", big}}, "y")).all().item<bool>());
     EXPECT_TRUE(at::equal(run(f.patched, {{"x", normal}}, "y"), run(f.original, {{"x", normal}}, "y")));
   }
+}
+
+// A divisor crossing 0 under a numerator up to 1e38: clamped at div-by-zero's own
+// bound, the sign-preserving clamp's quotient node still has the backward pass
+// overflowing (x / y^2), and the clamp moves out to div-gradient-overflow's bound
+// instead of giving up (GRIST 28c).
+TEST(Fix, SignPreservingClampIsTightenedByTheQuotientsGradientHazard) {
+  ModelBuilder b;
+  b.input("x", {4}).input("g", {4}).output("y", {4});
+  b.node("Div", {"x", "g"}, {"y"}, "div");
+  RangeMap r{{"x", {-1e38, 1e38}}, {"g", {-16, 16}}};
+  Fixed f = fix(b, r, FixMode::kImmediate);
+  ASSERT_EQ(f.report.fixes.size(), 1u);
+  EXPECT_EQ(f.report.fixes[0].status, "fixed") << f.report.fixes[0].reason;
+  // div-by-zero's own bound is 1e38 / FLT_MAX = 0.29; the gradient's sqrt of it, 0.542.
+  EXPECT_NE(f.report.fixes[0].description.find("0.5421"), std::string::npos) << f.report.fixes[0].description;
+  EXPECT_EQ(findings(f.patched, r), 0u);
 }
 
 // (a / g1) / g2 * l: each divisor is clamped away from 0 by at least the bound where
