@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <unordered_set>
 
+#include "ops/overflow_facet.h"
+
 namespace nanguard {
 
 OpRegistry& OpRegistry::instance() {
@@ -43,14 +45,16 @@ const HazardFacet* OpDef::facet(const std::string& hazard) const {
   return nullptr;
 }
 
+HazardFacet bounded_overflow_facet(std::string why) {
+  HazardFacet f{"overflow", HazardKind::kForward, nullptr, std::move(why), {}, target_output_not_finite()};
+  f.bounded_operands = true;
+  return f;
+}
+
 namespace {
 
 HazardFacet overflow_facet() {
-  HazardFacet f{"overflow", HazardKind::kForward, nullptr,
-                "the result's magnitude depends on every operand together; the fixer bounds them all", {},
-                target_output_not_finite()};
-  f.bounded_operands = true;
-  return f;
+  return bounded_overflow_facet("the result's magnitude depends on every operand together; the fixer bounds them all");
 }
 
 // Hazards the analyzer itself reports for any op: a float result past the float32

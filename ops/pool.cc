@@ -14,6 +14,7 @@
 #include "ops/collapsed_bounds.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
+#include "ops/overflow_facet.h"
 #include "ops/spatial_pads.h"
 
 namespace nanguard {
@@ -380,14 +381,8 @@ std::vector<HazardReport> global_average_pool_hazards(const AbstractContext& a) 
   return {};
 }
 
-// The window sum's overflow: no one element decides it, so the fixer bounds every
-// operand (as for the generic overflow) and the target is an output that is not finite.
 HazardFacet window_sum_facet() {
-  HazardFacet f{"overflow", HazardKind::kForward, nullptr,
-                "a window's float32 sum depends on every element in it; the fixer bounds them all", {},
-                target_output_not_finite()};
-  f.bounded_operands = true;
-  return f;
+  return bounded_overflow_facet("a window's float32 sum depends on every element in it; the fixer bounds them all");
 }
 
 std::vector<HazardFacet> lp_pool_facets() {

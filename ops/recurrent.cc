@@ -18,6 +18,7 @@
 #include "ops/bilinear_bounds.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
+#include "ops/overflow_facet.h"
 
 namespace nanguard {
 namespace {
@@ -471,16 +472,9 @@ std::vector<HazardReport> recurrent_hazards(const AbstractContext& a) {
                        "a gate's pre-activation (W x + R h + b) or the cell state exceeds 3.4028235e38", false}};
 }
 
-HazardFacet inner_sum_facet() {
-  HazardFacet f{"overflow", HazardKind::kForward, nullptr,
-                "the gates' sums depend on every input and weight together; the fixer bounds them all", {},
-                target_output_not_finite()};
-  f.bounded_operands = true;
-  return f;
-}
-
 OpDef recurrent(const char* op) {
-  return with_facets(with(OpDef{op, lower_recurrent}, recurrent_interval, recurrent_hazards), {inner_sum_facet()});
+  return with_facets(with(OpDef{op, lower_recurrent}, recurrent_interval, recurrent_hazards),
+                     {bounded_overflow_facet("the gates' sums depend on every input and weight together; the fixer bounds them all")});
 }
 
 }  // namespace

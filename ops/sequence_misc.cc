@@ -14,6 +14,7 @@
 
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
+#include "ops/overflow_facet.h"
 
 namespace nanguard {
 namespace {
@@ -433,18 +434,11 @@ std::vector<HazardReport> grid_sample_hazards(const AbstractContext& a) {
                        "a grid coordinate times the input's size exceeds 3.4028235e38: NaN sampling weights", false}};
 }
 
-HazardFacet grid_overflow_facet() {
-  HazardFacet f{"overflow", HazardKind::kForward, nullptr, "the unnormalised coordinate depends on the grid and the shape", {},
-                target_output_not_finite()};
-  f.bounded_operands = true;
-  return f;
-}
-
 NANGUARD_REGISTER_OPS({
     resizing(with(OpDef{"Resize", lower_resize}, resize_interval), 4),
     resizing(with(OpDef{"Upsample", lower_resize}, resize_interval), 2),
     with_facets(with(OpDef{"GridSample", lower_grid_sample}, grid_sample_interval, grid_sample_hazards),
-                {grid_overflow_facet()}),
+                {bounded_overflow_facet("the unnormalised coordinate depends on the grid and the shape")}),
     moving(OpDef{"DepthToSpace", lower_depth_to_space}),
     moving(OpDef{"SpaceToDepth", lower_space_to_depth}),
 });
