@@ -142,6 +142,19 @@ const IntervalTensor* operand_of(const AnalysisResult& a, const Node& node, cons
   return it == a.intervals.end() || !it->second.lo.defined() ? nullptr : &it->second;
 }
 
+// A pin's gradient from the last backward pass; undefined for a held pin.
+at::Tensor gradient(const Pin& p, const AnalyzeOptions& o) {
+  return p.frozen ? at::Tensor() : o.range_tensors.at(p.knob.name).first.grad();
+}
+
+// Moves a pin to `next`, kept inside its range and rounded to float32; whether it moved.
+bool move_to(Pin& p, at::Tensor next) {
+  next = next.clamp(p.knob.lo, p.knob.hi).to(at::kFloat).to(at::kDouble).clamp(float32_up(p.knob.lo), float32_down(p.knob.hi));
+  bool moved = !at::equal(next, p.value);
+  p.value = next;
+  return moved;
+}
+
 // One step of each pin against the gradient of the margin, up to `share` of its range:
 // the whole share where the gradient is at least a tenth of its largest entry, less
 // where it is smaller (a pure sign step would let the rounding terms' tiny gradients
@@ -150,23 +163,18 @@ const IntervalTensor* operand_of(const AnalysisResult& a, const Node& node, cons
 bool step(std::vector<Pin>& pins, const AnalyzeOptions& o, double share) {
   double top = 0;
   for (Pin& p : pins)
-    if (at::Tensor g = p.frozen ? at::Tensor() : o.range_tensors.at(p.knob.name).first.grad(); g.defined())
-      top = std::max(top, g.abs().max().item<double>());
+    if (at::Tensor g = gradient(p, o); g.defined()) top = std::max(top, g.abs().max().item<double>());
   if (!(top > 0) || !std::isfinite(top)) return false;
   bool moved = false;
   for (Pin& p : pins) {
-    if (p.frozen) continue;
-    at::Tensor g = o.range_tensors.at(p.knob.name).first.grad();
+    at::Tensor g = gradient(p, o);
     if (!g.defined()) continue;
     if (std::getenv("NANGUARD_TRACE_FIX"))
       std::fprintf(stderr, "fix:   pin %s: %lld up, %lld down, %lld still\n", p.knob.name.c_str(),
                    static_cast<long long>((g < 0).sum().item<int64_t>()), static_cast<long long>((g > 0).sum().item<int64_t>()),
                    static_cast<long long>((g == 0).sum().item<int64_t>()));
     at::Tensor move = (g / (0.1 * top)).clamp(-1.0, 1.0) * (share * (p.knob.hi - p.knob.lo));
-    at::Tensor next = (p.value - move).clamp(p.knob.lo, p.knob.hi);
-    next = next.to(at::kFloat).to(at::kDouble).clamp(float32_up(p.knob.lo), float32_down(p.knob.hi));
-    moved = moved || !at::equal(next, p.value);
-    p.value = next;
+    moved = move_to(p, p.value - move) || moved;
   }
   return moved;
 }
@@ -178,19 +186,11 @@ bool step(std::vector<Pin>& pins, const AnalyzeOptions& o, double share) {
 bool newton_step(std::vector<Pin>& pins, const AnalyzeOptions& o, double m) {
   double norm2 = 0;
   for (Pin& p : pins)
-    if (at::Tensor g = p.frozen ? at::Tensor() : o.range_tensors.at(p.knob.name).first.grad(); g.defined())
-      norm2 += g.pow(2).sum().item<double>();
+    if (at::Tensor g = gradient(p, o); g.defined()) norm2 += g.pow(2).sum().item<double>();
   if (!(norm2 > 0) || !std::isfinite(norm2)) return false;
   bool moved = false;
-  for (Pin& p : pins) {
-    if (p.frozen) continue;
-    at::Tensor g = o.range_tensors.at(p.knob.name).first.grad();
-    if (!g.defined()) continue;
-    at::Tensor next = (p.value - g * (m / norm2)).clamp(p.knob.lo, p.knob.hi);
-    next = next.to(at::kFloat).to(at::kDouble).clamp(float32_up(p.knob.lo), float32_down(p.knob.hi));
-    moved = moved || !at::equal(next, p.value);
-    p.value = next;
-  }
+  for (Pin& p : pins)
+    if (at::Tensor g = gradient(p, o); g.defined()) moved = move_to(p, p.value - g * (m / norm2)) || moved;
   return moved;
 }
 
