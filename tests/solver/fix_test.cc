@@ -88,6 +88,15 @@ const FindingFix& only_fix(const Fixed& f) {
   return f.report.fixes.at(0);
 }
 
+// A scalar float Constant node named `name` (a program constant, never a free weight).
+void constant(ModelBuilder& b, const std::string& name, float v) {
+  onnx::AttributeProto* value = b.node("Constant", {}, {name}, name).add_attribute();
+  value->set_name("value");
+  value->set_type(onnx::AttributeProto::TENSOR);
+  value->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+  value->mutable_t()->add_float_data(v);
+}
+
 TEST(Fix, LogSoftmaxRewriteIsProvedAndEqualWhereFinite) {
   ModelBuilder b;
   b.input("x", {2, 6}).output("y", {2, 6});
@@ -453,11 +462,7 @@ TEST(Fix, InputsModeProvesADivisorOfWeightsAloneUnfixableAtItsExactZero) {
   ModelBuilder b;
   b.input("x", {1, 4}).output("y", {1, 4});
   b.initializer("g", at::full({4}, 1.f));
-  onnx::AttributeProto* value = b.node("Constant", {}, {"eps"}, "eps").add_attribute();
-  value->set_name("value");
-  value->set_type(onnx::AttributeProto::TENSOR);
-  value->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
-  value->mutable_t()->add_float_data(1e-7f);
+  constant(b, "eps", 1e-7f);
   b.node("Add", {"g", "eps"}, {"d"}, "add");
   b.node("Div", {"x", "d"}, {"y"}, "div");
   auto g = load_model_proto(b.proto(), "test.onnx");
@@ -520,12 +525,7 @@ TEST(Fix, InputsModeCutsTheInputsOffWithTheFirstLayerAtZero) {
   b.input("x", {1, 4}).output("l", {1, 1});
   b.initializer("w1", at::full({4, 64}, 0.01f));
   b.initializer("w2", at::full({64, 1}, 0.01f));
-  // A Constant node, not an initializer: free weights would include the 1.
-  onnx::AttributeProto* value = b.node("Constant", {}, {"one"}, "one").add_attribute();
-  value->set_name("value");
-  value->set_type(onnx::AttributeProto::TENSOR);
-  value->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
-  value->mutable_t()->add_float_data(1.f);
+  constant(b, "one", 1.f);  // a Constant node, not an initializer: free weights would include the 1
   b.node("MatMul", {"x", "w1"}, {"a"}, "fc1");
   b.node("Sigmoid", {"a"}, {"h"}, "sig1");
   b.node("MatMul", {"h", "w2"}, {"z"}, "fc2");
