@@ -156,12 +156,27 @@ double finite_limit(const AbstractContext& a, size_t output) {
   return a.float_type == at::kDouble ? std::numeric_limits<double>::max() : kFloat32Max;
 }
 
+// One aminmax pass per bound, no tensor of its size allocated (isinf is abs() == inf,
+// a copy of every weight each time a node reads one); a NaN falls back to isinf.
+bool has_infinite(const at::Tensor& t) {
+  auto [mn, mx] = at::aminmax(t);
+  double lo = mn.item<double>(), hi = mx.item<double>();
+  if (std::isnan(lo) || std::isnan(hi)) return t.isinf().any().item<bool>();
+  return std::isinf(lo) || std::isinf(hi);
+}
+
+bool holds_infinity(const IntervalTensor& x) {
+  if (!x.lo.defined() || !x.is_float() || x.numel() == 0) return false;
+  return has_infinite(x.lo) || (!x.hi.is_same(x.lo) && has_infinite(x.hi));
+}
+
 // Whether some input holds a deliberate infinity: a cell that is exactly +-inf (a -inf
 // mask constant, or its fill carried through Add or Where).
 bool reads_infinity(const AbstractContext& a) {
   for (size_t i = 0; i < a.num_inputs(); ++i) {
     if (!a.has_input(i) || !a.inputs[i].is_float()) continue;
     const IntervalTensor& x = a.inputs[i];
+    if (!holds_infinity(x)) continue;  // the cheap test first: most operands are finite
     auto b = at::broadcast_tensors({x.lo, x.hi});
     if ((b[0] == b[1]).logical_and(b[0].isinf()).any().item<bool>()) return true;
   }
@@ -298,10 +313,6 @@ void recheck_hazards(const Graph& graph, const OpDef& def, AbstractContext& a, c
   filter_hazards_with_facts(a, reports);
 }
 
-bool holds_infinity(const IntervalTensor& x) {
-  return x.lo.defined() && x.is_float() && x.numel() > 0 &&
-         (x.lo.isinf().any().item<bool>() || x.hi.isinf().any().item<bool>());
-}
 
 // An operand that may be +-inf (a mask fill carried here) meets an op whose transfer is
 // not written for infinities (ops/op_registry.h, OpDef::infinities): reported, and the

@@ -44,13 +44,22 @@ struct CenterRadius {
 // Center and radius of `t` expanded to `sizes` (pass t.shape for the full tensor).
 // Bounds are clipped to finite values first: an unbounded input (downstream of an
 // unsupported op) then gives huge but finite bounds instead of NaN centers.
+// A fixed operand (a weight: lo == hi) is its own center, used in place when finite
+// (no copy of a large weight), and its radius a broadcast 0 (no storage).
 inline CenterRadius center_radius(const IntervalTensor& t, at::IntArrayRef sizes, at::ScalarType float_type) {
   double m = value_limit(float_type);
-  at::Tensor lo = t.lo.clamp(-m, m).expand(sizes), hi = t.hi.clamp(-m, m).expand(sizes);
   CenterRadius cr;
   cr.exact = t.exact();
+  if (cr.exact) {
+    auto [mn, mx] = at::aminmax(t.lo);
+    bool inside = mn.item<double>() >= -m && mx.item<double>() <= m;  // false on NaN too
+    cr.c = (inside ? t.lo : t.lo.clamp(-m, m)).expand(sizes).contiguous();
+    cr.r = at::zeros({}, cr.c.options()).expand(cr.c.sizes());
+    return cr;
+  }
+  at::Tensor lo = t.lo.clamp(-m, m).expand(sizes), hi = t.hi.clamp(-m, m).expand(sizes);
   cr.c = (lo * 0.5 + hi * 0.5).contiguous();
-  cr.r = cr.exact ? at::zeros_like(cr.c) : at::maximum(hi - cr.c, cr.c - lo).clamp_min(0.0).contiguous();
+  cr.r = at::maximum(hi - cr.c, cr.c - lo).clamp_min(0.0).contiguous();
   return cr;
 }
 

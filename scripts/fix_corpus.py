@@ -30,8 +30,11 @@ GRIST = os.path.join(ROOT, "corpora", "grist")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from analyze_corpus import case_args, grist_cases  # noqa: E402
 
-# RANUM (ICSE'23), per-case logs in its repository (empirical_study/precond).
-RANUM = {"all": (79, 0.391), "weights": (72, 0.302), "inputs": (37, 0.183)}
+# RANUM (ICSE'23), from the per-case logs in its repository (empirical_study/precond),
+# as scripts/ranum_logs.py reads them; `--ranum DIR` reads them again from a local copy.
+RANUM = {"inputs": {"fixed": 37, "kept_reported": 0.817, "kept_ranged": 0.711, "least_kept": 0.125},
+         "weights": {"fixed": 72, "kept_reported": 0.698, "kept_ranged": 0.538, "least_kept": 0.037},
+         "all": {"fixed": 79, "kept_reported": 0.609, "kept_ranged": 0.391, "least_kept": 0.115}}
 
 
 def run_json(args):
@@ -115,8 +118,12 @@ def main():
     ap.add_argument("--shard", default="", help="K/N: only every N-th program from the K-th (0-based); rows to --json")
     ap.add_argument("--json", default="", help="also dump the rows and twins to this file")
     ap.add_argument("--merge", default="", help="FILE,FILE,...: write the table from shards' --json dumps")
+    ap.add_argument("--ranum", default="", help="RANUM's repository (a checkout or a git dir): its figures from its logs")
     args = ap.parse_args()
     modes = args.modes.split(",")
+    if args.ranum:
+        from ranum_logs import ranum_figures
+        RANUM.update(ranum_figures(args.ranum))
     if args.merge:
         rows, twins = [], []
         for f in args.merge.split(","):
@@ -159,14 +166,18 @@ def write(args, modes, rows, twins):
              "then `validate FIXED --original MODEL` (proof + attacks); a defect is validated when its whole fixed model holds. `kept`: mean new width / "
              "old width over the tensors a mode may narrow (a rewrite keeps 1). `kept, all nodes`: RANUM's measure (1 - the "
              "`average_shrinkage` of its per-case logs), the mean over every input and weight with a range, those the mode may not "
-             "narrow counted whole; RANUM's logs also count constants (at shrinkage 0), which ours do not, and its ranges differ "
-             "(x in [-50, 50] where ours is [0, 1]). Seconds: the fix command's wall time, LibTorch start-up included.", "",
+             "narrow counted whole. RANUM's logs (read by `scripts/ranum_logs.py`) also count constants, at shrinkage 0; "
+             "`RANUM kept, ranged nodes` leaves them out, as ours does. Both depend on how many nodes a graph has (RANUM's "
+             "graphs and ours differ: a bias, a label input), and `mean of least kept`, the share kept of the most "
+             "narrowed tensor, does not. Starting ranges differ too (RANUM's inputs [-50, 50], ours the case's, often [0, 1]). "
+             "Seconds: the fix command's wall time, LibTorch start-up included.", "",
              "`proved unfixable`: findings the mode cannot remove, with a proof (the tensors it may not narrow pinned to "
              "values in their ranges make the analysis bound the operand inside the hazard's condition for every value of those it "
              "may narrow, and 8 sampled runs fail at the node).", "",
              "| mode | fixed (proved) | validated | proved unfixable | mean kept | mean of least kept | kept, all nodes | agreement on normal inputs | "
-             "agreement with the human fix | median s | max s | RANUM fixed | RANUM kept, all nodes |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "agreement with the human fix | median s | max s | RANUM fixed | RANUM kept, all nodes (constants whole) | "
+             "RANUM kept, ranged nodes | RANUM mean of least kept |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in modes:
         sel = [r[m] for r in rows]
         fixed = [s for s in sel if s["fixed"]]
@@ -182,7 +193,8 @@ def write(args, modes, rows, twins):
         unfixable = sum(1 for s in sel if s.get("unremovable"))
         lines.append(f"| {m} | {len(fixed)}/{n} | {len(val)}/{n} | {unfixable} | {kept:.3f} | {least:.3f} | {mean(kept_all)} | {mean(agree)} | {mean(human)} | "
                      f"{statistics.median(secs):.2f} | {max(secs):.2f} | " +
-                     (f"{rf[0]}/79 | {1 - rf[1]:.3f} |" if rf else "- | - |"))
+                     (f"{rf['fixed']}/79 | {rf['kept_reported']:.3f} | {rf['kept_ranged']:.3f} | {rf['least_kept']:.3f} |"
+                      if rf else "- | - | - | - |"))
     ok = sum(1 for _, t in twins if t)
     lines += ["", f"Fixed twins with nothing to fix (no finding, no model written): **{ok} of {len(twins)}**.", "",
               "| defect | hazard | " + " | ".join(modes) + " |", "|---|---|" + "---|" * len(modes)]

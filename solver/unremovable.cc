@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <set>
 
 #include <fmt/core.h>
@@ -17,6 +18,7 @@
 #include "oracle/input_source.h"
 #include "oracle/nonfinite.h"
 #include "ops/op_registry.h"
+#include "ops/tensor_proto.h"
 #include "solver/fix_internal.h"
 #include "solver/unit_witness.h"
 
@@ -85,14 +87,16 @@ std::set<std::string> first_multipliers(const Graph& graph, const std::vector<Kn
     if (p.knob.lo <= 0 && p.knob.hi >= 0) zeroable.insert(p.knob.name);
   for (const Node& n : graph.nodes) {
     bool any = false, pin = false;
-    for (const std::string& in : n.inputs) {
-      any = any || reached.count(in);
-      pin = pin || zeroable.count(in);
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      any = any || reached.count(n.inputs[i]);
+      pin = pin || (i < 2 && zeroable.count(n.inputs[i]));
     }
     if (!any) continue;
     if (multiplies(n.op_type) && pin) {
-      for (const std::string& in : n.inputs)
-        if (zeroable.count(in)) cut.insert(in);
+      // Only the two factors: a Conv's or Gemm's bias (input 2) is added, and held
+      // at 0 it would only erase the constants the steps search.
+      for (size_t i = 0; i < n.inputs.size() && i < 2; ++i)
+        if (zeroable.count(n.inputs[i])) cut.insert(n.inputs[i]);
       continue;  // its output no longer depends on the mode's tensors
     }
     for (const std::string& out : n.outputs) reached.insert(out);
@@ -153,6 +157,39 @@ bool move_to(Pin& p, at::Tensor next) {
   bool moved = !at::equal(next, p.value);
   p.value = next;
   return moved;
+}
+
+// Integer inputs no mode narrows (indices, labels, positions) are held at one value
+// each, like a pin: the finding then only has to fail there. Their low ends first,
+// then their high ends; none when the model has no ranged integer input.
+using IntegerPins = std::map<std::string, int64_t>;
+
+std::vector<IntegerPins> integer_pin_choices(const Graph& graph, const AnalyzeOptions& opt) {
+  IntegerPins low, high;
+  for (const std::string& name : graph.inputs) {
+    const TensorType* type = graph.type_of(name);
+    if (!type || !type->dims) continue;
+    at::ScalarType st;
+    try {
+      st = scalar_type_for(type->elem_type);
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (at::isFloatingType(st) || st == at::kBool) continue;
+    auto it = opt.ranges.find(name);
+    Range r = it != opt.ranges.end() ? it->second : kDefaultIntRange;
+    int64_t lo = static_cast<int64_t>(std::ceil(r.lo)), hi = static_cast<int64_t>(std::floor(r.hi));
+    if (hi <= lo) continue;
+    low[name] = lo;
+    high[name] = hi;
+  }
+  if (low.empty()) return {IntegerPins{}};
+  return {low, high};
+}
+
+AnalyzeOptions with_integer_pins(AnalyzeOptions o, const IntegerPins& pins) {
+  for (const auto& [name, v] : pins) o.ranges[name] = Range{static_cast<double>(v), static_cast<double>(v)};
+  return o;
 }
 
 // One step of each pin against the gradient of the margin, up to `share` of its range:
@@ -249,13 +286,17 @@ bool fails_here(const OracleRun& run, const Node& node, const Finding& f, const 
 // The mode's own tensors drawn in their ranges, the pins at their values: each run
 // must fail at the node (forward) or meet the target there (gradient hazards).
 int confirming_runs(const Graph& graph, const Node& node, const Finding& f, const UnitTarget& t,
-                    const std::vector<Pin>& pins, FixMode mode, const FixOptions& options) {
+                    const std::vector<Pin>& pins, const IntegerPins& ints, FixMode mode, const FixOptions& options) {
   auto ex = Executor::create(graph);
   if (!ex.ok()) return 0;
   std::vector<Knob> free = knobs_of(graph, mode, options.analyze);
   for (int r = 0; r < kRuns; ++r) {
     TensorMap given;
     for (const Pin& p : pins) given[p.knob.name] = p.value.to(at::kFloat);
+    for (const auto& [name, v] : ints) {
+      const TensorType* type = graph.type_of(name);
+      given[name] = at::full(*type->dims, v, at::TensorOptions(scalar_type_for(type->elem_type)));
+    }
     auto feeds = random_inputs(graph, options.analyze.ranges, 1000 + r, given);
     if (!feeds.ok()) return r;
     at::Generator gen = at::detail::createCPUGenerator(77 + r);
@@ -271,18 +312,22 @@ int confirming_runs(const Graph& graph, const Node& node, const Finding& f, cons
   return kRuns;
 }
 
-std::string describe(const Unremovable& u, FixMode mode, const UnitTarget& t, const std::vector<Pin>& pins) {
+std::string describe(const Unremovable& u, FixMode mode, const UnitTarget& t, const std::vector<Pin>& pins,
+                     const IntegerPins& ints) {
   std::string names;
-  for (size_t i = 0; i < u.pinned.size() && i < 3; ++i) names += (i ? ", " : "") + u.pinned[i].tensor;
-  if (u.pinned.size() > 3) names += fmt::format(" and {} more", u.pinned.size() - 3);
+  for (size_t i = 0; i < pins.size() && i < 3; ++i) names += (i ? ", " : "") + pins[i].knob.name;
+  if (pins.size() > 3) names += fmt::format(" and {} more", pins.size() - 3);
   std::string zeros;
   for (const Pin& p : pins)
     if (p.frozen) zeros += (zeros.empty() ? "" : ", ") + p.knob.name;
   bool inputs = mode == FixMode::kInputs;
   if (!zeros.empty()) zeros = fmt::format(" ({} at 0, which cuts every path from the {})", zeros, inputs ? "inputs" : "weights");
-  return fmt::format("no {} range can remove it: with the {} {} at values inside their ranges{}, the analysis bounds "
+  std::string held;
+  for (const auto& [name, v] : ints) held += fmt::format("{}{} = {}", held.empty() ? "" : ", ", name, v);
+  if (!held.empty()) held = fmt::format(" and the integer inputs {}", held);
+  return fmt::format("no {} range can remove it: with the {} {} at values inside their ranges{}{}, the analysis bounds "
                      "this node's operand inside `{}` for every {} in range, and {} sampled runs fail here",
-                     inputs ? "input" : "weight", inputs ? "free weights" : "inputs", names, zeros, t.text,
+                     inputs ? "input" : "weight", inputs ? "free weights" : "inputs", names, zeros, held, t.text,
                      inputs ? "input" : "weight", u.runs);
 }
 
@@ -309,24 +354,42 @@ std::vector<Unremovable> prove_unremovable(const Graph& graph, const std::vector
     // model's weights decide at their ends), then small steps (a step to the ends
     // saturates the layers after it).
     std::vector<Pin> pins;
+    IntegerPins ints;
     bool driven = false;
     // An equality target (a divisor == 0) is met only exactly: Newton steps last.
     std::vector<double> firsts{0.5, 0.125};
     if (t->relation == Relation::kEqual) firsts.push_back(0);
-    for (double first : firsts)
-      for (bool decouple : {true, false}) {
-        if (driven) break;
-        pins = pins_of(graph, mode, options.analyze, decouple);
-        driven = !pins.empty() && drive_pins(graph, *node, *t, pins, options, own, first);
-      }
+    for (const IntegerPins& choice : integer_pin_choices(graph, options.analyze))
+      for (double first : firsts)
+        for (bool decouple : {true, false}) {
+          if (driven) break;
+          FixOptions held = options;
+          held.analyze = with_integer_pins(options.analyze, choice);
+          pins = pins_of(graph, mode, held.analyze, decouple);
+          if (std::getenv("NANGUARD_TRACE_FIX")) {
+            std::string zero;
+            for (const Pin& p : pins)
+              if (p.frozen) zero += " " + p.knob.name;
+            std::fprintf(stderr, "fix: unremovable start %s: first share %g, %zu pins, %zu integer inputs held, at 0:%s\n",
+                         f.node.c_str(), first, pins.size(), choice.size(), zero.c_str());
+          }
+          driven = !pins.empty() && drive_pins(graph, *node, *t, pins, held, own, first);
+          if (driven) ints = choice;
+        }
     if (!driven) continue;
+    FixOptions held = options;
+    held.analyze = with_integer_pins(options.analyze, ints);
     Unremovable u{f.node, {}, 0, ""};
-    u.runs = confirming_runs(graph, *node, f, *t, pins, mode, options);
+    u.runs = confirming_runs(graph, *node, f, *t, pins, ints, mode, held);
     if (u.runs < kRuns) continue;
     for (const Pin& p : pins)
       u.pinned.push_back(RangeChange{p.knob.name, p.knob.lo, p.knob.hi, p.value.min().item<double>(),
                                      p.value.max().item<double>(), 1});
-    u.text = describe(u, mode, *t, pins);
+    for (const auto& [name, v] : ints) {
+      Range r = options.analyze.ranges.count(name) ? options.analyze.ranges.at(name) : kDefaultIntRange;
+      u.pinned.push_back(RangeChange{name, r.lo, r.hi, static_cast<double>(v), static_cast<double>(v), 1});
+    }
+    u.text = describe(u, mode, *t, pins, ints);
     out.push_back(u);
   }
   return out;

@@ -74,6 +74,26 @@ class LSTMLanguageModel(nn.Module):
         return self.decoder(self.lstm(self.embedding(tokens))[0])
 
 
+class CausalDecoder(nn.Module):
+    """GPT-2-small's shape: token and learned position embeddings (50257 x 768, 16 x 768)
+    -> 12 pre-norm nn.TransformerEncoderLayer (12 heads, 3072, GELU) under the -inf
+    causal mask of nn.Transformer.generate_square_subsequent_mask -> LayerNorm -> logits
+    through the token embedding (tied, as GPT-2's)."""
+
+    def __init__(self, vocab=50257, dim=768, layers=12, heads=12, positions=16):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, dim)
+        self.positions = nn.Parameter(torch.randn(positions, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, activation="gelu", batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.register_buffer("causal", nn.Transformer.generate_square_subsequent_mask(positions))
+
+    def forward(self, tokens):
+        h = self.blocks(self.embedding(tokens) + self.positions, mask=self.causal)
+        return self.norm(h) @ self.embedding.weight.t()
+
+
 def _vision(name):
     return lambda: getattr(torchvision.models, name)(weights=None)
 
@@ -87,6 +107,10 @@ SPECS = [ZooSpec(n, _vision(n), IMAGE, f"torchvision {n} (weights=None, eval), 1
     ZooSpec("lstm_lm", LSTMLanguageModel, [Input("tokens", (1, 16), 0, 9999, sample="int")],
             "LSTM language model: Embedding(10000, 256) -> 2-layer LSTM(256) -> "
             "Linear(256, 10000), logits for every position"),
+    ZooSpec("gpt2_decoder", CausalDecoder, [Input("tokens", (1, 16), 0, 50256, sample="int")],
+            "GPT-2-small-shaped causal decoder: Embedding(50257, 768) + positions -> 12 pre-norm "
+            "nn.TransformerEncoderLayer (12 heads, 3072, GELU) with the -inf causal mask "
+            "(nn.Transformer.generate_square_subsequent_mask) -> LayerNorm -> tied logits for every position"),
 ]
 
 

@@ -485,6 +485,46 @@ TEST(Fix, InputsModeProvesADivisorOfWeightsAloneUnfixableAtItsExactZero) {
   EXPECT_EQ(f.unremovable->runs, 8);
 }
 
+// x / (w[i] + k[i]) with k = [0, 100, 200, 300] a constant, w free in [-16, 16] and i
+// an integer input in [0, 3]: over every i the divisor spans [-16, 316] and no pin of w
+// puts it at 0, but i is no input the mode narrows, so it is held too (its low end):
+// w[0] == 0 is then a proof, and the 8 runs feed i = 0.
+TEST(Fix, InputsModeHoldsAnIntegerInputItCannotNarrowInItsProof) {
+  ModelBuilder b;
+  b.input("x", {1}).input("i", {1}, onnx::TensorProto::INT64).output("y", {1});
+  b.initializer("w", at::full({4}, 1.f));
+  onnx::AttributeProto* value = b.node("Constant", {}, {"k"}, "k").add_attribute();
+  value->set_name("value");
+  value->set_type(onnx::AttributeProto::TENSOR);
+  value->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+  value->mutable_t()->add_dims(4);
+  for (float v : {0.f, 100.f, 200.f, 300.f}) value->mutable_t()->add_float_data(v);
+  b.node("Gather", {"w", "i"}, {"wi"}, "gather_w");
+  b.node("Gather", {"k", "i"}, {"ki"}, "gather_k");
+  b.node("Add", {"wi", "ki"}, {"d"}, "add");
+  b.node("Div", {"x", "d"}, {"y"}, "div");
+  auto g = load_model_proto(b.proto(), "test.onnx");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  FixOptions opt;
+  opt.analyze.ranges = {{"x", {0, 1}}, {"i", {0, 3}}};
+  opt.analyze.weights = WeightMode::kFree;
+  opt.analyze.weight_range = Range{-16, 16};
+  opt.mode = FixMode::kInputs;
+  auto r = fix_model(b.proto(), *g, opt);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->fixes.size(), 1u);
+  const FindingFix& f = r->fixes[0];
+  EXPECT_EQ(f.finding.hazard, "div-by-zero");
+  ASSERT_TRUE(f.unremovable.has_value()) << f.reason;
+  EXPECT_EQ(f.unremovable->runs, 8);
+  std::map<std::string, RangeChange> pinned;
+  for (const RangeChange& c : f.unremovable->pinned) pinned[c.tensor] = c;
+  ASSERT_EQ(pinned.count("i"), 1u);
+  EXPECT_EQ(pinned["i"].after_lo, 0);
+  EXPECT_EQ(pinned["i"].after_hi, 0);
+  EXPECT_NE(f.reason.find("integer inputs i = 0"), std::string::npos) << f.reason;
+}
+
 // No input range removes log of a random draw in [-1, 1], and nothing proves that
 // (no free weight to pin); the joint search fails, yet log(p) alone is fixed by
 // narrowing p, and the other finding says why it is left.
