@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include "oracle/half_run.h"
 #include "ops/op_registry.h"
 #include "ops/tensor_proto.h"
 
@@ -34,7 +35,7 @@ static bool is_half(const at::Tensor& t) { return t.defined() && (t.scalar_type(
 // ATen's CPU kernels lack many half-precision ops (clamp, ...): on CPU an op with
 // float16/bfloat16 inputs computes in float32 and each result is rounded to its
 // declared type, as GPUs do with their float32 accumulators.
-static bool widen_half_inputs(OpContext& ctx) {
+bool widen_half_inputs(OpContext& ctx) {
   if (!ctx.device.is_cpu()) return false;
   bool any = false;
   for (at::Tensor& t : ctx.inputs)
@@ -55,7 +56,7 @@ static at::Tensor to_declared_half(const Graph& g, const std::string& name, at::
   return t;
 }
 
-static void round_half_outputs(const Graph& g, const Node& node, std::vector<at::Tensor>& outs) {
+void round_half_outputs(const Graph& g, const Node& node, std::vector<at::Tensor>& outs) {
   for (size_t i = 0; i < outs.size() && i < node.outputs.size(); ++i) {
     const TensorType* t = g.type_of(node.outputs[i]);
     if (!t || !outs[i].defined() || outs[i].scalar_type() != at::kFloat) continue;

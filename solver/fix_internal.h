@@ -25,9 +25,11 @@ struct Knob {
 std::vector<Knob> knobs_of(const Graph& graph, FixMode mode, const AnalyzeOptions& opt);
 
 // Tries to prove each target unremovable by `mode` (kInputs or kWeights) before
-// `deadline`; the proofs found.
+// `deadline`; the proofs found. `unfinished`, when given, gets the targets whose
+// attempt the deadline cut short (a later call with more time may prove them).
 std::vector<Unremovable> prove_unremovable(const Graph& graph, const std::vector<Finding>& targets, FixMode mode,
-                                           const FixOptions& options, std::chrono::steady_clock::time_point deadline);
+                                           const FixOptions& options, std::chrono::steady_clock::time_point deadline,
+                                           std::vector<Finding>* unfinished = nullptr);
 
 // A patched model, loaded again and analysed.
 struct Trial {

@@ -334,7 +334,8 @@ std::string describe(const Unremovable& u, FixMode mode, const UnitTarget& t, co
 }  // namespace
 
 std::vector<Unremovable> prove_unremovable(const Graph& graph, const std::vector<Finding>& targets, FixMode mode,
-                                           const FixOptions& options, Clock::time_point deadline) {
+                                           const FixOptions& options, Clock::time_point deadline,
+                                           std::vector<Finding>* unfinished) {
   std::vector<Unremovable> out;
   if (mode != FixMode::kInputs && mode != FixMode::kWeights) return out;
   auto base = analyze(graph, options.analyze);
@@ -343,7 +344,11 @@ std::vector<Unremovable> prove_unremovable(const Graph& graph, const std::vector
     const Finding& f = targets[i];
     const Node* node = graph.find_node(f.node);
     const HazardFacet* facet = node ? find_facet(node->op_type, node->domain, f.hazard) : nullptr;
-    if (!facet || facet->completing_operand >= 0 || Clock::now() > deadline) continue;
+    if (!facet || facet->completing_operand >= 0) continue;
+    if (Clock::now() > deadline) {
+      if (unfinished) unfinished->push_back(f);
+      continue;
+    }
     // A fair share of what is left, so that the first finding cannot spend it all.
     Clock::time_point own = Clock::now() + (deadline - Clock::now()) / static_cast<int64_t>(targets.size() - i);
     auto t = unit_target(f, *node, *base, at::kCPU);
@@ -376,7 +381,10 @@ std::vector<Unremovable> prove_unremovable(const Graph& graph, const std::vector
           driven = !pins.empty() && drive_pins(graph, *node, *t, pins, held, own, first);
           if (driven) ints = choice;
         }
-    if (!driven) continue;
+    if (!driven) {
+      if (unfinished && Clock::now() >= own) unfinished->push_back(f);
+      continue;
+    }
     FixOptions held = options;
     held.analyze = with_integer_pins(options.analyze, ints);
     Unremovable u{f.node, {}, 0, ""};
