@@ -10,9 +10,13 @@
 #include <limits>
 #include <optional>
 
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
 #include <fmt/core.h>
 #include <z3++.h>
 
+#include "analyzer/half_grid.h"
+#include "oracle/half_run.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 #include "ops/tensor_proto.h"
@@ -63,7 +67,19 @@ struct Bounds32 {
   at::Tensor lo, hi;  // float64 holding float32 values, the tensor's real shape
 };
 
-Bounds32 bounds32(const IntervalTensor& t) {
+// For a float16/bfloat16 tensor (`half`), the bounds are then rounded inward onto
+// its grid: its values are grid values.
+Bounds32 on_half_grid(Bounds32 b, at::ScalarType half) {
+  at::Tensor lo = round_on_grid(b.lo, half, true), hi = round_on_grid(b.hi, half, false);
+  at::Tensor empty = (lo > hi).logical_or(lo.isinf()).logical_or(hi.isinf());  // no grid value inside
+  at::Tensor near = round_on_grid(b.lo, half, false).clamp(-half_grid(half).max().item<double>(), half_grid(half).max().item<double>());
+  lo = at::where(empty, near, lo);
+  hi = at::where(empty, near, hi);
+  return {lo, hi};
+}
+
+Bounds32 bounds32(const IntervalTensor& t, at::ScalarType half = at::kFloat) {
+  if (half != at::kFloat && t.is_float()) return on_half_grid(bounds32(t), half);
   at::Tensor lo = t.full_lo().contiguous(), hi = t.full_hi().contiguous();
   if (!t.is_float()) return {lo, hi};
   at::Tensor l32 = lo.to(at::kFloat), h32 = hi.to(at::kFloat);
@@ -146,7 +162,19 @@ struct Problem {
   std::vector<const IntervalTensor*> in;  // per node input; null for omitted ones
   std::vector<Bounds32> bounds;
   std::vector<int64_t> space;  // the positions: the broadcast shape, or the target operand's shape
+  at::ScalarType half = at::kFloat;  // kHalf / kBFloat16 when the node computes in one
 };
+
+// The 16-bit float type the node's float operands are declared with, else kFloat.
+at::ScalarType half_of(const Graph& graph, const Node& node) {
+  for (const std::string& name : node.inputs) {
+    const TensorType* t = name.empty() ? nullptr : graph.type_of(name);
+    if (!t) continue;
+    at::ScalarType h = half_type_of(t->elem_type);
+    if (h != at::kFloat) return h;
+  }
+  return at::kFloat;
+}
 
 double at_flat(const at::Tensor& t, int64_t i) { return t.reshape({-1})[i].item<double>(); }
 
@@ -215,22 +243,35 @@ Result<Assignment> solve_z3(const Problem& pb, int64_t p) {
   z3::params params(c);
   params.set("timeout", kZ3TimeoutMs);
   s.set(params);
-  std::vector<z3::expr> v;
+  // A half node's operands are values of its type; the op computes in float32 on them
+  // and rounds its result to the type (oracle/half_run.h), as Z3 is told here.
+  bool half = pb.half != at::kFloat;
+  z3::sort own = pb.half == at::kHalf ? c.fpa_sort(5, 11) : pb.half == at::kBFloat16 ? c.fpa_sort(8, 8) : c.fpa_sort<32>();
+  std::vector<z3::expr> x, v;
   for (size_t i = 0; i < arity; ++i) {
     auto [lo, hi] = scalar_range(pb, i, p);
-    v.push_back(c.constant(fmt::format("x{}", i).c_str(), c.fpa_sort<32>()));
-    s.add(!v[i].mk_is_nan() && !v[i].mk_is_inf());
-    s.add(v[i] >= c.fpa_val(static_cast<float>(lo)) && v[i] <= c.fpa_val(static_cast<float>(hi)));
+    x.push_back(c.constant(fmt::format("x{}", i).c_str(), own));
+    s.add(!x[i].mk_is_nan() && !x[i].mk_is_inf());
+    z3::expr l = c.fpa_val(static_cast<float>(lo)), h = c.fpa_val(static_cast<float>(hi));
+    v.push_back(half ? z3::fpa_to_fpa(x[i], c.fpa_sort<32>()) : x[i]);  // exact: a widening
+    s.add(v[i] >= l && v[i] <= h);
   }
   z3::expr y = pb.def.z3_encoding(v);
+  if (half) y = z3::fpa_to_fpa(y, own);
   s.add(y.mk_is_inf() || y.mk_is_nan());
   if (pb.target.operand >= 0) s.add(z3_relation(v[pb.target.operand], pb.target));
   z3::check_result r = s.check();
-  if (r == z3::unsat) return Status::Error(fmt::format("Z3: no float32 operands in range make {} fail with {}", pb.node.op_type, pb.target.text));
+  const char* type = pb.half == at::kHalf ? "float16" : pb.half == at::kBFloat16 ? "bfloat16" : "float32";
+  if (r == z3::unsat) return Status::Error(fmt::format("Z3: no {} operands in range make {} fail with {}", type, pb.node.op_type, pb.target.text));
   if (r == z3::unknown) return Status::Error("Z3: unknown (" + s.reason_unknown() + ")");
   z3::model m = s.get_model();
   Assignment a(pb.in.size());
-  for (size_t i = 0; i < arity; ++i) a[i] = float_of_bits(m.eval(v[i].mk_to_ieee_bv(), true).get_numeral_uint64());
+  for (size_t i = 0; i < arity; ++i) {
+    uint64_t bits = m.eval(x[i].mk_to_ieee_bv(), true).get_numeral_uint64();
+    if (pb.half == at::kHalf) a[i] = static_cast<float>(c10::Half(static_cast<uint16_t>(bits), c10::Half::from_bits()));
+    else if (pb.half == at::kBFloat16) a[i] = static_cast<float>(c10::BFloat16(static_cast<uint16_t>(bits), c10::BFloat16::from_bits()));
+    else a[i] = float_of_bits(bits);
+  }
   return a;
 }
 
@@ -261,7 +302,10 @@ OpRun run_op(const Problem& pb, const std::vector<at::Tensor>& operands) {
   OpContext ctx{pb.node, pb.graph.opset, operands};
   ctx.device = pb.device;
   try {
-    return {pb.def.lower(ctx), ""};
+    bool half = widen_half_inputs(ctx);  // as the executor runs it
+    std::vector<at::Tensor> outs = pb.def.lower(ctx);
+    if (half) round_half_outputs(pb.graph, pb.node, outs);
+    return {outs, ""};
   } catch (const std::exception& e) {
     return {{}, e.what()};
   }
@@ -308,7 +352,11 @@ bool confirm(const Problem& pb, const std::vector<at::Tensor>& operands) {
 
 // ---- building the witness -----------------------------------------------------
 
-at::ScalarType run_type(const IntervalTensor& t) { return t.is_float() ? at::kFloat : t.dtype; }
+// Float operands run as float32, except those of a 16-bit float type, in their own.
+at::ScalarType run_type(const IntervalTensor& t) {
+  if (t.dtype == at::kHalf || t.dtype == at::kBFloat16) return t.dtype;
+  return t.is_float() ? at::kFloat : t.dtype;
+}
 
 // Operand tensors of the real shapes: constants as they are, the others at their
 // safe fill with the assigned element (at position p) set.
@@ -370,12 +418,13 @@ Result<Problem> make_problem(const Graph& graph, const Node& node, const Finding
   if (!def || !facet) return Status::Error(fmt::format("no semantics for hazard {} of {}", finding.hazard, node.op_type));
   Result<UnitTarget> t = unit_target(finding, node, analysis, device);
   if (!t.ok()) return t.status();
-  Problem pb{graph, node, finding, *def, *facet, *t, device, {}, {}, {}};
+  Problem pb{graph, node, finding, *def, *facet, *t, device, {}, {}, {}, half_of(graph, node)};
   for (const std::string& name : node.inputs) {
     auto it = name.empty() ? analysis.intervals.end() : analysis.intervals.find(name);
     if (!name.empty() && it == analysis.intervals.end()) return Status::Error("no interval for tensor " + name);
     pb.in.push_back(name.empty() ? nullptr : &it->second);
-    pb.bounds.push_back(name.empty() ? Bounds32{} : bounds32(it->second));
+    const TensorType* type = name.empty() ? nullptr : graph.type_of(name);
+    pb.bounds.push_back(name.empty() ? Bounds32{} : bounds32(it->second, type ? half_type_of(type->elem_type) : at::kFloat));
   }
   int k = pb.target.operand;
   if (k >= static_cast<int>(pb.in.size()) || (k >= 0 && !pb.in[k]))
@@ -420,7 +469,7 @@ Result<UnitWitness> find_unit_witness(const Graph& graph, const Node& node, cons
   if (!made.ok()) return made.status();
   const Problem& pb = *made;
   bool z3 = pb.def.z3_encoding && finding.kind == HazardKind::kForward;
-  for (const IntervalTensor* t : pb.in) z3 = z3 && (!t || t->dtype == at::kFloat);
+  for (const IntervalTensor* t : pb.in) z3 = z3 && (!t || t->dtype == at::kFloat || t->dtype == pb.half);
   if (pb.target.operand < 0 && !z3) return corner_witness(pb);
   Result<int64_t> p = pick_position(pb, analysis);
   if (!p.ok()) return p.status();
@@ -428,7 +477,8 @@ Result<UnitWitness> find_unit_witness(const Graph& graph, const Node& node, cons
   if (!a.ok()) return a.status();
   std::vector<at::Tensor> operands = build_operands(pb, *a, *p);
   bool ok = confirm(pb, operands);
-  return UnitWitness{operands, z3 ? "z3-fp32" : "threshold", describe(pb, *a, *p), ok};
+  const char* solver = pb.half == at::kHalf ? "z3-fp16" : pb.half == at::kBFloat16 ? "z3-bf16" : "z3-fp32";
+  return UnitWitness{operands, z3 ? solver : "threshold", describe(pb, *a, *p), ok};
 }
 
 }  // namespace nanguard

@@ -35,18 +35,19 @@ struct Analysed {
 
 // `constant`, when defined, is a last input "c" (an initializer).
 std::unique_ptr<Analysed> analyse(const std::string& op, const RangeMap& ranges, const at::Tensor& constant = {},
-                                  std::vector<int64_t> out_dims = {4}) {
+                                  std::vector<int64_t> out_dims = {4},
+                                  int32_t elem_type = onnx::TensorProto::FLOAT) {
   ModelBuilder b;
   std::vector<std::string> inputs;
   for (const auto& [name, r] : ranges) {
-    b.input(name, {4});
+    b.input(name, {4}, elem_type);
     inputs.push_back(name);
   }
   if (constant.defined()) {
     b.initializer("c", constant);
     inputs.push_back("c");
   }
-  b.output("out", out_dims);
+  b.output("out", out_dims, elem_type);
   b.node(op, inputs, {"out"}, "n");
   auto g = load_model_proto(b.proto(), "unit_witness_test.onnx");
   EXPECT_TRUE(g.ok()) << g.status().message();
@@ -190,6 +191,26 @@ TEST(UnitWitness, DivOverflowFromZ3) {
   // The quotient of the witness element, in host float32, overflows.
   at::Tensor q = w->operands[0] / w->operands[1];
   EXPECT_TRUE(q.isinf().any().item<bool>()) << w->text;
+}
+
+// A float16 Div computes in float32 and rounds to float16: Z3's (_ FloatingPoint 5 11)
+// operands, widened, divided and rounded back, give a quotient that is finite in
+// float32 and past float16's 65504, and the op run alone in float16 overflows.
+TEST(UnitWitness, HalfDivOverflowFromZ3InFloat16) {
+  auto a = analyse("Div", {{"x", {1, 2}}, {"y", {1e-5, 1}}}, {}, {4}, onnx::TensorProto::FLOAT16);
+  const Finding* f = a->finding("overflow");
+  ASSERT_NE(f, nullptr);
+  auto w = find_unit_witness(a->graph, a->node(), *f, a->analysis, at::kCPU);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  EXPECT_EQ(w->method, "z3-fp16");
+  EXPECT_TRUE(w->confirmed) << w->text;
+  ASSERT_EQ(w->operands[0].scalar_type(), at::kHalf);
+  ASSERT_EQ(w->operands[1].scalar_type(), at::kHalf);
+  EXPECT_TRUE(within(w->operands[0], 1, 2) && within(w->operands[1], 1e-5, 1)) << w->text;
+  at::Tensor q = w->operands[0].to(at::kFloat) / w->operands[1].to(at::kFloat);
+  EXPECT_TRUE(q.isfinite().all().item<bool>()) << w->text;
+  EXPECT_GT(q.max().item<float>(), 65504.f) << w->text;
+  EXPECT_TRUE(q.to(at::kHalf).isinf().any().item<bool>()) << w->text;
 }
 
 TEST(UnitWitness, LogNonpositiveAtZero) {
