@@ -484,25 +484,32 @@ bool fix_some(const Graph& graph, const std::vector<Finding>& rest, const std::v
 
 namespace {
 
-// Whether the analysis still flags some target with every tensor the mode narrows at
-// the low end of its range: then the tensors it may not narrow likely decide.
-bool flagged_at_a_point(const Graph& graph, const std::vector<Finding>& targets, FixMode mode, const FixOptions& options) {
+// Whether the analysis still flags some target with every tensor the mode narrows held
+// at a point, at the low ends of their ranges and at their middles: then the tensors it
+// may not narrow likely decide.
+bool flagged_at_points(const Graph& graph, const std::vector<Finding>& targets, FixMode mode, const FixOptions& options) {
   std::vector<Knob> knobs = knobs_of(graph, mode, options.analyze);
-  std::vector<Range> point;
-  for (const Knob& k : knobs) point.push_back(Range{k.lo, k.lo});
-  auto a = analyze(graph, with_ranges(options.analyze, knobs, point));
-  if (!a.ok()) return false;
-  for (const Finding& f : a->findings)
-    for (const Finding& t : targets)
-      if (f.node == t.node && f.hazard == t.hazard) return true;
-  return false;
+  for (double share : {0.0, 0.5}) {
+    std::vector<Range> point;
+    for (const Knob& k : knobs) {
+      double v = float32_up(k.lo + (k.hi - k.lo) * share);
+      point.push_back(Range{v, v});
+    }
+    auto a = analyze(graph, with_ranges(options.analyze, knobs, point));
+    if (!a.ok()) return false;
+    bool flagged = false;
+    for (const Finding& f : a->findings)
+      for (const Finding& t : targets) flagged = flagged || (f.node == t.node && f.hazard == t.hazard);
+    if (!flagged) return false;
+  }
+  return true;
 }
 
 }  // namespace
 
 // The search has the budget, and when it fails, proofs that some findings cannot be
 // removed by this mode get what it left, or 15% more. Where the analysis still flags a
-// target with the mode's tensors at a point, the proofs come first, with 60% of the
+// target with the mode's tensors at points (flagged_at_points), the proofs come first, with 60% of the
 // budget (on a large model a proof's step takes seconds, and the search would spend
 // the budget on a finding no narrowing removes); the search then has what is left, or
 // 15%. Where proofs leave findings, the search runs again for those with 15% more, and
@@ -533,7 +540,7 @@ Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>
     return rest;
   };
   std::vector<Finding> unfinished = targets;  // the proofs not yet tried to the end
-  if (flagged_at_a_point(graph, targets, mode, options)) {
+  if (flagged_at_points(graph, targets, mode, options)) {
     unfinished.clear();
     fix.unremovable = prove_unremovable(graph, targets, mode, options, after(start, 0.6), &unfinished);
   }
