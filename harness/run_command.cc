@@ -160,8 +160,9 @@ int run(const RunArgs& a) {
     if (saver)
       if (Status st = saver->offer(*graph, *feeds, *run, s, a.common.device); !st.ok()) return fail(st);
     for (const auto& r : run->nonfinite) {
-      if (!r.born) continue;
-      NodeTally& t = tallies[graph->find_node(r.node)->index];
+      const Node* at = r.born ? graph->find_node(r.node) : nullptr;
+      if (!at) continue;  // a node inside a subgraph: tallied only through its If/Loop/Scan outputs
+      NodeTally& t = tallies[at->index];
       if (t.samples++ == 0) { t.first_record = r; t.first_sample = s; }
     }
     if (s > 0) continue;
