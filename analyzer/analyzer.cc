@@ -12,6 +12,7 @@
 #include "analyzer/symbolic_bounds.h"
 #include "ops/op_registry.h"
 #include "ops/tensor_proto.h"
+#include "analyzer/unmodelled.h"
 
 namespace nanguard {
 namespace {
@@ -258,7 +259,7 @@ void check_modelled_type(const AbstractContext& a, AnalysisResult& result, const
     if (std::find(result.unsupported.begin(), result.unsupported.end(), name) != result.unsupported.end()) return;
     result.unsupported.push_back(name);
     result.findings.push_back(make_finding(
-        a, HazardReport{"unmodelled-precision", HazardKind::kGradient, 0,
+        a, HazardReport{kUnmodelledPrecision, HazardKind::kGradient, 0,
                         fmt::format("{} are not modelled (forward values are): no gradient computed in it is proved", name)},
         prefix));
     return;

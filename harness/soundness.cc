@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 
 #include "oracle/nonfinite.h"
+#include "analyzer/unmodelled.h"
 
 namespace nanguard {
 namespace {
@@ -131,7 +132,7 @@ bool finite_or_none(const at::Tensor& g) { return !g.defined() || g.isfinite().a
 void check_gradients(const Graph& graph, const ExecResult& exec, const AnalysisResult& r, int64_t sample,
                      SoundnessReport& rep) {
   for (const auto& f : r.findings)
-    if (f.hazard == "unmodelled-precision") return;  // gradients in a half type are not modelled
+    if (is_unmodelled_precision(f)) return;  // gradients in a half type are not modelled
   at::Tensor loss = loss_of(exec);
   if (!loss.defined() || !loss.requires_grad() || !std::isfinite(loss.item<double>())) return;
   loss.backward();

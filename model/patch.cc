@@ -74,6 +74,7 @@ std::string ModelPatch::add_scalar(const std::string& hint, double value, int32_
   switch (elem_type) {
     case onnx::TensorProto::DOUBLE: t->add_double_data(value); break;
     case onnx::TensorProto::FLOAT16: t->add_int32_data(float16_bits(static_cast<float>(value))); break;
+    case onnx::TensorProto::BFLOAT16: t->add_int32_data(bfloat16_bits(static_cast<float>(value))); break;
     case onnx::TensorProto::INT32: t->add_int32_data(static_cast<int32_t>(value)); break;
     case onnx::TensorProto::INT64: t->add_int64_data(static_cast<int64_t>(value)); break;
     default: t->set_data_type(onnx::TensorProto::FLOAT); t->add_float_data(static_cast<float>(value));

@@ -6,6 +6,7 @@
 
 #include <fmt/core.h>
 
+#include "analyzer/half_grid.h"
 #include "ops/op_registry.h"
 #include "solver/fix_internal.h"
 
@@ -15,7 +16,19 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // The types whose clip bounds are the analysis' own float32 / float64 values (half types: issue of their own).
-bool clip_supported(int32_t t) { return t == onnx::TensorProto::FLOAT || t == onnx::TensorProto::DOUBLE; }
+bool clip_supported(int32_t t) {
+  return t == onnx::TensorProto::FLOAT || t == onnx::TensorProto::DOUBLE || t == onnx::TensorProto::FLOAT16 ||
+         t == onnx::TensorProto::BFLOAT16;
+}
+
+// A bound of a 16-bit float tensor moved onto its grid, inwards (`up` for a lower
+// bound or a least magnitude): the clip's constant is then exact in the type and still
+// inside the safe domain. Other types keep the bound.
+double on_grid(double v, int32_t type, bool up) {
+  at::ScalarType half = half_type_of(type);
+  if (half == at::kFloat || !std::isfinite(v)) return v;
+  return round_on_grid(at::scalar_tensor(v, at::kDouble), half, up).item<double>();
+}
 
 // Clip(x, lo, hi), with a side left open when it is infinite; opset < 11 takes the
 // bounds as attributes.
@@ -73,16 +86,16 @@ Result<RangeChange> clip_operand(ModelPatch& p, const Graph&, const Node& node, 
   const std::string& x = node.inputs[d.operand];
   int32_t type = p.elem_type(x);
   if (type == 0) type = onnx::TensorProto::FLOAT;
-  if (!clip_supported(type)) return Status::Error(fmt::format("{}: operand '{}' is not float32/float64; clips of other types are not supported yet", node.name, x));
-  double lo = d.lo, hi = d.hi;
+  if (!clip_supported(type)) return Status::Error(fmt::format("{}: operand '{}' is not a float tensor; clips of other types are not supported", node.name, x));
+  double lo = on_grid(d.lo, type, true), hi = on_grid(d.hi, type, false), least = on_grid(d.min_magnitude, type, true);
   RangeChange c{x, r.lo, r.hi, std::max(r.lo, lo), std::min(r.hi, hi), 1};
-  if (d.min_magnitude > 0) {
-    if (r.lo >= 0) lo = std::max(lo, d.min_magnitude);
-    else if (r.hi <= 0) hi = std::min(hi, -d.min_magnitude);
+  if (least > 0) {
+    if (r.lo >= 0) lo = std::max(lo, least);
+    else if (r.hi <= 0) hi = std::min(hi, -least);
     else {
-      if (Status s = sign_preserving_divisor(p, node, d.min_magnitude, type); !s.ok()) return s;
+      if (Status s = sign_preserving_divisor(p, node, least, type); !s.ok()) return s;
       double w = r.hi - r.lo;
-      c.kept = w > 0 ? std::max(0.0, 1 - (std::min(r.hi, d.min_magnitude) - std::max(r.lo, -d.min_magnitude)) / w) : 1;
+      c.kept = w > 0 ? std::max(0.0, 1 - (std::min(r.hi, least) - std::max(r.lo, -least)) / w) : 1;
       return c;
     }
     c.after_lo = std::max(r.lo, lo);
@@ -116,7 +129,7 @@ Status apply_range_fix(const RangeFix& fix, ModelPatch& patch) {
     if (c.after_lo <= c.before_lo && c.after_hi >= c.before_hi) continue;
     int32_t type = patch.elem_type(c.tensor);
     if (type == 0) type = onnx::TensorProto::FLOAT;
-    if (!clip_supported(type)) return Status::Error(fmt::format("'{}' is not float32/float64", c.tensor));
+    if (!clip_supported(type)) return Status::Error(fmt::format("'{}' is not a float tensor", c.tensor));
     std::string hint = "range/" + c.tensor;
     const onnx::NodeProto* first = nullptr;
     for (const auto& n : patch.proto().graph().node()) {
@@ -124,8 +137,9 @@ Status apply_range_fix(const RangeFix& fix, ModelPatch& patch) {
       if (first) break;
     }
     if (!first) continue;
-    std::string clipped = add_clip(patch, c.tensor, c.after_lo > c.before_lo ? c.after_lo : -kInf,
-                                   c.after_hi < c.before_hi ? c.after_hi : kInf, type, hint, std::string(first->output(0)));
+    std::string clipped = add_clip(patch, c.tensor, c.after_lo > c.before_lo ? on_grid(c.after_lo, type, true) : -kInf,
+                                   c.after_hi < c.before_hi ? on_grid(c.after_hi, type, false) : kInf, type, hint,
+                                   std::string(first->output(0)));
     patch.replace_uses(c.tensor, clipped, clipped);
   }
   return Status::Ok();

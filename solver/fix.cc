@@ -14,6 +14,7 @@
 #include "ops/op_registry.h"
 #include "ops/rewrite.h"
 #include "solver/fix_internal.h"
+#include "analyzer/unmodelled.h"
 
 namespace nanguard {
 
@@ -40,6 +41,7 @@ bool findings_removed(const std::set<std::string>& nodes, const std::vector<Find
   std::set<std::pair<std::string, std::string>> had;
   for (const Finding& f : before) had.insert({f.node, f.hazard});
   for (const Finding& f : after) {
+    if (is_unmodelled_precision(f)) continue;  // moves to the first half node, a clip of ours maybe
     if (nodes.count(f.node) || f.node.rfind("nanguard_fix/", 0) == 0) return false;
     if (!had.count({f.node, f.hazard})) return false;
   }
@@ -104,6 +106,10 @@ void local_pass(Trial& cur, std::vector<FindingFix>& fixes, bool rewrite, const 
   for (FindingFix& fx : fixes) {
     if (fx.status == "fixed") continue;
     const Finding& f = fx.finding;
+    if (is_unmodelled_precision(f)) {  // not a hazard of this op: nothing to prove a fix against
+      fx.reason = "nothing to fix at this op: " + f.condition;
+      continue;
+    }
     const Node* node = cur.graph.find_node(f.node);
     if (!node && fx.reason.empty()) fx.reason = "the node is inside a control-flow subgraph (If/Loop/Scan), which fixes do not edit";
     if (!node || !has_finding(cur.analysis, f)) continue;
@@ -116,7 +122,7 @@ void local_pass(Trial& cur, std::vector<FindingFix>& fixes, bool rewrite, const 
     fx.reason.clear();
     cur = std::move(*t);
     for (FindingFix& other : fixes)
-      if (other.status != "fixed" && !has_finding(cur.analysis, other.finding)) {
+      if (other.status != "fixed" && !is_unmodelled_precision(other.finding) && !has_finding(cur.analysis, other.finding)) {
         other.status = "fixed";
         other.at = "other";
         other.reason = "removed by the fix at " + f.node;

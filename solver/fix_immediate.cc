@@ -175,10 +175,16 @@ std::optional<Trial> try_bounded_operands(const Trial& cur, const Node& node, co
   out.at = "immediate";
   std::vector<std::string> names;
   for (const RangeChange& c : best_changes) names.push_back(c.tensor);
-  out.description = fmt::format("Clip {} of {} to [-{:.9g}, {:.9g}]", fmt::join(names, ", "), node.name, m, m);
+  double shown = best_changes.empty() ? m : std::max(std::abs(best_changes.front().after_lo), std::abs(best_changes.front().after_hi));
+  out.description = fmt::format("Clip {} of {} to [-{:.9g}, {:.9g}]", fmt::join(names, ", "), node.name, std::min(m, shown),
+                                std::min(m, shown));
   out.changes = best_changes;
+  const TensorType* t = node.outputs.empty() ? nullptr : cur.graph.type_of(node.outputs[0]);
+  const char* type = t && t->elem_type == onnx::TensorProto::FLOAT16    ? "float16"
+                     : t && t->elem_type == onnx::TensorProto::BFLOAT16 ? "bfloat16"
+                                                                         : "float32";
   out.hint = fmt::format("bound what the op combines before it: torch.clamp(x, -{0:.3g}, {0:.3g}); values past that "
-                         "overflow float32 here anyway", m);
+                         "overflow {1} here anyway", m, type);
   return std::move(best->trial);
 }
 

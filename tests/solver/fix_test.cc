@@ -413,6 +413,35 @@ TEST(Fix, DivisorChainIsFixedWithClampsThatKeepWhatFollowsFinite) {
   EXPECT_TRUE(at::equal(y.slice(0, 0, 2), y0.slice(0, 0, 2)));  // normal divisors: unchanged
 }
 
+// A float16 Exp overflows from x = 11.09375 (its float32 result, rounded to float16, is
+// past 65504). The immediate fix clips x to the widest float16 range the analysis
+// proves, on the type's grid: [-11.0859375, 11.0859375]. The gradient finding every
+// half model carries (its backward pass is unmodelled) is not a hazard of the Exp and
+// stays, not fixed.
+TEST(Fix, ImmediateFixOfAFloat16ExpClipsOnTheFloat16Grid) {
+  ModelBuilder b;
+  b.input("x", {4}, onnx::TensorProto::FLOAT16).output("y", {4}, onnx::TensorProto::FLOAT16);
+  b.node("Exp", {"x"}, {"y"}, "exp");
+  Fixed f = fix(b, {{"x", {-15, 15}}}, FixMode::kImmediate);
+  const FindingFix* overflow = nullptr;
+  for (const FindingFix& fx : f.report.fixes) {
+    if (fx.finding.hazard == "overflow") overflow = &fx;
+    else EXPECT_EQ(fx.status, "not-fixed") << fx.finding.hazard;
+  }
+  ASSERT_NE(overflow, nullptr);
+  ASSERT_EQ(overflow->status, "fixed") << overflow->reason;
+  ASSERT_EQ(overflow->changes.size(), 1u);
+  EXPECT_EQ(overflow->changes[0].after_hi, 11.0859375);
+  EXPECT_EQ(overflow->changes[0].after_lo, -11.0859375);
+  at::Tensor x = at::tensor({11.0859375f, 11.09375f, 15.f, -15.f}).to(at::kHalf);
+  at::Tensor y0 = run(f.original, {{"x", x}}, "y");
+  EXPECT_TRUE(y0[0].isfinite().item<bool>());
+  EXPECT_TRUE(y0[1].isinf().item<bool>());
+  at::Tensor y = run(f.patched, {{"x", x}}, "y");
+  EXPECT_EQ(y.scalar_type(), at::kHalf);
+  EXPECT_TRUE(y.isfinite().all().item<bool>());
+}
+
 // log(softmax(x @ w)) with w free in [-50, 50], beside log(p). With x in [0.6, 1] the
 // weights alone can open a gap of 120 between logits for every x, so no input range
 // removes the first finding: the inputs mode proves it (pinned weights, 8 failing
