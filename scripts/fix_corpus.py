@@ -50,8 +50,9 @@ def fix_program(nanguard, model, case, mode, tmp, args):
     """One `fix --at MODE` of the whole model (every finding), then one validate of
     the fixed model: a model with several defects is only safe when all are fixed."""
     out = os.path.join(tmp, f"{case['program']}-{mode}.onnx")
+    prec = ["--precision", args.precision] if args.precision else []
     cmd = [nanguard, "fix", model, "--at", mode, "--out", out, "--format", "json", "--no-alternatives",
-           "--range-budget", str(args.range_budget)] + case_args(case)
+           "--range-budget", str(args.range_budget)] + case_args(case) + prec
     j, dt, err = run_json(cmd)
     res = {"seconds": dt, "findings": {}, "verdict": None, "agreement": None, "attacks": 0, "failures": 0, "detail": err}
     if j is None:
@@ -64,7 +65,7 @@ def fix_program(nanguard, model, case, mode, tmp, args):
                                 str(args.samples), "--format", "json"] + case_args(case))
             res["human_agreement"] = (h.get("agreement") or {}).get("share") if h else None
         v, _, err = run_json([nanguard, "validate", out, "--original", model, "--budget", str(args.budget),
-                              "--samples", str(args.samples), "--format", "json"] + case_args(case))
+                              "--samples", str(args.samples), "--format", "json"] + case_args(case) + prec)
         if v is None:
             res["detail"] = err
         else:
@@ -118,6 +119,7 @@ def main():
     ap.add_argument("--shard", default="", help="K/N: only every N-th program from the K-th (0-based); rows to --json")
     ap.add_argument("--json", default="", help="also dump the rows and twins to this file")
     ap.add_argument("--merge", default="", help="FILE,FILE,...: write the table from shards' --json dumps")
+    ap.add_argument("--precision", default="", help="fp16, bf16, autocast-fp16, autocast-bf16: the models as run in it")
     ap.add_argument("--ranum", default="", help="RANUM's repository (a checkout or a git dir): its figures from its logs")
     args = ap.parse_args()
     modes = args.modes.split(",")
