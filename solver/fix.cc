@@ -180,8 +180,11 @@ void add_alternatives(const Graph& graph, const std::vector<Finding>& targets, c
 
 bool local(FixMode m, FixMode which) { return m == FixMode::kAuto || m == which; }
 
+// Findings left that a fix could remove (the unmodelled-precision one never is).
 size_t unfixed(const std::vector<FindingFix>& fixes) {
-  return std::count_if(fixes.begin(), fixes.end(), [](const FindingFix& fx) { return fx.status != "fixed"; });
+  return std::count_if(fixes.begin(), fixes.end(), [](const FindingFix& fx) {
+    return fx.status != "fixed" && !is_unmodelled_precision(fx.finding);
+  });
 }
 
 // The local passes again from the start with divisor clamps kept 1e-6 of the
