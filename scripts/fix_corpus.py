@@ -57,7 +57,8 @@ def fix_program(nanguard, model, case, mode, tmp, args):
     res = {"seconds": dt, "findings": {}, "verdict": None, "agreement": None, "attacks": 0, "failures": 0, "detail": err}
     if j is None:
         return res
-    res["findings"] = {f["node"]: f for f in j["findings"]}
+    for f in j["findings"]:  # by node; a defect's node may also carry a half model's unmodelled-precision
+        res["findings"].setdefault(f["node"], []).append(f)
     if os.path.exists(out):
         human = os.path.join(os.path.dirname(model), case.get("fixed", {}).get("model", "fixed.onnx"))
         if mode == "auto" and os.path.exists(human):  # ours against the developers' own fix
@@ -76,8 +77,17 @@ def fix_program(nanguard, model, case, mode, tmp, args):
     return res
 
 
+def defect_finding(res, defect):
+    """The defect's finding at its node: its own hazard, else (a half precision turns
+    exp-overflow into the generic overflow) any other than unmodelled-precision."""
+    at = res["findings"].get(defect["node"], [])
+    same = [f for f in at if f["hazard"] == defect["hazard"]]
+    other = [f for f in at if f["hazard"] != "unmodelled-precision"]
+    return (same or other or [None])[0]
+
+
 def defect_row(res, defect, ndefects):
-    f = res["findings"].get(defect["node"])
+    f = defect_finding(res, defect)
     row = {"fixed": False, "validated": False, "kept": None, "min_kept": None, "how": "", "agreement": res["agreement"],
            "human_agreement": res.get("human_agreement"),
            "seconds": res["seconds"] / max(ndefects, 1), "detail": res["detail"]}
