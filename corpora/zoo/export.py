@@ -111,6 +111,10 @@ SPECS = [ZooSpec(n, _vision(n), IMAGE, f"torchvision {n} (weights=None, eval), 1
             "GPT-2-small-shaped causal decoder: Embedding(50257, 768) + positions -> 12 pre-norm "
             "nn.TransformerEncoderLayer (12 heads, 3072, GELU) with the -inf causal mask "
             "(nn.Transformer.generate_square_subsequent_mask) -> LayerNorm -> tied logits for every position"),
+    ZooSpec("gpt2_medium_decoder", lambda: CausalDecoder(dim=1024, layers=24, heads=16),
+            [Input("tokens", (1, 16), 0, 50256, sample="int")],
+            "GPT-2-medium-shaped causal decoder (354M parameters): as gpt2_decoder with d 1024, 24 layers, "
+            "16 heads, 4096 wide"),
 ]
 
 

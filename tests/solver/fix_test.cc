@@ -89,12 +89,28 @@ const FindingFix& only_fix(const Fixed& f) {
 }
 
 // A scalar float Constant node named `name` (a program constant, never a free weight).
-void constant(ModelBuilder& b, const std::string& name, float v) {
+// A float Constant node `name`: a scalar, or a 1-D tensor of `values` when `vector`.
+void constant(ModelBuilder& b, const std::string& name, std::vector<float> values, bool vector = false) {
   onnx::AttributeProto* value = b.node("Constant", {}, {name}, name).add_attribute();
   value->set_name("value");
   value->set_type(onnx::AttributeProto::TENSOR);
   value->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
-  value->mutable_t()->add_float_data(v);
+  if (vector) value->mutable_t()->add_dims(static_cast<int64_t>(values.size()));
+  for (float v : values) value->mutable_t()->add_float_data(v);
+}
+
+void constant(ModelBuilder& b, const std::string& name, float v) { constant(b, name, std::vector<float>{v}); }
+
+// The inputs mode on `b` with every float initializer free in `weights`.
+Result<FixReport> fix_inputs(ModelBuilder& b, RangeMap ranges, Range weights) {
+  auto g = load_model_proto(b.proto(), "test.onnx");
+  if (!g.ok()) return g.status();
+  FixOptions opt;
+  opt.analyze.ranges = std::move(ranges);
+  opt.analyze.weights = WeightMode::kFree;
+  opt.analyze.weight_range = weights;
+  opt.mode = FixMode::kInputs;
+  return fix_model(b.proto(), *g, opt);
 }
 
 TEST(Fix, LogSoftmaxRewriteIsProvedAndEqualWhereFinite) {
@@ -456,14 +472,7 @@ TEST(Fix, InputsModeProvesAFindingTheWeightsDecideUnfixableAndFixesTheRest) {
     b.node("Softmax", {"z"}, {"s"}, "softmax");
     b.node("Log", {"s"}, {"l"}, "log_softmax");
     b.node("Log", {"p"}, {"lp"}, "log_p");
-    auto g = load_model_proto(b.proto(), "test.onnx");
-    ASSERT_TRUE(g.ok()) << g.status().message();
-    FixOptions opt;
-    opt.analyze.ranges = {{"x", {x_lo, 1}}, {"p", {-1, 1}}};
-    opt.analyze.weights = WeightMode::kFree;
-    opt.analyze.weight_range = Range{-50, 50};
-    opt.mode = FixMode::kInputs;
-    auto r = fix_model(b.proto(), *g, opt);
+    auto r = fix_inputs(b, {{"x", {x_lo, 1}}, {"p", {-1, 1}}}, Range{-50, 50});
     ASSERT_TRUE(r.ok()) << r.status().message();
     std::map<std::string, const FindingFix*> by;
     for (const FindingFix& fx : r->fixes) by[fx.finding.node] = &fx;
@@ -494,14 +503,7 @@ TEST(Fix, InputsModeProvesADivisorOfWeightsAloneUnfixableAtItsExactZero) {
   constant(b, "eps", 1e-7f);
   b.node("Add", {"g", "eps"}, {"d"}, "add");
   b.node("Div", {"x", "d"}, {"y"}, "div");
-  auto g = load_model_proto(b.proto(), "test.onnx");
-  ASSERT_TRUE(g.ok()) << g.status().message();
-  FixOptions opt;
-  opt.analyze.ranges = {{"x", {0, 1}}};
-  opt.analyze.weights = WeightMode::kFree;
-  opt.analyze.weight_range = Range{-16, 16};
-  opt.mode = FixMode::kInputs;
-  auto r = fix_model(b.proto(), *g, opt);
+  auto r = fix_inputs(b, {{"x", {0, 1}}}, Range{-16, 16});
   ASSERT_TRUE(r.ok()) << r.status().message();
   ASSERT_EQ(r->fixes.size(), 1u);
   const FindingFix& f = r->fixes[0];
@@ -522,24 +524,12 @@ TEST(Fix, InputsModeHoldsAnIntegerInputItCannotNarrowInItsProof) {
   ModelBuilder b;
   b.input("x", {1}).input("i", {1}, onnx::TensorProto::INT64).output("y", {1});
   b.initializer("w", at::full({4}, 1.f));
-  onnx::AttributeProto* value = b.node("Constant", {}, {"k"}, "k").add_attribute();
-  value->set_name("value");
-  value->set_type(onnx::AttributeProto::TENSOR);
-  value->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
-  value->mutable_t()->add_dims(4);
-  for (float v : {0.f, 100.f, 200.f, 300.f}) value->mutable_t()->add_float_data(v);
+  constant(b, "k", {0.f, 100.f, 200.f, 300.f}, true);
   b.node("Gather", {"w", "i"}, {"wi"}, "gather_w");
   b.node("Gather", {"k", "i"}, {"ki"}, "gather_k");
   b.node("Add", {"wi", "ki"}, {"d"}, "add");
   b.node("Div", {"x", "d"}, {"y"}, "div");
-  auto g = load_model_proto(b.proto(), "test.onnx");
-  ASSERT_TRUE(g.ok()) << g.status().message();
-  FixOptions opt;
-  opt.analyze.ranges = {{"x", {0, 1}}, {"i", {0, 3}}};
-  opt.analyze.weights = WeightMode::kFree;
-  opt.analyze.weight_range = Range{-16, 16};
-  opt.mode = FixMode::kInputs;
-  auto r = fix_model(b.proto(), *g, opt);
+  auto r = fix_inputs(b, {{"x", {0, 1}}, {"i", {0, 3}}}, Range{-16, 16});
   ASSERT_TRUE(r.ok()) << r.status().message();
   ASSERT_EQ(r->fixes.size(), 1u);
   const FindingFix& f = r->fixes[0];
@@ -601,14 +591,7 @@ TEST(Fix, InputsModeCutsTheInputsOffWithTheFirstLayerAtZero) {
   b.node("Sigmoid", {"z"}, {"s"}, "sig2");
   b.node("Sub", {"one", "s"}, {"d"}, "sub");
   b.node("Log", {"d"}, {"l"}, "log_1ms");
-  auto g = load_model_proto(b.proto(), "test.onnx");
-  ASSERT_TRUE(g.ok()) << g.status().message();
-  FixOptions opt;
-  opt.analyze.ranges = {{"x", {0, 1}}};
-  opt.analyze.weights = WeightMode::kFree;
-  opt.analyze.weight_range = Range{-1, 1};
-  opt.mode = FixMode::kInputs;
-  auto r = fix_model(b.proto(), *g, opt);
+  auto r = fix_inputs(b, {{"x", {0, 1}}}, Range{-1, 1});
   ASSERT_TRUE(r.ok()) << r.status().message();
   ASSERT_EQ(r->fixes.size(), 1u);
   const FindingFix& f = r->fixes[0];
