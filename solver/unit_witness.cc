@@ -72,7 +72,8 @@ struct Bounds32 {
 Bounds32 on_half_grid(Bounds32 b, at::ScalarType half) {
   at::Tensor lo = round_on_grid(b.lo, half, true), hi = round_on_grid(b.hi, half, false);
   at::Tensor empty = (lo > hi).logical_or(lo.isinf()).logical_or(hi.isinf());  // no grid value inside
-  at::Tensor near = round_on_grid(b.lo, half, false).clamp(-half_grid(half).max().item<double>(), half_grid(half).max().item<double>());
+  double top = half_grid(half).max().item<double>();
+  at::Tensor near = round_on_grid(b.lo, half, false).clamp(-top, top);
   lo = at::where(empty, near, lo);
   hi = at::where(empty, near, hi);
   return {lo, hi};

@@ -312,6 +312,38 @@ int confirming_runs(const Graph& graph, const Node& node, const Finding& f, cons
   return kRuns;
 }
 
+// The starts in turn, for each choice of the integer inputs' values: first with the
+// first multipliers held at 0 (with every path from the mode's tensors cut, the bounds
+// are as tight as one run's and only constants are searched), then without; from the
+// middles, a first step to the ends (a shallow model's weights decide at their ends),
+// then small steps (a step to the ends saturates the layers after it); Newton steps
+// last for an equality target (a divisor == 0 is met only exactly). True with the pins
+// and the integer values that put the target's operand inside it.
+bool find_pins(const Graph& graph, const Node& node, const Finding& f, const UnitTarget& t, FixMode mode,
+               const FixOptions& options, Clock::time_point deadline, std::vector<Pin>& pins, IntegerPins& ints) {
+  std::vector<double> firsts{0.5, 0.125};
+  if (t.relation == Relation::kEqual) firsts.push_back(0);
+  for (const IntegerPins& choice : integer_pin_choices(graph, options.analyze))
+    for (double first : firsts)
+      for (bool decouple : {true, false}) {
+        FixOptions held = options;
+        held.analyze = with_integer_pins(options.analyze, choice);
+        pins = pins_of(graph, mode, held.analyze, decouple);
+        if (std::getenv("NANGUARD_TRACE_FIX")) {
+          std::string zero;
+          for (const Pin& p : pins)
+            if (p.frozen) zero += " " + p.knob.name;
+          std::fprintf(stderr, "fix: unremovable start %s: first share %g, %zu pins, %zu integer inputs held, at 0:%s\n",
+                       f.node.c_str(), first, pins.size(), choice.size(), zero.c_str());
+        }
+        if (!pins.empty() && drive_pins(graph, node, t, pins, held, deadline, first)) {
+          ints = choice;
+          return true;
+        }
+      }
+  return false;
+}
+
 std::string describe(const Unremovable& u, FixMode mode, const UnitTarget& t, const std::vector<Pin>& pins,
                      const IntegerPins& ints) {
   std::string names;
@@ -353,35 +385,9 @@ std::vector<Unremovable> prove_unremovable(const Graph& graph, const std::vector
     Clock::time_point own = Clock::now() + (deadline - Clock::now()) / static_cast<int64_t>(targets.size() - i);
     auto t = unit_target(f, *node, *base, at::kCPU);
     if (!t.ok()) continue;
-    // First with the first multipliers held at 0 (with every path from the mode's
-    // tensors cut, the bounds are as tight as one run's and only constants are
-    // searched), then without; from the middles, a first step to the ends (a shallow
-    // model's weights decide at their ends), then small steps (a step to the ends
-    // saturates the layers after it).
     std::vector<Pin> pins;
     IntegerPins ints;
-    bool driven = false;
-    // An equality target (a divisor == 0) is met only exactly: Newton steps last.
-    std::vector<double> firsts{0.5, 0.125};
-    if (t->relation == Relation::kEqual) firsts.push_back(0);
-    for (const IntegerPins& choice : integer_pin_choices(graph, options.analyze))
-      for (double first : firsts)
-        for (bool decouple : {true, false}) {
-          if (driven) break;
-          FixOptions held = options;
-          held.analyze = with_integer_pins(options.analyze, choice);
-          pins = pins_of(graph, mode, held.analyze, decouple);
-          if (std::getenv("NANGUARD_TRACE_FIX")) {
-            std::string zero;
-            for (const Pin& p : pins)
-              if (p.frozen) zero += " " + p.knob.name;
-            std::fprintf(stderr, "fix: unremovable start %s: first share %g, %zu pins, %zu integer inputs held, at 0:%s\n",
-                         f.node.c_str(), first, pins.size(), choice.size(), zero.c_str());
-          }
-          driven = !pins.empty() && drive_pins(graph, *node, *t, pins, held, own, first);
-          if (driven) ints = choice;
-        }
-    if (!driven) {
+    if (!find_pins(graph, *node, f, *t, mode, options, own, pins, ints)) {
       if (unfinished && Clock::now() >= own) unfinished->push_back(f);
       continue;
     }
