@@ -104,12 +104,8 @@ Trial start(const onnx::ModelProto& proto, const Graph& graph, AnalysisResult an
 // removes other findings marks them as removed by it.
 void local_pass(Trial& cur, std::vector<FindingFix>& fixes, bool rewrite, const FixOptions& options) {
   for (FindingFix& fx : fixes) {
-    if (fx.status == "fixed") continue;
+    if (fx.status == "fixed" || is_unmodelled_precision(fx.finding)) continue;
     const Finding& f = fx.finding;
-    if (is_unmodelled_precision(f)) {  // not a hazard of this op: nothing to prove a fix against
-      fx.reason = "nothing to fix at this op: " + f.condition;
-      continue;
-    }
     const Node* node = cur.graph.find_node(f.node);
     if (!node && fx.reason.empty()) fx.reason = "the node is inside a control-flow subgraph (If/Loop/Scan), which fixes do not edit";
     if (!node || !has_finding(cur.analysis, f)) continue;
@@ -144,6 +140,7 @@ Status fix_by_ranges(Trial& cur, const Graph& graph, const std::vector<Finding>&
     cur = std::move(*t);
   }
   for (FindingFix& fx : report.fixes) {
+    if (is_unmodelled_precision(fx.finding)) continue;
     auto u = std::find_if(rf->unremovable.begin(), rf->unremovable.end(),
                           [&](const Unremovable& u) { return u.node == fx.finding.node; });
     if (u != rf->unremovable.end()) {
@@ -211,10 +208,14 @@ Result<FixReport> fix_model(const onnx::ModelProto& proto, const Graph& graph, c
   auto a = analyze(graph, options.analyze);
   if (!a.ok()) return a.status();
   FixReport report{{}, {}, ModelPatch(proto), false, {}};
-  std::vector<Finding> targets;
-  for (const Finding& f : a->findings)
-    if (wanted(f, options)) targets.push_back(f);
-  for (const Finding& f : targets) report.fixes.push_back(FindingFix{f});
+  std::vector<Finding> targets;  // what a fix must remove
+  for (const Finding& f : a->findings) {
+    if (!wanted(f, options)) continue;
+    report.fixes.push_back(FindingFix{f});
+    // Not a hazard of the op it sits on (half gradients are unmodelled): reported, never a target.
+    if (is_unmodelled_precision(f)) report.fixes.back().reason = "nothing to fix at this op: " + f.condition;
+    else targets.push_back(f);
+  }
   Trial cur = start(proto, graph, *a);
   Trial initial = cur;
   bool range_mode = options.mode == FixMode::kInputs || options.mode == FixMode::kWeights || options.mode == FixMode::kAll;

@@ -458,6 +458,25 @@ TEST(Fix, ImmediateFixOfAFloat16ExpClipsOnTheFloat16Grid) {
   EXPECT_TRUE(y.isfinite().all().item<bool>());
 }
 
+// The range modes take the same float16 Exp: x is narrowed, and the unmodelled
+// gradient finding is reported, never fixed.
+TEST(Fix, InputsModeOnAFloat16ExpNeverFixesTheUnmodelledGradients) {
+  ModelBuilder b;
+  b.input("x", {4}, onnx::TensorProto::FLOAT16).output("y", {4}, onnx::TensorProto::FLOAT16);
+  b.node("Exp", {"x"}, {"y"}, "exp");
+  Fixed f = fix(b, {{"x", {-15, 15}}}, FixMode::kInputs);
+  ASSERT_EQ(f.report.fixes.size(), 2u);
+  for (const FindingFix& fx : f.report.fixes) {
+    if (fx.finding.hazard == "overflow") {
+      EXPECT_EQ(fx.status, "fixed") << fx.reason;
+    } else {
+      EXPECT_EQ(fx.finding.hazard, "unmodelled-precision");
+      EXPECT_EQ(fx.status, "not-fixed");
+      EXPECT_NE(fx.reason.find("nothing to fix at this op"), std::string::npos) << fx.reason;
+    }
+  }
+}
+
 // log(softmax(x @ w)) with w free in [-50, 50], beside log(p). With x in [0.6, 1] the
 // weights alone can open a gap of 120 between logits for every x, so no input range
 // removes the first finding: the inputs mode proves it (pinned weights, 8 failing
