@@ -8,13 +8,45 @@
 #include <fmt/core.h>
 
 #include "analyzer/relational_facts.h"
+#include "analyzer/finding_path.h"
+#include "analyzer/gradient_bounds.h"
 #include "analyzer/half_grid.h"
+#include "analyzer/operand_types.h"
 #include "analyzer/symbolic_bounds.h"
+#include "ops/type_limit.h"
 #include "ops/op_registry.h"
 #include "ops/tensor_proto.h"
-#include "analyzer/unmodelled.h"
 
 namespace nanguard {
+// Back from the node through its operand at fault first (a division's divisor, not
+// its numerator), then through each node's first non-constant input.
+// Inside a subgraph, node names carry the scope's `prefix` ("Loop_0/body/").
+std::vector<std::string> path_to(const Graph& g, const Node& node, int operand, const std::string& prefix) {
+  std::vector<std::string> path{prefix + node.name};
+  const Node* cur = &node;
+  for (int guard = 0; guard < 10000; ++guard) {
+    const Node* next = nullptr;
+    std::string source;
+    std::vector<std::string> order = cur->inputs;
+    if (cur == &node && operand > 0 && operand < static_cast<int>(order.size()) && !order[operand].empty() &&
+        !g.is_initializer(order[operand]))
+      std::rotate(order.begin(), order.begin() + operand, order.end());
+    for (const auto& in : order) {
+      if (in.empty() || g.is_initializer(in)) continue;
+      next = g.producer(in);
+      source = in;
+      break;
+    }
+    if (!next) {
+      if (!source.empty()) path.push_back(source);
+      break;
+    }
+    path.push_back(prefix + next->name);
+    cur = next;
+  }
+  return {path.rbegin(), path.rend()};
+}
+
 namespace {
 
 // Bounds past this magnitude downstream of an overflow are treated as its echo.
@@ -95,34 +127,6 @@ std::vector<IntervalTensor> transfer_unknown(const OpDef* def, const AbstractCon
   return out;
 }
 
-// Back from the node through its operand at fault first (a division's divisor, not
-// its numerator), then through each node's first non-constant input.
-// Inside a subgraph, node names carry the scope's `prefix` ("Loop_0/body/").
-std::vector<std::string> path_to(const Graph& g, const Node& node, int operand, const std::string& prefix) {
-  std::vector<std::string> path{prefix + node.name};
-  const Node* cur = &node;
-  for (int guard = 0; guard < 10000; ++guard) {
-    const Node* next = nullptr;
-    std::string source;
-    std::vector<std::string> order = cur->inputs;
-    if (cur == &node && operand > 0 && operand < static_cast<int>(order.size()) && !order[operand].empty() &&
-        !g.is_initializer(order[operand]))
-      std::rotate(order.begin(), order.begin() + operand, order.end());
-    for (const auto& in : order) {
-      if (in.empty() || g.is_initializer(in)) continue;
-      next = g.producer(in);
-      source = in;
-      break;
-    }
-    if (!next) {
-      if (!source.empty()) path.push_back(source);
-      break;
-    }
-    path.push_back(prefix + next->name);
-    cur = next;
-  }
-  return {path.rbegin(), path.rend()};
-}
 
 Finding make_finding(const AbstractContext& a, const HazardReport& h, const std::string& prefix) {
   // Every hazard has its facets in ops/ (target, safe domain, rewrites): one that an
@@ -152,8 +156,7 @@ Finding make_finding(const AbstractContext& a, const HazardReport& h, const std:
 // bfloat16 overflow far below float32's limit).
 double finite_limit(const AbstractContext& a, size_t output) {
   const TensorType* t = output < a.node.outputs.size() ? a.graph.type_of(a.node.outputs[output]) : nullptr;
-  if (t && t->elem_type == onnx::TensorProto::FLOAT16) return 65504.0;
-  if (t && t->elem_type == onnx::TensorProto::BFLOAT16) return 3.3895313892515355e38;
+  if (t && half_type_of(t->elem_type) != at::kFloat) return elem_type_limit(t->elem_type);
   return a.float_type == at::kDouble ? std::numeric_limits<double>::max() : kFloat32Max;
 }
 
@@ -225,6 +228,19 @@ void check_overflow(const AbstractContext& a, std::vector<IntervalTensor>& outs,
   }
 }
 
+// Adds `more` to `findings`, keeping the topological order of their nodes (a finding
+// of a node not in the top graph goes last).
+void merge_in_order(const Graph& graph, std::vector<Finding>& findings, std::vector<Finding> more) {
+  auto index = [&](const Finding& f) {
+    const Node* n = graph.find_node(f.node);
+    return n ? n->index : static_cast<int>(graph.nodes.size());
+  };
+  for (Finding& f : more) {
+    auto at = std::find_if(findings.begin(), findings.end(), [&](const Finding& g) { return index(g) > index(f); });
+    findings.insert(at, std::move(f));
+  }
+}
+
 // Outputs declared float16/bfloat16 hold the float32 result rounded to nearest in
 // their type (each op computes in float32: ATen's opmath, and the CPU executor).
 // Rounding to nearest is monotone, so rounding the bounds outward onto the type's
@@ -242,27 +258,6 @@ void round_to_declared_half(const AbstractContext& a, std::vector<IntervalTensor
       continue;
     }
     t = IntervalTensor::of_bounds(round_on_grid(t.lo, half, false), round_on_grid(t.hi, half, true), t.shape, t.dtype);
-  }
-}
-
-// Half-precision forward values are modelled (the float32 result rounded onto the
-// type's grid, overflow at its limit); its backward pass is not: gradient hazards keep
-// float32's thresholds (1/x of a float16 x < 1.5e-5 overflows). So nothing is proved
-// for a model that computes in it: one gradient finding, at the first node with such
-// an output, and the type listed with the unsupported ops.
-void check_modelled_type(const AbstractContext& a, AnalysisResult& result, const std::string& prefix) {
-  for (const std::string& out : a.node.outputs) {
-    const TensorType* t = out.empty() ? nullptr : a.graph.type_of(out);
-    at::ScalarType half = t ? half_type_of(t->elem_type) : at::kFloat;
-    if (half == at::kFloat) continue;
-    std::string name = half == at::kHalf ? "float16 gradients" : "bfloat16 gradients";
-    if (std::find(result.unsupported.begin(), result.unsupported.end(), name) != result.unsupported.end()) return;
-    result.unsupported.push_back(name);
-    result.findings.push_back(make_finding(
-        a, HazardReport{kUnmodelledPrecision, HazardKind::kGradient, 0,
-                        fmt::format("{} are not modelled (forward values are): no gradient computed in it is proved", name)},
-        prefix));
-    return;
   }
 }
 
@@ -459,7 +454,6 @@ void analyze_node(const Scope& scope, const Node& node) {
     for (const auto& o : node.outputs) unbounded.insert(o);
   check_overflow(a, outs, result, forward_reported || !supported, fed_unbounded, unbounded, prefix);
   round_to_declared_half(a, outs);
-  check_modelled_type(a, result, prefix);
   // Downstream of an unbounded origin, outputs that stay huge are still its echo
   // (Relu of a clamped 3.4e38 bound); bounded ones (softmax, tanh, norms) are not.
   if (fed_unbounded)
@@ -558,6 +552,9 @@ Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options
       return Status::Error(fmt::format("{}: node '{}' ({}): analysis failed: {}", graph.model_path, node.name, node.op_type, msg));
     }
   }
+  // Half gradients overflow at 65504: far from float32's limit, so the op-by-op
+  // gradient hazards do not cover them; a backward bound does.
+  if (has_half_tensors(graph)) merge_in_order(graph, result.findings, bound_gradients(graph, result, options).findings);
   return result;
 }
 
@@ -578,6 +575,19 @@ std::vector<Range> operand_ranges(const Node& node, const AnalysisResult& result
     r.push_back(range_in(result, name).value_or(Range{kUnknown, kUnknown}));
   }
   return r;
+}
+
+double node_type_max(const Node& node, const AnalysisResult& result) {
+  double m = kFloat32Max;
+  auto of = [&](const std::string& name) {
+    auto it = name.empty() ? result.intervals.end() : result.intervals.find(name);
+    if (it == result.intervals.end()) return;
+    if (it->second.dtype == at::kHalf) m = std::min(m, kFloat16Max);
+    if (it->second.dtype == at::kBFloat16) m = std::min(m, kBFloat16Max);
+  };
+  for (const auto& n : node.inputs) of(n);
+  for (const auto& n : node.outputs) of(n);
+  return m;
 }
 
 }  // namespace nanguard

@@ -9,8 +9,8 @@
 
 #include <fmt/core.h>
 
+#include "analyzer/gradient_bounds.h"
 #include "oracle/nonfinite.h"
-#include "analyzer/unmodelled.h"
 
 namespace nanguard {
 namespace {
@@ -124,6 +124,16 @@ at::Tensor loss_of(const ExecResult& exec) {
 
 bool finite_or_none(const at::Tensor& g) { return !g.defined() || g.isfinite().all().item<bool>(); }
 
+void mark_upstream(const Graph& graph, const Node& node, std::unordered_set<std::string>& flagged) {
+  std::vector<const Node*> todo{&node};
+  while (!todo.empty()) {
+    const Node* n = todo.back();
+    todo.pop_back();
+    for (const auto& in : n->inputs)
+      if (const Node* p = in.empty() ? nullptr : graph.producer(in); p && flagged.insert(p->name).second) todo.push_back(p);
+  }
+}
+
 // After a forward run that stayed finite: a backward pass from the loss. A NaN/INF
 // gradient born at a node (its outputs' gradients finite, an input's not) that has no
 // finding is a violation: every gradient hazard must be flagged. A tensor's gradient
@@ -131,13 +141,20 @@ bool finite_or_none(const at::Tensor& g) { return !g.defined() || g.isfinite().a
 // is flagged or passes a NaN/INF gradient back.
 void check_gradients(const Graph& graph, const ExecResult& exec, const AnalysisResult& r, int64_t sample,
                      SoundnessReport& rep) {
-  for (const auto& f : r.findings)
-    if (is_unmodelled_precision(f)) return;  // gradients in a half type are not modelled
   at::Tensor loss = loss_of(exec);
   if (!loss.defined() || !loss.requires_grad() || !std::isfinite(loss.item<double>())) return;
   loss.backward();
   std::unordered_set<std::string> flagged;
   for (const auto& f : r.findings) flagged.insert(f.node);
+  // `gradient-unbounded` says the gradients before its node are not proved: every
+  // node upstream of it is covered. So is, in a model whose gradients the backward
+  // bound covers (half types: analyzer/gradient_bounds.h), every node upstream of a
+  // finding: the bound continues past it as the forward analysis continues on the
+  // safe state, and an overflow fed by it is its echo.
+  bool backward_bound = has_half_tensors(graph);
+  for (const auto& f : r.findings)
+    if (f.hazard == "gradient-unbounded" || backward_bound)
+      if (const Node* n = graph.find_node(f.node)) mark_upstream(graph, *n, flagged);
   auto clean = [&](const Node& n) {
     if (flagged.count(n.name)) return false;
     for (const auto& o : n.outputs)

@@ -241,7 +241,7 @@ std::vector<HazardReport> celu_hazards(const AbstractContext& a) {
 }
 
 // exp(x / alpha) overflows for x at most a measured T (alpha < 0).
-Result<UnitTarget> celu_exp_target(const Node& node, const std::vector<Range>&, at::Device device) {
+Result<UnitTarget> celu_exp_target(const Node& node, const std::vector<Range>&, double, at::Device device) {
   float alpha = attr_float(node, "alpha", 1.f);
   auto pred = [&](float x) { return fails_everywhere([alpha](const at::Tensor& t) { return at::celu(t, alpha); }, x, device); };
   Result<float> t = last_true(pred, -std::numeric_limits<float>::max(), 0.f);
@@ -250,7 +250,7 @@ Result<UnitTarget> celu_exp_target(const Node& node, const std::vector<Range>&, 
 }
 
 // Above celu_hazards' edge alpha * 88.72 * (1 - 4u), as that condition reads.
-std::optional<SafeDomain> celu_exp_domain(const Node& node, const std::vector<Range>&) {
+std::optional<SafeDomain> celu_exp_domain(const Node& node, const std::vector<Range>&, double) {
   double alpha = attr_float(node, "alpha", 1.f);
   if (alpha >= 0) return std::nullopt;
   double lo = float32_above(alpha * kExpOverflowFloat32 * (1 - 4 * kU));

@@ -12,6 +12,7 @@
 #include <fmt/core.h>
 #include <z3++.h>
 
+#include "ops/type_limit.h"
 #include "ops/float_thresholds.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
@@ -135,10 +136,11 @@ bool all_zero(const IntervalTensor& t) { return (t.lo == 0).logical_and(t.hi == 
 // The divisor magnitude below which the backward pass overflows, with |x| <= xmax
 // and an output gradient of 1: ATen's dx = g / y passes FLT_MAX for |y| < 1/FLT_MAX,
 // dy = -g * ((x / y) / y) for y^2 < |x| / FLT_MAX.
-double div_gradient_threshold(double xmax, bool x_grad, bool y_grad) {
+// The limit is the operands' type's (float16's 65504: their gradients have it too).
+double div_gradient_threshold(double xmax, bool x_grad, bool y_grad, double limit = kFloat32Max) {
   double t = 0;
-  if (x_grad) t = 1 / kFloat32Max;
-  if (y_grad) t = std::max(t, std::sqrt(xmax / kFloat32Max));
+  if (x_grad) t = 1 / limit;
+  if (y_grad) t = std::max(t, std::sqrt(xmax / limit));
   return t;
 }
 
@@ -155,30 +157,31 @@ std::vector<HazardReport> div_hazards(const AbstractContext& a) {
   // Constants (exact operands) get no gradient.
   double xmax = at::maximum(x.lo.abs(), x.hi.abs()).max().item<double>();
   double ymin = at::minimum(y.lo.abs(), y.hi.abs()).min().item<double>();
-  double t = div_gradient_threshold(xmax, !x.exact(), !y.exact());
+  double t = div_gradient_threshold(xmax, !x.exact(), !y.exact(), std::min(input_limit(a, 0), input_limit(a, 1)));
   if (ymin < t * (1 + 1e-6))
     return {HazardReport{"div-gradient-overflow", HazardKind::kGradient, 1,
                          fmt::format("|y| < {:.3g}: the gradient 1 / y or x / y^2 overflows", t), false}};
   return {};
 }
 
-// True when the analysis proves |x / y| <= FLT_MAX for |x| <= xmax and y = m: the
-// hazard condition and the generic overflow check on the rounded-out quotient.
-bool quotient_proved(double xmax, double m) {
+// True when the analysis proves |x / y| <= type_max for |x| <= xmax and y = m: the
+// hazard condition and the generic overflow check on the rounded-out quotient (a
+// half quotient is the float32 one rounded to the type, INF past its largest value).
+bool quotient_proved(double xmax, double m, double type_max) {
   auto t = [](double v) { return at::full({1}, v, at::kDouble); };
   IntervalTensor q = make_interval(bounds_div_nonzero({t(-xmax), t(xmax)}, {t(m), t(m)}), {1}, at::kFloat, 1);
-  return q.hi.item<double>() <= kFloat32Max && q.lo.item<double>() >= -kFloat32Max;
+  return q.hi.item<double>() <= type_max && q.lo.item<double>() >= -type_max;
 }
 
 // A divisor is safe when |y| >= m, the smallest float32 with which the analysis
 // proves the quotient finite for the largest |x|, and at least the smallest float32
 // away from 0: fixed by a sign-preserving clamp.
-std::optional<SafeDomain> divisor_domain(const Node&, const std::vector<Range>& r) {
+std::optional<SafeDomain> divisor_domain(const Node&, const std::vector<Range>& r, double type_max) {
   if (r.size() < 2) return std::nullopt;
   double x = std::max(std::abs(r[0].lo), std::abs(r[0].hi));
   if (!std::isfinite(x)) return std::nullopt;
-  double m = std::max(float32_up(x / kFloat32Max), kFloat32MinSubnormal);
-  for (int step = 0; step < 64 && !quotient_proved(x, m); ++step) m = float32_above(m);
+  double m = std::max(float32_up(x / type_max), kFloat32MinSubnormal);
+  for (int step = 0; step < 64 && !quotient_proved(x, m, type_max); ++step) m = float32_above(m);
   double inf = std::numeric_limits<double>::infinity();
   return SafeDomain{1, -inf, inf, m, fmt::format("|y| >= {:.9g} (|x| <= {:.9g})", m, x)};
 }
@@ -186,9 +189,9 @@ std::optional<SafeDomain> divisor_domain(const Node&, const std::vector<Range>& 
 // |x / y| overflows for |y| <= T, T measured with the largest numerator |x| in range
 // (the quotient's rounding decides, so it is bisected through at::div). A numerator
 // of unknown range leaves only "the output is not finite".
-Result<UnitTarget> div_overflow_target(const Node& node, const std::vector<Range>& r, at::Device device) {
+Result<UnitTarget> div_overflow_target(const Node& node, const std::vector<Range>& r, double type_max, at::Device device) {
   double x = r.empty() ? NAN : std::max(std::abs(r[0].lo), std::abs(r[0].hi));
-  if (!std::isfinite(x)) return target_output_not_finite()(node, r, device);
+  if (!std::isfinite(x)) return target_output_not_finite()(node, r, type_max, device);
   float m = std::min(static_cast<float>(float32_down(x)), std::numeric_limits<float>::max());
   auto pred = [&](float y) {
     return fails_everywhere([m](const at::Tensor& t) { return at::div(at::full_like(t, m), t); }, y, device);
@@ -206,19 +209,19 @@ double largest_numerator(const std::vector<Range>& r) {
 
 // The backward pass is finite for |y| at least the threshold (with both operands
 // taking gradients: the fixer does not know which do), a little above it.
-std::optional<SafeDomain> div_gradient_domain(const Node&, const std::vector<Range>& r) {
+std::optional<SafeDomain> div_gradient_domain(const Node&, const std::vector<Range>& r, double type_max) {
   double x = largest_numerator(r);
   if (!std::isfinite(x)) return std::nullopt;
-  double m = float32_up(div_gradient_threshold(x, true, true) * (1 + 1e-5));
+  double m = float32_up(div_gradient_threshold(x, true, true, type_max) * (1 + 1e-5));
   double inf = std::numeric_limits<double>::infinity();
   return SafeDomain{1, -inf, inf, m, fmt::format("|y| >= {:.9g} (|x| <= {:.9g})", m, x)};
 }
 
 // Meeting |y| <= T with |x| at its largest makes the gradient overflow.
-Result<UnitTarget> div_gradient_target(const Node&, const std::vector<Range>& r, at::Device) {
+Result<UnitTarget> div_gradient_target(const Node&, const std::vector<Range>& r, double type_max, at::Device) {
   double x = largest_numerator(r);
   if (!std::isfinite(x)) x = 0;
-  double t = float32_down(div_gradient_threshold(x, true, true) * (1 - 1e-5));
+  double t = float32_down(div_gradient_threshold(x, true, true, type_max) * (1 - 1e-5));
   return UnitTarget{1, Relation::kMagnitudeAtMost, t, fmt::format("|y| <= {:.9g} (with |x| = {:.9g})", t, x)};
 }
 

@@ -190,7 +190,7 @@ std::optional<Target> cast_target_type(const Node& node) {
   return target_of_onnx(to, at::kFloat);
 }
 
-std::optional<SafeDomain> cast_domain(const Node& node, const std::vector<Range>&) {
+std::optional<SafeDomain> cast_domain(const Node& node, const std::vector<Range>&, double) {
   std::optional<Target> t = cast_target_type(node);
   if (!t || t->boolean) return std::nullopt;
   double lo = -kInf, hi = kInf;
@@ -208,13 +208,13 @@ std::optional<SafeDomain> cast_domain(const Node& node, const std::vector<Range>
 
 // Into an integer: the side of (min - 1, max + 1) the range reaches; into float16 /
 // bfloat16: |x| from the measured INF threshold.
-Result<UnitTarget> cast_target(const Node& node, const std::vector<Range>& r, at::Device device) {
+Result<UnitTarget> cast_target(const Node& node, const std::vector<Range>& r, double type_max, at::Device device) {
   std::optional<Target> t = cast_target_type(node);
   if (!t) return Status::Error("a cast to an unsupported type");
   if (t->type == at::kHalf)
-    return threshold_target(Threshold::kHalfOverflow, 0, Relation::kMagnitudeAtLeast, "|x| >= {:.9g}")(node, r, device);
+    return threshold_target(Threshold::kHalfOverflow, 0, Relation::kMagnitudeAtLeast, "|x| >= {:.9g}")(node, r, type_max, device);
   if (t->type == at::kBFloat16)
-    return threshold_target(Threshold::kBFloat16Overflow, 0, Relation::kMagnitudeAtLeast, "|x| >= {:.9g}")(node, r, device);
+    return threshold_target(Threshold::kBFloat16Overflow, 0, Relation::kMagnitudeAtLeast, "|x| >= {:.9g}")(node, r, type_max, device);
   if (!t->integer) return Status::Error("a cast to a floating type that cannot overflow");
   if (!r.empty() && r[0].hi >= t->max + 1) {
     double v = float32_up(t->max + 1);

@@ -154,7 +154,7 @@ Result<float> float_threshold(Threshold t, at::Device device) {
 }
 
 UnitTargetFn threshold_target(Threshold t, int operand, Relation relation, const char* text) {
-  return [=](const Node&, const std::vector<Range>&, at::Device device) -> Result<UnitTarget> {
+  return [=](const Node&, const std::vector<Range>&, double, at::Device device) -> Result<UnitTarget> {
     Result<float> v = float_threshold(t, device);
     if (!v.ok()) return v.status();
     return UnitTarget{operand, relation, *v, fmt::format(text, *v)};

@@ -55,7 +55,7 @@ namespace {
 SafeDomainFn constant_domain(int operand, double lo, double hi, double min_magnitude) {
   SafeDomain d{operand, lo, hi, min_magnitude, ""};
   d.text = describe(d);
-  return [d](const Node&, const std::vector<Range>&) { return std::optional<SafeDomain>(d); };
+  return [d](const Node&, const std::vector<Range>&, double) { return std::optional<SafeDomain>(d); };
 }
 
 constexpr double kInfD = std::numeric_limits<double>::infinity();
@@ -68,7 +68,7 @@ SafeDomainFn domain_within(int operand, double lo, double hi) { return constant_
 SafeDomainFn domain_away_from_zero(int operand, double m) { return constant_domain(operand, -kInfD, kInfD, m); }
 
 UnitTargetFn target_fixed(int operand, Relation relation, double value, std::string text) {
-  return [=](const Node&, const std::vector<Range>&, at::Device) -> Result<UnitTarget> {
+  return [=](const Node&, const std::vector<Range>&, double, at::Device) -> Result<UnitTarget> {
     return UnitTarget{operand, relation, value, text};
   };
 }

@@ -47,9 +47,11 @@ struct SafeDomain {
   std::string text;          // readable, e.g. "x >= 2.93873588e-39"
 };
 
-// The node, and the ranges of its inputs (one per node input, in order; an omitted
-// input has lo = hi = 0) as the analysis found them.
-using SafeDomainFn = std::function<std::optional<SafeDomain>(const Node&, const std::vector<Range>& operands)>;
+// The node, the ranges of its inputs (one per node input, in order; an omitted input
+// has lo = hi = 0) as the analysis found them, and the largest finite value of the
+// float type the node computes in (65504 for float16; its gradients have that type
+// too): bounds that keep a float32 op finite do not keep a float16 one.
+using SafeDomainFn = std::function<std::optional<SafeDomain>(const Node&, const std::vector<Range>& operands, double type_max)>;
 
 enum class Relation { kAtMost, kAtLeast, kEqual, kMagnitudeAtLeast, kMagnitudeAtMost };
 
@@ -65,7 +67,8 @@ struct UnitTarget {
 // The unit target of a hazard on a device, from the node and its operand ranges (as
 // for SafeDomainFn; an operand the caller does not know has NaN bounds). An error
 // says why this instance has none.
-using UnitTargetFn = std::function<Result<UnitTarget>(const Node&, const std::vector<Range>& operands, at::Device)>;
+using UnitTargetFn =
+    std::function<Result<UnitTarget>(const Node&, const std::vector<Range>& operands, double type_max, at::Device)>;
 
 // For a condition on two operands (Pow: x < 0 and y not an integer), a value of the
 // other operand in [lo, hi] that keeps the condition's other half true.

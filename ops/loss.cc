@@ -13,6 +13,7 @@
 
 #include <ATen/ATen.h>
 
+#include "ops/type_limit.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 #include "ops/softmax.h"
@@ -257,16 +258,17 @@ std::vector<HazardReport> loss_hazards(const AbstractContext& a, const Bounds& l
   if (p.weighted && !a.input(2).exact() && reduction != "none") {
     at::Tensor l = at::maximum(p.unweighted.lo.abs(), p.unweighted.hi.abs());
     double scale = reduction == "mean" ? 2 / std::max(least_positive_total(p), kTiny) : 1;
-    if (total(l.expand_as(p.elem.lo), p.target_shape).item<double>() * scale * (1 + gamma(p.count)) > kFloat32Max)
+    double wl = input_limit(a, 2);  // the weight's gradient has its type
+    if (total(l.expand_as(p.elem.lo), p.target_shape).item<double>() * scale * (1 + gamma(p.count)) > wl)
       out.push_back(HazardReport{"loss-weight-gradient-overflow", HazardKind::kGradient, 2,
-                                 "a class weight's gradient, a sum of its losses, exceeds 3.4028235e38", false});
+                                 fmt::format("a class weight's gradient, a sum of its losses, exceeds {:.8g}", wl), false});
   }
   if (reduction != "mean" || (!p.weighted && !p.has_ignore)) return out;
   Bounds w = total_weight(p);
   // The backward pass divides by the total weight first (grad / total, then times
   // each weight): past FLT_MAX when a nonzero total is under max(1, |w|) / FLT_MAX.
   double wmax = std::max(1.0, at::maximum(p.weight.lo.abs(), p.weight.hi.abs()).max().item<double>());
-  double wlo = w.lo.item<double>(), whi = w.hi.item<double>(), r = wmax / kFloat32Max;
+  double wlo = w.lo.item<double>(), whi = w.hi.item<double>(), r = wmax / std::min(input_limit(a, 0), input_limit(a, 2));
   bool tiny = p.weight.lo.min().item<double>() >= 0 ? whi > 0 && least_positive_total(p) < r
                                                      : wlo < r && whi > -r && !(wlo == 0 && whi == 0);
   if (p.weighted && tiny)

@@ -13,6 +13,7 @@
 #include <ATen/ATen.h>
 #include <fmt/core.h>
 
+#include "ops/type_limit.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 #include "ops/symbolic_form.h"
@@ -458,8 +459,10 @@ std::vector<HazardReport> lp_norm_hazards(const AbstractContext& a) {
   double zero_below = nm.p == 1 ? 0.0 : 2.6469779601696886e-23;
   if ((m_lo.amax(nm.axis, true) <= zero_below).any().item<bool>())
     return {HazardReport{"lpnorm-zero-norm", HazardKind::kForward, 0, "a slice with norm 0 (0 / 0)", false}};
-  if (nm.p == 1 && (m_lo.sum(nm.axis, true) < 1.0 / kFloat32Max).any().item<bool>())
-    return {HazardReport{"lpnorm-zero-gradient", HazardKind::kGradient, 0, "0 < norm < 2.94e-39 (the gradient x / n^2 overflows)", false}};
+  double limit = input_limit(a, 0);  // the gradient has x's type
+  if (nm.p == 1 && (m_lo.sum(nm.axis, true) < 1.0 / limit).any().item<bool>())
+    return {HazardReport{"lpnorm-zero-gradient", HazardKind::kGradient, 0,
+                         fmt::format("0 < norm < {:.3g} (the gradient x / n^2 overflows)", 1.0 / limit), false}};
   return {};
 }
 
@@ -526,13 +529,13 @@ std::vector<HazardReport> lrn_hazards(const AbstractContext& a) {
 
 // BatchNormalization is safe where var + eps > 0 as batch_norm_hazards reads it (in
 // double, exact for float32 values this close): var from the float32 above -eps.
-std::optional<SafeDomain> variance_domain(const Node& node, const std::vector<Range>&) {
+std::optional<SafeDomain> variance_domain(const Node& node, const std::vector<Range>&, double) {
   double lo = float32_above(-static_cast<double>(attr_float(node, "epsilon", 1e-5f)));
   return SafeDomain{4, lo, std::numeric_limits<double>::infinity(), 0, fmt::format("var >= {:.9g}", lo)};
 }
 
 // float32 var + eps <= 0 exactly when var <= -eps.
-Result<UnitTarget> variance_target(const Node& node, const std::vector<Range>&, at::Device) {
+Result<UnitTarget> variance_target(const Node& node, const std::vector<Range>&, double, at::Device) {
   float eps = attr_float(node, "epsilon", 1e-5f);
   return UnitTarget{4, Relation::kAtMost, -eps, fmt::format("var <= {:.9g}", -eps)};
 }

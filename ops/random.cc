@@ -149,7 +149,7 @@ std::vector<HazardReport> bernoulli_hazards(const AbstractContext& a) {
 }
 
 // The side of [0, 1] the range leaves; safe: the interval itself.
-Result<UnitTarget> bernoulli_target(const Node&, const std::vector<Range>& r, at::Device) {
+Result<UnitTarget> bernoulli_target(const Node&, const std::vector<Range>& r, double, at::Device) {
   if (!r.empty() && r[0].hi > 1) return UnitTarget{0, Relation::kAtLeast, std::nextafter(1.f, 2.f), "p > 1"};
   return UnitTarget{0, Relation::kAtMost, -kFloat32MinSubnormal, "p < 0"};
 }

@@ -13,6 +13,9 @@
 
 #include <ATen/ATen.h>
 
+#include <fmt/core.h>
+
+#include "ops/type_limit.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 
@@ -406,8 +409,9 @@ HazardFn hazards_of(Kind k) {
       IntervalTensor s = reduce_interval(a, Kind::kSum)[0];
       if ((s.lo <= 0).any().item<bool>())
         return {report("log-nonpositive", HazardKind::kForward, "sum(x) <= 0", (s.hi <= 0).all().item<bool>())};
-      if ((s.lo < 1.0 / kFloat32Max).any().item<bool>())
-        return {report("log-gradient-overflow", HazardKind::kGradient, "0 < sum(x) < 2.94e-39", false)};
+      double limit = input_limit(a, 0);  // the gradient has x's type
+      if ((s.lo < 1.0 / limit).any().item<bool>())
+        return {report("log-gradient-overflow", HazardKind::kGradient, fmt::format("0 < sum(x) < {:.3g}", 1.0 / limit), false)};
     }
     if (k == Kind::kL2) {
       // sqrt's derivative at 0 is infinite: an all-zero slice (or one whose squares

@@ -14,6 +14,7 @@
 #include "ops/float_thresholds.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
+#include "ops/type_limit.h"
 #include "ops/symbolic_form.h"
 
 namespace nanguard {
@@ -52,9 +53,11 @@ std::vector<HazardReport> log_hazards(const AbstractContext& a) {
   const IntervalTensor& x = a.input(0);
   if ((x.lo <= 0).any().item<bool>())
     return {report("log-nonpositive", HazardKind::kForward, "x <= 0", (x.hi <= 0).all().item<bool>())};
-  // d log(x)/dx = 1/x overflows float32 for x below 1/FLT_MAX (denormal operands).
-  if ((x.lo < 1.0 / kFloat32Max).any().item<bool>())
-    return {report("log-gradient-overflow", HazardKind::kGradient, "0 < x < 2.94e-39", false)};
+  // d log(x)/dx = 1/x overflows x's type below 1/max (float32's denormals; float16
+  // from 1.53e-5: its gradient has x's type).
+  double limit = input_limit(a, 0);
+  if ((x.lo < 1.0 / limit).any().item<bool>())
+    return {report("log-gradient-overflow", HazardKind::kGradient, fmt::format("0 < x < {:.3g}", 1.0 / limit), false)};
   return {};
 }
 
@@ -87,7 +90,8 @@ std::vector<HazardReport> sqrt_hazards(const AbstractContext& a) {
 
 // ATen's reciprocal backward is -g * y * y with y = 1/x: y * y overflows float32 once
 // |x| < 1/sqrt(FLT_MAX) = 5.42e-20 (with a margin of a few ulps either way).
-const double kRecipGradSafe = float32_up(1.0 / std::sqrt(kFloat32Max) * (1 + 1e-6));
+double recip_grad_bound(double limit) { return 1.0 / std::sqrt(limit); }
+const double kRecipGradSafe = float32_up(recip_grad_bound(kFloat32Max) * (1 + 1e-6));
 const double kRecipGradFails = float32_down(1.0 / std::sqrt(kFloat32Max) * (1 - 1e-6));
 
 std::vector<HazardReport> reciprocal_hazards(const AbstractContext& a) {
@@ -97,9 +101,10 @@ std::vector<HazardReport> reciprocal_hazards(const AbstractContext& a) {
   at::Tensor mag = at::minimum(x.lo.abs(), x.hi.abs());
   if ((mag < 1.0 / kFloat32Max).any().item<bool>())
     return {report("div-overflow", HazardKind::kForward, "|x| < 2.94e-39", false)};
-  if ((mag < kRecipGradSafe).any().item<bool>())
-    return {report("reciprocal-gradient-overflow", HazardKind::kGradient, "|x| < 5.42e-20: the gradient -1/x^2 overflows",
-                   false)};
+  double grad_safe = input_limit(a, 0) == kFloat32Max ? kRecipGradSafe : recip_grad_bound(input_limit(a, 0)) * (1 + 1e-6);
+  if ((mag < grad_safe).any().item<bool>())
+    return {report("reciprocal-gradient-overflow", HazardKind::kGradient,
+                   fmt::format("|x| < {:.3g}: the gradient -1/x^2 overflows", grad_safe), false)};
   return {};
 }
 
@@ -192,16 +197,29 @@ const double kExpSafe = float32_below(kExpOverflowFloat32);
 
 using R = Relation;
 
+// In a half type the gradient 1/x overflows from x < 1/max (1.53e-5 in float16), far
+// above float32's subnormals: the safe bound and the target follow the type.
+std::optional<SafeDomain> log_gradient_domain(const Node&, const std::vector<Range>&, double type_max) {
+  double lo = type_max == kFloat32Max ? kLogSafe : float32_up(1.0 / type_max);
+  return SafeDomain{0, lo, kInf, 0, fmt::format("x >= {:.9g}", lo)};
+}
+
+Result<UnitTarget> log_gradient_target(const Node& node, const std::vector<Range>& r, double type_max, at::Device d) {
+  if (type_max == kFloat32Max) return threshold_target(Threshold::kLogGradient, 0, R::kAtMost, "x <= {:.9g}")(node, r, type_max, d);
+  double t = float32_down(1.0 / type_max * (1 - 1e-3));
+  return UnitTarget{0, R::kAtMost, t, fmt::format("x <= {:.9g}", t)};
+}
+
 std::vector<HazardFacet> log_facets() {
   return {HazardFacet{"log-nonpositive", HazardKind::kForward, domain_at_least(0, kTiny), "", {"log-softmax", "log-sigmoid", "log-one-minus-sigmoid", "log-sum-exp", "log-one-plus-exp"},
                       threshold_target(Threshold::kLogNonFinite, 0, R::kAtMost, "x <= {:.9g}")},
-          HazardFacet{"log-gradient-overflow", HazardKind::kGradient, domain_at_least(0, kLogSafe), "", {"log-softmax", "log-sigmoid", "log-one-minus-sigmoid", "log-sum-exp", "log-one-plus-exp"},
-                      threshold_target(Threshold::kLogGradient, 0, R::kAtMost, "x <= {:.9g}")}};
+          HazardFacet{"log-gradient-overflow", HazardKind::kGradient, log_gradient_domain, "", {"log-softmax", "log-sigmoid", "log-one-minus-sigmoid", "log-sum-exp", "log-one-plus-exp"},
+                      log_gradient_target}};
 }
 
 // sqrt's gradient is infinite at 0 only, or up to a measured magnitude where the
 // backend flushes denormals.
-Result<UnitTarget> sqrt_gradient_target(const Node&, const std::vector<Range>&, at::Device device) {
+Result<UnitTarget> sqrt_gradient_target(const Node&, const std::vector<Range>&, double, at::Device device) {
   Result<float> t = float_threshold(Threshold::kSqrtGradient, device);
   if (!t.ok()) return t.status();
   if (*t == 0) return UnitTarget{0, R::kEqual, 0, "x == 0"};
@@ -214,13 +232,29 @@ std::vector<HazardFacet> sqrt_facets() {
           HazardFacet{"sqrt-zero-gradient", HazardKind::kGradient, domain_at_least(0, kTiny), "", {"sqrt-eps"}, sqrt_gradient_target}};
 }
 
+// 1/x is finite exactly when |x| >= 1/max of x's type (1/FLT_MAX in float32), and its
+// gradient -1/x^2 from 1/sqrt(max) (5.42e-20; 3.91e-3 in float16).
+std::optional<SafeDomain> reciprocal_domain(const Node&, const std::vector<Range>&, double type_max) {
+  double m = type_max == kFloat32Max ? kLogSafe : float32_up(1.0 / type_max);
+  return SafeDomain{0, -kInf, kInf, m, fmt::format("|x| >= {:.9g}", m)};
+}
+
+std::optional<SafeDomain> reciprocal_gradient_domain(const Node&, const std::vector<Range>&, double type_max) {
+  double m = type_max == kFloat32Max ? kRecipGradSafe : float32_up(recip_grad_bound(type_max) * (1 + 1e-6));
+  return SafeDomain{0, -kInf, kInf, m, fmt::format("|x| >= {:.9g}", m)};
+}
+
+Result<UnitTarget> reciprocal_gradient_target(const Node&, const std::vector<Range>&, double type_max, at::Device) {
+  double t = type_max == kFloat32Max ? kRecipGradFails : float32_down(recip_grad_bound(type_max) * (1 - 1e-3));
+  return UnitTarget{0, R::kMagnitudeAtMost, t, fmt::format("|x| <= {:.3g}", t)};
+}
+
 std::vector<HazardFacet> reciprocal_facets() {
-  SafeDomainFn away = domain_away_from_zero(0, kLogSafe);  // 1/x finite exactly when |x| >= 1/FLT_MAX
-  return {HazardFacet{"div-by-zero", HazardKind::kForward, away, "", {}, target_fixed(0, R::kEqual, 0, "x == 0")},
-          HazardFacet{"div-overflow", HazardKind::kForward, away, "", {},
+  return {HazardFacet{"div-by-zero", HazardKind::kForward, reciprocal_domain, "", {}, target_fixed(0, R::kEqual, 0, "x == 0")},
+          HazardFacet{"div-overflow", HazardKind::kForward, reciprocal_domain, "", {},
                       threshold_target(Threshold::kReciprocalOverflow, 0, R::kMagnitudeAtMost, "|x| <= {:.9g}")},
-          HazardFacet{"reciprocal-gradient-overflow", HazardKind::kGradient, domain_away_from_zero(0, kRecipGradSafe), "",
-                      {}, target_fixed(0, R::kMagnitudeAtMost, kRecipGradFails, "|x| <= 5.42e-20")}};
+          HazardFacet{"reciprocal-gradient-overflow", HazardKind::kGradient, reciprocal_gradient_domain, "",
+                      {}, reciprocal_gradient_target}};
 }
 
 // asin/acos: NaN outside [-1, 1], an infinite derivative at +-1.

@@ -7,9 +7,9 @@ and convolutions in the type, softmax, log, exp, norms, sums and losses in float
     /usr/bin/python3 scripts/half_precision.py [--precisions fp16,bf16,...] [--budget S]
         [--only 3,11,...] [--samples N] [--nanguard build/nanguard] [--out results/half-precision.md]
 
-Per program and twin: `nanguard analyze` natively and under each precision (the forward
-findings; the half precisions also carry one gradient finding, `unmodelled-precision`,
-since the backward pass in the type is not modelled), `nanguard soundcheck` under each
+Per program and twin: `nanguard analyze` natively and under each precision (forward and
+gradient findings; the gradients of a half model are bounded backward in their type),
+`nanguard soundcheck` under each
 (sampled real runs of the rewritten model against its bounds), and for a twin that is
 forward-clean in float32 but not in the precision, `nanguard trigger --budget S`: a
 witness there is a real failure of the model as it runs in that precision.
@@ -35,7 +35,8 @@ def analyze(nanguard, path, case, precision="native"):
         return None, p.stderr.strip().splitlines()[-1][:120] if p.stderr.strip() else "error"
     j = json.loads(p.stdout)
     fwd = sorted({f["node"] + ":" + f["hazard"] for f in j["findings"] if f["kind"] == "forward"})
-    return fwd, ""
+    grad = sorted({f["node"] + ":" + f["hazard"] for f in j["findings"] if f["kind"] == "gradient"})
+    return (fwd, grad), ""
 
 
 def soundcheck(nanguard, path, case, samples, precision):
@@ -45,7 +46,7 @@ def soundcheck(nanguard, path, case, samples, precision):
     if p.returncode not in (0, 1):
         return None
     j = json.loads(p.stdout)
-    return j["samples"], j["checked_values"], len(j["violations"])
+    return j["samples"], j["checked_values"], len(j["violations"]), j.get("backward_samples", 0)
 
 
 def trigger(nanguard, path, case, budget, precision):
@@ -79,9 +80,11 @@ def main():
             if not os.path.exists(path):
                 continue
             base, err = analyze(args.nanguard, path, case)
-            row = {"program": program, "role": role, "float32": base, "error": err}
+            row = {"program": program, "role": role, "float32": base and base[0], "float32_grad": base and base[1],
+                   "error": err}
             for t in types:
-                row[t], row[t + "_error"] = analyze(args.nanguard, path, case, t)
+                both, row[t + "_error"] = analyze(args.nanguard, path, case, t)
+                row[t], row[t + "_grad"] = both if both else (None, None)
                 if row[t] is not None and args.samples > 0:
                     row[t + "_sound"] = soundcheck(args.nanguard, path, case, args.samples, t)
                 if role == "twin" and base == [] and row[t]:
@@ -97,22 +100,29 @@ def write(args, types, rows):
              "model analysed with the case's ranges natively and with `--precision P`: fp16 / bf16 rewrite it whole in the type "
              "(initializers, inputs, outputs, Casts, Constants), as after `model.half()`; autocast-fp16 / autocast-bf16 as under "
              "torch.autocast (MatMul, Gemm, Conv in the type; softmax, log, exp, norms, sums, losses in float32; every other op "
-             "in the widest type of its activations). Counts are of forward findings (node, hazard); every model with a half "
-             "tensor also carries one gradient finding, `unmodelled-precision` (its backward pass is not modelled), so none is "
-             "ever reported proved.", ""]
-    lines += ["| precision | models converted and analysed | defects: more forward findings than float32 | twins: forward-clean in float32 | of those, with forward findings in the type | of those, triggered (real run of the half model) | soundcheck: models, samples, values, violations |",
-              "|---|---|---|---|---|---|---|"]
+             "in the widest type of its activations). Findings are counted as (node, hazard). Gradients have their tensor's type: "
+             "the gradient hazards take its limit, and a model with half tensors gets the backward bound from a loss gradient "
+             "of 1 (`gradient-overflow` past the type, `gradient-unbounded` through an op without a backward rule). A model "
+             "is proved when it has no finding at all.", ""]
+    lines += ["| precision | models converted and analysed | defects: more forward findings than float32 | twins: forward-clean in float32 | of those, with forward findings in the type | of those, triggered (real run of the half model) | twins proved in float32 | of those, proved in the type | models with gradient findings the type adds (overflow, unbounded) | soundcheck: models, samples, backward samples, values, violations |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for t in types:
         ok = [r for r in rows if r.get(t) is not None and r["float32"] is not None]
         worse = [r for r in ok if r["role"] == "defect" and len(r[t]) > len(r["float32"])]
         clean = [r for r in ok if r["role"] == "twin" and r["float32"] == []]
         flagged = [r for r in clean if r[t]]
         trig = [r for r in flagged if r.get(t + "_triggered")]
+        proved32 = [r for r in clean if not r["float32_grad"]]
+        proved = [r for r in proved32 if not r[t] and not r[t + "_grad"]]
+        added = [sorted(set(r[t + "_grad"]) - set(r["float32_grad"])) for r in ok]
+        over = sum(1 for a in added if any(h.endswith(":gradient-overflow") for h in a))
+        unb = sum(1 for a in added if any(h.endswith(":gradient-unbounded") for h in a))
         sound = [r[t + "_sound"] for r in rows if r.get(t + "_sound")]
-        sc = f"{len(sound)}, {sum(x[0] for x in sound)}, {sum(x[1] for x in sound)}, {sum(x[2] for x in sound)}"
+        sc = (f"{len(sound)}, {sum(x[0] for x in sound)}, {sum(x[3] for x in sound)}, {sum(x[1] for x in sound)}, "
+              f"{sum(x[2] for x in sound)}")
         lines.append(f"| {t} | {len(ok)}/{len(rows)} | {len(worse)} | {len(clean)} | {len(flagged)} | "
-                     f"{len(trig)} | {sc} |")
-    lines += ["", "Per model, the forward findings that the type adds (or the conversion or analysis error):", "",
+                     f"{len(trig)} | {len(proved32)} | {len(proved)} | {sum(1 for a in added if a)} ({over}, {unb}) | {sc} |")
+    lines += ["", "Per model, the findings that the type adds (forward, then gradient; or the conversion or analysis error):", "",
               "| program | model | " + " | ".join(types) + " |", "|---|---|" + "---|" * len(types)]
     for r in rows:
         cells = []
@@ -121,7 +131,10 @@ def write(args, types, rows):
                 cells.append("error: " + (r.get(t + "_error") or r["error"] or "-").replace("|", "/")[:70])
                 continue
             added = sorted(set(r[t]) - set(r["float32"] or []))
+            grad = sorted(set(r[t + "_grad"]) - set(r["float32_grad"] or []))
             cell = ", ".join(added) if added else "same"
+            if grad:
+                cell += "; gradient: " + ", ".join(grad)
             if r.get(t + "_sound") and r[t + "_sound"][2]:
                 cell += f" ({r[t + '_sound'][2]} SOUNDNESS VIOLATIONS)"
             if r.get(t + "_triggered"):

@@ -19,6 +19,7 @@
 
 #include <fmt/core.h>
 
+#include "analyzer/operand_types.h"
 #include "ops/op_registry.h"
 #include "solver/fix_internal.h"
 
@@ -145,7 +146,7 @@ std::optional<Direction> gradient_direction(Search& s) {
       const Node* n = s.graph.find_node(f.node);
       const HazardFacet* facet = n ? find_facet(n->op_type, n->domain, f.hazard) : nullptr;
       if (!facet || !facet->safe_domain) continue;
-      auto d = facet->safe_domain(*n, operand_ranges(*n, *a));
+      auto d = facet->safe_domain(*n, operand_ranges(*n, *a), node_type_max(*n, *a));
       auto it = d ? a->intervals.find(n->inputs[d->operand]) : a->intervals.end();
       if (it == a->intervals.end() || !it->second.lo.defined() || !it->second.lo.requires_grad()) continue;
       const IntervalTensor& x = it->second;

@@ -14,7 +14,6 @@
 #include "ops/op_registry.h"
 #include "ops/rewrite.h"
 #include "solver/fix_internal.h"
-#include "analyzer/unmodelled.h"
 
 namespace nanguard {
 
@@ -41,7 +40,6 @@ bool findings_removed(const std::set<std::string>& nodes, const std::vector<Find
   std::set<std::pair<std::string, std::string>> had;
   for (const Finding& f : before) had.insert({f.node, f.hazard});
   for (const Finding& f : after) {
-    if (is_unmodelled_precision(f)) continue;  // moves to the first half node, a clip of ours maybe
     if (nodes.count(f.node) || f.node.rfind("nanguard_fix/", 0) == 0) return false;
     if (!had.count({f.node, f.hazard})) return false;
   }
@@ -104,7 +102,7 @@ Trial start(const onnx::ModelProto& proto, const Graph& graph, AnalysisResult an
 // removes other findings marks them as removed by it.
 void local_pass(Trial& cur, std::vector<FindingFix>& fixes, bool rewrite, const FixOptions& options) {
   for (FindingFix& fx : fixes) {
-    if (fx.status == "fixed" || is_unmodelled_precision(fx.finding)) continue;
+    if (fx.status == "fixed") continue;
     const Finding& f = fx.finding;
     const Node* node = cur.graph.find_node(f.node);
     if (!node && fx.reason.empty()) fx.reason = "the node is inside a control-flow subgraph (If/Loop/Scan), which fixes do not edit";
@@ -118,7 +116,7 @@ void local_pass(Trial& cur, std::vector<FindingFix>& fixes, bool rewrite, const 
     fx.reason.clear();
     cur = std::move(*t);
     for (FindingFix& other : fixes)
-      if (other.status != "fixed" && !is_unmodelled_precision(other.finding) && !has_finding(cur.analysis, other.finding)) {
+      if (other.status != "fixed" && !has_finding(cur.analysis, other.finding)) {
         other.status = "fixed";
         other.at = "other";
         other.reason = "removed by the fix at " + f.node;
@@ -140,7 +138,6 @@ Status fix_by_ranges(Trial& cur, const Graph& graph, const std::vector<Finding>&
     cur = std::move(*t);
   }
   for (FindingFix& fx : report.fixes) {
-    if (is_unmodelled_precision(fx.finding)) continue;
     auto u = std::find_if(rf->unremovable.begin(), rf->unremovable.end(),
                           [&](const Unremovable& u) { return u.node == fx.finding.node; });
     if (u != rf->unremovable.end()) {
@@ -177,11 +174,9 @@ void add_alternatives(const Graph& graph, const std::vector<Finding>& targets, c
 
 bool local(FixMode m, FixMode which) { return m == FixMode::kAuto || m == which; }
 
-// Findings left that a fix could remove (the unmodelled-precision one never is).
+// Findings left.
 size_t unfixed(const std::vector<FindingFix>& fixes) {
-  return std::count_if(fixes.begin(), fixes.end(), [](const FindingFix& fx) {
-    return fx.status != "fixed" && !is_unmodelled_precision(fx.finding);
-  });
+  return std::count_if(fixes.begin(), fixes.end(), [](const FindingFix& fx) { return fx.status != "fixed"; });
 }
 
 // The local passes again from the start with divisor clamps kept 1e-6 of the
@@ -212,9 +207,7 @@ Result<FixReport> fix_model(const onnx::ModelProto& proto, const Graph& graph, c
   for (const Finding& f : a->findings) {
     if (!wanted(f, options)) continue;
     report.fixes.push_back(FindingFix{f});
-    // Not a hazard of the op it sits on (half gradients are unmodelled): reported, never a target.
-    if (is_unmodelled_precision(f)) report.fixes.back().reason = "nothing to fix at this op: " + f.condition;
-    else targets.push_back(f);
+    targets.push_back(f);
   }
   Trial cur = start(proto, graph, *a);
   Trial initial = cur;

@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
+#include "analyzer/operand_types.h"
 #include "ops/op_registry.h"
 #include "solver/fix_internal.h"
 
@@ -45,7 +46,7 @@ bool tighten(SafeDomain& d, const Node& node, const std::vector<Range>& ranges, 
   for (const Finding& g : after.analysis.findings) {
     if (g.node != node.name && !(now && g.node == now->name && now->op_type == node.op_type)) continue;
     const HazardFacet* gf = find_facet(node.op_type, node.domain, g.hazard);
-    std::optional<SafeDomain> gd = gf && gf->safe_domain ? gf->safe_domain(node, ranges) : std::nullopt;
+    std::optional<SafeDomain> gd = gf && gf->safe_domain ? gf->safe_domain(node, ranges, node_type_max(node, after.analysis)) : std::nullopt;
     if (!gd || gd->operand != d.operand) continue;
     SafeDomain n{d.operand, std::max(d.lo, gd->lo), std::min(d.hi, gd->hi), std::max(d.min_magnitude, gd->min_magnitude), ""};
     tightened = tightened || n.lo != d.lo || n.hi != d.hi || n.min_magnitude != d.min_magnitude;
@@ -199,7 +200,7 @@ std::optional<Trial> try_immediate(const Trial& cur, const Node& node, const Fin
     return std::nullopt;
   }
   std::vector<Range> ranges = operand_ranges(node, cur.analysis);
-  std::optional<SafeDomain> d = facet->safe_domain(node, ranges);
+  std::optional<SafeDomain> d = facet->safe_domain(node, ranges, node_type_max(node, cur.analysis));
   if (!d) {
     out.reason = "no safe operand domain for these operand ranges";
     return std::nullopt;

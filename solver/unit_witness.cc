@@ -16,6 +16,7 @@
 #include <z3++.h>
 
 #include "analyzer/half_grid.h"
+#include "analyzer/operand_types.h"
 #include "oracle/half_run.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
@@ -35,11 +36,12 @@ Status no_target(const Finding& f, const Node& node, const std::string& why) {
 
 // The target is the facet's of the op that reported the hazard (ops/), given the
 // ranges of the node's inputs.
-Result<UnitTarget> target_of(const Finding& f, const Node& node, const std::vector<Range>& operands, at::Device d) {
+Result<UnitTarget> target_of(const Finding& f, const Node& node, const std::vector<Range>& operands, double type_max,
+                             at::Device d) {
   const HazardFacet* facet = find_facet(node.op_type, node.domain, f.hazard);
   if (!facet) return no_target(f, node, "the op declares no such hazard");
   if (!facet->target) return no_target(f, node, facet->no_target);
-  Result<UnitTarget> t = facet->target(node, operands, d);
+  Result<UnitTarget> t = facet->target(node, operands, type_max, d);
   if (!t.ok()) return no_target(f, node, t.status().message());
   return t;
 }
@@ -444,11 +446,11 @@ Result<Problem> make_problem(const Graph& graph, const Node& node, const Finding
 }  // namespace
 
 Result<UnitTarget> unit_target(const Finding& finding, const Node& node, at::Device device) {
-  return target_of(finding, node, ranges_of(node, finding), device);
+  return target_of(finding, node, ranges_of(node, finding), kFloat32Max, device);
 }
 
 Result<UnitTarget> unit_target(const Finding& finding, const Node& node, const AnalysisResult& analysis, at::Device device) {
-  return target_of(finding, node, operand_ranges(node, analysis), device);
+  return target_of(finding, node, operand_ranges(node, analysis), node_type_max(node, analysis), device);
 }
 
 bool meets(const UnitTarget& target, double v) {

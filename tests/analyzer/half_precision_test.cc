@@ -1,9 +1,9 @@
 // Half precision: a float16 product past 65504 is an overflow finding (float32's limit
 // would call it safe); forward values are rounded onto the type's grid, so a softmax
-// that underflows only in float16 makes its Log a finding; gradients are not modelled,
-// so nothing computed in float16 or bfloat16 is reported proved; the executor runs such
-// models on CPU (float32 compute, each result rounded to its type), and sampled runs
-// stay inside the bounds.
+// that underflows only in float16 makes its Log a finding; gradients have their tensor's
+// type, so 1/x overflows float16 from x < 1/65504; the executor runs such models on CPU
+// (float32 compute, each result rounded to its type, forward and backward), and
+// sampled runs stay inside the bounds.
 #include <gtest/gtest.h>
 
 #include "tests/ops/op_test_util.h"
@@ -19,23 +19,22 @@ testing::ModelBuilder square_model(int32_t type) {
   return b;
 }
 
-TEST(HalfPrecision, Float16OverflowIsFoundAndNothingIsProved) {
+TEST(HalfPrecision, Float16OverflowIsFoundAndTheRestIsProved) {
   testing::ModelBuilder b = square_model(onnx::TensorProto::FLOAT16);
   using Names = std::vector<std::string>;
   EXPECT_EQ(testing::summary(testing::findings_of(b, testing::ranges_of({{"x", {-300, 300}}}))),
-            (Names{"square:overflow", "square:unmodelled-precision"}));
-  // 255^2 = 65025 fits: no overflow, and still no proof of the float16 model.
-  EXPECT_EQ(testing::summary(testing::findings_of(b, testing::ranges_of({{"x", {-255, 255}}}))),
-            (Names{"square:unmodelled-precision"}));
+            (Names{"square:overflow"}));
+  // 255^2 = 65025 rounds to 65024: no overflow, and the float16 model is proved.
+  EXPECT_TRUE(testing::findings_of(b, testing::ranges_of({{"x", {-255, 255}}})).empty());
+  EXPECT_EQ(testing::summary(testing::findings_of(b, testing::ranges_of({{"x", {-256, 256}}}))),
+            (Names{"square:overflow"}));
   testing::ModelBuilder f = square_model(onnx::TensorProto::FLOAT);
   EXPECT_TRUE(testing::findings_of(f, testing::ranges_of({{"x", {-300, 300}}})).empty());  // float32 is modelled
 }
 
-TEST(HalfPrecision, BFloat16KeepsFloat32RangeButIsNotProved) {
+TEST(HalfPrecision, BFloat16KeepsFloat32Range) {
   testing::ModelBuilder b = square_model(onnx::TensorProto::BFLOAT16);
-  using Names = std::vector<std::string>;
-  EXPECT_EQ(testing::summary(testing::findings_of(b, testing::ranges_of({{"x", {-300, 300}}}))),
-            (Names{"square:unmodelled-precision"}));
+  EXPECT_TRUE(testing::findings_of(b, testing::ranges_of({{"x", {-300, 300}}})).empty());
 }
 
 testing::ModelBuilder log_softmax_model(int32_t type) {
@@ -68,12 +67,37 @@ TEST(HalfPrecision, Float16SoftmaxUnderflowFlagsTheLog) {
   AnalysisResult narrow = testing::analyze_built(f16, testing::ranges_of({{"x", {-5, 5}}}));
   EXPECT_TRUE(forward_hazards(narrow).empty());
   EXPECT_GT(narrow.intervals.at("p").min(), 0.0);
-  ASSERT_FALSE(narrow.findings.empty());  // the gradients are still unmodelled: no proof
-  EXPECT_EQ(narrow.findings[0].hazard, "unmodelled-precision");
-  EXPECT_EQ(narrow.findings[0].kind, HazardKind::kGradient);
+  EXPECT_TRUE(narrow.findings.empty());  // 4.5e-5 > 1/65504: the gradient 1/p is finite too
   at::Tensor x = at::tensor({-10.f, 10.f}).reshape({1, 2}).to(at::kHalf);
   at::Tensor y = testing::run_output(f16, {{"x", x}}).to(at::kFloat);
   EXPECT_TRUE(std::isinf(y[0][0].item<float>())) << y;
+}
+
+// With x in [-6, 6]^2 the least entry is 6.1e-6: a float16 subnormal, so the Log is
+// finite, but its gradient 1/p = 1.6e5 passes 65504. Float32 proves both; float16
+// flags the gradient, and a backward pass of the float16 model gives a NaN/INF
+// gradient where float32's stays finite. At [-5.5, 5.5] (1.67e-5) both are safe.
+TEST(HalfPrecision, Float16LogGradientOverflowsBelowOneOver65504) {
+  using Names = std::vector<std::string>;
+  testing::ModelBuilder f32 = log_softmax_model(onnx::TensorProto::FLOAT);
+  EXPECT_TRUE(testing::findings_of(f32, testing::ranges_of({{"x", {-6, 6}}})).empty());
+  testing::ModelBuilder f16 = log_softmax_model(onnx::TensorProto::FLOAT16);
+  std::vector<Finding> fs = testing::findings_of(f16, testing::ranges_of({{"x", {-6, 6}}}));
+  EXPECT_EQ(testing::summary(fs), (Names{"log:log-gradient-overflow"}));
+  ASSERT_EQ(fs.size(), 1u);
+  EXPECT_EQ(fs[0].kind, HazardKind::kGradient);
+  EXPECT_EQ(fs[0].condition, "0 < x < 1.53e-05");
+  EXPECT_TRUE(testing::findings_of(f16, testing::ranges_of({{"x", {-5.5, 5.5}}})).empty());
+  for (auto [type, finite] : {std::pair{at::kHalf, false}, std::pair{at::kFloat, true}}) {
+    at::Tensor x = at::tensor({-6.f, 6.f}).reshape({1, 2}).to(type).requires_grad_();
+    testing::ModelBuilder& b = type == at::kHalf ? f16 : f32;
+    auto r = testing::run_model(b, {{"x", x}});
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_TRUE(std::isfinite(r->outputs[0].to(at::kFloat)[0][0].item<float>()));
+    r->outputs[0].to(at::kFloat).sum().backward();
+    ASSERT_TRUE(x.grad().defined());
+    EXPECT_EQ(x.grad().isfinite().all().item<bool>(), finite) << x.grad();
+  }
 }
 
 // Bounds rounded outward onto the grid contain every sampled float16 and bfloat16 run

@@ -90,7 +90,7 @@ TEST(Binary, DivisorSafeDomainIsTheSmallestProvedMagnitude) {
   ASSERT_TRUE(f && f->safe_domain);
   Node node;
   node.op_type = "Div";
-  auto d = f->safe_domain(node, {Range{-1e30, 1e30}, Range{-1, 1}});
+  auto d = f->safe_domain(node, {Range{-1e30, 1e30}, Range{-1, 1}}, kFloat32Max);
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->operand, 1);
   float m = static_cast<float>(d->min_magnitude);
@@ -105,7 +105,7 @@ TEST(Binary, DivisorSafeDomainIsTheSmallestProvedMagnitude) {
             std::vector<std::string>{"div-gradient-overflow"});
   const HazardFacet* g = div->facet("div-gradient-overflow");
   ASSERT_TRUE(g && g->safe_domain);
-  auto dg = g->safe_domain(node, {Range{-1e30, 1e30}, Range{-1, 1}});
+  auto dg = g->safe_domain(node, {Range{-1e30, 1e30}, Range{-1, 1}}, kFloat32Max);
   ASSERT_TRUE(dg.has_value());
   EXPECT_NEAR(dg->min_magnitude, std::sqrt(1e30 / std::numeric_limits<float>::max()), 1e-6);
   EXPECT_EQ(hazards("Div", {{"x", {-1e30, 1e30}}, {"y", {dg->min_magnitude, 1}}}), std::vector<std::string>{});
@@ -118,7 +118,7 @@ TEST(Binary, DivisorSafeDomainIsTheSmallestProvedMagnitude) {
     EXPECT_EQ(std::isfinite(y.grad().item<float>()), k > 1) << k;
   }
   EXPECT_FALSE(hazards("Div", {{"x", {-1e30, 1e30}}, {"y", {limit * (1 - 0x1p-10), 1}}}).empty());
-  EXPECT_FALSE(f->safe_domain(node, {Range{-std::numeric_limits<double>::infinity(), 0}, Range{-1, 1}}).has_value());
+  EXPECT_FALSE(f->safe_domain(node, {Range{-std::numeric_limits<double>::infinity(), 0}, Range{-1, 1}}, kFloat32Max).has_value());
 }
 
 TEST(BinaryAbstract, TransfersAreSound) {

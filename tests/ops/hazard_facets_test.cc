@@ -173,7 +173,7 @@ void check_edges(const Edge& e) {
     if (name == e.operand) k = static_cast<int>(operands.size());
     operands.push_back(r);
   }
-  std::optional<SafeDomain> d = f->safe_domain(m.node(), operands);
+  std::optional<SafeDomain> d = f->safe_domain(m.node(), operands, kFloat32Max);
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->operand, k);
   bool gradient = f->kind == HazardKind::kGradient;

@@ -431,20 +431,16 @@ TEST(Fix, DivisorChainIsFixedWithClampsThatKeepWhatFollowsFinite) {
 
 // A float16 Exp overflows from x = 11.09375 (its float32 result, rounded to float16, is
 // past 65504). The immediate fix clips x to the widest float16 range the analysis
-// proves, on the type's grid: [-11.0859375, 11.0859375]. The gradient finding every
-// half model carries (its backward pass is unmodelled) is not a hazard of the Exp and
-// stays, not fixed.
+// proves, on the type's grid: [-11.0859375, 11.0859375]; the fixed model is proved.
 TEST(Fix, ImmediateFixOfAFloat16ExpClipsOnTheFloat16Grid) {
   ModelBuilder b;
   b.input("x", {4}, onnx::TensorProto::FLOAT16).output("y", {4}, onnx::TensorProto::FLOAT16);
   b.node("Exp", {"x"}, {"y"}, "exp");
   Fixed f = fix(b, {{"x", {-15, 15}}}, FixMode::kImmediate);
-  const FindingFix* overflow = nullptr;
-  for (const FindingFix& fx : f.report.fixes) {
-    if (fx.finding.hazard == "overflow") overflow = &fx;
-    else EXPECT_EQ(fx.status, "not-fixed") << fx.finding.hazard;
-  }
-  ASSERT_NE(overflow, nullptr);
+  ASSERT_EQ(f.report.fixes.size(), 1u);
+  const FindingFix* overflow = &f.report.fixes[0];
+  EXPECT_EQ(overflow->finding.hazard, "overflow");
+  EXPECT_TRUE(f.report.remaining.empty());  // the fixed model is proved
   ASSERT_EQ(overflow->status, "fixed") << overflow->reason;
   ASSERT_EQ(overflow->changes.size(), 1u);
   EXPECT_EQ(overflow->changes[0].after_hi, 11.0859375);
@@ -458,23 +454,54 @@ TEST(Fix, ImmediateFixOfAFloat16ExpClipsOnTheFloat16Grid) {
   EXPECT_TRUE(y.isfinite().all().item<bool>());
 }
 
-// The range modes take the same float16 Exp: x is narrowed, and the unmodelled
-// gradient finding is reported, never fixed.
-TEST(Fix, InputsModeOnAFloat16ExpNeverFixesTheUnmodelledGradients) {
+// d/dx of sum(log(x)) in the model run on `x`, by a backward pass.
+at::Tensor input_gradient(const Graph& g, at::Tensor x) {
+  x = x.clone().requires_grad_();
+  auto ex = Executor::create(g, ExecOptions{});
+  EXPECT_TRUE(ex.ok());
+  auto r = ex->run({{"x", x}});
+  EXPECT_TRUE(r.ok());
+  r->outputs[0].to(at::kFloat).sum().backward();
+  return x.grad().to(at::kFloat);
+}
+
+// A float16 Log over [0, 1]: the clip that keeps the value finite (x >= the least
+// subnormal) leaves the gradient 1/x past 65504, so the fix takes the gradient's own
+// bound, 1/65504 moved up onto the float16 grid: 257 * 2^-24. The fixed model's
+// backward pass is finite at x = 0; the original's is not at a subnormal.
+TEST(Fix, ImmediateFixOfAFloat16LogKeepsItsGradientInTheType) {
   ModelBuilder b;
   b.input("x", {4}, onnx::TensorProto::FLOAT16).output("y", {4}, onnx::TensorProto::FLOAT16);
-  b.node("Exp", {"x"}, {"y"}, "exp");
-  Fixed f = fix(b, {{"x", {-15, 15}}}, FixMode::kInputs);
-  ASSERT_EQ(f.report.fixes.size(), 2u);
-  for (const FindingFix& fx : f.report.fixes) {
-    if (fx.finding.hazard == "overflow") {
-      EXPECT_EQ(fx.status, "fixed") << fx.reason;
-    } else {
-      EXPECT_EQ(fx.finding.hazard, "unmodelled-precision");
-      EXPECT_EQ(fx.status, "not-fixed");
-      EXPECT_NE(fx.reason.find("nothing to fix at this op"), std::string::npos) << fx.reason;
-    }
-  }
+  b.node("Log", {"x"}, {"y"}, "log");
+  Fixed f = fix(b, {{"x", {0, 1}}}, FixMode::kImmediate);
+  ASSERT_EQ(f.report.fixes.size(), 1u);
+  const FindingFix& fx = f.report.fixes[0];
+  EXPECT_EQ(fx.finding.hazard, "log-nonpositive");
+  ASSERT_EQ(fx.status, "fixed") << fx.reason;
+  ASSERT_EQ(fx.changes.size(), 1u);
+  EXPECT_EQ(fx.changes[0].after_lo, 257 * std::ldexp(1.0, -24));
+  EXPECT_TRUE(f.report.remaining.empty());  // the fixed model is proved
+  at::Tensor x = at::tensor({0.f, 1e-6f, 1.5e-5f, 1.f}).to(at::kHalf);
+  EXPECT_TRUE(input_gradient(f.patched, x).isfinite().all().item<bool>());
+  at::Tensor sub = at::tensor({1e-6f, 1e-6f, 1.5e-5f, 1.f}).to(at::kHalf);  // log finite, 1/x = 1e6
+  EXPECT_TRUE(run(f.original, {{"x", sub}}, "y").isfinite().all().item<bool>());
+  EXPECT_FALSE(input_gradient(f.original, sub).isfinite().all().item<bool>());
+}
+
+// The inputs mode on the same Log narrows x to where the float16 gradient is finite.
+TEST(Fix, InputsModeOnAFloat16LogNarrowsToTheGradientsBound) {
+  ModelBuilder b;
+  b.input("x", {4}, onnx::TensorProto::FLOAT16).output("y", {4}, onnx::TensorProto::FLOAT16);
+  b.node("Log", {"x"}, {"y"}, "log");
+  Fixed f = fix(b, {{"x", {0, 1}}}, FixMode::kInputs);
+  ASSERT_EQ(f.report.fixes.size(), 1u);
+  ASSERT_EQ(f.report.fixes[0].status, "fixed") << f.report.fixes[0].reason;
+  ASSERT_EQ(f.report.fixes[0].changes.size(), 1u);
+  double lo = f.report.fixes[0].changes[0].after_lo;
+  EXPECT_GE(lo, 1.0 / 65504);
+  EXPECT_LE(lo, 0.01);  // the search keeps most of the range
+  at::Tensor x = at::full({4}, lo, at::kFloat).to(at::kHalf);
+  EXPECT_TRUE(input_gradient(f.patched, x).isfinite().all().item<bool>());
 }
 
 // log(softmax(x @ w)) with w free in [-50, 50], beside log(p). With x in [0.6, 1] the

@@ -1,0 +1,95 @@
+// The backward bound of half-precision models: a weight's gradient is a sum over the
+// batch, so y = x @ w in float16 with x in [0, 300] over 300 rows gives w a gradient up
+// to 90000 although y stays under 600; at x in [0, 200] (60000) it is finite, and
+// proved. Sampled backward passes stay inside the bounds, and an op without a rule
+// leaves the half gradients before it unproved.
+#include <gtest/gtest.h>
+
+#include "analyzer/gradient_bounds.h"
+#include "tests/ops/op_test_util.h"
+
+namespace nanguard {
+namespace {
+
+testing::ModelBuilder linear_model(int32_t type, int64_t rows) {
+  testing::ModelBuilder b(13);
+  b.input("x", {rows, 2}, type).input("w", {2, 3}, type).output("y", {rows, 3}, type);
+  b.node("MatMul", {"x", "w"}, {"y"}, "matmul");
+  return b;
+}
+
+AnalyzeOptions linear_ranges(double x_hi) { return testing::ranges_of({{"x", {0, x_hi}}, {"w", {-1, 1}}}); }
+
+TEST(GradientBounds, AFloat16WeightGradientSummedOverTheBatchOverflows) {
+  testing::ModelBuilder f16 = linear_model(onnx::TensorProto::FLOAT16, 300);
+  std::vector<Finding> fs = testing::findings_of(f16, linear_ranges(300));
+  ASSERT_EQ(testing::summary(fs), std::vector<std::string>{"matmul:gradient-overflow"});
+  EXPECT_EQ(fs[0].kind, HazardKind::kGradient);
+  EXPECT_NE(fs[0].condition.find("the gradient of w may reach 9"), std::string::npos) << fs[0].condition;
+  EXPECT_TRUE(testing::findings_of(f16, linear_ranges(200)).empty());
+  testing::ModelBuilder f32 = linear_model(onnx::TensorProto::FLOAT, 300);
+  EXPECT_TRUE(testing::findings_of(f32, linear_ranges(300)).empty());
+  // The real backward pass in float16: w's gradient is 300 * 300 = 90000, INF.
+  at::Tensor x = at::full({300, 2}, 300.f).to(at::kHalf), w = at::full({2, 3}, 0.5f).to(at::kHalf).requires_grad_();
+  auto r = testing::run_model(f16, {{"x", x}, {"w", w}});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->outputs[0].isfinite().all().item<bool>());
+  r->outputs[0].to(at::kFloat).sum().backward();
+  EXPECT_TRUE(w.grad().isinf().all().item<bool>()) << w.grad();
+}
+
+// The bound itself: w's gradient is the column sum of |x|, x's the row sum of |w|.
+TEST(GradientBounds, MatMulBoundsAreTheSumsOfTheOtherOperandsMagnitudes) {
+  testing::ModelBuilder b = linear_model(onnx::TensorProto::FLOAT16, 4);
+  auto g = load_model_proto(b.proto(), "linear.onnx");
+  ASSERT_TRUE(g.ok());
+  AnalyzeOptions opt = testing::ranges_of({{"x", {-3, 2}}, {"w", {-1, 0.5}}});
+  auto a = analyze(*g, opt);
+  ASSERT_TRUE(a.ok());
+  GradientBounds gb = bound_gradients(*g, *a, opt);
+  double slack = 1 + std::ldexp(1.0, -9);
+  EXPECT_NEAR(gb.bound.at("w").max().item<double>(), 4 * 3 * slack, 1e-9);
+  EXPECT_NEAR(gb.bound.at("x").max().item<double>(), 3 * 1 * slack, 1e-9);
+  EXPECT_NEAR(gb.bound.at("y").max().item<double>(), 1, 0);
+}
+
+// LayerNormalization has no backward rule: the float16 gradients before it are not
+// proved, and say so at the op.
+TEST(GradientBounds, AnOpWithoutARuleLeavesTheHalfGradientsBeforeItUnproved) {
+  testing::ModelBuilder b(17);
+  b.input("x", {2, 4}, onnx::TensorProto::FLOAT16).output("y", {2, 4}, onnx::TensorProto::FLOAT16);
+  b.initializer("s", at::ones({4}).to(at::kHalf));
+  b.node("Mul", {"x", "x"}, {"m"}, "square");
+  b.node("LayerNormalization", {"m", "s"}, {"y"}, "ln");
+  std::vector<Finding> fs = testing::findings_of(b, testing::ranges_of({{"x", {-1, 1}}}));
+  ASSERT_EQ(testing::summary(fs), std::vector<std::string>{"ln:gradient-unbounded"});
+  EXPECT_NE(fs[0].condition.find("LayerNormalization has no backward bound"), std::string::npos) << fs[0].condition;
+}
+
+// y = 100 * (x @ w) in float16 over 8 rows (a loss gradient of 1 at each element of
+// y, as the soundness run takes the sum of the outputs): w's gradient is 100 * sum(x), 48000
+// at x in [0, 60] (proved; sampled backward passes, corners included, stay finite)
+// and 72000 at [0, 90] (flagged; the corner x = 90 makes it INF, covered by the finding).
+TEST(GradientBounds, SampledHalfBackwardPassesAreCovered) {
+  testing::ModelBuilder b(13);
+  b.input("x", {8, 4}, onnx::TensorProto::FLOAT16).input("w", {4, 3}, onnx::TensorProto::FLOAT16);
+  b.output("y", {8, 3}, onnx::TensorProto::FLOAT16);
+  b.initializer("k", at::full({1}, 100.f).to(at::kHalf));
+  b.node("MatMul", {"x", "w"}, {"h"}, "matmul");
+  b.node("Mul", {"h", "k"}, {"y"}, "scale");
+  auto at_most = [](double hi) { return testing::ranges_of({{"x", {0, hi}}, {"w", {-1, 1}}}); };
+  EXPECT_TRUE(testing::findings_of(b, at_most(60)).empty());
+  EXPECT_EQ(testing::summary(testing::findings_of(b, at_most(90))), std::vector<std::string>{"matmul:gradient-overflow"});
+  testing::SoundTally tally;
+  EXPECT_GT(testing::expect_sound(b, at_most(60), "half backward, proved", &tally, 40), 0);
+  EXPECT_GT(testing::expect_sound(b, at_most(90), "half backward, flagged", &tally, 40), 0);
+  EXPECT_EQ(tally.violations, 0);
+  at::Tensor x = at::full({8, 4}, 90.f).to(at::kHalf), w = at::full({4, 3}, 1.f).to(at::kHalf).requires_grad_();
+  auto r = testing::run_model(b, {{"x", x}, {"w", w}});
+  ASSERT_TRUE(r.ok());
+  r->outputs[0].to(at::kFloat).sum().backward();
+  EXPECT_TRUE(w.grad().isinf().all().item<bool>()) << w.grad();
+}
+
+}  // namespace
+}  // namespace nanguard
