@@ -125,7 +125,18 @@ struct Pass {
     return is_output ? nullptr : log;
   }
 
+  // Its bound is complete once every consumer is visited, so before its producer: an
+  // overflow is reported there and the bound continues from the type's largest finite
+  // value (what passes further back is that finding's echo, as past any finding).
+  void settle(const std::string& t) {
+    if (!report(t)) return;
+    out.bound[t] = out.bound[t].clamp_max(tensor_limit(graph, t));
+    echo.insert(t);
+  }
+
   void visit(const Node& n) {
+    for (const std::string& o : n.outputs)
+      if (!o.empty() && diff.count(o)) settle(o);
     std::vector<at::Tensor> outs;
     bool any = false;
     const Node* origin = nullptr;
@@ -154,7 +165,12 @@ struct Pass {
     }
     if (!g && n.subgraphs.empty()) {
       try {
-        g = input_gradient_bounds(a, outs);
+        std::vector<IntervalTensor> fwd;
+        for (const std::string& o : n.outputs) {
+          auto it = o.empty() ? forward.intervals.end() : forward.intervals.find(o);
+          fwd.push_back(it == forward.intervals.end() ? IntervalTensor{} : it->second);
+        }
+        g = input_gradient_bounds(a, outs, fwd);
       } catch (const std::exception&) {
         g = std::nullopt;  // the bound's own run failed: unbounded, as an op without one
       }
@@ -193,25 +209,28 @@ struct Pass {
     return f;
   }
 
-  void report(const std::string& t) {
+  // True when `t` overflows its type (reported here, or at a consumer already flagged).
+  bool report(const std::string& t) {
     auto it = out.bound.find(t);
-    if (it == out.bound.end() || !it->second.numel()) return;
+    if (it == out.bound.end() || !it->second.numel()) return false;
     double limit = tensor_limit(graph, t), m = it->second.max().item<double>();
     if (auto u = unbounded_by.find(t); u != unbounded_by.end()) {
       const Node& n = *u->second;
-      if (!is_half(graph, t) || !reported.insert(n.name + "/unbounded").second) return;
+      if (!is_half(graph, t) || !reported.insert(n.name + "/unbounded").second) return false;
       out.findings.push_back(finding(n, t, "gradient-unbounded",
                                      fmt::format("{} has no backward bound: the half-precision gradients before it "
                                                  "(of {}, ...) are not proved finite", n.op_type, t)));
-      return;
+      return false;
     }
-    if (m < overflows_from(graph, t) || echo.count(t)) return;
+    if (m < overflows_from(graph, t) || echo.count(t)) return false;
     const Node* n = top_consumer[t].first;
-    if (!n || flagged.count(n->name) || !reported.insert(n->name + "/overflow").second) return;
+    if (!n || flagged.count(n->name)) return true;
+    if (!reported.insert(n->name + "/overflow").second) return true;
     out.findings.push_back(finding(*n, t, "gradient-overflow",
                                    fmt::format("the gradient of {} may reach {:.3g}, past its type's largest finite "
                                                "value {:.8g} (bounded backward from a loss gradient of 1)",
                                                t, m, limit)));
+    return true;
   }
 };
 
@@ -230,9 +249,9 @@ GradientBounds bound_gradients(const Graph& graph, const AnalysisResult& forward
   for (const std::string& o : loss_outputs(graph, forward, p.diff))
     p.out.bound[o] = at::ones(forward.intervals.at(o).shape, at::kDouble);
   for (auto n = graph.nodes.rbegin(); n != graph.nodes.rend(); ++n) p.visit(*n);
-  for (const Node& n : graph.nodes)
+  for (const Node& n : graph.nodes)  // the tensors no node produces: inputs and free weights
     for (const std::string& in : n.inputs)
-      if (!in.empty() && p.diff.count(in)) p.report(in);
+      if (!in.empty() && p.diff.count(in) && !graph.producer(in)) p.report(in);
   return std::move(p.out);
 }
 

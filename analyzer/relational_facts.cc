@@ -6,6 +6,8 @@
 #include <optional>
 #include <unordered_set>
 
+#include "ops/tensor_proto.h"
+#include "ops/type_limit.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
 
@@ -65,12 +67,14 @@ std::optional<double> scalar_constant(const Graph& g, const std::string& name) {
   const onnx::TensorProto& t = it->second;
   int64_t n = 1;
   for (int64_t d : t.dims()) n *= d;
-  if (n != 1 || t.data_type() != onnx::TensorProto::FLOAT) return std::nullopt;
-  if (t.float_data_size() == 1) return t.float_data(0);
-  if (t.raw_data().size() != 4) return std::nullopt;
-  float v;
-  std::memcpy(&v, t.raw_data().data(), 4);
-  return v;
+  int32_t type = t.data_type();  // float32, or float16 / bfloat16 after --precision
+  if (n != 1 || (type != onnx::TensorProto::FLOAT && type != onnx::TensorProto::FLOAT16 && type != onnx::TensorProto::BFLOAT16))
+    return std::nullopt;
+  try {
+    return tensor_from_proto(t).to(at::kDouble).item<double>();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
 }
 
 // A quotient of d by a norm of d over the axes A: |d_i| <= norm, so |quotient| <= 1
@@ -433,10 +437,26 @@ void scatter_softmax_denominator(const AbstractContext& a, const KnownIntervals&
 
 }  // namespace
 
+// A normalised quotient q = x / N(x) is bounded (|q| <= b), so its gradients are too:
+// ATen's dy = -g * (x / y) / y is at most b / |y|, dx = g / y at most 1 / |y|. Where
+// both stay under the operands' type's limit (65504 in float16), the gradient hazard
+// that x's and y's ranges alone raise is not one.
+bool normalised_gradients_finite(const AbstractContext& a, const NormGroup& m) {
+  const IntervalTensor& y = a.input(1);
+  double ymin = at::minimum(y.lo.abs(), y.hi.abs()).min().item<double>();
+  if ((y.lo <= 0).logical_and(y.hi >= 0).any().item<bool>() || ymin <= 0) return false;
+  double limit = std::min(input_limit(a, 0), input_limit(a, 1));
+  return std::max(normalisation_bound(m), 1.0) / ymin * (1 + 1e-3) < limit;
+}
+
 void filter_hazards_with_facts(const AbstractContext& a, std::vector<HazardReport>& reports) {
-  if (normalisation_group(a).n == 0) return;
+  NormGroup m = normalisation_group(a);
+  if (m.n == 0) return;
+  bool grad_ok = normalised_gradients_finite(a, m);
   reports.erase(std::remove_if(reports.begin(), reports.end(),
-                               [](const HazardReport& h) { return h.hazard == "div-overflow"; }),
+                               [&](const HazardReport& h) {
+                                 return h.hazard == "div-overflow" || (h.hazard == "div-gradient-overflow" && grad_ok);
+                               }),
                 reports.end());
 }
 

@@ -157,14 +157,17 @@ at::Tensor softmax_bound(const AbstractContext& a, const at::Tensor& g, bool log
   return log ? g + g.sum(dims, true) : g + g.amax(dims, true);
 }
 
-// Div: dx = g / y, dy = -g x / y^2.
-Bounds div_bounds(const AbstractContext& a, const at::Tensor& g) {
+// Div: dx = g / y, dy = -g (x / y) / y: |x / y| is the smaller of |x| / |y| and the
+// quotient's own bound (a normalised x / ||x|| lies in [-1, 1]).
+Bounds div_bounds(const AbstractContext& a, const at::Tensor& g, const std::vector<IntervalTensor>& outputs) {
   const IntervalTensor &x = a.input(0), &y = a.input(1);
   std::vector<int64_t> out_shape = g.sizes().vec();
   at::Tensor ym = least_magnitude(y).expand(out_shape);
+  at::Tensor q = magnitude(x).expand(out_shape) / ym;
+  if (!outputs.empty() && outputs[0].lo.defined()) q = at::minimum(q, magnitude(outputs[0]).expand(out_shape));
   std::vector<at::Tensor> r(2);
   if (x.is_float()) r[0] = unbroadcast(g / ym, x.shape);
-  if (y.is_float()) r[1] = unbroadcast(g * magnitude(x).expand(out_shape) / ym.pow(2), y.shape);
+  if (y.is_float()) r[1] = unbroadcast(g * q / ym, y.shape);
   for (auto& t : r)
     if (t.defined()) t = t.nan_to_num(kInf, kInf, kInf);
   return r;
@@ -212,14 +215,15 @@ at::Tensor log_softmax_input_bound(const AbstractContext& softmax, const at::Ten
 }
 
 std::optional<std::vector<at::Tensor>> input_gradient_bounds(const AbstractContext& a,
-                                                             const std::vector<at::Tensor>& out_bounds) {
+                                                             const std::vector<at::Tensor>& out_bounds,
+                                                             const std::vector<IntervalTensor>& outputs) {
   const std::string& op = a.node.op_type;
   if (!a.node.domain.empty() && a.node.domain != "ai.onnx") return std::nullopt;
   if (is_multilinear(a.node)) return vjp_at_magnitudes(a, out_bounds);
   if (out_bounds.empty() || !out_bounds[0].defined()) return std::vector<at::Tensor>(a.inputs.size());
   const at::Tensor& g = out_bounds[0];
   std::vector<at::Tensor> r(a.inputs.size());
-  if (op == "Div") return div_bounds(a, g);
+  if (op == "Div") return div_bounds(a, g, outputs);
   if (op == "Max" || op == "Min" || op == "Clip") return routing_bounds(a, g, 0);  // Clip: x, and its bounds where met
   if (op == "Where") return routing_bounds(a, g, 1);
   if (op == "Softmax" || op == "LogSoftmax") {

@@ -17,10 +17,13 @@
 namespace nanguard {
 
 // `out_bounds[k]`: the bound for output k, of its shape, float64 (undefined: no
-// gradient reaches it). Returns one bound per input (undefined: none flows to it, or
-// the input is not a float), or nullopt when the op has no backward bound.
+// gradient reaches it); `outputs`: the node's output intervals as the analysis found
+// them (relational facts included: a normalised quotient). Returns one bound per input
+// (undefined: none flows to it, or the input is not a float), or nullopt when the op
+// has no backward bound.
 std::optional<std::vector<at::Tensor>> input_gradient_bounds(const AbstractContext& a,
-                                                             const std::vector<at::Tensor>& out_bounds);
+                                                             const std::vector<at::Tensor>& out_bounds,
+                                                             const std::vector<IntervalTensor>& outputs);
 
 // A Softmax node whose output only a Log reads, from the Log's output bound G: the pair
 // is log_softmax, dx_i = G_i - softmax_i * sum_row G, so |dx_i| <= G_i + sum_row G. (The

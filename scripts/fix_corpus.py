@@ -57,7 +57,7 @@ def fix_program(nanguard, model, case, mode, tmp, args):
     res = {"seconds": dt, "findings": {}, "verdict": None, "agreement": None, "attacks": 0, "failures": 0, "detail": err}
     if j is None:
         return res
-    for f in j["findings"]:  # by node; a defect's node may also carry a half model's unmodelled-precision
+    for f in j["findings"]:  # by node; a defect's node may also carry a half model's gradient findings
         res["findings"].setdefault(f["node"], []).append(f)
     if os.path.exists(out):
         human = os.path.join(os.path.dirname(model), case.get("fixed", {}).get("model", "fixed.onnx"))
@@ -79,10 +79,10 @@ def fix_program(nanguard, model, case, mode, tmp, args):
 
 def defect_finding(res, defect):
     """The defect's finding at its node: its own hazard, else (a half precision turns
-    exp-overflow into the generic overflow) any other than unmodelled-precision."""
+    exp-overflow into the generic overflow) a forward one, else any."""
     at = res["findings"].get(defect["node"], [])
     same = [f for f in at if f["hazard"] == defect["hazard"]]
-    other = [f for f in at if f["hazard"] != "unmodelled-precision"]
+    other = [f for f in at if f.get("kind") == "forward"] + at
     return (same or other or [None])[0]
 
 
