@@ -124,8 +124,8 @@ void inline_initializers(ModelPatch& patch, const Graph& graph) {
   patch = ModelPatch(std::move(m));
 }
 
-Status apply_range_fix(const RangeFix& fix, ModelPatch& patch) {
-  for (const RangeChange& c : fix.changes) {
+Status apply_range_fix(RangeFix& fix, ModelPatch& patch) {
+  for (RangeChange& c : fix.changes) {
     if (c.after_lo <= c.before_lo && c.after_hi >= c.before_hi) continue;
     int32_t type = patch.elem_type(c.tensor);
     if (type == 0) type = onnx::TensorProto::FLOAT;
@@ -137,9 +137,10 @@ Status apply_range_fix(const RangeFix& fix, ModelPatch& patch) {
       if (first) break;
     }
     if (!first) continue;
-    std::string clipped = add_clip(patch, c.tensor, c.after_lo > c.before_lo ? on_grid(c.after_lo, type, true) : -kInf,
-                                   c.after_hi < c.before_hi ? on_grid(c.after_hi, type, false) : kInf, type, hint,
-                                   std::string(first->output(0)));
+    if (c.after_lo > c.before_lo) c.after_lo = on_grid(c.after_lo, type, true);
+    if (c.after_hi < c.before_hi) c.after_hi = on_grid(c.after_hi, type, false);
+    std::string clipped = add_clip(patch, c.tensor, c.after_lo > c.before_lo ? c.after_lo : -kInf,
+                                   c.after_hi < c.before_hi ? c.after_hi : kInf, type, hint, std::string(first->output(0)));
     patch.replace_uses(c.tensor, clipped, clipped);
   }
   return Status::Ok();

@@ -106,8 +106,10 @@ Result<FixReport> fix_model(const onnx::ModelProto& proto, const Graph& graph, c
 // The range modes alone (also used by fix_model for kInputs/kWeights/kAll).
 Result<RangeFix> find_safe_ranges(const Graph& graph, const std::vector<Finding>& targets, FixMode mode,
                                   const FixOptions& options);
-// Writes a range fix into `patch` as Clip nodes on the narrowed tensors.
-Status apply_range_fix(const RangeFix& fix, ModelPatch& patch);
+// Writes a range fix into `patch` as Clip nodes on the narrowed tensors. The bounds
+// written (moved inwards onto a float16/bfloat16 tensor's grid) replace the searched
+// ones in `fix`, so the report says what the model holds.
+Status apply_range_fix(RangeFix& fix, ModelPatch& patch);
 
 // True when `after` (the fixed model's analysis) has no finding at `nodes`, none at a
 // "nanguard_fix/" node, and none that `before` did not have.

@@ -488,7 +488,8 @@ TEST(Fix, ImmediateFixOfAFloat16LogKeepsItsGradientInTheType) {
   EXPECT_FALSE(input_gradient(f.original, sub).isfinite().all().item<bool>());
 }
 
-// The inputs mode on the same Log narrows x to where the float16 gradient is finite.
+// The inputs mode on the same Log narrows x to where the float16 gradient is finite,
+// and reports the bound its clip holds: a float16 value.
 TEST(Fix, InputsModeOnAFloat16LogNarrowsToTheGradientsBound) {
   ModelBuilder b;
   b.input("x", {4}, onnx::TensorProto::FLOAT16).output("y", {4}, onnx::TensorProto::FLOAT16);
@@ -500,6 +501,7 @@ TEST(Fix, InputsModeOnAFloat16LogNarrowsToTheGradientsBound) {
   double lo = f.report.fixes[0].changes[0].after_lo;
   EXPECT_GE(lo, 1.0 / 65504);
   EXPECT_LE(lo, 0.01);  // the search keeps most of the range
+  EXPECT_EQ(at::scalar_tensor(lo, at::kDouble).to(at::kHalf).to(at::kDouble).item<double>(), lo);  // the bound written
   at::Tensor x = at::full({4}, lo, at::kFloat).to(at::kHalf);
   EXPECT_TRUE(input_gradient(f.patched, x).isfinite().all().item<bool>());
 }
