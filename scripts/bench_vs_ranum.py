@@ -21,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,16 +41,19 @@ print(len(res))
 """
 
 
-def timed(cmd):
-    """(wall seconds, peak RSS in MiB, stdout) of one run of `cmd`."""
-    start = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    out = p.stdout.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        raise RuntimeError(f"{cmd[0]} failed on {cmd}")
-    return wall, usage.ru_maxrss / 1024, out
+def timed(cmd, ok_codes):
+    """(wall seconds, peak RSS in MiB, stdout, error) of one run of `cmd`; error is the
+    last line of stderr when its exit code is not in `ok_codes`, else empty."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        code = os.waitstatus_to_exitcode(status)
+        lines = err.read().strip().splitlines() or [f"exit {code}"]
+        return wall, usage.ru_maxrss / 1024, out.read(), "" if code in ok_codes else lines[-1]
 
 
 def main():
@@ -71,22 +75,28 @@ def main():
         theirs = [sys.executable, "-c", DRIVER, args.ranum, model]
         ng, rn = [], []
         for rep in range(args.reps):  # alternating, so both see the same machine
-            ng.append(timed(ours))
-            rn.append(timed(theirs))
-            print(name, rep, f"nanguard {ng[-1][0]:.2f} s {ng[-1][1]:.0f} MiB, RANUM {rn[-1][0]:.2f} s {rn[-1][1]:.0f} MiB",
-                  flush=True)
+            ng.append(timed(ours, (0, 1)))
+            if ng[-1][3]:
+                sys.exit(f"bench_vs_ranum: nanguard failed on {model}: {ng[-1][3]}")
+            if not rn or not rn[-1][3]:
+                rn.append(timed(theirs, (0,)))
+            print(name, rep, f"nanguard {ng[-1][0]:.2f} s {ng[-1][1]:.0f} MiB, RANUM {rn[-1][0]:.2f} s {rn[-1][1]:.0f} MiB"
+                  + (f" (fails: {rn[-1][3]})" if rn[-1][3] else ""), flush=True)
         findings = len(json.loads(ng[0][2])["findings"])
+        failed = rn[-1][3]
         rows.append((name, os.path.getsize(model) / 2**20, statistics.median(x[0] for x in ng),
-                     statistics.median(x[0] for x in rn), statistics.median(x[1] for x in ng),
-                     statistics.median(x[1] for x in rn), findings, rn[0][2].strip()))
+                     None if failed else statistics.median(x[0] for x in rn), statistics.median(x[1] for x in ng),
+                     None if failed else statistics.median(x[1] for x in rn), findings,
+                     f"fails: {failed[:90]}" if failed else rn[0][2].strip()))
     lines = ["# nanguard against RANUM, in the same run", "",
              f"Command: `/usr/bin/python3 scripts/bench_vs_ranum.py --ranum DIR --models {args.models} --reps {args.reps}` "
              "(this 2-core machine). " + __doc__.split("\n\n")[2].replace("\n", " ").strip(), "",
              "| model | file MiB | nanguard s | RANUM s | ratio | nanguard peak MiB | RANUM peak MiB | peak / file (nanguard) | findings: nanguard, RANUM |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, size, t_ng, t_rn, m_ng, m_rn, f_ng, f_rn in rows:
-        lines.append(f"| {name} | {size:.0f} | {t_ng:.2f} | {t_rn:.2f} | {t_ng / t_rn:.2f} | {m_ng:.0f} | {m_rn:.0f} | "
-                     f"{m_ng / size:.1f} | {f_ng}, {f_rn} |")
+        rn_t, ratio, rn_m = ("-", "-", "-") if t_rn is None else (f"{t_rn:.2f}", f"{t_ng / t_rn:.2f}", f"{m_rn:.0f}")
+        lines.append(f"| {name} | {size:.0f} | {t_ng:.2f} | {rn_t} | {ratio} | {m_ng:.0f} | {rn_m} | "
+                     f"{m_ng / size:.1f} | {f_ng}; RANUM: {f_rn.replace('|', '/')} |")
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("wrote", args.out)
