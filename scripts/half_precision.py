@@ -87,7 +87,7 @@ def main():
                 row[t], row[t + "_grad"] = both if both else (None, None)
                 if row[t] is not None and args.samples > 0:
                     row[t + "_sound"] = soundcheck(args.nanguard, path, case, args.samples, t)
-                if role == "twin" and base == [] and row[t]:
+                if role == "twin" and row["float32"] == [] and row[t]:
                     row[t + "_triggered"] = trigger(args.nanguard, path, case, args.budget, t)
             print(program, role, {k: v for k, v in row.items() if k not in ("program", "role")}, flush=True)
             rows.append(row)
