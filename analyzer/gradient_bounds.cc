@@ -112,17 +112,26 @@ struct Pass {
   }
 
   // The Log that alone reads a Softmax's output (log(softmax(x)) as exported), or null.
+  // A Clip between them (a fix's, or the user's clamp(min=eps)) only zeroes some of the
+  // Log's 1/p terms: the log_softmax bound still holds.
   const Node* sole_log_consumer(const Node& n) const {
     if (n.op_type != "Softmax" || n.outputs.size() != 1) return nullptr;
-    const Node* log = nullptr;
-    for (const Node& c : graph.nodes)
-      for (const std::string& in : c.inputs)
-        if (in == n.outputs[0]) {
-          if (log || c.op_type != "Log") return nullptr;
-          log = &c;
-        }
-    bool is_output = std::find(graph.outputs.begin(), graph.outputs.end(), n.outputs[0]) != graph.outputs.end();
-    return is_output ? nullptr : log;
+    std::string t = n.outputs[0];
+    for (int hops = 0; hops < 4; ++hops) {
+      if (std::find(graph.outputs.begin(), graph.outputs.end(), t) != graph.outputs.end()) return nullptr;
+      const Node* only = nullptr;
+      for (const Node& c : graph.nodes)
+        for (const std::string& in : c.inputs)
+          if (in == t) {
+            if (only) return nullptr;
+            only = &c;
+          }
+      if (!only) return nullptr;
+      if (only->op_type == "Log") return only;
+      if (only->op_type != "Clip" || only->inputs[0] != t) return nullptr;
+      t = only->outputs[0];
+    }
+    return nullptr;
   }
 
   // Its bound is complete once every consumer is visited, so before its producer: an
