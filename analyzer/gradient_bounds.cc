@@ -22,17 +22,18 @@ bool is_half(const Graph& g, const std::string& name) {
   return t && half_type_of(t->elem_type) != at::kFloat;
 }
 
-// Relative slack for the rounding of a gradient computed in the tensor's type (each
-// backward op rounds its result once; sums accumulate in float32 on CPU). Ops that
-// only route or mask the output gradient compute nothing and take none.
+// Relative slack for the rounding of a gradient computed in the tensor's type: each
+// backward op rounds its result once to nearest (2^-11 in float16, 2^-8 in bfloat16),
+// and sums accumulate in float32 on CPU (n * 2^-24, another 2^-11 up to 8192 terms).
+// Ops that only route or mask the output gradient compute nothing and take none.
 double rounding_slack(const Graph& g, const Node& n, const std::string& name) {
   static const std::set<std::string> exact = {"Clip", "Relu", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
                                               "Transpose", "Concat", "Split", "Slice", "Gather", "Max", "Min", "Where",
                                               "MaxPool", "ReduceMax", "ReduceMin", "GlobalMaxPool", "Neg", "Abs"};
   if (exact.count(n.op_type) || (n.op_type == "Dropout" && n.inputs.size() < 3)) return 1;
   const TensorType* t = g.type_of(name);
-  if (t && t->elem_type == onnx::TensorProto::FLOAT16) return 1 + std::ldexp(1.0, -9);
-  if (t && t->elem_type == onnx::TensorProto::BFLOAT16) return 1 + std::ldexp(1.0, -6);
+  if (t && t->elem_type == onnx::TensorProto::FLOAT16) return 1 + std::ldexp(1.0, -10);
+  if (t && t->elem_type == onnx::TensorProto::BFLOAT16) return 1 + std::ldexp(1.0, -7);
   return 1 + std::ldexp(1.0, -20);
 }
 

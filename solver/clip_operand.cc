@@ -82,9 +82,12 @@ double kept_share(double lo, double hi, double nlo, double nhi) {
   return std::max(0.0, std::min(1.0, (nhi - nlo) / w));
 }
 
-Result<RangeChange> clip_operand(ModelPatch& p, const Graph&, const Node& node, const SafeDomain& d, const Range& r) {
+Result<RangeChange> clip_operand(ModelPatch& p, const Graph& graph, const Node& node, const SafeDomain& d, const Range& r) {
   const std::string& x = node.inputs[d.operand];
   int32_t type = p.elem_type(x);
+  // An intermediate tensor has no declared type in the model: the loader inferred it
+  // (a float16 Softmax output), and its clip constants must be on that type's grid.
+  if (const TensorType* t = type == 0 ? graph.type_of(x) : nullptr) type = t->elem_type;
   if (type == 0) type = onnx::TensorProto::FLOAT;
   if (!clip_supported(type)) return Status::Error(fmt::format("{}: operand '{}' is not a float tensor; clips of other types are not supported", node.name, x));
   double lo = on_grid(d.lo, type, true), hi = on_grid(d.hi, type, false), least = on_grid(d.min_magnitude, type, true);

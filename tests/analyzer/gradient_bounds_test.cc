@@ -47,7 +47,7 @@ TEST(GradientBounds, MatMulBoundsAreTheSumsOfTheOtherOperandsMagnitudes) {
   auto a = analyze(*g, opt);
   ASSERT_TRUE(a.ok());
   GradientBounds gb = bound_gradients(*g, *a, opt);
-  double slack = 1 + std::ldexp(1.0, -9);
+  double slack = 1 + std::ldexp(1.0, -10);
   EXPECT_NEAR(gb.bound.at("w").max().item<double>(), 4 * 3 * slack, 1e-9);
   EXPECT_NEAR(gb.bound.at("x").max().item<double>(), 3 * 1 * slack, 1e-9);
   EXPECT_NEAR(gb.bound.at("y").max().item<double>(), 1, 0);
