@@ -488,6 +488,22 @@ TEST(Fix, ImmediateFixOfAFloat16LogKeepsItsGradientInTheType) {
   EXPECT_FALSE(input_gradient(f.original, sub).isfinite().all().item<bool>());
 }
 
+// The same clip on an intermediate float16 tensor (a Softmax's output, which the model
+// declares no type for): its constants take the inferred type, on its grid. Before,
+// they were written as float32 and x >= 1.4e-45 held nothing in float16.
+TEST(Fix, ImmediateFixOfAFloat16SoftmaxLogClipsInTheInferredType) {
+  ModelBuilder b;
+  b.input("x", {1, 4}, onnx::TensorProto::FLOAT16).output("y", {1, 4}, onnx::TensorProto::FLOAT16);
+  b.node("Softmax", {"x"}, {"p"}, "softmax");
+  b.node("Log", {"p"}, {"y"}, "log");
+  Fixed f = fix(b, {{"x", {-30, 30}}}, FixMode::kImmediate);
+  ASSERT_EQ(f.report.fixes.size(), 1u);
+  ASSERT_EQ(f.report.fixes[0].status, "fixed") << f.report.fixes[0].reason;
+  ASSERT_EQ(f.report.fixes[0].changes.size(), 1u);
+  EXPECT_EQ(f.report.fixes[0].changes[0].after_lo, 257 * std::ldexp(1.0, -24));
+  EXPECT_TRUE(f.report.remaining.empty());  // log_softmax's gradient bound holds through the clip
+}
+
 // The inputs mode on the same Log narrows x to where the float16 gradient is finite,
 // and reports the bound its clip holds: a float16 value.
 TEST(Fix, InputsModeOnAFloat16LogNarrowsToTheGradientsBound) {
