@@ -208,6 +208,33 @@ Bounds batch_norm_bounds(const AbstractContext& a, const at::Tensor& g) {
   return r;
 }
 
+// NegativeLogLikelihoodLoss(input [N, C, ...], target, weight): the input's gradient
+// is -w[t] * g at the target class, 0 elsewhere; 'mean' divides by the total weight
+// (the count without weights: at least 1 with ignore_index, else every element). A
+// trainable weight, or a mean over weights that may sum to nearly 0 (the loss's own
+// hazards), has no bound here.
+Bounds nll_bounds(const AbstractContext& a, const at::Tensor& g) {
+  const IntervalTensor& x = a.input(0);
+  bool weighted = a.has_input(2);
+  if (weighted && !a.input(2).exact()) return std::nullopt;
+  double wmax = weighted ? a.input(2).value.abs().max().item<double>() : 1;
+  std::string reduction = attr_string(a.node, "reduction", "mean");
+  double per = g.max().item<double>() * wmax;
+  if (reduction == "mean") {
+    double count = 1;
+    for (size_t d = 0; d < x.shape.size(); ++d)
+      if (d != 1) count *= static_cast<double>(x.shape[d]);
+    bool ignore = a.node.attributes.count("ignore_index") > 0;
+    double wmin = weighted ? a.input(2).value.min().item<double>() : 1;
+    if (weighted && wmin <= 0) return std::nullopt;
+    double total = ignore ? wmin : wmin * count;
+    per /= total;
+  }
+  std::vector<at::Tensor> r(a.inputs.size());
+  r[0] = at::full(x.shape, per, at::kDouble);
+  return r;
+}
+
 }  // namespace
 
 at::Tensor log_softmax_input_bound(const AbstractContext& softmax, const at::Tensor& log_bound) {
@@ -232,6 +259,7 @@ std::optional<std::vector<at::Tensor>> input_gradient_bounds(const AbstractConte
     return r;
   }
   if (op == "BatchNormalization") return batch_norm_bounds(a, g);
+  if (op == "NegativeLogLikelihoodLoss") return nll_bounds(a, g);
   if (op == "ReduceMax" || op == "ReduceMin" || op == "ReduceL2" || op == "ReduceL1" || op == "ReduceLogSumExp" ||
       op == "GlobalMaxPool" || op == "ArgMax") {
     if (op != "ArgMax") r[0] = uniform(a.input(0), g, 1);

@@ -91,5 +91,27 @@ TEST(GradientBounds, SampledHalfBackwardPassesAreCovered) {
   EXPECT_TRUE(w.grad().isinf().all().item<bool>()) << w.grad();
 }
 
+// A float16 classifier's loss: NegativeLogLikelihoodLoss over log_softmax has a
+// backward rule (the input's gradient is w[t] / total at the target), so the logits'
+// gradients are bounded and the model is proved; sampled backward passes agree.
+TEST(GradientBounds, AFloat16NllLossOverLogSoftmaxIsProved) {
+  testing::ModelBuilder b(13);
+  b.input("x", {4, 3}, onnx::TensorProto::FLOAT16).input("t", {4}, onnx::TensorProto::INT64);
+  b.output("loss", {}, onnx::TensorProto::FLOAT16);
+  b.node("LogSoftmax", {"x"}, {"lp"}, "log_softmax");
+  b.node("NegativeLogLikelihoodLoss", {"lp", "t"}, {"loss"}, "nll");
+  AnalyzeOptions opt = testing::ranges_of({{"x", {-20, 20}}, {"t", {0, 2}}});
+  EXPECT_TRUE(testing::findings_of(b, opt).empty());
+  auto g = load_model_proto(b.proto(), "nll.onnx");
+  ASSERT_TRUE(g.ok());
+  auto a = analyze(*g, opt);
+  ASSERT_TRUE(a.ok());
+  GradientBounds gb = bound_gradients(*g, *a, opt);
+  EXPECT_LE(gb.bound.at("lp").max().item<double>(), 0.25 * 1.01);  // 1 / 4 elements
+  testing::SoundTally tally;
+  EXPECT_GT(testing::expect_sound(b, opt, "half nll", &tally, 30), 0);
+  EXPECT_EQ(tally.violations, 0);
+}
+
 }  // namespace
 }  // namespace nanguard
