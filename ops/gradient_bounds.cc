@@ -37,9 +37,9 @@ at::Tensor unbroadcast(at::Tensor g, const std::vector<int64_t>& shape) {
 }
 
 // The same bound for every element of `t`: for ops that route one input element to
-// at most `fanout` output elements, each with coefficient at most `scale`.
-at::Tensor uniform(const IntervalTensor& t, const at::Tensor& g, double fanout, double scale = 1) {
-  return at::full(t.shape, g.max().item<double>() * fanout * scale, at::kDouble);
+// at most `fanout` output elements, each with coefficient at most 1.
+at::Tensor uniform(const IntervalTensor& t, const at::Tensor& g, double fanout) {
+  return at::full(t.shape, g.max().item<double>() * fanout, at::kDouble);
 }
 
 // ---- multilinear ops: their own vector-Jacobian product at magnitudes -----------------
@@ -178,7 +178,7 @@ Bounds div_bounds(const AbstractContext& a, const at::Tensor& g, const std::vect
 Bounds routing_bounds(const AbstractContext& a, const at::Tensor& g, size_t first) {
   std::vector<at::Tensor> r(a.inputs.size());
   for (size_t i = first; i < a.inputs.size(); ++i)
-    if (a.inputs[i].lo.defined() && a.inputs[i].is_float()) r[i] = unbroadcast(g.expand(g.sizes()), a.inputs[i].shape);
+    if (a.inputs[i].lo.defined() && a.inputs[i].is_float()) r[i] = unbroadcast(g, a.inputs[i].shape);
   return r;
 }
 

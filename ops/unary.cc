@@ -90,9 +90,8 @@ std::vector<HazardReport> sqrt_hazards(const AbstractContext& a) {
 
 // ATen's reciprocal backward is -g * y * y with y = 1/x: y * y overflows float32 once
 // |x| < 1/sqrt(FLT_MAX) = 5.42e-20 (with a margin of a few ulps either way).
-double recip_grad_bound(double limit) { return 1.0 / std::sqrt(limit); }
-const double kRecipGradSafe = float32_up(recip_grad_bound(kFloat32Max) * (1 + 1e-6));
-const double kRecipGradFails = float32_down(1.0 / std::sqrt(kFloat32Max) * (1 - 1e-6));
+// The least |x| whose gradient stays finite in a type of largest value `limit`.
+double recip_grad_safe(double limit) { return float32_up(1.0 / std::sqrt(limit) * (1 + 1e-6)); }
 
 std::vector<HazardReport> reciprocal_hazards(const AbstractContext& a) {
   const IntervalTensor& x = a.input(0);
@@ -101,7 +100,7 @@ std::vector<HazardReport> reciprocal_hazards(const AbstractContext& a) {
   at::Tensor mag = at::minimum(x.lo.abs(), x.hi.abs());
   if ((mag < 1.0 / kFloat32Max).any().item<bool>())
     return {report("div-overflow", HazardKind::kForward, "|x| < 2.94e-39", false)};
-  double grad_safe = input_limit(a, 0) == kFloat32Max ? kRecipGradSafe : recip_grad_bound(input_limit(a, 0)) * (1 + 1e-6);
+  double grad_safe = recip_grad_safe(input_limit(a, 0));
   if ((mag < grad_safe).any().item<bool>())
     return {report("reciprocal-gradient-overflow", HazardKind::kGradient,
                    fmt::format("|x| < {:.3g}: the gradient -1/x^2 overflows", grad_safe), false)};
@@ -192,7 +191,8 @@ std::vector<at::Tensor> lower_is_inf(const OpContext& ctx) {
 // Facets. The safe bounds are the float32 values the hazard conditions above accept:
 // Log is finite with a finite gradient from 1/FLT_MAX up (wider than RANUM's 1e-37),
 // Exp below its float32 overflow threshold (not RANUM's 38).
-const double kLogSafe = float32_up(1.0 / kFloat32Max);
+// 1/x (and log's gradient) is finite in a type of largest value `limit` from here up.
+double reciprocal_safe(double limit) { return float32_up(1.0 / limit); }
 const double kExpSafe = float32_below(kExpOverflowFloat32);
 
 using R = Relation;
@@ -200,7 +200,7 @@ using R = Relation;
 // In a half type the gradient 1/x overflows from x < 1/max (1.53e-5 in float16), far
 // above float32's subnormals: the safe bound and the target follow the type.
 std::optional<SafeDomain> log_gradient_domain(const Node&, const std::vector<Range>&, double type_max) {
-  double lo = type_max == kFloat32Max ? kLogSafe : float32_up(1.0 / type_max);
+  double lo = reciprocal_safe(type_max);
   return SafeDomain{0, lo, kInf, 0, fmt::format("x >= {:.9g}", lo)};
 }
 
@@ -235,17 +235,18 @@ std::vector<HazardFacet> sqrt_facets() {
 // 1/x is finite exactly when |x| >= 1/max of x's type (1/FLT_MAX in float32), and its
 // gradient -1/x^2 from 1/sqrt(max) (5.42e-20; 3.91e-3 in float16).
 std::optional<SafeDomain> reciprocal_domain(const Node&, const std::vector<Range>&, double type_max) {
-  double m = type_max == kFloat32Max ? kLogSafe : float32_up(1.0 / type_max);
+  double m = reciprocal_safe(type_max);
   return SafeDomain{0, -kInf, kInf, m, fmt::format("|x| >= {:.9g}", m)};
 }
 
 std::optional<SafeDomain> reciprocal_gradient_domain(const Node&, const std::vector<Range>&, double type_max) {
-  double m = type_max == kFloat32Max ? kRecipGradSafe : float32_up(recip_grad_bound(type_max) * (1 + 1e-6));
+  double m = recip_grad_safe(type_max);
   return SafeDomain{0, -kInf, kInf, m, fmt::format("|x| >= {:.9g}", m)};
 }
 
 Result<UnitTarget> reciprocal_gradient_target(const Node&, const std::vector<Range>&, double type_max, at::Device) {
-  double t = type_max == kFloat32Max ? kRecipGradFails : float32_down(recip_grad_bound(type_max) * (1 - 1e-3));
+  // Float32's fails within a few ulps; a half operand lands on its grid, so a wider margin.
+  double t = float32_down(1.0 / std::sqrt(type_max) * (1 - (type_max == kFloat32Max ? 1e-6 : 1e-3)));
   return UnitTarget{0, R::kMagnitudeAtMost, t, fmt::format("|x| <= {:.3g}", t)};
 }
 

@@ -465,14 +465,20 @@ at::Tensor input_gradient(const Graph& g, at::Tensor x) {
   return x.grad().to(at::kFloat);
 }
 
+// y = log(x), x a float16 [4].
+ModelBuilder float16_log() {
+  ModelBuilder b;
+  b.input("x", {4}, onnx::TensorProto::FLOAT16).output("y", {4}, onnx::TensorProto::FLOAT16);
+  b.node("Log", {"x"}, {"y"}, "log");
+  return b;
+}
+
 // A float16 Log over [0, 1]: the clip that keeps the value finite (x >= the least
 // subnormal) leaves the gradient 1/x past 65504, so the fix takes the gradient's own
 // bound, 1/65504 moved up onto the float16 grid: 257 * 2^-24. The fixed model's
 // backward pass is finite at x = 0; the original's is not at a subnormal.
 TEST(Fix, ImmediateFixOfAFloat16LogKeepsItsGradientInTheType) {
-  ModelBuilder b;
-  b.input("x", {4}, onnx::TensorProto::FLOAT16).output("y", {4}, onnx::TensorProto::FLOAT16);
-  b.node("Log", {"x"}, {"y"}, "log");
+  ModelBuilder b = float16_log();
   Fixed f = fix(b, {{"x", {0, 1}}}, FixMode::kImmediate);
   ASSERT_EQ(f.report.fixes.size(), 1u);
   const FindingFix& fx = f.report.fixes[0];
@@ -507,9 +513,7 @@ TEST(Fix, ImmediateFixOfAFloat16SoftmaxLogClipsInTheInferredType) {
 // The inputs mode on the same Log narrows x to where the float16 gradient is finite,
 // and reports the bound its clip holds: a float16 value.
 TEST(Fix, InputsModeOnAFloat16LogNarrowsToTheGradientsBound) {
-  ModelBuilder b;
-  b.input("x", {4}, onnx::TensorProto::FLOAT16).output("y", {4}, onnx::TensorProto::FLOAT16);
-  b.node("Log", {"x"}, {"y"}, "log");
+  ModelBuilder b = float16_log();
   Fixed f = fix(b, {{"x", {0, 1}}}, FixMode::kInputs);
   ASSERT_EQ(f.report.fixes.size(), 1u);
   ASSERT_EQ(f.report.fixes[0].status, "fixed") << f.report.fixes[0].reason;
