@@ -2,7 +2,7 @@
 small zoo models that were exported (the engine of scripts/fuzz-nightly).
 
     /usr/bin/python3 scripts/fuzz_nightly.py [--budget S] [--twin-budget S] [--only 3,11,...] [--max-bytes N]
-        [--modes custom[,plain]] [--random S] [--parallel N] [--out DIR] [--markdown FILE] [--fresh]
+        [--modes custom[,plain]] [--random S] [--python S] [--parallel N] [--out DIR] [--markdown FILE] [--fresh]
         [--stop-when-found] [--twins-only] [--no-build]
 
 Per model, scripts/fuzz_run.py with the case's ranges and weight mode; its corpus is
@@ -97,6 +97,13 @@ def program_jobs(a):
             yield key, model, case, "zoo"
 
 
+def python_rate(program, budget):
+    """The Python baseline (scripts/python_random.py): the program's PyTorch module, eagerly."""
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "python_random.py"), program,
+                        "--budget", str(budget)], capture_output=True, text=True)
+    return json.loads(p.stdout) if p.returncode == 0 else None
+
+
 def run_job(a, job):
     key, model, case, kind = job
     row = {"key": key, "model": os.path.relpath(model, ROOT), "kind": kind}
@@ -111,6 +118,8 @@ def run_job(a, job):
                      "error": r.get("error"), "out": r.get("out")}
     if a.random and kind == "grist":
         row["random"] = random_rate(os.path.join(fuzz_run.BUILD, "nanguard"), model, case, a.random)
+    if a.python and kind == "grist":
+        row["python"] = python_rate(case["program"], a.python)
     row["defects"] = [d["id"] for d in case.get("defects", [])] if kind == "grist" else []
     return row
 
@@ -145,8 +154,13 @@ def markdown(a, rows):
         rr = [r["random"]["runs_per_s"] for r in grist if r.get("random") and r["random"]["runs_per_s"]]
         if rr:
             lines.append(f"- `nanguard trigger --strategy random`: median {statistics.median(rr):,.0f} runs/s")
+    if a.python:
+        pr = [r["python"]["runs_per_s"] for r in grist if r.get("python") and r["python"]["runs_per_s"]]
+        if pr:
+            lines.append(f"- Python baseline (the PyTorch module, eager): median {statistics.median(pr):,.0f} runs/s")
     head = "| model | defects | " + " | ".join(f"{m} exec/s | {m} found (s)" for m in a.modes)
-    head += " | random runs/s |" if a.random else " |"
+    head += " | random runs/s" if a.random else ""
+    head += " | python runs/s |" if a.python else " |"
     lines += ["", head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         cells = [r["key"], ",".join(r["defects"]) or "-"]
@@ -158,6 +172,9 @@ def markdown(a, rows):
         if a.random:
             rr = r.get("random") or {}
             cells.append(f"{rr['runs_per_s']:,.0f}" if rr.get("runs_per_s") else "-")
+        if a.python:
+            pr = r.get("python") or {}
+            cells.append(f"{pr['runs_per_s']:,.0f}" if pr.get("runs_per_s") else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -170,6 +187,7 @@ def main():
     ap.add_argument("--max-bytes", type=int, default=64 << 20)
     ap.add_argument("--modes", default="custom")
     ap.add_argument("--random", type=float, default=0)
+    ap.add_argument("--python", type=float, default=0, help="also the Python baseline for S seconds")
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(fuzz_run.BUILD, "nightly"))
     ap.add_argument("--markdown")

@@ -43,9 +43,9 @@ def main():
     ap.add_argument("--replay", action="store_true")
     a = ap.parse_args()
     custom, plain, twins = rows_of(a.custom), rows_of(a.plain), rows_of(a.twins)
-    lines = ["| program | model bytes | custom exec/s | random runs/s | custom: found (s / execs) | plain: found (s / execs) |",
-             "|---|---:|---:|---:|---|---|"]
-    rates, rand, n_def, f_c, f_p = [], [], 0, 0, 0
+    lines = ["| program | model bytes | custom exec/s | random runs/s | python runs/s | custom: found (s / execs) "
+             "| plain: found (s / execs) |", "|---|---:|---:|---:|---:|---|---|"]
+    rates, rand, py, n_def, f_c, f_p = [], [], [], 0, 0, 0
     for key, r in custom.items():
         if r["kind"] != "grist":
             continue
@@ -63,10 +63,15 @@ def main():
         rr = (r.get("random") or {}).get("runs_per_s")
         if rr:
             rand.append(rr)
+        pr = (r.get("python") or {}).get("runs_per_s")
+        if pr:
+            py.append(pr)
         size = os.path.getsize(os.path.join(ROOT, r["model"]))
-        lines.append(f"| {prog} | {size:,} | {rate:,.0f} | {rr or '-'} | {found_cell(r, 'custom')} | {found_cell(p, 'plain')} |")
-    print(f"custom: {f_c} of {n_def} defects; plain: {f_p} of {n_def}; median exec/s {statistics.median(rates):,.0f}; "
-          f"median random runs/s {statistics.median(rand) if rand else 0:,.0f}\n")
+        lines.append(f"| {prog} | {size:,} | {rate:,.0f} | {rr or '-'} | {pr or '-'} | {found_cell(r, 'custom')} "
+                     f"| {found_cell(p, 'plain')} |")
+    med = lambda v: statistics.median(v) if v else 0  # noqa: E731
+    print(f"custom: {f_c} of {n_def} defects; plain: {f_p} of {n_def}; median exec/s {med(rates):,.0f}; "
+          f"median random runs/s {med(rand):,.0f}; median python runs/s {med(py):,.0f}\n")
     print("\n".join(lines))
     if twins:
         bad = [(k, [c["node"] + " " + c["hazard"] for c in r["custom"]["crashes"]]) for k, r in twins.items()

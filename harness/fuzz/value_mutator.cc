@@ -45,6 +45,13 @@ double ulps_towards(double x, double t, int k) {
 size_t ValueMutator::apply(Move move, uint8_t* data, size_t size, size_t max_size, SplitMix& gen,
                            const ByteMutator& bytes) const {
   if (move == Move::kBytes || layout_.slots.empty()) return bytes(data, size, max_size);
+  if (move == Move::kRedraw) {
+    for (size_t i = 0; i < layout_.slots.size(); ++i) {
+      store_u32(data, size, offsets_[i] + 4, static_cast<uint32_t>(gen.next()));
+      if (gen.next() % 2) data[offsets_[i]] = static_cast<uint8_t>(gen.next() % kFillModes);
+    }
+    return size;
+  }
   size_t slot = pick_slot(gen);
   const TensorSlot& s = layout_.slots[slot];
   int64_t k = s.explicit_count(), e = k ? static_cast<int64_t>(gen.next() % k) : 0;
@@ -87,11 +94,15 @@ size_t ValueMutator::mutate(uint8_t* data, size_t size, size_t max_size, uint32_
   if (size < want) std::memset(data + size, 0, want - size);
   size = want;
   SplitMix gen{seed};
-  // One move in six is libFuzzer's byte mutation: it finds what the moves cannot
-  // (bit patterns between the targets) and keeps the comparison with it honest.
-  uint64_t r = gen.next() % 12;
-  Move move = r < 2 ? Move::kBytes : static_cast<Move>(1 + (r - 2) % (static_cast<int>(Move::kCount) - 1));
-  size = apply(move, data, size, max_size, gen, bytes);
+  // Stacked moves, as libFuzzer stacks its own. One in three is libFuzzer's byte
+  // mutation: it finds what the moves cannot (bit patterns between the targets); the
+  // rest are the value moves, redraws of the whole box among them.
+  int depth = 1 + static_cast<int>(gen.next() % 4);
+  for (int d = 0; d < depth && size == want; ++d) {
+    uint64_t r = gen.next() % 12;
+    Move move = r < 4 ? Move::kBytes : static_cast<Move>(1 + (r - 4) % (static_cast<int>(Move::kCount) - 1));
+    size = apply(move, data, size, max_size, gen, bytes);
+  }
   return std::min(size, max_size);
 }
 

@@ -17,7 +17,9 @@ namespace nanguard::fuzz {
 // libFuzzer's own mutation (LLVMFuzzerMutate), or a stand-in in tests.
 using ByteMutator = std::function<size_t(uint8_t* data, size_t size, size_t max_size)>;
 
-enum class Move : uint8_t { kBytes, kSet, kApproach, kUlps, kMode, kFillSlot, kScale, kSeed, kCount };
+// kRedraw gives every slot a new seed and half of them a random fill mode: a fresh
+// random corner of the whole box, which most GRIST logit-gap defects need.
+enum class Move : uint8_t { kBytes, kSet, kApproach, kUlps, kMode, kFillSlot, kScale, kSeed, kRedraw, kCount };
 
 class ValueMutator {
  public:
@@ -25,7 +27,7 @@ class ValueMutator {
   ValueMutator(FuzzLayout layout, const std::vector<double>& dictionary);
 
   // Mutates data[0, size) in place and returns the new size (at most max_size): the
-  // layout's size when max_size allows, after which one move is applied.
+  // layout's size when max_size allows, after which one to four moves are stacked.
   size_t mutate(uint8_t* data, size_t size, size_t max_size, uint32_t seed, const ByteMutator& bytes) const;
   // One given move (tests).
   size_t apply(Move move, uint8_t* data, size_t size, size_t max_size, SplitMix& gen, const ByteMutator& bytes) const;

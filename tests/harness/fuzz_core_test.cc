@@ -213,6 +213,29 @@ TEST(FuzzMutator, ByteMovesGoToTheFallback) {
   EXPECT_EQ(calls, 1);
 }
 
+
+TEST(FuzzMutator, RedrawGivesEverySlotANewSeedAndKeepsItsValues) {
+  FuzzLayout l{{slot("x", {4}, 0, 1), slot("w", {100}, -1, 1)}};
+  ValueMutator m(l, {});
+  std::vector<uint8_t> buf(l.bytes(), 0);
+  store_u32(buf.data(), buf.size(), l.offset(1) + kSlotHeader, bits_of(0.25f));
+  SplitMix gen{9};
+  EXPECT_EQ(m.apply(Move::kRedraw, buf.data(), buf.size(), buf.size(), gen, no_bytes), l.bytes());
+  for (size_t s = 0; s < 2; ++s) EXPECT_NE(load_u32(buf.data(), buf.size(), l.offset(s) + 4), 0u) << s;
+  EXPECT_EQ(decode_all(buf, l, 1)[0], 0.25f);  // the explicit values stay
+}
+
+TEST(FuzzMutator, MutateStacksMovesAndMixesInByteMutation) {
+  FuzzLayout l{{slot("x", {8}, -10, 50)}};
+  ValueMutator m(l, {37.5});
+  std::vector<uint8_t> buf(l.bytes(), 0);
+  int calls = 0, runs = 300;
+  auto counting = [&](uint8_t*, size_t s, size_t) { ++calls; return s; };
+  for (int i = 0; i < runs; ++i) EXPECT_EQ(m.mutate(buf.data(), buf.size(), buf.size(), i, counting), l.bytes());
+  // About a third of 2.5 moves per call are byte moves.
+  EXPECT_GT(calls, runs / 2);
+  EXPECT_LT(calls, runs * 3 / 2);
+}
 TEST(FuzzConfig, RoundTrip) {
   FuzzConfig c;
   c.source_model = "corpora/grist/3/model.onnx";
