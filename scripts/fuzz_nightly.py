@@ -150,14 +150,12 @@ def markdown(a, rows):
         lines.append(f"- fixed twins: {len(bad)} of {len(twins)} with a failure {bad if bad else ''}".rstrip())
     zoo = [r for r in rows if r["kind"] == "zoo"]
     lines.append(f"- zoo models: {len(zoo)} fuzzed" + ("" if zoo else " (none exported: scripts/corpus --zoo)"))
-    if a.random:
-        rr = [r["random"]["runs_per_s"] for r in grist if r.get("random") and r["random"]["runs_per_s"]]
-        if rr:
-            lines.append(f"- `nanguard trigger --strategy random`: median {statistics.median(rr):,.0f} runs/s")
-    if a.python:
-        pr = [r["python"]["runs_per_s"] for r in grist if r.get("python") and r["python"]["runs_per_s"]]
-        if pr:
-            lines.append(f"- Python baseline (the PyTorch module, eager): median {statistics.median(pr):,.0f} runs/s")
+    for key, label in (("random", "`nanguard trigger --strategy random`"),
+                       ("python", "Python baseline (the PyTorch module, eager)")):
+        rates = [(r.get(key) or {}).get("runs_per_s") for r in grist]
+        rates = [x for x in rates if x]
+        if getattr(a, key) and rates:
+            lines.append(f"- {label}: median {statistics.median(rates):,.0f} runs/s")
     head = "| model | defects | " + " | ".join(f"{m} exec/s | {m} found (s)" for m in a.modes)
     head += " | random runs/s" if a.random else ""
     head += " | python runs/s |" if a.python else " |"
@@ -169,12 +167,10 @@ def markdown(a, rows):
             cells.append(f"{x['execs_per_s']:,.0f}" if x["execs_per_s"] else (x["error"] or "-")[:60])
             hits = [f"{c['node'] or 'crash'} {c['hazard']} ({c['seconds']:g})" for c in x["crashes"]]
             cells.append("; ".join(hits) or "none")
-        if a.random:
-            rr = r.get("random") or {}
-            cells.append(f"{rr['runs_per_s']:,.0f}" if rr.get("runs_per_s") else "-")
-        if a.python:
-            pr = r.get("python") or {}
-            cells.append(f"{pr['runs_per_s']:,.0f}" if pr.get("runs_per_s") else "-")
+        for key in ("random", "python"):
+            if getattr(a, key):
+                rate = (r.get(key) or {}).get("runs_per_s")
+                cells.append(f"{rate:,.0f}" if rate else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

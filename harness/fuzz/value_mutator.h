@@ -18,7 +18,7 @@ namespace nanguard::fuzz {
 using ByteMutator = std::function<size_t(uint8_t* data, size_t size, size_t max_size)>;
 
 // kRedraw gives every slot a new seed and half of them a random fill mode: a fresh
-// random corner of the whole box, which most GRIST logit-gap defects need.
+// random corner of the whole box, for hazards that need many values to align at once.
 enum class Move : uint8_t { kBytes, kSet, kApproach, kUlps, kMode, kFillSlot, kScale, kSeed, kRedraw, kCount };
 
 class ValueMutator {
