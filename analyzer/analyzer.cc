@@ -552,10 +552,27 @@ Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options
       return Status::Error(fmt::format("{}: node '{}' ({}): analysis failed: {}", graph.model_path, node.name, node.op_type, msg));
     }
   }
-  // Half gradients overflow at 65504: far from float32's limit, so the op-by-op
-  // gradient hazards do not cover them; a backward bound does.
-  if (has_half_tensors(graph)) merge_in_order(graph, result.findings, bound_gradients(graph, result, options).findings);
+  if (chains_gradients(graph, options)) {
+    try {
+      merge_in_order(graph, result.findings, bound_gradients(graph, result, options).findings);
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
+      return Status::Error(fmt::format("{}: the backward bound failed: {}", graph.model_path, msg));
+    }
+  }
   return result;
+}
+
+bool chains_gradients(const Graph& graph, const AnalyzeOptions& options) {
+  switch (options.gradients) {
+    case GradientMode::kChain: return true;
+    case GradientMode::kLocal: return false;
+    // Half gradients overflow at 65504: far from float32's limit, so the op-by-op
+    // gradient hazards do not cover them; a backward bound does.
+    case GradientMode::kAuto: return has_half_tensors(graph);
+  }
+  return true;
 }
 
 std::optional<Range> range_in(const AnalysisResult& result, const std::string& tensor) {

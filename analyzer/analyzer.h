@@ -20,6 +20,8 @@ namespace nanguard {
 
 enum class WeightMode { kFixed, kFree };
 
+enum class GradientMode { kAuto, kChain, kLocal };
+
 struct AnalyzeOptions {
   RangeMap ranges;  // runtime inputs; missing ones use the defaults below
   WeightMode weights = WeightMode::kFixed;
@@ -44,7 +46,16 @@ struct AnalyzeOptions {
   int symbolic_window = 4;
   double symbolic_above = 1e4;
   int64_t symbolic_budget = 300'000'000;
+  // The backward pass. Every op's gradient hazards assume an output gradient of 1
+  // (kLocal); kChain also bounds |dL/dt| through the graph from the loss
+  // (analyzer/gradient_bounds.h), which covers gradients scaled by the ops after them
+  // at a cost in time and, on deep float32 models, in loose findings. kAuto chains
+  // where a half type's 65504 makes the local hazards too weak.
+  GradientMode gradients = GradientMode::kAuto;
 };
+
+// Whether the analysis of `graph` under `options` chains gradient bounds.
+bool chains_gradients(const Graph& graph, const AnalyzeOptions& options);
 
 // Default range of an input with none given (must match the random sampler's).
 constexpr Range kAnalyzeDefaultFloatRange{-1.0, 1.0};

@@ -46,16 +46,18 @@ double overflows_from(const Graph& g, const std::string& name) {
   return kFloat32Max + std::ldexp(1.0, 103);
 }
 
-// The float tensors a gradient reaches: inputs and free weights (every non-exact
-// starting interval), and what nodes compute from them.
+// The float tensors a gradient reaches: inputs (a point range too: it is a leaf of the
+// backward pass all the same) and free weights (every non-exact starting interval), and
+// what nodes compute from them.
 std::unordered_set<std::string> differentiable(const Graph& g, const AnalysisResult& r) {
   std::unordered_set<std::string> d;
   auto is_float = [&](const std::string& n) {
     auto it = r.intervals.find(n);
     return it != r.intervals.end() && it->second.lo.defined() && it->second.is_float();
   };
+  std::unordered_set<std::string> inputs(g.inputs.begin(), g.inputs.end());
   for (const auto& [name, iv] : r.intervals)
-    if (!g.producer(name) && iv.lo.defined() && iv.is_float() && !iv.exact()) d.insert(name);
+    if (!g.producer(name) && iv.lo.defined() && iv.is_float() && (!iv.exact() || inputs.count(name))) d.insert(name);
   for (const Node& n : g.nodes) {
     bool any = std::any_of(n.inputs.begin(), n.inputs.end(), [&](const std::string& in) { return d.count(in) > 0; });
     for (const std::string& in : implicit_inputs(n)) any = any || d.count(in) > 0;
@@ -76,6 +78,15 @@ std::vector<std::string> loss_outputs(const Graph& g, const AnalysisResult& r, c
     all.push_back(o);
   }
   return all;
+}
+
+// A rule's bound in its input's shape: broadcast up, or, where the rule left it in
+// another shape (an input of unknown rank that the interval holds as a scalar), the
+// sum of every element: no element of the gradient exceeds it.
+at::Tensor fit_to(const at::Tensor& b, const std::vector<int64_t>& shape) {
+  if (b.sizes().vec() == shape) return b;
+  if (at::is_expandable_to(b.sizes(), shape)) return b.expand(shape).contiguous();
+  return at::full(shape, b.sum().item<double>(), at::kDouble);
 }
 
 struct Pass {
@@ -191,8 +202,7 @@ struct Pass {
     for (size_t i = 0; i < n.inputs.size() && i < g->size(); ++i) {
       const std::string& in = n.inputs[i];
       if (in.empty() || !diff.count(in) || !(*g)[i].defined()) continue;
-      at::Tensor b = (*g)[i].to(at::kDouble);
-      if (b.sizes().vec() != forward.intervals.at(in).shape) b = b.expand(forward.intervals.at(in).shape).contiguous();
+      at::Tensor b = fit_to((*g)[i].to(at::kDouble), forward.intervals.at(in).shape);
       if (has_finding) {
         b = b.clamp_max(tensor_limit(graph, in));
         echo.insert(in);
@@ -226,9 +236,11 @@ struct Pass {
     double limit = tensor_limit(graph, t), m = it->second.max().item<double>();
     if (auto u = unbounded_by.find(t); u != unbounded_by.end()) {
       const Node& n = *u->second;
-      if (!is_half(graph, t) || !reported.insert(n.name + "/unbounded").second) return false;
+      // Float32 gradients have the op-by-op hazards, unless the user asked for the chain.
+      bool claimed = is_half(graph, t) || options.gradients == GradientMode::kChain;
+      if (!claimed || !reported.insert(n.name + "/unbounded").second) return false;
       out.findings.push_back(finding(n, t, "gradient-unbounded",
-                                     fmt::format("{} has no backward bound: the half-precision gradients before it "
+                                     fmt::format("{} has no backward bound: the gradients before it "
                                                  "(of {}, ...) are not proved finite", n.op_type, t)));
       return false;
     }

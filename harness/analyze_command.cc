@@ -19,12 +19,14 @@ struct AnalyzeArgs {
   AnalyzeOptions defaults;
   int symbolic_window = defaults.symbolic_window;
   double symbolic_budget = static_cast<double>(defaults.symbolic_budget);
+  GradientMode gradients = GradientMode::kAuto;
 };
 
 int run(const AnalyzeArgs& a) {
   AnalyzeOptions opt;
   opt.symbolic_window = a.symbolic_window;
   opt.symbolic_budget = static_cast<int64_t>(a.symbolic_budget);
+  opt.gradients = a.gradients;
   if (Status s = parse_weights_flag(a.weights, opt); !s.ok()) return usage_error(s);
   auto m = load_with_ranges(a.common);
   if (!m.ok()) return usage_error(m.status());
@@ -55,6 +57,7 @@ CommandFn add_analyze_command(CLI::App& app) {
   cmd->add_option("--symbolic-budget", args->symbolic_budget,
                   "multiply-adds the symbolic bounds may spend in the whole analysis (bounds its time)")
       ->check(CLI::NonNegativeNumber);
+  add_gradients_flag(*cmd, args->gradients);
   return [cmd, args]() -> int { return cmd->parsed() ? run(*args) : -1; };
 }
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -92,6 +93,16 @@ Result<ModelPatch> read_model_patch(const CommonArgs& args) {
   onnx::ModelProto m = raw->proto();
   if (Status s = apply_precision(m, lo->precision, args.model); !s.ok()) return s;
   return ModelPatch(std::move(m));
+}
+
+void add_gradients_flag(CLI::App& app, GradientMode& mode) {
+  static const std::map<std::string, GradientMode> kModes{
+      {"auto", GradientMode::kAuto}, {"chain", GradientMode::kChain}, {"local", GradientMode::kLocal}};
+  app.add_option_function<std::string>(
+         "--gradients", [&mode](const std::string& v) { mode = kModes.at(v); },
+         "local: each op's backward pass with an output gradient of 1; chain: also bound gradients "
+         "through the graph from the loss; auto (default): chain on half-precision models")
+      ->check(CLI::IsMember({"auto", "chain", "local"}));
 }
 
 Status parse_weights_flag(const std::string& spec, AnalyzeOptions& opt) {

@@ -46,6 +46,8 @@ Result<ModelPatch> read_model_patch(const CommonArgs& args);
 
 // --weights fixed | free | free=LO,HI
 Status parse_weights_flag(const std::string& spec, AnalyzeOptions& options);
+// --gradients auto|chain|local into `mode` (AnalyzeOptions::gradients).
+void add_gradients_flag(CLI::App& app, GradientMode& mode);
 
 // Prints "nanguard: <message>" once on stderr; returns exit code 2.
 int usage_error(const Status& status);

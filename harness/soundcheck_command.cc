@@ -21,10 +21,12 @@ struct SoundArgs {
   int64_t samples = 100;
   double budget = 0;
   uint64_t seed = 0;
+  GradientMode gradients = GradientMode::kAuto;
 };
 
 int run(const SoundArgs& a) {
   AnalyzeOptions opt;
+  opt.gradients = a.gradients;
   if (Status s = parse_weights_flag(a.weights, opt); !s.ok()) return usage_error(s);
   auto m = load_with_ranges(a.common);
   if (!m.ok()) return usage_error(m.status());
@@ -58,6 +60,7 @@ CommandFn add_soundcheck_command(CLI::App& app) {
   cmd->add_option("--weights", args->weights, "fixed (default), free, or free=LO,HI");
   cmd->add_option("--samples", args->samples, "number of executions (default 100)")->check(CLI::PositiveNumber);
   cmd->add_option("--seed", args->seed, "seed (default 0)");
+  add_gradients_flag(*cmd, args->gradients);
   cmd->add_option("--budget", args->budget, "stop sampling after SECONDS (the corners always run)");
   return [cmd, args]() -> int { return cmd->parsed() ? run(*args) : -1; };
 }

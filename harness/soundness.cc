@@ -139,8 +139,8 @@ void mark_upstream(const Graph& graph, const Node& node, std::unordered_set<std:
 // finding is a violation: every gradient hazard must be flagged. A tensor's gradient
 // sums over its consumers, so it is born at this node only when no other consumer
 // is flagged or passes a NaN/INF gradient back.
-void check_gradients(const Graph& graph, const ExecResult& exec, const AnalysisResult& r, int64_t sample,
-                     SoundnessReport& rep) {
+void check_gradients(const Graph& graph, const ExecResult& exec, const AnalysisResult& r, bool backward_bound,
+                     int64_t sample, SoundnessReport& rep) {
   at::Tensor loss = loss_of(exec);
   if (!loss.defined() || !loss.requires_grad() || !std::isfinite(loss.item<double>())) return;
   loss.backward();
@@ -148,10 +148,9 @@ void check_gradients(const Graph& graph, const ExecResult& exec, const AnalysisR
   for (const auto& f : r.findings) flagged.insert(f.node);
   // `gradient-unbounded` says the gradients before its node are not proved: every
   // node upstream of it is covered. So is, in a model whose gradients the backward
-  // bound covers (half types: analyzer/gradient_bounds.h), every node upstream of a
+  // bound covers (chains_gradients: analyzer/gradient_bounds.h), every node upstream of a
   // finding: the bound continues past it as the forward analysis continues on the
   // safe state, and an overflow fed by it is its echo.
-  bool backward_bound = has_half_tensors(graph);
   for (const auto& f : r.findings)
     if (f.hazard == "gradient-unbounded" || backward_bound)
       if (const Node* n = graph.find_node(f.node)) mark_upstream(graph, *n, flagged);
@@ -215,7 +214,7 @@ Result<SoundnessReport> check_soundness(const Graph& graph, const AnalyzeOptions
     }
     if (fired) continue;
     ++rep.backward_samples;
-    check_gradients(graph, *run, *analysis, s, rep);
+    check_gradients(graph, *run, *analysis, chains_gradients(graph, options), s, rep);
   }
   return rep;
 }

@@ -247,6 +247,10 @@ std::optional<std::vector<at::Tensor>> input_gradient_bounds(const AbstractConte
   const std::string& op = a.node.op_type;
   if (!a.node.domain.empty() && a.node.domain != "ai.onnx") return std::nullopt;
   if (is_multilinear(a.node)) return vjp_at_magnitudes(a, out_bounds);
+  // The rules below read the first output's bound: a gradient reaching a later output
+  // (an RNN's Y_h, a normalisation's saved statistics) has none.
+  for (size_t k = 1; k < out_bounds.size(); ++k)
+    if (out_bounds[k].defined()) return std::nullopt;
   if (out_bounds.empty() || !out_bounds[0].defined()) return std::vector<at::Tensor>(a.inputs.size());
   const at::Tensor& g = out_bounds[0];
   std::vector<at::Tensor> r(a.inputs.size());

@@ -113,5 +113,50 @@ TEST(GradientBounds, AFloat16NllLossOverLogSoftmaxIsProved) {
   EXPECT_EQ(tally.violations, 0);
 }
 
+// Float32 gradients are checked op by op by default, each with an output gradient of 1;
+// --gradients chain bounds them through the graph. y = 1000 * (x @ w) over 64 rows of x
+// in [0, 1e34]: y stays under 4e37 and w's local gradient (the column sums of x) under
+// 6.4e35, but the scale makes the real one 6.4e38, INF. Only the chain flags it, and
+// sampled backward passes are then covered.
+TEST(GradientBounds, TheChainFlagsAFloat32WeightGradientScaledByALaterOp) {
+  testing::ModelBuilder b(13);
+  b.input("x", {64, 4}).input("w", {4, 3}).output("y", {64, 3});
+  b.initializer("k", at::full({1}, 1000.f));
+  b.node("MatMul", {"x", "w"}, {"h"}, "matmul");
+  b.node("Mul", {"h", "k"}, {"y"}, "scale");
+  AnalyzeOptions opt = testing::ranges_of({{"x", {0, 1e34}}, {"w", {-1, 1}}});
+  EXPECT_TRUE(testing::findings_of(b, opt).empty());
+  opt.gradients = GradientMode::kChain;
+  EXPECT_EQ(testing::summary(testing::findings_of(b, opt)), std::vector<std::string>{"matmul:gradient-overflow"});
+  testing::SoundTally tally;
+  EXPECT_GT(testing::expect_sound(b, opt, "float32 chain", &tally, 20), 0);
+  EXPECT_EQ(tally.violations, 0);
+  at::Tensor x = at::full({64, 4}, 1e34f), w = at::full({4, 3}, 0.25f).requires_grad_();
+  auto r = testing::run_model(b, {{"x", x}, {"w", w}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->outputs[0].isfinite().all().item<bool>());
+  r->outputs[0].sum().backward();
+  EXPECT_TRUE(w.grad().isinf().all().item<bool>()) << w.grad();
+}
+
+// Under the chain, an op without a backward rule leaves float32 gradients unproved too.
+TEST(GradientBounds, TheChainReportsAFloat32OpWithoutARule) {
+  testing::ModelBuilder b(17);
+  b.input("x", {2, 4}).output("y", {2, 4});
+  b.initializer("s", at::ones({4}));
+  b.node("Mul", {"x", "x"}, {"m"}, "square");
+  b.node("LayerNormalization", {"m", "s"}, {"y"}, "ln");
+  AnalyzeOptions opt = testing::ranges_of({{"x", {-1, 1}}});
+  EXPECT_TRUE(testing::findings_of(b, opt).empty());
+  opt.gradients = GradientMode::kChain;
+  EXPECT_EQ(testing::summary(testing::findings_of(b, opt)), std::vector<std::string>{"ln:gradient-unbounded"});
+  opt.gradients = GradientMode::kLocal;
+  testing::ModelBuilder h(17);
+  h.input("x", {2, 4}, onnx::TensorProto::FLOAT16).output("y", {2, 4}, onnx::TensorProto::FLOAT16);
+  h.initializer("s", at::ones({4}).to(at::kHalf));
+  h.node("LayerNormalization", {"x", "s"}, {"y"}, "ln");
+  EXPECT_TRUE(testing::findings_of(h, opt).empty());  // local: as a float32 model is checked
+}
+
 }  // namespace
 }  // namespace nanguard
