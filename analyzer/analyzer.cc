@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <set>
 #include <stdexcept>
 #include <unordered_set>
 
@@ -187,12 +188,30 @@ bool reads_infinity(const AbstractContext& a) {
   return false;
 }
 
+// Ops whose every output value is one of their inputs' values: an infinite end of
+// theirs can only be an input's carried infinity (a mask fill that a ranged condition
+// may select: Where(pad, -inf, scores) is [-inf, hi] there), never an overflow.
+bool selects_values(const std::string& op) {
+  static const std::set<std::string> ops = {"Where", "Max", "Min", "ReduceMax", "ReduceMin", "Identity",
+                                            "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose",
+                                            "Concat", "Slice", "Gather", "Expand", "Tile", "MaxPool"};
+  return ops.count(op) > 0;
+}
+
+// The cells of `t` whose infinite bounds are carried from the inputs: exactly +-inf
+// (scores + mask), or, for an op that selects values, any infinite end.
+at::Tensor carried_cells(const AbstractContext& a, const IntervalTensor& t) {
+  auto b = at::broadcast_tensors({t.lo, t.hi});
+  if (selects_values(a.node.op_type)) return b[0].isinf().logical_or(b[1].isinf());
+  return (b[0] == b[1]).logical_and(b[0].isinf());
+}
+
 // An output cell that is exactly +-inf where an input holds a deliberate infinity is
 // that infinity carried (scores + mask), not an overflow: it is kept, not clamped.
 void check_overflow(const AbstractContext& a, std::vector<IntervalTensor>& outs, AnalysisResult& result,
                     bool op_reported, bool fed_unbounded, std::unordered_set<std::string>& unbounded,
                     const std::string& prefix) {
-  bool carries = reads_infinity(a);
+  bool carries = reads_infinity(a) || (selects_values(a.node.op_type) && std::any_of(a.inputs.begin(), a.inputs.end(), holds_infinity));
   for (size_t i = 0; i < outs.size(); ++i) {
     IntervalTensor& t = outs[i];
     if (!t.lo.defined() || !t.is_float() || t.exact() || t.numel() == 0) continue;
@@ -202,7 +221,7 @@ void check_overflow(const AbstractContext& a, std::vector<IntervalTensor>& outs,
     at::Tensor carried;
     if (carries) {
       auto b = at::broadcast_tensors({t.lo, t.hi});
-      carried = (b[0] == b[1]).logical_and(b[0].isinf());
+      carried = carried_cells(a, t);
       at::Tensor flo = at::where(carried, at::zeros_like(b[0]), b[0]), fhi = at::where(carried, at::zeros_like(b[1]), b[1]);
       lo = flo.min().item<double>();
       hi = fhi.max().item<double>();

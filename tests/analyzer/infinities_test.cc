@@ -2,7 +2,8 @@
 // carried as -inf, not an overflow, and the softmax of rows that keep their diagonal is
 // proved finite; a fully masked row is a finding at the softmax; an op whose semantics
 // do not follow infinities reports the operand instead of bounding it as if finite;
-// inf - inf is a finding. Sampled runs stay inside the bounds, infinities included.
+// inf - inf is a finding; a padding mask's ranged Where carries its -inf. Sampled runs
+// stay inside the bounds, infinities included.
 #include <cmath>
 #include <limits>
 
@@ -78,6 +79,46 @@ TEST(Infinities, InfinityMinusInfinityIsAFinding) {
   b.node("Sub", {"masked", "mask"}, {"y"}, "unmask");
   AnalysisResult r = testing::analyze_built(b, testing::ranges_of({{"x", {-1, 1}}}));
   EXPECT_EQ(testing::summary(r.findings), (Names{"unmask:nan-from-infinities"}));
+}
+
+// A padding mask from lengths, as torch exports masked_fill(~(arange(T) < len), -inf):
+// Where over a ranged condition selects -inf or the score, [-inf, hi] per masked
+// entry, and that -inf is carried. With every length at least 1, key 0 is kept in every
+// row: the softmax is proved finite; with a length of 0 a row is fully masked (NaN).
+testing::ModelBuilder padded_softmax() {
+  testing::ModelBuilder b(13);
+  b.input("scores", {2, 6, 6}).input("lengths", {2}, onnx::TensorProto::INT64).output("p", {2, 6, 6});
+  b.initializer("positions", at::arange(6, at::kLong));
+  b.initializer("axis1", at::tensor({int64_t{1}}));
+  b.initializer("fill", at::tensor({-kInf}));
+  b.node("Unsqueeze", {"lengths", "axis1"}, {"len"}, "len_column");
+  b.node("Less", {"positions", "len"}, {"keep"}, "keep");
+  b.node("Unsqueeze", {"keep", "axis1"}, {"keep3"}, "per_query");
+  b.node("Not", {"keep3"}, {"pad"}, "pad");
+  b.node("Where", {"pad", "fill", "scores"}, {"masked"}, "mask_fill");
+  b.node("Softmax", {"masked"}, {"p"}, "softmax");
+  return b;
+}
+
+TEST(Infinities, APaddingMaskThatKeepsAKeyInEveryRowIsProved) {
+  testing::ModelBuilder b = padded_softmax();
+  AnalyzeOptions opt = testing::ranges_of({{"scores", {-10, 10}}, {"lengths", {1, 6}}});
+  AnalysisResult r = testing::analyze_built(b, opt);
+  EXPECT_EQ(testing::summary(r.findings), Names{});
+  const IntervalTensor& m = r.intervals.at("masked");
+  EXPECT_EQ(m.full_lo()[0][0][5].item<double>(), -std::numeric_limits<double>::infinity());  // maybe padding
+  EXPECT_EQ(m.full_lo()[1][3][0].item<double>(), -10);                                      // key 0: kept
+  EXPECT_GT(testing::expect_sound(b, opt, "padding mask", nullptr, 40, 1), 0);
+}
+
+TEST(Infinities, APaddingMaskOverAnEmptySequenceIsASoftmaxFinding) {
+  testing::ModelBuilder b = padded_softmax();
+  AnalyzeOptions opt = testing::ranges_of({{"scores", {-10, 10}}, {"lengths", {0, 6}}});
+  EXPECT_EQ(testing::summary(testing::analyze_built(b, opt).findings), (Names{"softmax:softmax-infinite-row"}));
+  auto run = testing::run_model(b, {{"scores", at::zeros({2, 6, 6})}, {"lengths", at::tensor({int64_t{0}, int64_t{6}})}});
+  ASSERT_TRUE(run.ok());
+  EXPECT_TRUE(run->outputs[0][0].isnan().all().item<bool>());
+  EXPECT_TRUE(run->outputs[0][1].isfinite().all().item<bool>());
 }
 
 }  // namespace
