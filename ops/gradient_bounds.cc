@@ -208,6 +208,43 @@ Bounds batch_norm_bounds(const AbstractContext& a, const at::Tensor& g) {
   return r;
 }
 
+// LayerNormalization over the last dimensions from `axis` (N elements a row), as its
+// lowering computes it: xhat = (x - mean) * inv, inv = 1 / sqrt(var + eps), y = xhat *
+// scale + B. With u = scale * g, dx = inv (u - mean(u) - xhat mean(u xhat)); |xhat| <=
+// sqrt(N - 1), mean(xhat^2) <= 1 and inv <= 1 / sqrt(eps), so by Cauchy-Schwarz
+// |dx| <= (U + mean U + sqrt(N) rms U) / sqrt(eps) for U = |scale| G. The float32
+// intermediates of that backward pass are bounded too: d inv = sum(u (x - mean)) <=
+// ||U|| sqrt(N) max|x|, and d var <= 0.2 sqrt(N) ||U|| / eps (the largest sqrt(v) /
+// (v + eps)^1.5 is 0.385 / eps), d var (x - mean) <= 0.5 N ||U|| / sqrt(eps); past
+// float32's limit they are INF, and dx unbounded.
+Bounds layer_norm_bounds(const AbstractContext& a, const at::Tensor& g) {
+  const IntervalTensor& x = a.input(0);
+  int64_t rank = static_cast<int64_t>(x.shape.size());
+  int64_t axis = attr_int(a.node, "axis", -1);
+  if (axis < 0) axis += rank;
+  double eps = attr_float(a.node, "epsilon", 1e-5f);
+  if (axis < 0 || axis > rank || !(eps > 0)) return std::nullopt;
+  std::vector<int64_t> dims;
+  double n = 1;
+  for (int64_t d = axis; d < rank; ++d) dims.push_back(d), n *= static_cast<double>(x.shape[d]);
+  if (dims.empty()) return std::nullopt;
+  at::Tensor u = g * magnitude(a.input(1));
+  at::Tensor norm = u.square().sum(dims, true).sqrt();
+  at::Tensor rms = norm / std::sqrt(n);
+  double slack = 1.001 + n * std::ldexp(1.0, -22);  // float32 rounding of the sums
+  at::Tensor dx = (u + u.mean(dims, true) + rms * std::sqrt(n)) * (slack / std::sqrt(eps));
+  at::Tensor xmax = magnitude(x).amax(dims, true);
+  at::Tensor d_inv = norm * std::sqrt(n) * xmax * 2, d_var = norm * std::sqrt(n) * (0.2 / eps);
+  at::Tensor d_sq = norm * (0.5 * n / std::sqrt(eps));  // d var times (x - mean), before the 1 / N
+  at::Tensor blown = at::maximum(at::maximum(d_inv, d_var), d_sq) * slack >= kFloat32Max;
+  std::vector<at::Tensor> r(a.inputs.size());
+  r[0] = dx.masked_fill(blown, kInf).nan_to_num(kInf, kInf, kInf);
+  // The scale's gradient sums g * xhat over the rows, |xhat| <= sqrt(N); B's sums g.
+  if (a.input(1).is_float()) r[1] = unbroadcast(g * (std::sqrt(n) * slack), a.input(1).shape);
+  if (a.has_input(2) && a.input(2).is_float()) r[2] = unbroadcast(g * slack, a.input(2).shape);
+  return r;
+}
+
 // NegativeLogLikelihoodLoss(input [N, C, ...], target, weight): the input's gradient
 // is -w[t] * g at the target class, 0 elsewhere; 'mean' divides by the total weight
 // (the count without weights: at least 1 with ignore_index, else every element). A
@@ -263,6 +300,7 @@ std::optional<std::vector<at::Tensor>> input_gradient_bounds(const AbstractConte
     return r;
   }
   if (op == "BatchNormalization") return batch_norm_bounds(a, g);
+  if (op == "LayerNormalization") return layer_norm_bounds(a, g);
   if (op == "NegativeLogLikelihoodLoss") return nll_bounds(a, g);
   if (op == "ReduceMax" || op == "ReduceMin" || op == "ReduceL2" || op == "ReduceL1" || op == "ReduceLogSumExp" ||
       op == "GlobalMaxPool" || op == "ArgMax") {

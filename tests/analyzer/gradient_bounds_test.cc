@@ -53,17 +53,16 @@ TEST(GradientBounds, MatMulBoundsAreTheSumsOfTheOtherOperandsMagnitudes) {
   EXPECT_NEAR(gb.bound.at("y").max().item<double>(), 1, 0);
 }
 
-// LayerNormalization has no backward rule: the float16 gradients before it are not
+// ThresholdedRelu has no backward rule: the float16 gradients before it are not
 // proved, and say so at the op.
 TEST(GradientBounds, AnOpWithoutARuleLeavesTheHalfGradientsBeforeItUnproved) {
   testing::ModelBuilder b(17);
   b.input("x", {2, 4}, onnx::TensorProto::FLOAT16).output("y", {2, 4}, onnx::TensorProto::FLOAT16);
-  b.initializer("s", at::ones({4}).to(at::kHalf));
   b.node("Mul", {"x", "x"}, {"m"}, "square");
-  b.node("LayerNormalization", {"m", "s"}, {"y"}, "ln");
+  b.node("ThresholdedRelu", {"m"}, {"y"}, "act");
   std::vector<Finding> fs = testing::findings_of(b, testing::ranges_of({{"x", {-1, 1}}}));
-  ASSERT_EQ(testing::summary(fs), std::vector<std::string>{"ln:gradient-unbounded"});
-  EXPECT_NE(fs[0].condition.find("LayerNormalization has no backward bound"), std::string::npos) << fs[0].condition;
+  ASSERT_EQ(testing::summary(fs), std::vector<std::string>{"act:gradient-unbounded"});
+  EXPECT_NE(fs[0].condition.find("ThresholdedRelu has no backward bound"), std::string::npos) << fs[0].condition;
 }
 
 // y = 100 * (x @ w) in float16 over 8 rows (a loss gradient of 1 at each element of
@@ -143,19 +142,65 @@ TEST(GradientBounds, TheChainFlagsAFloat32WeightGradientScaledByALaterOp) {
 TEST(GradientBounds, TheChainReportsAFloat32OpWithoutARule) {
   testing::ModelBuilder b(17);
   b.input("x", {2, 4}).output("y", {2, 4});
-  b.initializer("s", at::ones({4}));
   b.node("Mul", {"x", "x"}, {"m"}, "square");
-  b.node("LayerNormalization", {"m", "s"}, {"y"}, "ln");
+  b.node("ThresholdedRelu", {"m"}, {"y"}, "act");
   AnalyzeOptions opt = testing::ranges_of({{"x", {-1, 1}}});
   EXPECT_TRUE(testing::findings_of(b, opt).empty());
   opt.gradients = GradientMode::kChain;
-  EXPECT_EQ(testing::summary(testing::findings_of(b, opt)), std::vector<std::string>{"ln:gradient-unbounded"});
+  EXPECT_EQ(testing::summary(testing::findings_of(b, opt)), std::vector<std::string>{"act:gradient-unbounded"});
   opt.gradients = GradientMode::kLocal;
   testing::ModelBuilder h(17);
   h.input("x", {2, 4}, onnx::TensorProto::FLOAT16).output("y", {2, 4}, onnx::TensorProto::FLOAT16);
-  h.initializer("s", at::ones({4}).to(at::kHalf));
-  h.node("LayerNormalization", {"x", "s"}, {"y"}, "ln");
+  h.node("ThresholdedRelu", {"x"}, {"y"}, "act");
   EXPECT_TRUE(testing::findings_of(h, opt).empty());  // local: as a float32 model is checked
+}
+
+// LayerNormalization's rule: |dx| <= (U + mean U + sqrt(N) rms U) / sqrt(eps) with U =
+// |scale| G, the scale's gradient sqrt(N) times the rows' sum of G. A float16
+// transformer-style block, LN then a projection, is proved under its backward bound,
+// and sampled backward passes stay inside it.
+TEST(GradientBounds, ALayerNormalizationBoundsTheGradientsBeforeIt) {
+  testing::ModelBuilder b(17);
+  b.input("x", {4, 8}, onnx::TensorProto::FLOAT16).output("y", {4, 3}, onnx::TensorProto::FLOAT16);
+  b.initializer("s", at::full({8}, 0.5f).to(at::kHalf));
+  b.initializer("bias", at::zeros({8}).to(at::kHalf));
+  b.initializer("w", (at::rand({8, 3}) - 0.5).to(at::kHalf));
+  b.node("LayerNormalization", {"x", "s", "bias"}, {"h"}, "ln");
+  b.node("MatMul", {"h", "w"}, {"y"}, "proj");
+  AnalyzeOptions opt = testing::ranges_of({{"x", {-4, 4}}});
+  EXPECT_TRUE(testing::findings_of(b, opt).empty());
+  auto g = load_model_proto(b.proto(), "ln.onnx");
+  ASSERT_TRUE(g.ok());
+  auto a = analyze(*g, opt);
+  ASSERT_TRUE(a.ok());
+  GradientBounds gb = bound_gradients(*g, *a, opt);
+  // G at h is at most sum_k |w_jk| <= 1.5; U <= 0.75: dx <= 0.75 (2 + sqrt(8)) / sqrt(1e-5).
+  double dx = gb.bound.at("x").max().item<double>();
+  EXPECT_GT(dx, 0);
+  EXPECT_LE(dx, 0.75 * (2 + std::sqrt(8.0)) / std::sqrt(1e-5) * 1.01);
+  testing::SoundTally tally;
+  EXPECT_GT(testing::expect_sound(b, opt, "half layer norm", &tally, 40), 0);
+  EXPECT_EQ(tally.violations, 0);
+}
+
+// Scaled past 1e30 after the LN, the float32 intermediates of its backward pass (the
+// variance's gradient, up to sqrt(N) ||U|| / eps) pass FLT_MAX: the chain flags it, and
+// sampled backward passes, corners included, are covered.
+TEST(GradientBounds, ALayerNormalizationWhoseBackwardIntermediatesOverflowIsFlagged) {
+  testing::ModelBuilder b(17);
+  b.input("x", {2, 8}).output("y", {2, 8});
+  b.initializer("s", at::ones({8}));
+  b.initializer("k", at::full({1}, 1e36f));
+  b.node("LayerNormalization", {"x", "s"}, {"h"}, "ln");
+  b.node("Mul", {"h", "k"}, {"y"}, "scale");
+  AnalyzeOptions opt = testing::ranges_of({{"x", {-1e3, 1e3}}});
+  opt.gradients = GradientMode::kChain;
+  std::vector<Finding> fs = testing::findings_of(b, opt);
+  ASSERT_FALSE(fs.empty());
+  EXPECT_EQ(fs[0].node, "ln");
+  testing::SoundTally tally;
+  EXPECT_GT(testing::expect_sound(b, opt, "float32 layer norm, scaled", &tally, 40), 0);
+  EXPECT_EQ(tally.violations, 0);
 }
 
 }  // namespace
