@@ -301,7 +301,9 @@ std::optional<std::vector<at::Tensor>> input_gradient_bounds(const AbstractConte
   }
   if (op == "BatchNormalization") return batch_norm_bounds(a, g);
   if (op == "LayerNormalization") return layer_norm_bounds(a, g);
-  if (op == "NegativeLogLikelihoodLoss") return nll_bounds(a, g);
+  // SoftmaxCrossEntropyLoss's score gradient is w[t] / total times softmax - onehot,
+  // each entry of which lies in [-1, 1]: NLL's bound, at every class.
+  if (op == "NegativeLogLikelihoodLoss" || op == "SoftmaxCrossEntropyLoss") return nll_bounds(a, g);
   if (op == "ReduceMax" || op == "ReduceMin" || op == "ReduceL2" || op == "ReduceL1" || op == "ReduceLogSumExp" ||
       op == "GlobalMaxPool" || op == "ArgMax") {
     if (op != "ArgMax") r[0] = uniform(a.input(0), g, 1);

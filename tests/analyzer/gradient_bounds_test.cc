@@ -203,5 +203,24 @@ TEST(GradientBounds, ALayerNormalizationWhoseBackwardIntermediatesOverflowIsFlag
   EXPECT_EQ(tally.violations, 0);
 }
 
+// SoftmaxCrossEntropyLoss: the scores' gradient is (softmax - onehot) w[t] / total, each
+// entry in [-1, 1] times NLL's factor; a float16 classifier's head is proved.
+TEST(GradientBounds, AFloat16SoftmaxCrossEntropyLossIsProved) {
+  testing::ModelBuilder b(13);
+  b.input("x", {4, 3}, onnx::TensorProto::FLOAT16).input("t", {4}, onnx::TensorProto::INT64);
+  b.output("loss", {}, onnx::TensorProto::FLOAT16);
+  b.node("SoftmaxCrossEntropyLoss", {"x", "t"}, {"loss"}, "sce");
+  AnalyzeOptions opt = testing::ranges_of({{"x", {-20, 20}}, {"t", {0, 2}}});
+  EXPECT_TRUE(testing::findings_of(b, opt).empty());
+  auto g = load_model_proto(b.proto(), "sce.onnx");
+  ASSERT_TRUE(g.ok());
+  auto a = analyze(*g, opt);
+  ASSERT_TRUE(a.ok());
+  EXPECT_LE(bound_gradients(*g, *a, opt).bound.at("x").max().item<double>(), 0.25 * 1.01);  // 1 / 4 rows
+  testing::SoundTally tally;
+  EXPECT_GT(testing::expect_sound(b, opt, "half sce", &tally, 30), 0);
+  EXPECT_EQ(tally.violations, 0);
+}
+
 }  // namespace
 }  // namespace nanguard
