@@ -100,6 +100,31 @@ Bounds vjp_at_magnitudes(const AbstractContext& a, const std::vector<at::Tensor>
   return result;
 }
 
+// Gathers and scatters whose indices are known only as a range: each output element
+// routes one element of an input, so an input element's gradient is at most the sum of
+// the output's bound (all of it may pick that element); a scatter's data keeps at most
+// the output's bound where it is not overwritten, and each update takes one output
+// element's. Reductions other than none and add scale by the other values: none here.
+Bounds routing_by_ranged_indices(const AbstractContext& a, const std::vector<at::Tensor>& out_bounds) {
+  const std::string& op = a.node.op_type;
+  if (out_bounds.empty() || !out_bounds[0].defined()) return std::vector<at::Tensor>(a.inputs.size());
+  const at::Tensor& g = out_bounds[0];
+  std::vector<at::Tensor> r(a.inputs.size());
+  auto is_float = [&](size_t i) { return a.has_input(i) && a.inputs[i].is_float(); };
+  if (op == "Gather" || op == "GatherElements" || op == "GatherND") {
+    if (is_float(0)) r[0] = at::full(a.input(0).shape, g.sum().item<double>(), at::kDouble);
+    return r;
+  }
+  if (op == "ScatterElements" || op == "ScatterND" || op == "Scatter") {
+    std::string reduction = attr_string(a.node, "reduction", "none");
+    if (reduction != "none" && reduction != "add") return std::nullopt;
+    if (is_float(0)) r[0] = g;
+    if (is_float(2)) r[2] = at::full(a.input(2).shape, g.max().item<double>(), at::kDouble);
+    return r;
+  }
+  return std::nullopt;
+}
+
 // ---- elementwise ops: the output bound times the derivative's largest magnitude -------
 
 // max |f'(x)| over each cell of x, or undefined when the op has no rule.
@@ -283,7 +308,11 @@ std::optional<std::vector<at::Tensor>> input_gradient_bounds(const AbstractConte
                                                              const std::vector<IntervalTensor>& outputs) {
   const std::string& op = a.node.op_type;
   if (!a.node.domain.empty() && a.node.domain != "ai.onnx") return std::nullopt;
-  if (is_multilinear(a.node)) return vjp_at_magnitudes(a, out_bounds);
+  if (is_multilinear(a.node)) {
+    Bounds b = vjp_at_magnitudes(a, out_bounds);
+    return b ? b : routing_by_ranged_indices(a, out_bounds);
+  }
+  if (op == "ScatterElements" || op == "ScatterND" || op == "Scatter") return routing_by_ranged_indices(a, out_bounds);
   // The rules below read the first output's bound: a gradient reaching a later output
   // (an RNN's Y_h, a normalisation's saved statistics) has none.
   for (size_t k = 1; k < out_bounds.size(); ++k)

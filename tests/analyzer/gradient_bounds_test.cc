@@ -222,5 +222,34 @@ TEST(GradientBounds, AFloat16SoftmaxCrossEntropyLossIsProved) {
   EXPECT_EQ(tally.violations, 0);
 }
 
+// A gather whose indices are a range (an embedding lookup of ranged token ids): every
+// output element may pick the same row, so each input element's bound is the output
+// bound's sum, 3 x 4 here; a scatter's data keeps the output's bound and each update
+// takes its largest. Both are proved in float16, and sampled backward passes agree.
+TEST(GradientBounds, GathersAndScattersOverRangedIndicesRouteTheOutputBound) {
+  testing::ModelBuilder b(13);
+  b.input("table", {8, 4}, onnx::TensorProto::FLOAT16).input("ids", {3}, onnx::TensorProto::INT64);
+  b.input("updates", {3, 4}, onnx::TensorProto::FLOAT16);
+  b.output("y", {8, 4}, onnx::TensorProto::FLOAT16);
+  b.initializer("axis1", at::tensor({int64_t{1}}));
+  b.node("Gather", {"table", "ids"}, {"rows"}, "lookup");
+  b.node("Unsqueeze", {"ids", "axis1"}, {"where"}, "where");
+  b.node("ScatterND", {"table", "where", "rows"}, {"y"}, "put_back");
+  AnalyzeOptions opt = testing::ranges_of({{"table", {-2, 2}}, {"ids", {0, 7}}, {"updates", {-1, 1}}});
+  EXPECT_TRUE(testing::findings_of(b, opt).empty());
+  auto g = load_model_proto(b.proto(), "gather.onnx");
+  ASSERT_TRUE(g.ok());
+  auto a = analyze(*g, opt);
+  ASSERT_TRUE(a.ok());
+  GradientBounds gb = bound_gradients(*g, *a, opt);
+  double slack = 1 + std::ldexp(1.0, -10);
+  EXPECT_NEAR(gb.bound.at("rows").max().item<double>(), slack, 1e-9);  // one output element each
+  // table: the scatter's data bound, plus the gather's sum over its 12 outputs (Gather rounds nothing).
+  EXPECT_NEAR(gb.bound.at("table").max().item<double>(), 13 * slack, 1e-6);
+  testing::SoundTally tally;
+  EXPECT_GT(testing::expect_sound(b, opt, "half gather/scatter", &tally, 30), 0);
+  EXPECT_EQ(tally.violations, 0);
+}
+
 }  // namespace
 }  // namespace nanguard
