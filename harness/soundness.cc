@@ -9,7 +9,6 @@
 
 #include <fmt/core.h>
 
-#include "analyzer/gradient_bounds.h"
 #include "oracle/nonfinite.h"
 
 namespace nanguard {
@@ -139,21 +138,19 @@ void mark_upstream(const Graph& graph, const Node& node, std::unordered_set<std:
 // finding is a violation: every gradient hazard must be flagged. A tensor's gradient
 // sums over its consumers, so it is born at this node only when no other consumer
 // is flagged or passes a NaN/INF gradient back.
-void check_gradients(const Graph& graph, const ExecResult& exec, const AnalysisResult& r, bool backward_bound,
-                     int64_t sample, SoundnessReport& rep) {
+void check_gradients(const Graph& graph, const ExecResult& exec, const AnalysisResult& r, int64_t sample,
+                     SoundnessReport& rep) {
   at::Tensor loss = loss_of(exec);
   if (!loss.defined() || !loss.requires_grad() || !std::isfinite(loss.item<double>())) return;
   loss.backward();
   std::unordered_set<std::string> flagged;
   for (const auto& f : r.findings) flagged.insert(f.node);
-  // `gradient-unbounded` says the gradients before its node are not proved: every
-  // node upstream of it is covered. So is, in a model whose gradients the backward
-  // bound covers (chains_gradients: analyzer/gradient_bounds.h), every node upstream of a
-  // finding: the bound continues past it as the forward analysis continues on the
-  // safe state, and an overflow fed by it is its echo.
+  // `gradient-unbounded` says the gradients before its node are not proved, and the
+  // chained bound (analyzer/gradient_bounds.h) continues past a finding as the
+  // forward analysis continues on the safe state: an overflow upstream of a finding
+  // is its echo. Every node upstream of a finding is covered.
   for (const auto& f : r.findings)
-    if (f.hazard == "gradient-unbounded" || backward_bound)
-      if (const Node* n = graph.find_node(f.node)) mark_upstream(graph, *n, flagged);
+    if (const Node* n = graph.find_node(f.node)) mark_upstream(graph, *n, flagged);
   auto clean = [&](const Node& n) {
     if (flagged.count(n.name)) return false;
     for (const auto& o : n.outputs)
@@ -181,7 +178,13 @@ void check_gradients(const Graph& graph, const ExecResult& exec, const AnalysisR
 Result<SoundnessReport> check_soundness(const Graph& graph, const AnalyzeOptions& options, int64_t samples, uint64_t seed,
                                         double budget_seconds) {
   auto start = std::chrono::steady_clock::now();
-  auto analysis = analyze(graph, options);
+  // The backward pass is checked against the chained claim: on its own the local
+  // hazards claim nothing of a gradient the ops after it scale. Under an explicit
+  // --gradients local only forward values (and crashes) are checked.
+  AnalyzeOptions claimed = options;
+  if (claimed.gradients == GradientMode::kAuto) claimed.gradients = GradientMode::kChain;
+  bool backward = claimed.gradients == GradientMode::kChain;
+  auto analysis = analyze(graph, claimed);
   if (!analysis.ok()) return analysis.status();
   auto init = initial_intervals(graph, options);
   if (!init.ok()) return init.status();
@@ -212,9 +215,9 @@ Result<SoundnessReport> check_soundness(const Graph& graph, const AnalyzeOptions
       judge_crash(run.status(), graph, *analysis, explained, s, rep);
       continue;
     }
-    if (fired) continue;
+    if (fired || !backward) continue;
     ++rep.backward_samples;
-    check_gradients(graph, *run, *analysis, chains_gradients(graph, options), s, rep);
+    check_gradients(graph, *run, *analysis, s, rep);
   }
   return rep;
 }
