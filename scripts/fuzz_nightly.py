@@ -65,10 +65,15 @@ def fuzz_one(a, key, model, case, budget, plain, until):
     return s
 
 
+# The baselines run on one thread, as fuzz_model does (harness/fuzz/one_thread.h):
+# OpenBLAS's own pool ignores at::set_num_threads and torch.set_num_threads.
+ONE_THREAD = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+
+
 def random_rate(nanguard, model, case, budget):
     """Runs per second of `nanguard trigger --strategy random` over all findings."""
     args = [nanguard, "trigger", model, "--strategy", "random", "--budget", str(budget), "--format", "json"]
-    p = subprocess.run(args + case_args(case), capture_output=True, text=True)
+    p = subprocess.run(args + case_args(case), capture_output=True, text=True, env=ONE_THREAD)
     if p.returncode not in (0, 1):
         return None
     runs = secs = 0
@@ -100,7 +105,7 @@ def program_jobs(a):
 def python_rate(program, budget):
     """The Python baseline (scripts/python_random.py): the program's PyTorch module, eagerly."""
     p = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "python_random.py"), program,
-                        "--budget", str(budget)], capture_output=True, text=True)
+                        "--budget", str(budget)], capture_output=True, text=True, env=ONE_THREAD)
     return json.loads(p.stdout) if p.returncode == 0 else None
 
 

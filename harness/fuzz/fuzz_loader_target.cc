@@ -5,9 +5,8 @@
 // Mutation is structure-aware (proto_mutator.h) so that most inputs still parse.
 #include <cstdint>
 
-#include <ATen/Parallel.h>
-
 #include "analyzer/analyzer.h"
+#include "harness/fuzz/one_thread.h"
 #include "harness/fuzz/proto_mutator.h"
 #include "model/onnx_loader.h"
 #include "oracle/executor.h"
@@ -35,7 +34,7 @@ bool small_enough_to_run(const nanguard::Graph& g) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  at::set_num_threads(1);
+  nanguard::fuzz::run_on_one_thread();
   return 0;
 }
 

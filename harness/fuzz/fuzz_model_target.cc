@@ -12,9 +12,8 @@
 #include <memory>
 #include <set>
 
-#include <ATen/Parallel.h>
-
 #include "harness/fuzz/model_runner.h"
+#include "harness/fuzz/one_thread.h"
 #include "harness/fuzz/value_mutator.h"
 
 extern "C" size_t LLVMFuzzerMutate(uint8_t* data, size_t size, size_t max_size);
@@ -37,7 +36,7 @@ std::string config_dir(const char* argv0) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
-  at::set_num_threads(1);  // small ops: thread hand-offs cost more than they save
+  nanguard::fuzz::run_on_one_thread();
   std::string dir = config_dir((*argv)[0]);
   auto runner = nanguard::fuzz::ModelRunner::open(dir);
   if (!runner.ok()) {

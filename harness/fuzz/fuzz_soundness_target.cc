@@ -10,9 +10,8 @@
 #include <set>
 #include <map>
 
-#include <ATen/Parallel.h>
-
 #include "harness/fuzz/fuzz_layout.h"
+#include "harness/fuzz/one_thread.h"
 #include "harness/fuzz/soundness_case.h"
 #include "harness/soundness.h"
 
@@ -46,7 +45,7 @@ std::string cases_dir(const char* argv0) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char*** argv) {
-  at::set_num_threads(1);
+  nanguard::fuzz::run_on_one_thread();
   g_models = nanguard::fuzz::node_test_models(cases_dir((*argv)[0]));
   // $NANGUARD_SOUNDNESS_SKIP: a file of node test names (one a line) not to check.
   if (const char* skip = std::getenv("NANGUARD_SOUNDNESS_SKIP")) {
