@@ -270,6 +270,31 @@ Bounds layer_norm_bounds(const AbstractContext& a, const at::Tensor& g) {
   return r;
 }
 
+// GridSample (bilinear or nearest) on x [N, C, H, W] and grid [N, h, w, 2]: each output
+// element is a convex combination of at most four input pixels, so a pixel's gradient
+// is at most its (n, c) plane's sum of the output bound. A tap weight's derivative in
+// the pixel coordinate lies in [-1, 1] and sums to 2 in magnitude over the taps; the
+// coordinate moves by W / 2 (H / 2) per grid unit at most, padding modes only clamp or
+// reflect it: |d out / d grid_x| <= W max|x| per channel. Nearest has no grid gradient.
+Bounds grid_sample_bounds(const AbstractContext& a, const at::Tensor& g) {
+  const IntervalTensor &x = a.input(0), &grid = a.input(1);
+  std::string mode = attr_string(a.node, "mode", "bilinear");
+  bool nearest = mode == "nearest";
+  if (!nearest && mode != "bilinear" && mode != "linear") return std::nullopt;
+  if (x.shape.size() != 4 || grid.shape.size() != 4 || g.dim() != 4) return std::nullopt;
+  const double slack = 1.001;
+  std::vector<at::Tensor> r(a.inputs.size());
+  if (x.is_float()) r[0] = (g.sum({2, 3}, true) * slack).expand(x.shape).contiguous();
+  if (grid.is_float()) {
+    at::Tensor xmax = magnitude(x).amax({2, 3}, true);               // [N, C, 1, 1]
+    at::Tensor per = (g * xmax).sum(1);                             // [N, h, w]
+    double w = static_cast<double>(x.shape[3]), h = static_cast<double>(x.shape[2]);
+    at::Tensor both = at::stack({per * w, per * h}, -1) * (nearest ? 0.0 : slack);
+    r[1] = both.expand(grid.shape).contiguous();
+  }
+  return r;
+}
+
 // NegativeLogLikelihoodLoss(input [N, C, ...], target, weight): the input's gradient
 // is -w[t] * g at the target class, 0 elsewhere; 'mean' divides by the total weight
 // (the count without weights: at least 1 with ignore_index, else every element). A
@@ -330,6 +355,7 @@ std::optional<std::vector<at::Tensor>> input_gradient_bounds(const AbstractConte
   }
   if (op == "BatchNormalization") return batch_norm_bounds(a, g);
   if (op == "LayerNormalization") return layer_norm_bounds(a, g);
+  if (op == "GridSample") return grid_sample_bounds(a, g);
   // SoftmaxCrossEntropyLoss's score gradient is w[t] / total times softmax - onehot,
   // each entry of which lies in [-1, 1]: NLL's bound, at every class.
   if (op == "NegativeLogLikelihoodLoss" || op == "SoftmaxCrossEntropyLoss") return nll_bounds(a, g);

@@ -251,5 +251,31 @@ TEST(GradientBounds, GathersAndScattersOverRangedIndicesRouteTheOutputBound) {
   EXPECT_EQ(tally.violations, 0);
 }
 
+// GridSample (bilinear): a pixel's gradient is at most its plane's sum of the output
+// bound (2 x 3 outputs here), the grid's W max|x| (H for y) per channel. A float16
+// sampler over x in [-100, 100] is proved, one over [-3e4, 3e4] has grid gradients up to
+// 4 x 3e4 past 65504: flagged. Sampled backward passes agree with both.
+TEST(GradientBounds, AGridSampleBoundsItsInputAndGridGradients) {
+  testing::ModelBuilder b(16);
+  b.input("x", {1, 1, 3, 4}, onnx::TensorProto::FLOAT16).input("grid", {1, 2, 3, 2}, onnx::TensorProto::FLOAT16);
+  b.output("y", {1, 1, 2, 3}, onnx::TensorProto::FLOAT16);
+  b.node("GridSample", {"x", "grid"}, {"y"}, "sample");
+  auto within = [](double x) { return testing::ranges_of({{"x", {-x, x}}, {"grid", {-1, 1}}}); };
+  EXPECT_TRUE(testing::findings_of(b, within(100)).empty());
+  auto g = load_model_proto(b.proto(), "grid.onnx");
+  ASSERT_TRUE(g.ok());
+  AnalyzeOptions opt = within(100);
+  auto a = analyze(*g, opt);
+  ASSERT_TRUE(a.ok());
+  GradientBounds gb = bound_gradients(*g, *a, opt);
+  EXPECT_NEAR(gb.bound.at("x").max().item<double>(), 6 * 1.001 * (1 + std::ldexp(1.0, -10)), 1e-6);
+  EXPECT_NEAR(gb.bound.at("grid").max().item<double>(), 4 * 100 * 1.001 * (1 + std::ldexp(1.0, -10)), 1e-3);
+  EXPECT_EQ(testing::summary(testing::findings_of(b, within(3e4))), std::vector<std::string>{"sample:gradient-overflow"});
+  testing::SoundTally tally;
+  EXPECT_GT(testing::expect_sound(b, within(100), "half grid sample", &tally, 30), 0);
+  EXPECT_GT(testing::expect_sound(b, within(3e4), "half grid sample, flagged", &tally, 30), 0);
+  EXPECT_EQ(tally.violations, 0);
+}
+
 }  // namespace
 }  // namespace nanguard
