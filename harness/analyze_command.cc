@@ -33,7 +33,7 @@ int run(const AnalyzeArgs& a) {
   opt.ranges = m->ranges;
   auto result = analyze(m->graph, opt);
   if (!result.ok()) return usage_error(result.status());
-  ReportContext ctx{m->graph.model_path, &m->graph, a.weights, m->ranges};
+  ReportContext ctx{m->graph.model_path, &m->graph, a.weights, m->ranges, chains_gradients(m->graph, opt)};
   std::string text = a.common.format == "json"    ? findings_json(ctx, *result)
                      : a.common.format == "sarif" ? findings_sarif(ctx, *result)
                                                   : findings_text(ctx, *result);

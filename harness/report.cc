@@ -44,7 +44,7 @@ std::string findings_json(const ReportContext& ctx, const AnalysisResult& r) {
   for (const auto& [name, rg] : ctx.ranges) ranges[name] = {rg.lo, rg.hi};
   json j{{"model", ctx.model_path}, {"weights", ctx.weights}, {"ranges", ranges},
          {"nodes", ctx.graph ? ctx.graph->nodes.size() : 0}, {"unsupported_ops", r.unsupported},
-         {"findings", findings}};
+         {"gradients", ctx.gradients_chained ? "chain" : "local"}, {"findings", findings}};
   return j.dump(2) + "\n";
 }
 
@@ -92,6 +92,10 @@ std::string findings_text(const ReportContext& ctx, const AnalysisResult& r) {
   for (const auto& u : r.unsupported) unsupported += (unsupported.empty() ? "" : ", ") + u;
   s += fmt::format("; ops without abstract semantics: {}\n", unsupported.empty() ? "none" : unsupported);
   if (r.findings.empty()) s += "proved: no op can produce NaN/INF for inputs in range\n";
+  // Say what the proof covers of the backward pass: the local hazards alone do not
+  // bound a gradient that the ops after it scale.
+  if (r.findings.empty() && !ctx.gradients_chained)
+    s += "gradients: each op's checked with an output gradient of 1; --gradients chain bounds them through the graph\n";
   return s;
 }
 

@@ -16,6 +16,7 @@ struct ReportContext {
   const Graph* graph = nullptr;
   std::string weights;  // "fixed" or "free[...]"
   RangeMap ranges;
+  bool gradients_chained = false;  // the backward bound ran (analyzer.h: chains_gradients)
 };
 
 // JSON has no infinity: unbounded ends are written as the strings "inf" / "-inf" ("nan").

@@ -176,9 +176,16 @@ TEST(Cli, AnalyzeExitCodesAndReports) {
   CliResult proved = run_cli("analyze " + exp_model() + " --range x=-10,10");
   EXPECT_EQ(proved.code, 0) << proved.err;
   EXPECT_NE(proved.out.find("proved: no op can produce NaN/INF"), std::string::npos) << proved.out;
+  // A float32 model's proof says what it covers of the backward pass.
+  EXPECT_NE(proved.out.find("gradients: each op's checked with an output gradient of 1"), std::string::npos) << proved.out;
+  CliResult chained = run_cli("analyze " + exp_model() + " --range x=-10,10 --gradients chain");
+  EXPECT_EQ(chained.code, 0) << chained.err;
+  EXPECT_EQ(chained.out.find("gradients: each op's"), std::string::npos) << chained.out;
+  expect_usage_error(run_cli("analyze " + exp_model() + " --gradients sideways"), "--gradients");
   CliResult json = run_cli("analyze " + exp_model() + " --range x=0,100 --format json");
   EXPECT_EQ(json.code, 1) << json.err;
   auto j = nlohmann::json::parse(json.out);
+  EXPECT_EQ(j["gradients"], "local");
   ASSERT_EQ(j["findings"].size(), 1u);
   EXPECT_EQ(j["findings"][0]["node"], "exp");
   EXPECT_EQ(j["findings"][0]["op"], "Exp");
