@@ -211,7 +211,8 @@ at::Tensor carried_cells(const AbstractContext& a, const IntervalTensor& t) {
 void check_overflow(const AbstractContext& a, std::vector<IntervalTensor>& outs, AnalysisResult& result,
                     bool op_reported, bool fed_unbounded, std::unordered_set<std::string>& unbounded,
                     const std::string& prefix) {
-  bool carries = reads_infinity(a) || (selects_values(a.node.op_type) && std::any_of(a.inputs.begin(), a.inputs.end(), holds_infinity));
+  bool selects = selects_values(a.node.op_type);
+  bool carries = reads_infinity(a) || (selects && std::any_of(a.inputs.begin(), a.inputs.end(), holds_infinity));
   for (size_t i = 0; i < outs.size(); ++i) {
     IntervalTensor& t = outs[i];
     if (!t.lo.defined() || !t.is_float() || t.exact() || t.numel() == 0) continue;

@@ -80,9 +80,9 @@ std::vector<std::string> loss_outputs(const Graph& g, const AnalysisResult& r, c
   return all;
 }
 
-// A rule's bound in its input's shape: broadcast up, or, where the rule left it in
-// another shape (an input of unknown rank that the interval holds as a scalar), the
-// sum of every element: no element of the gradient exceeds it.
+// A rule's bound in its input's shape: broadcast up, or, where the two disagree
+// (fuzz_loader once met a [3, 4] bound for a rank-0 interval, and expand threw), the
+// sum of every element, which no element of the gradient exceeds.
 at::Tensor fit_to(const at::Tensor& b, const std::vector<int64_t>& shape) {
   if (b.sizes().vec() == shape) return b;
   if (at::is_expandable_to(b.sizes(), shape)) return b.expand(shape).contiguous();
