@@ -35,6 +35,24 @@ def found_cell(row, mode):
     return "; ".join(cells)
 
 
+def elements_of(row):
+    """Input and free-weight elements one fuzz input decodes into (the fuzz config's slots)."""
+    out = (row.get("custom") or {}).get("out")
+    path = os.path.join(out, "config", "config.json") if out else ""
+    if not os.path.exists(path):
+        return None
+    total = 0
+    for slot in json.load(open(path))["slots"]:
+        n = 1
+        for d in slot["shape"]:
+            n *= d
+        total += n
+    return total
+
+
+SMALL = 1000  # elements a run: the programs the 10,000 exec/s target is about
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--custom", required=True)
@@ -43,9 +61,10 @@ def main():
     ap.add_argument("--replay", action="store_true")
     a = ap.parse_args()
     custom, plain, twins = rows_of(a.custom), rows_of(a.plain), rows_of(a.twins)
-    lines = ["| program | model bytes | custom exec/s | random runs/s | python runs/s | custom: found (s / execs) "
-             "| plain: found (s / execs) |", "|---|---:|---:|---:|---:|---|---|"]
+    lines = ["| program | model bytes | elements a run | custom exec/s | random runs/s | python runs/s "
+             "| custom: found (s / execs) | plain: found (s / execs) |", "|---|---:|---:|---:|---:|---:|---|---|"]
     rates, rand, py, n_def, f_c, f_p = [], [], [], 0, 0, 0
+    small = {"fuzz": [], "random": [], "python": []}
     for key, r in custom.items():
         if r["kind"] != "grist":
             continue
@@ -67,11 +86,19 @@ def main():
         if pr:
             py.append(pr)
         size = os.path.getsize(os.path.join(ROOT, r["model"]))
-        lines.append(f"| {prog} | {size:,} | {rate:,.0f} | {rr or '-'} | {pr or '-'} | {found_cell(r, 'custom')} "
-                     f"| {found_cell(p, 'plain')} |")
+        n = elements_of(r)
+        if n is not None and n <= SMALL:
+            small["fuzz"].append(rate)
+            small["random"] += [rr] if rr else []
+            small["python"] += [pr] if pr else []
+        cells = f"{n:,}" if n is not None else "-"
+        lines.append(f"| {prog} | {size:,} | {cells} | {rate:,.0f} | {rr or '-'} | {pr or '-'} "
+                     f"| {found_cell(r, 'custom')} | {found_cell(p, 'plain')} |")
     med = lambda v: statistics.median(v) if v else 0  # noqa: E731
     print(f"custom: {f_c} of {n_def} defects; plain: {f_p} of {n_def}; median exec/s {med(rates):,.0f}; "
-          f"median random runs/s {med(rand):,.0f}; median python runs/s {med(py):,.0f}\n")
+          f"median random runs/s {med(rand):,.0f}; median python runs/s {med(py):,.0f}")
+    print(f"programs of at most {SMALL:,} elements a run: {len(small['fuzz'])}; median exec/s {med(small['fuzz']):,.0f}, "
+          f"random runs/s {med(small['random']):,.0f}, python runs/s {med(small['python']):,.0f}\n")
     print("\n".join(lines))
     if twins:
         bad = [(k, [c["node"] + " " + c["hazard"] for c in r["custom"]["crashes"]]) for k, r in twins.items()
