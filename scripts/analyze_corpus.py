@@ -68,8 +68,8 @@ def grist_cases():
             yield prog, json.load(open(case_path)), os.path.join(GRIST, prog, "model.onnx")
 
 
-def analyze(nanguard, model, case):
-    args = [nanguard, "analyze", model, "--format", "json"] + case_args(case)
+def analyze(nanguard, model, case, extra=()):
+    args = [nanguard, "analyze", model, "--format", "json"] + case_args(case) + list(extra)
     t0 = time.time()
     p = subprocess.run(args, capture_output=True, text=True)
     dt = time.time() - t0
@@ -117,13 +117,15 @@ def main():
     ap.add_argument("--zoo", action="store_true", help="analyze the exported zoo instead")
     ap.add_argument("--nanguard", default=os.path.join(ROOT, "build", "nanguard"))
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "analyzer-grist.md"))
+    ap.add_argument("--gradients", choices=["auto", "chain", "local"], help="passed to nanguard analyze")
     args = ap.parse_args()
+    flags = ["--gradients", args.gradients] if args.gradients else []
     if args.zoo:
         return zoo(args.nanguard, os.path.join(ROOT, "results", "analyzer-zoo.md"))
     rows, found, total, twins_alarm, errors = [], 0, 0, 0, 0
     per_op = {}
     for prog, case, model in grist_cases():
-        findings, dt, err = analyze(args.nanguard, model, case)
+        findings, dt, err = analyze(args.nanguard, model, case, flags)
         if findings is None:
             errors += 1
             rows.append(f"| {prog} | error: {err} | | | |")
@@ -140,7 +142,7 @@ def main():
             op[1] += 1
             got.append(f"{d['id']}:{'exact' if exact else 'path' if hit else 'MISSED'}")
         fixed = os.path.join(GRIST, prog, case["fixed"]["model"])
-        tf, tdt, terr = analyze(args.nanguard, fixed, case)
+        tf, tdt, terr = analyze(args.nanguard, fixed, case, flags)
         if tf is None:
             twin = f"error: {terr}"
         else:
@@ -156,7 +158,8 @@ def main():
     ops = ", ".join(f"{op} {a}/{b}" for op, (a, b) in sorted(per_op.items()))
     with open(args.out, "w") as f:
         f.write("# nanguard analyze on the GRIST corpus\n\n")
-        f.write("Command: `/usr/bin/python3 scripts/analyze_corpus.py` (ranges and weight mode from each "
+        shown = "".join(f" {x}" for x in flags) + (f" --out {os.path.relpath(args.out, ROOT)}" if flags else "")
+        f.write(f"Command: `/usr/bin/python3 scripts/analyze_corpus.py{shown}` (ranges and weight mode from each "
                 "case.json). A defect is found when its node or an op on its path is flagged with an "
                 "op-domain hazard; `exact` when the node and hazard both match.\n\n")
         f.write(f"**{summary}**; by op: {ops}\n\n")
