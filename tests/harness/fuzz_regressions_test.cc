@@ -248,5 +248,34 @@ TEST(FuzzRegressions, GridSampleWithALowRankGridFailsCleanly) {
   if (r.ok()) EXPECT_TRUE(r->intervals.count("y") == 0 || !r->unsupported.empty() || !r->findings.empty());
 }
 
+// fuzz_loader: a Cast of a rank-0 input to an unknown type (20) with its output declared
+// float16 [3, 4]. The Cast is unsupported, its output takes the declared shape, and
+// the backward bound (a half model) got a [3, 4] bound for the rank-0 input: expand
+// threw out of analyze. The bound is now fitted by its sum, and analyze returns.
+TEST(FuzzRegressions, ABackwardBoundOfAnotherShapeThanItsInputIsFitted) {
+  Graph g;
+  g.model_path = "cast.onnx";
+  g.opset = 13;
+  g.inputs = {"x"};
+  g.outputs = {"y"};
+  g.types["x"] = {onnx::TensorProto::FLOAT, std::vector<int64_t>{}};
+  g.types["y"] = {onnx::TensorProto::FLOAT16, std::vector<int64_t>{3, 4}};
+  Node n;
+  n.name = "cast";
+  n.op_type = "Cast";
+  n.inputs = {"x"};
+  n.outputs = {"y"};
+  onnx::AttributeProto to;
+  to.set_name("to");
+  to.set_type(onnx::AttributeProto::INT);
+  to.set_i(20);
+  n.attributes["to"] = to;
+  g.nodes = {n};
+  g.index_producers();
+  auto r = analyze(g, AnalyzeOptions{});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->unsupported, std::vector<std::string>{"Cast"});
+}
+
 }  // namespace
 }  // namespace nanguard
