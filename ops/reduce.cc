@@ -203,6 +203,9 @@ AbsReduction abs_reduction_of(const AbstractContext& a) {
   } else if (auto listed = attr_ints_opt(a.node, "axes")) {
     axes = *listed;
   }
+  // ONNX allows axes in [-r, r - 1]: none for a scalar (whose dimension 0 was read past
+  // the end of its shape; found by fuzz_loader, ReduceProd of a 0-d input).
+  if (rank == 0 && !axes.empty()) a.fail("a rank-0 input has no axis to reduce over");
   if (axes.empty()) {
     r.noop = attr_int(a.node, "noop_with_empty_axes", 0) != 0;
     for (int64_t d = 0; d < rank; ++d) axes.push_back(d);

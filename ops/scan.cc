@@ -75,12 +75,20 @@ std::vector<at::Tensor> run_scan(const OpContext& c, ScanSpec s, std::vector<at:
                                  const std::vector<at::Tensor>& xs, int64_t length) {
   const Graph& body = attr_graph(c.node, "body");
   std::vector<std::vector<at::Tensor>> rows(s.outputs);
+  std::vector<int64_t> stacked(s.outputs, 0);  // elements of each scan output so far
   for (int64_t t = 0; t < length; ++t) {
     std::vector<at::Tensor> in = states;
     for (size_t j = 0; j < xs.size(); ++j) in.push_back(xs[j].select(s.in_axes[j], element(s, j, t, length)));
     std::vector<at::Tensor> out = c.run_subgraph("body", in);
     std::copy(out.begin(), out.begin() + s.states, states.begin());
-    for (size_t k = 0; k < s.outputs; ++k) rows[k].push_back(out[s.states + k]);
+    for (size_t k = 0; k < s.outputs; ++k) {
+      // The stacked output is one tensor: its cap holds while the rows pile up (a body
+      // returning a 65536-element row over 65536 steps took 17 GB; found by fuzz_loader).
+      const at::Tensor& row = out[s.states + k];
+      stacked[k] += row.numel();
+      c.check_size(stacked[k], row.scalar_type());
+      rows[k].push_back(row);
+    }
   }
   for (size_t k = 0; k < s.outputs; ++k) {
     if (s.out_dirs[k]) std::reverse(rows[k].begin(), rows[k].end());  // prepended

@@ -277,5 +277,23 @@ TEST(FuzzRegressions, ABackwardBoundOfAnotherShapeThanItsInputIsFitted) {
   EXPECT_EQ(r->unsupported, std::vector<std::string>{"Cast"});
 }
 
+// fuzz_loader: ReduceProd over axis 0 of a 0-d input read the input's dimension 0,
+// past the end of its empty shape (SEGV). ONNX allows no axis on a scalar: the
+// analysis refuses it (an unsupported node), and the run fails cleanly.
+TEST(FuzzRegressions, AReductionOfAScalarOverAnAxisIsRefused) {
+  testing::ModelBuilder b(13);
+  b.input("x", {}).output("y", {});
+  onnx::NodeProto& prod = b.node("ReduceProd", {"x"}, {"y"}, "prod");
+  testing::set_attr(prod, "axes", std::vector<int64_t>{0});
+  testing::set_attr(prod, "keepdims", int64_t{0});
+  Graph g = load_built(b);
+  auto r = analyze(g, AnalyzeOptions{});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->unsupported, std::vector<std::string>{"ReduceProd"});
+  auto ex = Executor::create(g, ExecOptions{});
+  ASSERT_TRUE(ex.ok()) << ex.status().message();
+  EXPECT_FALSE(ex->run({{"x", at::full({}, 2.5f)}}).ok());
+}
+
 }  // namespace
 }  // namespace nanguard
