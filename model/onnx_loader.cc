@@ -256,8 +256,10 @@ Status check_sizes(const Graph& g, const LoadOptions& opt, const std::string& pa
         if (d > (int64_t{1} << 48))
           return Status::Error(fmt::format("{}: tensor '{}' has a dimension of {}, over 2^48", path, name, d));
     auto n = t->element_count();
-    int64_t es = element_size(t->elem_type);
-    if (!n || es == 0) continue;
+    // A type without a fixed size (strings) counts a byte an element: a declared string
+    // shape input of 2^40 elements took libonnx's Expand inference past 4 GB too.
+    int64_t es = std::max<int64_t>(element_size(t->elem_type), 1);
+    if (!n) continue;
     if (*n > opt.max_tensor_bytes / es) {
       int64_t bytes = *n > std::numeric_limits<int64_t>::max() / es ? std::numeric_limits<int64_t>::max() : *n * es;
       return Status::Error(fmt::format("{}: tensor '{}' would hold {} elements ({} bytes), over the cap of {} bytes per tensor", path, name, *n, bytes, opt.max_tensor_bytes));

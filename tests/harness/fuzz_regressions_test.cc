@@ -223,6 +223,14 @@ TEST(FuzzRegressions, DeclaredInputsOverTheCapAreRefusedBeforeInference) {
   auto g = load_model_proto(b.proto(), "expand.onnx");
   ASSERT_FALSE(g.ok());
   EXPECT_NE(g.status().message().find("over the cap"), std::string::npos) << g.status().message();
+  // The same shape input declared as strings (no fixed element size) was let through
+  // and took inference past 4 GB (found by fuzz_loader's smoke run): a byte an element.
+  testing::ModelBuilder s(13);
+  s.input("data", {3, 1}).input("new_shape", {int64_t{1} << 40}, onnx::TensorProto::STRING).output("y", {-1});
+  s.node("Expand", {"data", "new_shape"}, {"y"}, "e");
+  auto gs = load_model_proto(s.proto(), "expand-strings.onnx");
+  ASSERT_FALSE(gs.ok());
+  EXPECT_NE(gs.status().message().find("over the cap"), std::string::npos) << gs.status().message();
 }
 
 // fuzz_loader: GridSample with a grid of rank < 4 read grid.shape[1], [2] out of
