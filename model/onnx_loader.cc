@@ -364,8 +364,8 @@ Status check_axis(const onnx::NodeProto& n, int64_t opset, const std::map<std::s
   return Status::Ok();
 }
 
-// libonnx 1.12's shape inference indexes dimensions without checking them: a Conv or
-// ConvTranspose weight of the wrong rank, an axis outside the input's rank (SEGVs on
+// libonnx 1.12's shape inference indexes dimensions without checking them: a conv's
+// weight of the wrong rank, an axis outside the input's rank (SEGVs on
 // a rank-0 weight and on LayerNormalization's axis -536870913; found by fuzz_loader).
 // Where the ranks are declared, what the spec requires is checked first.
 Status check_ranks(const onnx::ModelProto& m, int64_t opset, const std::string& path) {
@@ -393,8 +393,13 @@ Status check_ranks(const onnx::ModelProto& m, int64_t opset, const std::string& 
     if (Status s = declare(t.name(), t.dims_size()); !s.ok()) return s;
   for (const auto& n : m.graph().node()) {
     if (Status s = check_axis(n, opset, ranks, path); !s.ok()) return s;
-    if ((n.op_type() != "Conv" && n.op_type() != "ConvTranspose") || n.input_size() < 2) continue;
-    auto x = ranks.find(n.input(0)), w = ranks.find(n.input(1));
+    // Every op whose inference is libonnx's convPoolShapeInference with a weight
+    // (ConvInteger's mismatched ranks: a SEGV, found by fuzz_loader).
+    static const std::map<std::string, int> kWeightInput = {
+        {"Conv", 1}, {"ConvTranspose", 1}, {"ConvInteger", 1}, {"QLinearConv", 3}};
+    auto wi = kWeightInput.find(n.op_type());
+    if (wi == kWeightInput.end() || n.input_size() <= wi->second) continue;
+    auto x = ranks.find(n.input(0)), w = ranks.find(n.input(wi->second));
     if (x == ranks.end() || w == ranks.end()) continue;
     if (x->second != w->second || x->second < 3)
       return Status::Error(fmt::format("{}: invalid ONNX model: {} '{}': input of rank {} and weight of rank {} (equal, "

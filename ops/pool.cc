@@ -70,6 +70,12 @@ std::vector<at::Tensor> lower_average_pool(const OpContext& ctx) {
   at::Tensor sums = window_sum(pad_spatial(x, w.pads, 0.0), w);
   std::vector<int64_t> mask_shape{1, 1};
   mask_shape.insert(mask_shape.end(), w.in.begin(), w.in.end());
+  // The count mask spans the spatial plane even when the batch is empty (an input of
+  // [0, 4, 2, 2^31] asked for 17 GB; found by fuzz_loader): it is held to the cap.
+  int64_t plane = 1;
+  for (int64_t d : w.in)
+    if (__builtin_mul_overflow(plane, d, &plane)) plane = std::numeric_limits<int64_t>::max();
+  ctx.check_size(plane, x.scalar_type());
   at::Tensor mask = pad_spatial(at::ones(mask_shape, x.options().requires_grad(false)), w.pads, include_pad ? 1.0 : 0.0);
   return {sums / window_sum(mask, w)};
 }

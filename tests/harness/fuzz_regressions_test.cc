@@ -154,6 +154,14 @@ TEST(FuzzRegressions, ConvWithMismatchedRanksIsAnError) {
   auto g = load_model_proto(b.proto(), "convt.onnx");
   ASSERT_FALSE(g.ok());
   EXPECT_NE(g.status().message().find("rank"), std::string::npos) << g.status().message();
+  // ConvInteger shares the inference: x of rank 3 beside w of rank 4 was a SEGV too.
+  testing::ModelBuilder ci(10);
+  ci.input("x", {1, 3, 0}, onnx::TensorProto::UINT8).input("w", {1, 0, 2, 0}, onnx::TensorProto::UINT8);
+  ci.output("y", {-1}, onnx::TensorProto::INT32);
+  ci.node("ConvInteger", {"x", "w"}, {"y"}, "ci");
+  auto gi = load_model_proto(ci.proto(), "convinteger.onnx");
+  ASSERT_FALSE(gi.ok());
+  EXPECT_NE(gi.status().message().find("rank 3 and weight of rank 4"), std::string::npos) << gi.status().message();
 }
 
 // fuzz_loader (under ASan): LayerNormalization with axis -536870913 on a declared
