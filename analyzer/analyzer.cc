@@ -198,12 +198,11 @@ bool selects_values(const std::string& op) {
   return ops.count(op) > 0;
 }
 
-// The cells of `t` whose infinite bounds are carried from the inputs: exactly +-inf
-// (scores + mask), or, for an op that selects values, any infinite end.
-at::Tensor carried_cells(const AbstractContext& a, const IntervalTensor& t) {
-  auto b = at::broadcast_tensors({t.lo, t.hi});
-  if (selects_values(a.node.op_type)) return b[0].isinf().logical_or(b[1].isinf());
-  return (b[0] == b[1]).logical_and(b[0].isinf());
+// The cells whose infinite bounds (lo, hi broadcast) are carried from the inputs:
+// exactly +-inf (scores + mask), or, for an op that selects values, any infinite end.
+at::Tensor carried_cells(bool selects, const at::Tensor& lo, const at::Tensor& hi) {
+  if (selects) return lo.isinf().logical_or(hi.isinf());
+  return (lo == hi).logical_and(lo.isinf());
 }
 
 // An output cell that is exactly +-inf where an input holds a deliberate infinity is
@@ -222,7 +221,7 @@ void check_overflow(const AbstractContext& a, std::vector<IntervalTensor>& outs,
     at::Tensor carried;
     if (carries) {
       auto b = at::broadcast_tensors({t.lo, t.hi});
-      carried = carried_cells(a, t);
+      carried = carried_cells(selects, b[0], b[1]);
       at::Tensor flo = at::where(carried, at::zeros_like(b[0]), b[0]), fhi = at::where(carried, at::zeros_like(b[1]), b[1]);
       lo = flo.min().item<double>();
       hi = fhi.max().item<double>();

@@ -20,6 +20,24 @@ testing::ModelBuilder linear_model(int32_t type, int64_t rows) {
 
 AnalyzeOptions linear_ranges(double x_hi) { return testing::ranges_of({{"x", {0, x_hi}}, {"w", {-1, 1}}}); }
 
+// The backward bound of a built model under `opt` (empty, with a failure, when it does
+// not load or analyse).
+GradientBounds bounds_of(testing::ModelBuilder& b, const AnalyzeOptions& opt) {
+  auto g = load_model_proto(b.proto(), "gradient_bounds.onnx");
+  if (!g.ok()) return ADD_FAILURE() << g.status().message(), GradientBounds{};
+  auto a = analyze(*g, opt);
+  if (!a.ok()) return ADD_FAILURE() << a.status().message(), GradientBounds{};
+  return bound_gradients(*g, *a, opt);
+}
+
+// Sampled runs, a backward pass each, inside the bounds and covered by the findings.
+void expect_backward_sound(testing::ModelBuilder& b, const AnalyzeOptions& opt, const std::string& what,
+                           int64_t samples) {
+  testing::SoundTally tally;
+  EXPECT_GT(testing::expect_sound(b, opt, what, &tally, samples), 0);
+  EXPECT_EQ(tally.violations, 0) << what;
+}
+
 TEST(GradientBounds, AFloat16WeightGradientSummedOverTheBatchOverflows) {
   testing::ModelBuilder f16 = linear_model(onnx::TensorProto::FLOAT16, 300);
   std::vector<Finding> fs = testing::findings_of(f16, linear_ranges(300));
@@ -41,12 +59,8 @@ TEST(GradientBounds, AFloat16WeightGradientSummedOverTheBatchOverflows) {
 // The bound itself: w's gradient is the column sum of |x|, x's the row sum of |w|.
 TEST(GradientBounds, MatMulBoundsAreTheSumsOfTheOtherOperandsMagnitudes) {
   testing::ModelBuilder b = linear_model(onnx::TensorProto::FLOAT16, 4);
-  auto g = load_model_proto(b.proto(), "linear.onnx");
-  ASSERT_TRUE(g.ok());
   AnalyzeOptions opt = testing::ranges_of({{"x", {-3, 2}}, {"w", {-1, 0.5}}});
-  auto a = analyze(*g, opt);
-  ASSERT_TRUE(a.ok());
-  GradientBounds gb = bound_gradients(*g, *a, opt);
+  GradientBounds gb = bounds_of(b, opt);
   double slack = 1 + std::ldexp(1.0, -10);
   EXPECT_NEAR(gb.bound.at("w").max().item<double>(), 4 * 3 * slack, 1e-9);
   EXPECT_NEAR(gb.bound.at("x").max().item<double>(), 3 * 1 * slack, 1e-9);
@@ -101,15 +115,9 @@ TEST(GradientBounds, AFloat16NllLossOverLogSoftmaxIsProved) {
   b.node("NegativeLogLikelihoodLoss", {"lp", "t"}, {"loss"}, "nll");
   AnalyzeOptions opt = testing::ranges_of({{"x", {-20, 20}}, {"t", {0, 2}}});
   EXPECT_TRUE(testing::findings_of(b, opt).empty());
-  auto g = load_model_proto(b.proto(), "nll.onnx");
-  ASSERT_TRUE(g.ok());
-  auto a = analyze(*g, opt);
-  ASSERT_TRUE(a.ok());
-  GradientBounds gb = bound_gradients(*g, *a, opt);
+  GradientBounds gb = bounds_of(b, opt);
   EXPECT_LE(gb.bound.at("lp").max().item<double>(), 0.25 * 1.01);  // 1 / 4 elements
-  testing::SoundTally tally;
-  EXPECT_GT(testing::expect_sound(b, opt, "half nll", &tally, 30), 0);
-  EXPECT_EQ(tally.violations, 0);
+  expect_backward_sound(b, opt, "half nll", 30);
 }
 
 // Float32 gradients are checked op by op by default, each with an output gradient of 1;
@@ -127,9 +135,7 @@ TEST(GradientBounds, TheChainFlagsAFloat32WeightGradientScaledByALaterOp) {
   EXPECT_TRUE(testing::findings_of(b, opt).empty());
   opt.gradients = GradientMode::kChain;
   EXPECT_EQ(testing::summary(testing::findings_of(b, opt)), std::vector<std::string>{"matmul:gradient-overflow"});
-  testing::SoundTally tally;
-  EXPECT_GT(testing::expect_sound(b, opt, "float32 chain", &tally, 20), 0);
-  EXPECT_EQ(tally.violations, 0);
+  expect_backward_sound(b, opt, "float32 chain", 20);
   at::Tensor x = at::full({64, 4}, 1e34f), w = at::full({4, 3}, 0.25f).requires_grad_();
   auto r = testing::run_model(b, {{"x", x}, {"w", w}});
   ASSERT_TRUE(r.ok());
@@ -169,18 +175,12 @@ TEST(GradientBounds, ALayerNormalizationBoundsTheGradientsBeforeIt) {
   b.node("MatMul", {"h", "w"}, {"y"}, "proj");
   AnalyzeOptions opt = testing::ranges_of({{"x", {-4, 4}}});
   EXPECT_TRUE(testing::findings_of(b, opt).empty());
-  auto g = load_model_proto(b.proto(), "ln.onnx");
-  ASSERT_TRUE(g.ok());
-  auto a = analyze(*g, opt);
-  ASSERT_TRUE(a.ok());
-  GradientBounds gb = bound_gradients(*g, *a, opt);
+  GradientBounds gb = bounds_of(b, opt);
   // G at h is at most sum_k |w_jk| <= 1.5; U <= 0.75: dx <= 0.75 (2 + sqrt(8)) / sqrt(1e-5).
   double dx = gb.bound.at("x").max().item<double>();
   EXPECT_GT(dx, 0);
   EXPECT_LE(dx, 0.75 * (2 + std::sqrt(8.0)) / std::sqrt(1e-5) * 1.01);
-  testing::SoundTally tally;
-  EXPECT_GT(testing::expect_sound(b, opt, "half layer norm", &tally, 40), 0);
-  EXPECT_EQ(tally.violations, 0);
+  expect_backward_sound(b, opt, "half layer norm", 40);
 }
 
 // Scaled past 1e30 after the LN, the float32 intermediates of its backward pass (the
@@ -198,9 +198,7 @@ TEST(GradientBounds, ALayerNormalizationWhoseBackwardIntermediatesOverflowIsFlag
   std::vector<Finding> fs = testing::findings_of(b, opt);
   ASSERT_FALSE(fs.empty());
   EXPECT_EQ(fs[0].node, "ln");
-  testing::SoundTally tally;
-  EXPECT_GT(testing::expect_sound(b, opt, "float32 layer norm, scaled", &tally, 40), 0);
-  EXPECT_EQ(tally.violations, 0);
+  expect_backward_sound(b, opt, "float32 layer norm, scaled", 40);
 }
 
 // SoftmaxCrossEntropyLoss: the scores' gradient is (softmax - onehot) w[t] / total, each
@@ -212,14 +210,8 @@ TEST(GradientBounds, AFloat16SoftmaxCrossEntropyLossIsProved) {
   b.node("SoftmaxCrossEntropyLoss", {"x", "t"}, {"loss"}, "sce");
   AnalyzeOptions opt = testing::ranges_of({{"x", {-20, 20}}, {"t", {0, 2}}});
   EXPECT_TRUE(testing::findings_of(b, opt).empty());
-  auto g = load_model_proto(b.proto(), "sce.onnx");
-  ASSERT_TRUE(g.ok());
-  auto a = analyze(*g, opt);
-  ASSERT_TRUE(a.ok());
-  EXPECT_LE(bound_gradients(*g, *a, opt).bound.at("x").max().item<double>(), 0.25 * 1.01);  // 1 / 4 rows
-  testing::SoundTally tally;
-  EXPECT_GT(testing::expect_sound(b, opt, "half sce", &tally, 30), 0);
-  EXPECT_EQ(tally.violations, 0);
+  EXPECT_LE(bounds_of(b, opt).bound.at("x").max().item<double>(), 0.25 * 1.01);  // 1 / 4 rows
+  expect_backward_sound(b, opt, "half sce", 30);
 }
 
 // A gather whose indices are a range (an embedding lookup of ranged token ids): every
@@ -237,18 +229,12 @@ TEST(GradientBounds, GathersAndScattersOverRangedIndicesRouteTheOutputBound) {
   b.node("ScatterND", {"table", "where", "rows"}, {"y"}, "put_back");
   AnalyzeOptions opt = testing::ranges_of({{"table", {-2, 2}}, {"ids", {0, 7}}, {"updates", {-1, 1}}});
   EXPECT_TRUE(testing::findings_of(b, opt).empty());
-  auto g = load_model_proto(b.proto(), "gather.onnx");
-  ASSERT_TRUE(g.ok());
-  auto a = analyze(*g, opt);
-  ASSERT_TRUE(a.ok());
-  GradientBounds gb = bound_gradients(*g, *a, opt);
+  GradientBounds gb = bounds_of(b, opt);
   double slack = 1 + std::ldexp(1.0, -10);
   EXPECT_NEAR(gb.bound.at("rows").max().item<double>(), slack, 1e-9);  // one output element each
   // table: the scatter's data bound, plus the gather's sum over its 12 outputs (Gather rounds nothing).
   EXPECT_NEAR(gb.bound.at("table").max().item<double>(), 13 * slack, 1e-6);
-  testing::SoundTally tally;
-  EXPECT_GT(testing::expect_sound(b, opt, "half gather/scatter", &tally, 30), 0);
-  EXPECT_EQ(tally.violations, 0);
+  expect_backward_sound(b, opt, "half gather/scatter", 30);
 }
 
 // GridSample (bilinear): a pixel's gradient is at most its plane's sum of the output
@@ -262,12 +248,8 @@ TEST(GradientBounds, AGridSampleBoundsItsInputAndGridGradients) {
   b.node("GridSample", {"x", "grid"}, {"y"}, "sample");
   auto within = [](double x) { return testing::ranges_of({{"x", {-x, x}}, {"grid", {-1, 1}}}); };
   EXPECT_TRUE(testing::findings_of(b, within(100)).empty());
-  auto g = load_model_proto(b.proto(), "grid.onnx");
-  ASSERT_TRUE(g.ok());
   AnalyzeOptions opt = within(100);
-  auto a = analyze(*g, opt);
-  ASSERT_TRUE(a.ok());
-  GradientBounds gb = bound_gradients(*g, *a, opt);
+  GradientBounds gb = bounds_of(b, opt);
   EXPECT_NEAR(gb.bound.at("x").max().item<double>(), 6 * 1.001 * (1 + std::ldexp(1.0, -10)), 1e-6);
   EXPECT_NEAR(gb.bound.at("grid").max().item<double>(), 4 * 100 * 1.001 * (1 + std::ldexp(1.0, -10)), 1e-3);
   EXPECT_EQ(testing::summary(testing::findings_of(b, within(3e4))), std::vector<std::string>{"sample:gradient-overflow"});

@@ -1,6 +1,7 @@
 // Regressions found by the fuzz targets (harness/fuzz/): each test is one finding,
 // reduced to the smallest model that shows it.
 #include <limits>
+#include <map>
 
 #include <gtest/gtest.h>
 
@@ -17,6 +18,26 @@ Graph load_built(testing::ModelBuilder& b) {
   auto g = load_model_proto(b.proto(), "fuzz_regression.onnx");
   EXPECT_TRUE(g.ok()) << g.status().message();
   return g.ok() ? std::move(*g) : Graph{};
+}
+
+// A one-node graph built as the IR, past the loader's checks (what a fuzzed model that
+// slips through them looks like to the analyzer): every tensor with its declared type.
+Graph one_node_graph(const std::string& op_type, int64_t opset, const std::vector<std::string>& inputs,
+                     const std::string& output, const std::map<std::string, TensorType>& types) {
+  Graph g;
+  g.model_path = op_type + ".onnx";
+  g.opset = opset;
+  g.inputs = inputs;
+  g.outputs = {output};
+  for (const auto& [name, t] : types) g.types[name] = t;
+  Node n;
+  n.name = op_type;
+  n.op_type = op_type;
+  n.inputs = inputs;
+  n.outputs = {output};
+  g.nodes = {n};
+  g.index_producers();
+  return g;
 }
 
 // fuzz_loader: test_mod_mixed_sign_float16 made random_inputs throw (CPU has no
@@ -244,21 +265,10 @@ TEST(FuzzRegressions, DeclaredInputsOverTheCapAreRefusedBeforeInference) {
 // fuzz_loader: GridSample with a grid of rank < 4 read grid.shape[1], [2] out of
 // bounds in its transfer function (SEGV in the analyzer).
 TEST(FuzzRegressions, GridSampleWithALowRankGridFailsCleanly) {
-  Graph g;
-  g.model_path = "gridsample.onnx";
-  g.opset = 16;
-  g.inputs = {"x", "grid"};
-  g.outputs = {"y"};
-  g.types["x"] = {onnx::TensorProto::FLOAT, std::vector<int64_t>{1, 1, 2, 2}};
-  g.types["grid"] = {onnx::TensorProto::FLOAT, std::vector<int64_t>{1, 2}};
-  g.types["y"] = {onnx::TensorProto::FLOAT, std::nullopt};
-  Node n;
-  n.name = "gs";
-  n.op_type = "GridSample";
-  n.inputs = {"x", "grid"};
-  n.outputs = {"y"};
-  g.nodes = {n};
-  g.index_producers();
+  Graph g = one_node_graph("GridSample", 16, {"x", "grid"}, "y",
+                           {{"x", {onnx::TensorProto::FLOAT, std::vector<int64_t>{1, 1, 2, 2}}},
+                            {"grid", {onnx::TensorProto::FLOAT, std::vector<int64_t>{1, 2}}},
+                            {"y", {onnx::TensorProto::FLOAT, std::nullopt}}});
   AnalyzeOptions opt;
   auto r = analyze(g, opt);  // an error or an unsupported op, never a crash
   if (r.ok()) EXPECT_TRUE(r->intervals.count("y") == 0 || !r->unsupported.empty() || !r->findings.empty());
@@ -269,25 +279,14 @@ TEST(FuzzRegressions, GridSampleWithALowRankGridFailsCleanly) {
 // the backward bound (a half model) got a [3, 4] bound for the rank-0 input: expand
 // threw out of analyze. The bound is now fitted by its sum, and analyze returns.
 TEST(FuzzRegressions, ABackwardBoundOfAnotherShapeThanItsInputIsFitted) {
-  Graph g;
-  g.model_path = "cast.onnx";
-  g.opset = 13;
-  g.inputs = {"x"};
-  g.outputs = {"y"};
-  g.types["x"] = {onnx::TensorProto::FLOAT, std::vector<int64_t>{}};
-  g.types["y"] = {onnx::TensorProto::FLOAT16, std::vector<int64_t>{3, 4}};
-  Node n;
-  n.name = "cast";
-  n.op_type = "Cast";
-  n.inputs = {"x"};
-  n.outputs = {"y"};
+  Graph g = one_node_graph("Cast", 13, {"x"}, "y",
+                           {{"x", {onnx::TensorProto::FLOAT, std::vector<int64_t>{}}},
+                            {"y", {onnx::TensorProto::FLOAT16, std::vector<int64_t>{3, 4}}}});
   onnx::AttributeProto to;
   to.set_name("to");
   to.set_type(onnx::AttributeProto::INT);
   to.set_i(20);
-  n.attributes["to"] = to;
-  g.nodes = {n};
-  g.index_producers();
+  g.nodes[0].attributes["to"] = to;
   auto r = analyze(g, AnalyzeOptions{});
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->unsupported, std::vector<std::string>{"Cast"});
