@@ -115,6 +115,9 @@ std::vector<IntervalTensor> transfer_unknown(const OpDef* def, const AbstractCon
       continue;
     }
     const TensorType* t = a.graph.type_of(name);
+    if (t && t->kind != TensorType::Kind::kTensor)
+      a.fail(std::string("the analysis cannot continue past this op: '") + name + "' is a " + t->non_tensor_kind() +
+             " value, which the analysis does not model");
     if (!t || !t->dims || !t->element_count())
       a.fail("the analysis cannot continue past this op: the shape of '" + name +
              "' is not known statically (it may depend on the values)");

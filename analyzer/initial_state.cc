@@ -88,6 +88,9 @@ Result<std::unordered_map<std::string, IntervalTensor>> initial_intervals(const 
   }
   for (const auto& name : g.inputs) {
     const TensorType* t = g.type_of(name);
+    if (t && t->kind != TensorType::Kind::kTensor)
+      return Status::Error(fmt::format("{}: input '{}' is a {} value; the analysis models tensor inputs only", g.model_path,
+                                       name, t->non_tensor_kind()));
     if (!t || !t->dims) return Status::Error(fmt::format("{}: input '{}' has no known shape", g.model_path, name));
     for (int64_t d : *t->dims)
       if (d < 0) return Status::Error(fmt::format("{}: input '{}' has an unknown dimension; bind it with --dim", g.model_path, name));

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+
+#include <onnx/onnx-data_pb.h>
 
 #include <fmt/core.h>
 
@@ -10,6 +13,7 @@
 #include "oracle/executor.h"
 #include "oracle/input_source.h"
 #include "ops/op_registry.h"
+#include "ops/tensor_proto.h"
 
 namespace nanguard {
 namespace {
@@ -66,6 +70,54 @@ std::string compare(const at::Tensor& got_in, const at::Tensor& want_in, const C
   return "";
 }
 
+std::vector<at::Tensor> sequence_items(const onnx::SequenceProto& seq, const TensorType* type) {
+  if (seq.elem_type() != onnx::SequenceProto::TENSOR && seq.tensor_values_size() == 0) return {};
+  if (seq.elem_type() != onnx::SequenceProto::TENSOR) throw ModelError("a sequence of non-tensors");
+  std::vector<at::Tensor> items;
+  for (const auto& t : seq.tensor_values()) items.push_back(as_declared(tensor_from_proto(t), type));
+  return items;
+}
+
+// A test data file as the value its graph input or output declares: a TensorProto,
+// a SequenceProto, or an OptionalProto (elem_type UNDEFINED: empty).
+Result<OpValue> read_value_file(const std::string& path, const TensorType* type) {
+  auto kind = type ? type->kind : TensorType::Kind::kTensor;
+  if (kind == TensorType::Kind::kTensor) {
+    auto t = read_tensor_file(path);
+    if (!t.ok()) return t.status();
+    return OpValue::of(as_declared(*t, type));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  try {
+    if (kind == TensorType::Kind::kSequence) {
+      onnx::SequenceProto seq;
+      if (!seq.ParseFromString(ss.str())) return Status::Error(path + ": not a SequenceProto file");
+      return OpValue::sequence(sequence_items(seq, type));
+    }
+    onnx::OptionalProto opt;
+    if (!opt.ParseFromString(ss.str())) return Status::Error(path + ": not an OptionalProto file");
+    if (opt.elem_type() == onnx::OptionalProto::UNDEFINED) return OpValue::none();
+    if (opt.has_tensor_value()) return OpValue::of(as_declared(tensor_from_proto(opt.tensor_value()), type));
+    if (opt.has_sequence_value()) return OpValue::sequence(sequence_items(opt.sequence_value(), type));
+    if (opt.elem_type() == onnx::OptionalProto::SEQUENCE) return OpValue::sequence({});
+    return Status::Error(path + ": an optional of a type other than tensor or sequence");
+  } catch (const std::exception& e) {
+    return Status::Error(fmt::format("{}: {}", path, e.what()));
+  }
+}
+
+// compare() for values: kinds, sequence lengths, then each tensor.
+std::string compare_values(const OpValue& got, const OpValue& want, const ConformanceOptions& opt) {
+  if (got.kind != want.kind) return fmt::format("a {} where a {} is expected", got.describe(), want.describe());
+  if (got.is_tensor()) return compare(got.tensor, want.tensor, opt);
+  if (got.items.size() != want.items.size()) return fmt::format("a {} where a {} is expected", got.describe(), want.describe());
+  for (size_t i = 0; i < got.items.size(); ++i)
+    if (std::string d = compare(got.items[i], want.items[i], opt); !d.empty()) return fmt::format("element {}: {}", i, d);
+  return "";
+}
+
 std::vector<std::string> data_files(const fs::path& set, const std::string& prefix) {
   std::vector<std::string> files;
   for (int i = 0;; ++i) {
@@ -81,27 +133,31 @@ ConformanceResult run_set(ConformanceResult r, const Graph& g, const Executor& e
   auto inputs = data_files(set, "input");
   auto outputs = data_files(set, "output");
   TensorMap feeds;
+  ValueMap other_feeds;
   if (inputs.size() != g.inputs.size())
     return skip(r, fmt::format("{} input files for {} graph inputs", inputs.size(), g.inputs.size()));
   for (size_t i = 0; i < inputs.size(); ++i) {
-    auto t = read_tensor_file(inputs[i]);
-    if (!t.ok()) return skip(r, "input is not a supported tensor: " + t.status().message());
-    feeds[g.inputs[i]] = as_declared(*t, g.type_of(g.inputs[i]));
+    auto v = read_value_file(inputs[i], g.type_of(g.inputs[i]));
+    if (!v.ok()) return skip(r, "input is not a supported value: " + v.status().message());
+    if (v->is_tensor()) feeds[g.inputs[i]] = v->tensor;
+    else other_feeds[g.inputs[i]] = *v;
   }
-  std::vector<at::Tensor> expected;
+  std::vector<OpValue> expected;
   for (size_t i = 0; i < outputs.size(); ++i) {
-    auto t = read_tensor_file(outputs[i]);
-    if (!t.ok()) return skip(r, "expected output is not a supported tensor: " + t.status().message());
-    expected.push_back(i < g.outputs.size() ? as_declared(*t, g.type_of(g.outputs[i])) : *t);
+    auto v = read_value_file(outputs[i], i < g.outputs.size() ? g.type_of(g.outputs[i]) : nullptr);
+    if (!v.ok()) return skip(r, "expected output is not a supported value: " + v.status().message());
+    expected.push_back(*v);
   }
-  auto run = ex.run(feeds);
+  auto run = ex.run(feeds, other_feeds);
   if (!run.ok()) {
     const std::string& m = run.status().message();
     bool unsupported = m.find("not supported") != std::string::npos;
     return unsupported ? skip(r, m.substr(m.find(": ") + 2)) : fail(r, m.substr(m.find(": ") + 2));
   }
   for (size_t i = 0; i < expected.size() && i < run->outputs.size(); ++i) {
-    std::string diff = compare(run->outputs[i], expected[i], opt);
+    auto other = run->others.find(g.outputs[i]);
+    OpValue got = other != run->others.end() ? other->second : OpValue::of(run->outputs[i]);
+    std::string diff = compare_values(got, expected[i], opt);
     if (!diff.empty()) return fail(r, fmt::format("output {} ('{}'): {}", i, g.outputs[i], diff));
   }
   r.verdict = Verdict::kPassed;

@@ -55,7 +55,14 @@ json tensor_summary(const std::string& name, const at::Tensor& t) {
   return j;
 }
 
+// A sequence or empty optional among the graph outputs: what it holds, no statistics.
+json value_summary(const std::string& name, const ExecResult& exec) {
+  auto it = exec.others.find(name);
+  return {{"name", name}, {"value", it == exec.others.end() ? "missing" : it->second.describe()}};
+}
+
 std::string text_summary(const json& t) {
+  if (t.contains("value")) return fmt::format("  {}  {}\n", t["name"].get<std::string>(), t["value"].get<std::string>());
   std::string s = fmt::format("  {}  {}[", t["name"].get<std::string>(), t["dtype"].get<std::string>());
   bool first = true;
   for (auto d : t["shape"]) { s += (first ? "" : ",") + std::to_string(d.get<int64_t>()); first = false; }
@@ -93,6 +100,9 @@ Status save_outputs(const Graph& g, const ExecResult& exec, const std::string& d
     const TensorType* type = g.type_of(g.outputs[i]);
     int32_t elem = type && type->elem_type ? type->elem_type : 0;
     at::Tensor t = exec.outputs[i];
+    if (!t.defined())
+      return Status::Error(fmt::format("output '{}' is a {}; --save-outputs writes tensors only", g.outputs[i],
+                                       exec.others.count(g.outputs[i]) ? exec.others.at(g.outputs[i]).describe() : "missing value"));
     if (at::isFloatingType(t.scalar_type()) && elem == onnx::TensorProto::FLOAT) t = t.to(at::kFloat);
     Status s = write_tensor_file(t, g.outputs[i], fmt::format("{}/output_{}.pb", dir, i), elem);
     if (!s.ok()) return s;
@@ -167,7 +177,9 @@ int run(const RunArgs& a) {
     }
     if (s > 0) continue;
     for (const auto& name : graph->inputs) inputs.push_back(tensor_summary(name, feeds->at(name)));
-    for (size_t i = 0; i < graph->outputs.size(); ++i) outputs.push_back(tensor_summary(graph->outputs[i], run->exec.outputs[i]));
+    for (size_t i = 0; i < graph->outputs.size(); ++i)
+      outputs.push_back(run->exec.outputs[i].defined() ? tensor_summary(graph->outputs[i], run->exec.outputs[i])
+                                                       : value_summary(graph->outputs[i], run->exec));
     if (!a.save_outputs.empty())
       if (Status st = save_outputs(*graph, run->exec, a.save_outputs); !st.ok()) return fail(st);
   }

@@ -4,6 +4,14 @@
 
 namespace nanguard {
 
+const char* TensorType::non_tensor_kind() const {
+  switch (kind) {
+    case Kind::kSequence: return "sequence";
+    case Kind::kOptional: return "optional";
+    default: return "";
+  }
+}
+
 std::optional<int64_t> TensorType::element_count() const {
   if (!dims) return std::nullopt;
   // Saturates at INT64_MAX instead of overflowing (a declared dimension of 2^63 - 1

@@ -22,8 +22,14 @@ namespace nanguard {
 struct TensorType {
   int32_t elem_type = 0;  // onnx::TensorProto_DataType
   std::optional<std::vector<int64_t>> dims;
+  // A value that is not a tensor: seq(tensor) or optional(...). Their element type
+  // is in elem_type when declared; dims stay unknown.
+  enum class Kind { kTensor, kSequence, kOptional };
+  Kind kind = Kind::kTensor;
 
   std::optional<int64_t> element_count() const;
+  // "sequence" or "optional" for a non-tensor value, "" for a tensor.
+  const char* non_tensor_kind() const;
 };
 
 struct Graph;

@@ -106,6 +106,14 @@ Status load_external_data(onnx::ModelProto& m, const std::string& path) {
 
 TensorType to_tensor_type(const onnx::TypeProto& tp) {
   TensorType t;
+  if (tp.has_sequence_type() || tp.has_optional_type()) {
+    t.kind = tp.has_sequence_type() ? TensorType::Kind::kSequence : TensorType::Kind::kOptional;
+    const onnx::TypeProto& inner = tp.has_sequence_type() ? tp.sequence_type().elem_type() : tp.optional_type().elem_type();
+    if (inner.has_tensor_type()) t.elem_type = inner.tensor_type().elem_type();
+    if (inner.has_sequence_type() && inner.sequence_type().elem_type().has_tensor_type())
+      t.elem_type = inner.sequence_type().elem_type().tensor_type().elem_type();
+    return t;
+  }
   if (!tp.has_tensor_type()) return t;
   t.elem_type = tp.tensor_type().elem_type();
   if (tp.tensor_type().has_shape()) {
@@ -299,7 +307,7 @@ Status build_graph(const onnx::GraphProto& gp, Graph& g, const std::string& path
   for (const auto& vi : gp.value_info()) g.types[vi.name()] = to_tensor_type(vi.type());
   for (const auto& vi : gp.output()) {
     g.outputs.push_back(vi.name());
-    if (vi.type().has_tensor_type()) g.types[vi.name()] = to_tensor_type(vi.type());
+    if (vi.type().value_case() != onnx::TypeProto::VALUE_NOT_SET) g.types[vi.name()] = to_tensor_type(vi.type());
   }
   for (int i = 0; i < gp.node_size(); ++i) {
     Node n = to_node(gp.node(i), i);

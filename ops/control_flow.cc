@@ -30,6 +30,10 @@ bool scalar_bool(const OpContext& c, size_t i) {
 std::vector<at::Tensor> lower_if(const OpContext& c) {
   return c.run_subgraph(scalar_bool(c, 0) ? "then_branch" : "else_branch", {});
 }
+// The same where a branch returns sequences or optionals.
+std::vector<OpValue> lower_if_values(const OpContext& c) {
+  return c.run_subgraph_values(scalar_bool(c, 0) ? "then_branch" : "else_branch", {});
+}
 
 // A known condition picks one branch; an unknown one joins both (each may not run).
 std::vector<IntervalTensor> if_interval(const AbstractContext& a) {
@@ -65,29 +69,53 @@ LoopShape loop_shape(const Ctx& c) {
 
 // Runs while i < M (when given) and the condition holds (when given; the body's
 // condition output is ignored without one), scan elements stacked along a new axis 0.
-std::vector<at::Tensor> lower_loop(const OpContext& c) {
+// The carried values may be sequences or optionals (OpValue); scan outputs are tensors.
+std::vector<OpValue> lower_loop_values(const OpContext& c) {
   const Graph& body = attr_graph(c.node, "body");
   LoopShape s = loop_shape(c);
   std::optional<int64_t> trips;
   if (c.has_input(0)) trips = c.input(0).item<int64_t>();
   bool has_cond = c.has_input(1), cond = !has_cond || scalar_bool(c, 1);
   if (!trips && !has_cond) c.fail("neither a trip count nor a condition: the loop never ends");
-  std::vector<at::Tensor> carried(c.inputs.begin() + 2, c.inputs.end());
+  std::vector<OpValue> carried(c.values.begin() + 2, c.values.end());
   std::vector<std::vector<at::Tensor>> rows(s.scans);
   auto opts = at::TensorOptions().device(c.device);
   for (int64_t i = 0; (!trips || i < *trips) && cond; ++i) {
     if (i >= kMaxIterations) c.fail(fmt::format("over {} iterations: taken to be endless", kMaxIterations));
-    std::vector<at::Tensor> in{at::scalar_tensor(i, opts.dtype(at::kLong)), at::scalar_tensor(true, opts.dtype(at::kBool))};
+    std::vector<OpValue> in{OpValue::of(at::scalar_tensor(i, opts.dtype(at::kLong))),
+                            OpValue::of(at::scalar_tensor(true, opts.dtype(at::kBool)))};
     in.insert(in.end(), carried.begin(), carried.end());
-    std::vector<at::Tensor> out = c.run_subgraph("body", in);
-    if (has_cond) cond = out.at(0).numel() == 1 && out[0].item<double>() != 0;
+    std::vector<OpValue> out = c.run_subgraph_values("body", in);
+    if (has_cond) cond = out.at(0).is_tensor() && out[0].tensor.numel() == 1 && out[0].tensor.item<double>() != 0;
     std::copy(out.begin() + 1, out.begin() + 1 + s.carried, carried.begin());
-    for (size_t k = 0; k < s.scans; ++k) rows[k].push_back(out[1 + s.carried + k]);
+    for (size_t k = 0; k < s.scans; ++k) {
+      const OpValue& row = out[1 + s.carried + k];
+      if (!row.is_tensor()) c.fail(fmt::format("scan output {} is a {}, not a tensor", k, row.describe()));
+      rows[k].push_back(row.tensor);
+    }
   }
-  std::vector<at::Tensor> result = carried;
+  std::vector<OpValue> result = carried;
   for (size_t k = 0; k < s.scans; ++k)
-    result.push_back(rows[k].empty() ? no_rows(body, body.outputs[1 + s.carried + k], 0, c.device) : at::stack(rows[k], 0));
+    result.push_back(OpValue::of(rows[k].empty() ? no_rows(body, body.outputs[1 + s.carried + k], 0, c.device)
+                                                 : at::stack(rows[k], 0)));
   return result;
+}
+
+// The tensor-only form, for callers that evaluate ops on tensors.
+std::vector<at::Tensor> lower_loop(const OpContext& c) {
+  OpContext vc = c;
+  vc.values.clear();
+  for (const at::Tensor& t : c.inputs) vc.values.push_back(OpValue::of(t));
+  vc.run_subgraph_values = [&c](const std::string& attr, const std::vector<OpValue>& in) {
+    std::vector<at::Tensor> tin;
+    for (const OpValue& v : in) tin.push_back(v.tensor);
+    std::vector<OpValue> out;
+    for (const at::Tensor& t : c.run_subgraph(attr, tin)) out.push_back(OpValue::of(t));
+    return out;
+  };
+  std::vector<at::Tensor> out;
+  for (const OpValue& v : lower_loop_values(vc)) out.push_back(v.tensor);
+  return out;
 }
 
 // What the analysis of a Loop tracks: when it may or must stop, and what it has seen.
@@ -196,8 +224,8 @@ std::vector<IntervalTensor> loop_interval(const AbstractContext& a) {
 }  // namespace
 
 NANGUARD_REGISTER_OPS({
-    with(OpDef{"If", lower_if}, if_interval),
-    with(OpDef{"Loop", lower_loop}, loop_interval),
+    with_values(with(OpDef{"If", lower_if}, if_interval), lower_if_values),
+    with_values(with(OpDef{"Loop", lower_loop}, loop_interval), lower_loop_values),
 });
 
 }  // namespace nanguard

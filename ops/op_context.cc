@@ -9,6 +9,24 @@ const at::Tensor& OpContext::input(size_t i) const {
   return inputs[i];
 }
 
+const OpValue& OpContext::value(size_t i) const {
+  bool omitted = i >= values.size() || i >= node.inputs.size() || node.inputs[i].empty();
+  if (omitted) fail(fmt::format("input {} is required but missing", i));
+  return values[i];
+}
+
+const std::vector<at::Tensor>& OpContext::sequence(size_t i) const {
+  const OpValue& v = value(i);
+  if (!v.is_sequence()) fail(fmt::format("input {} ('{}') must be a sequence, it is a {}", i, node.inputs[i], v.describe()));
+  return v.items;
+}
+
+std::string OpValue::describe() const {
+  if (is_none()) return "empty optional";
+  if (is_tensor()) return "tensor";
+  return fmt::format("sequence of {} tensor{}", items.size(), items.size() == 1 ? "" : "s");
+}
+
 std::vector<int64_t> OpContext::input_ints(size_t i) const {
   at::Tensor t = input(i).to(at::kCPU).to(at::kLong).contiguous().reshape({-1});
   const int64_t* p = t.data_ptr<int64_t>();

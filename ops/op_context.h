@@ -11,6 +11,7 @@
 #include "model/attributes.h"
 #include "model/graph.h"
 #include "model/status.h"
+#include "ops/op_value.h"
 
 namespace nanguard {
 
@@ -27,12 +28,22 @@ struct OpContext {
   // Set by the executor (ops/ cannot run graphs); throws ModelError.
   std::function<std::vector<at::Tensor>(const std::string& attribute, const std::vector<at::Tensor>& inputs)>
       run_subgraph;
+  // Ops that take or return sequences and optionals (OpDef::lower_values) see every
+  // input here, tensors included, and run subgraphs on values; `inputs` then holds an
+  // undefined tensor at each non-tensor input.
+  std::vector<OpValue> values;
+  std::function<std::vector<OpValue>(const std::string& attribute, const std::vector<OpValue>& inputs)>
+      run_subgraph_values;
 
   size_t num_inputs() const { return inputs.size(); }
   size_t num_outputs() const { return node.outputs.size(); }
   bool has_input(size_t i) const { return i < inputs.size() && inputs[i].defined(); }
   // Throws ModelError naming the node when a required input is missing.
   const at::Tensor& input(size_t i) const;
+  // Input i as a value (OpDef::lower_values ops); throws when it is omitted.
+  const OpValue& value(size_t i) const;
+  // Input i as a sequence; throws ModelError naming the node when it is not one.
+  const std::vector<at::Tensor>& sequence(size_t i) const;
   // A small integer tensor (shape, axes, pads...) read as a vector.
   std::vector<int64_t> input_ints(size_t i) const;
   // Throws ModelError unless `numel` elements of `type` fit under the tensor cap.

@@ -26,6 +26,9 @@ namespace nanguard {
 // Computes the node's outputs from its inputs with ATen ops, so that the result is
 // what the ONNX spec defines and autograd can differentiate through it.
 using LowerFn = std::function<std::vector<at::Tensor>(const OpContext&)>;
+// The same for ops whose inputs or outputs may be sequences or optionals (If, Loop,
+// Identity, the Sequence* and Optional* ops): it reads OpContext::values.
+using ValueLowerFn = std::function<std::vector<OpValue>(const OpContext&)>;
 
 // Sound interval bounds of the node's outputs given its input intervals, in float32
 // (results rounded outward). Shapes of outputs must be exact.
@@ -89,6 +92,9 @@ struct OpDef {
   // Per input, in order; inputs past the list are kValue.
   std::vector<InputRole> input_roles;
   std::optional<QuotientOperands> quotient;
+  // Set for ops that take or return sequences or optionals; the executor then calls
+  // it instead of `lower` (which stays for the analyzer's exact evaluation).
+  ValueLowerFn lower_values = nullptr;
 
   const HazardFacet* facet(const std::string& hazard) const;
   InputRole input_role(size_t input) const { return input < input_roles.size() ? input_roles[input] : InputRole::kValue; }
@@ -152,6 +158,12 @@ inline OpDef with_input_roles(OpDef d, std::vector<InputRole> roles) {
 // Marks a quotient op with its numerator (-1: 1) and divisor inputs.
 inline OpDef with_quotient(OpDef d, int numerator, int divisor) {
   d.quotient = QuotientOperands{numerator, divisor};
+  return d;
+}
+
+// Ops whose inputs or outputs may be sequences or optionals: their value lowering.
+inline OpDef with_values(OpDef d, ValueLowerFn lower) {
+  d.lower_values = std::move(lower);
   return d;
 }
 

@@ -104,40 +104,100 @@ Status Executor::load_subgraph_weights(const Graph& g) {
   return Status::Ok();
 }
 
-std::vector<at::Tensor> Executor::run_body(const Graph& body, const std::string& prefix, const TensorMap& scope,
-                                           const std::vector<at::Tensor>& inputs, at::Generator& gen) const {
-  TensorMap values = subgraph_weights_.at(&body);
+std::vector<OpValue> Executor::run_body(const Graph& body, const std::string& prefix, const Scope& scope,
+                                        const std::vector<OpValue>& inputs, at::Generator& gen) const {
+  TensorMap tensors = subgraph_weights_.at(&body);
+  ValueMap others;
   for (const std::string& r : body.outer_refs) {
-    auto it = scope.find(r);
-    if (it == scope.end()) throw ModelError(fmt::format("node '{}': outer-scope tensor '{}' is not defined", prefix, r));
-    values[r] = it->second;
+    if (auto t = scope.tensors.find(r); t != scope.tensors.end()) tensors[r] = t->second;
+    else if (auto v = scope.others.find(r); v != scope.others.end()) others[r] = v->second;
+    else throw ModelError(fmt::format("node '{}': outer-scope tensor '{}' is not defined", prefix, r));
   }
   if (inputs.size() != body.inputs.size())
     throw ModelError(fmt::format("node '{}': the subgraph takes {} inputs, given {}", prefix, body.inputs.size(), inputs.size()));
-  for (size_t i = 0; i < inputs.size(); ++i) values[body.inputs[i]] = inputs[i];
-  if (Status s = run_nodes(body, values, prefix + "/", gen, {}); !s.ok()) throw ModelError(s.message());
-  std::vector<at::Tensor> outs;
-  for (const std::string& o : body.outputs) outs.push_back(values.at(o));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].is_tensor()) tensors[body.inputs[i]] = inputs[i].tensor;
+    else others[body.inputs[i]] = inputs[i];
+  }
+  if (Status s = run_nodes(body, Scope{tensors, others}, prefix + "/", gen, {}); !s.ok()) throw ModelError(s.message());
+  std::vector<OpValue> outs;
+  for (const std::string& o : body.outputs) {
+    if (auto t = tensors.find(o); t != tensors.end()) outs.push_back(OpValue::of(t->second));
+    else if (auto v = others.find(o); v != others.end()) outs.push_back(v->second);
+    else throw ModelError(fmt::format("node '{}': the subgraph's output '{}' is not computed", prefix, o));
+  }
   return outs;
 }
 
-Result<ExecResult> Executor::run(const TensorMap& feeds, const NodeHook& hook) const {
+Result<ExecResult> Executor::run(const TensorMap& feeds, const NodeHook& hook) const { return run(feeds, {}, hook); }
+
+Result<ExecResult> Executor::run(const TensorMap& feeds, const ValueMap& other_feeds, const NodeHook& hook) const {
   const Graph& g = *graph_;
   ExecResult result;
   TensorMap& values = result.values;
   values = weights_;
   for (const auto& [name, t] : feeds) values[name] = to_declared_half(g, name, to_run_type(t, options_));
+  for (const auto& [name, v] : other_feeds) {
+    OpValue& mine = result.others[name] = v;
+    for (at::Tensor& item : mine.items) item = to_declared_half(g, name, to_run_type(item, options_));
+  }
   for (const auto& in : g.inputs)
-    if (!values.count(in)) return Status::Error(fmt::format("{}: no value given for input '{}'", g.model_path, in));
+    if (!values.count(in) && !result.others.count(in))
+      return Status::Error(fmt::format("{}: no value given for input '{}'", g.model_path, in));
   at::Generator gen = at::detail::createCPUGenerator(options_.seed);
-  if (Status s = run_nodes(g, values, "", gen, hook); !s.ok())
+  if (Status s = run_nodes(g, Scope{values, result.others}, "", gen, hook); !s.ok())
     return Status::Error(fmt::format("{}: {}", g.model_path, s.message()));
-  for (const auto& o : g.outputs) result.outputs.push_back(values.at(o));
+  for (const auto& o : g.outputs) {
+    auto t = values.find(o);
+    if (t == values.end() && !result.others.count(o))
+      return Status::Error(fmt::format("{}: graph output '{}' is not computed", g.model_path, o));
+    result.outputs.push_back(t == values.end() ? at::Tensor() : t->second);
+  }
   return result;
 }
 
-Status Executor::run_nodes(const Graph& g, TensorMap& values, const std::string& prefix, at::Generator& gen,
+// The node's inputs into ctx: tensors in ctx.inputs and, for an op that takes
+// sequences or optionals, every input in ctx.values too.
+static Status gather_inputs(const Node& node, const std::string& name, const OpDef& def, TensorMap& tensors,
+                            ValueMap& others, OpContext& ctx) {
+  bool values_op = def.lower_values != nullptr;
+  for (size_t i = 0; i < node.inputs.size(); ++i) {
+    const std::string& in = node.inputs[i];
+    OpValue v;
+    if (in.empty()) {
+    } else if (auto t = tensors.find(in); t != tensors.end()) {
+      v.tensor = t->second;
+    } else if (auto o = others.find(in); o != others.end()) {
+      if (!values_op)
+        return Status::Error(fmt::format("node '{}' ({}): input {} ('{}') is a {}; {} takes tensors", name, node.op_type,
+                                         i, in, o->second.describe(), node.op_type));
+      v = o->second;
+    } else {
+      return Status::Error(fmt::format("node '{}' ({}): input '{}' is not computed before it", name, node.op_type, in));
+    }
+    ctx.inputs.push_back(v.tensor);
+    if (values_op) ctx.values.push_back(std::move(v));
+  }
+  return Status::Ok();
+}
+
+// Runs the op: tensors out, the sequences and optionals among them stored in `others`
+// (their slots in the result undefined).
+static std::vector<at::Tensor> lower_node(const OpDef& def, const OpContext& ctx, ValueMap& others) {
+  if (!def.lower_values) return def.lower(ctx);
+  std::vector<OpValue> vals = def.lower_values(ctx);
+  std::vector<at::Tensor> outs;
+  for (size_t i = 0; i < vals.size(); ++i) {
+    outs.push_back(vals[i].is_tensor() ? vals[i].tensor : at::Tensor());
+    if (!vals[i].is_tensor() && i < ctx.node.outputs.size() && !ctx.node.outputs[i].empty())
+      others[ctx.node.outputs[i]] = std::move(vals[i]);
+  }
+  return outs;
+}
+
+Status Executor::run_nodes(const Graph& g, Scope scope, const std::string& prefix, at::Generator& gen,
                            const NodeHook& hook) const {
+  TensorMap& values = scope.tensors;
   // Without keep_intermediates a tensor is dropped after its last reader (a
   // subgraph's outer reads count), so long runs (sampling) hold only the live frontier.
   bool prune = !options_.keep_intermediates && prefix.empty();
@@ -151,16 +211,30 @@ Status Executor::run_nodes(const Graph& g, TensorMap& values, const std::string&
   }
   for (const Node& node : g.nodes) {
     const std::string name = prefix + node.name;
+    const OpDef& def = *OpRegistry::instance().find(node.op_type, node.domain);
     OpContext ctx{node, g.opset, {}, options_.float_type, options_.device, options_.max_tensor_bytes, &gen};
-    for (const auto& in : node.inputs) ctx.inputs.push_back(in.empty() ? at::Tensor() : values.at(in));
-    if (!node.subgraphs.empty())
-      ctx.run_subgraph = [&, name](const std::string& attr, const std::vector<at::Tensor>& inputs) {
-        return run_body(attr_graph(node, attr), name + "/" + attr, values, inputs, gen);
+    if (Status s = gather_inputs(node, name, def, values, scope.others, ctx); !s.ok()) return s;
+    if (!node.subgraphs.empty()) {
+      ctx.run_subgraph_values = [&, name](const std::string& attr, const std::vector<OpValue>& inputs) {
+        return run_body(attr_graph(node, attr), name + "/" + attr, scope, inputs, gen);
       };
+      ctx.run_subgraph = [&, name](const std::string& attr, const std::vector<at::Tensor>& inputs) {
+        std::vector<OpValue> in;
+        for (const at::Tensor& t : inputs) in.push_back(OpValue::of(t));
+        std::vector<at::Tensor> out;
+        for (OpValue& v : run_body(attr_graph(node, attr), name + "/" + attr, scope, in, gen)) {
+          if (!v.is_tensor())
+            throw ModelError(fmt::format("node '{}' ({}): its subgraph '{}' returns a {}, {} takes tensors", name,
+                                         node.op_type, attr, v.describe(), node.op_type));
+          out.push_back(v.tensor);
+        }
+        return out;
+      };
+    }
     bool half = widen_half_inputs(ctx);
     std::vector<at::Tensor> outs;
     try {
-      outs = OpRegistry::instance().find(node.op_type, node.domain)->lower(ctx);
+      outs = lower_node(def, ctx, scope.others);
       if (half) round_half_outputs(g, node, outs);
     } catch (const ModelError& e) {
       std::string msg = e.what();
@@ -178,12 +252,18 @@ Status Executor::run_nodes(const Graph& g, TensorMap& values, const std::string&
         if (!node.outputs[i].empty())
           return Status::Error(fmt::format("node '{}' ({}): output {} is not supported", name, node.op_type, i));
     }
-    for (size_t i = 0; i < node.outputs.size(); ++i)
-      if (!node.outputs[i].empty()) values[node.outputs[i]] = outs[i];
+    for (size_t i = 0; i < node.outputs.size(); ++i) {
+      if (node.outputs[i].empty()) continue;
+      if (outs[i].defined() || !scope.others.count(node.outputs[i])) values[node.outputs[i]] = outs[i];
+      if (outs[i].defined()) scope.others.erase(node.outputs[i]);
+    }
     if (hook) hook(node, outs);
     if (prune)
       for (const auto& in : node.inputs)
-        if (!in.empty() && last_reader[in] == node.index && !g.is_initializer(in)) values.erase(in);
+        if (!in.empty() && last_reader[in] == node.index && !g.is_initializer(in)) {
+          values.erase(in);
+          scope.others.erase(in);
+        }
   }
   return Status::Ok();
 }

@@ -12,10 +12,13 @@
 
 #include "model/graph.h"
 #include "model/status.h"
+#include "ops/op_value.h"
 
 namespace nanguard {
 
 using TensorMap = std::unordered_map<std::string, at::Tensor>;
+// Values that are not tensors: sequences and empty optionals, by name.
+using ValueMap = std::unordered_map<std::string, OpValue>;
 
 struct ExecOptions {
   at::Device device = at::kCPU;
@@ -31,6 +34,9 @@ using NodeHook = std::function<void(const Node&, const std::vector<at::Tensor>&)
 struct ExecResult {
   TensorMap values;                 // every tensor computed (inputs and weights too)
   std::vector<at::Tensor> outputs;  // graph outputs, in graph order
+  // Sequences and empty optionals (graph outputs among them); at such an output,
+  // `outputs` holds an undefined tensor.
+  ValueMap others;
 };
 
 // Checks the device against the LibTorch build: a clear error when CUDA is asked
@@ -46,6 +52,8 @@ class Executor {
   // `feeds` gives every runtime input and may override weights by name (free
   // weights, tensors that require grad). Missing inputs are an error.
   Result<ExecResult> run(const TensorMap& feeds, const NodeHook& hook = {}) const;
+  // The same with sequence and optional inputs (`other_feeds`) besides tensors.
+  Result<ExecResult> run(const TensorMap& feeds, const ValueMap& other_feeds, const NodeHook& hook = {}) const;
 
   const Graph& graph() const { return *graph_; }
   const ExecOptions& options() const { return options_; }
@@ -56,11 +64,16 @@ class Executor {
   Status load_subgraph_weights(const Graph& g);
   // Runs g's nodes over `values` (inputs, weights, outer-scope tensors already in);
   // errors name nodes as `prefix` + name, without the model path.
-  Status run_nodes(const Graph& g, TensorMap& values, const std::string& prefix, at::Generator& gen,
+  // A scope's values: tensors, and the sequences and optionals beside them.
+  struct Scope {
+    TensorMap& tensors;
+    ValueMap& others;
+  };
+  Status run_nodes(const Graph& g, Scope values, const std::string& prefix, at::Generator& gen,
                    const NodeHook& hook) const;
-  // One run of a subgraph on its formal inputs, outer-scope tensors read from `scope`.
-  std::vector<at::Tensor> run_body(const Graph& body, const std::string& prefix, const TensorMap& scope,
-                                   const std::vector<at::Tensor>& inputs, at::Generator& gen) const;
+  // One run of a subgraph on its formal inputs, outer-scope values read from `scope`.
+  std::vector<OpValue> run_body(const Graph& body, const std::string& prefix, const Scope& scope,
+                                const std::vector<OpValue>& inputs, at::Generator& gen) const;
   const Graph* graph_;
   ExecOptions options_;
   TensorMap weights_;  // initializers as tensors, on the device, in the run's float type

@@ -91,6 +91,9 @@ Result<TensorMap> random_inputs(const Graph& graph, const RangeMap& ranges, uint
   for (const auto& name : graph.inputs) {
     if (feeds.count(name)) continue;
     const TensorType* type = graph.type_of(name);
+    if (type && type->kind != TensorType::Kind::kTensor)
+      return Status::Error(fmt::format("{}: input '{}' is a {} value; random inputs are drawn for tensors only",
+                                       graph.model_path, name, type->non_tensor_kind()));
     if (!type || !type->dims)
       return Status::Error(fmt::format("{}: input '{}' has no known shape; give it with --input", graph.model_path, name));
     for (int64_t d : *type->dims)
