@@ -1,5 +1,5 @@
 // Indexing ops: Gather, GatherElements, GatherND, ScatterElements, Scatter,
-// ScatterND, OneHot, NonZero, TopK, Compress, Unique.
+// ScatterND, OneHot, ReverseSequence, NonZero, TopK, Compress, Unique.
 // Index tensors are data, so every lowering checks them against the axis size
 // first: ATen would abort or read out of bounds, and an out-of-range index is a
 // `crash` finding, which must surface as a clear error naming the index and bound.
@@ -50,6 +50,30 @@ std::vector<at::Tensor> lower_gather_elements(const OpContext& ctx) {
   int64_t axis = normalize_axis(ctx, attr_int(ctx.node, "axis", 0), data.dim());
   if (indices.dim() != data.dim()) ctx.fail("indices and data differ in rank");
   return {at::gather(data, axis, checked_indices(ctx, indices, data.size(axis), axis))};
+}
+
+// ReverseSequence: batch b's first sequence_lens[b] steps along time_axis reversed,
+// the rest kept: a gather along time_axis with per-batch indices.
+std::vector<at::Tensor> lower_reverse_sequence(const OpContext& ctx) {
+  const at::Tensor& x = ctx.input(0);
+  if (x.dim() < 2) ctx.fail("the input must have rank 2 or more");
+  int64_t t_axis = attr_int(ctx.node, "time_axis", 0), b_axis = attr_int(ctx.node, "batch_axis", 1);
+  if ((t_axis != 0 && t_axis != 1) || b_axis != 1 - t_axis) ctx.fail("time_axis and batch_axis must be 0 and 1 in some order");
+  std::vector<int64_t> lens = ctx.input_ints(1);
+  int64_t steps = x.size(t_axis), batch = x.size(b_axis);
+  if (static_cast<int64_t>(lens.size()) != batch)
+    ctx.fail(fmt::format("sequence_lens holds {} lengths for a batch of {}", lens.size(), batch));
+  std::vector<int64_t> idx(steps * batch);  // [time, batch]
+  for (int64_t b = 0; b < batch; ++b) {
+    if (lens[b] < 0 || lens[b] > steps) ctx.fail(fmt::format("sequence length {} is outside [0, {}]", lens[b], steps));
+    for (int64_t t = 0; t < steps; ++t) idx[t * batch + b] = t < lens[b] ? lens[b] - 1 - t : t;
+  }
+  at::Tensor index = at::tensor(idx, at::TensorOptions().dtype(at::kLong)).reshape({steps, batch}).to(x.device());
+  if (t_axis == 1) index = index.t();
+  std::vector<int64_t> view(x.dim(), 1);
+  view[0] = index.size(0);
+  view[1] = index.size(1);
+  return {at::gather(x, t_axis, index.reshape(view).expand(x.sizes()).contiguous())};
 }
 
 // The index tuples in the last axis of `indices` (k of them), checked and turned into
@@ -301,6 +325,17 @@ std::vector<IntervalTensor> gather_elements_interval(const AbstractContext& a) {
   return {IntervalTensor::of_bounds(h.lo, h.hi, idx.shape, data.dtype)};
 }
 
+// Known lengths move the bounds; unknown ones may bring any step of a batch to any
+// position, so each batch gets its hull over time.
+std::vector<IntervalTensor> reverse_sequence_interval(const AbstractContext& a) {
+  const IntervalTensor& x = a.input(0);
+  if (a.input(1).exact()) return move_bounds(lower_reverse_sequence, a, "de");
+  int64_t t_axis = attr_int(a.node, "time_axis", 0);
+  if (t_axis != 0 && t_axis != 1) a.fail("time_axis must be 0 or 1");
+  Bounds h = axis_hull(x, t_axis, 0, static_cast<double>(x.shape[t_axis] - 1));
+  return {IntervalTensor::of_bounds(h.lo, h.hi, x.shape, x.dtype)};
+}
+
 // GatherND: component j of each index tuple addresses dimension batch_dims + j.
 IndexVerdict nd_verdict(const IntervalTensor& data, const IntervalTensor& idx, int64_t b) {
   IndexVerdict all;
@@ -496,6 +531,7 @@ NANGUARD_REGISTER_OPS({
                 index_facets("scatter-index-out-of-range")),
     with_facets(with(OpDef{"ScatterND", lower_scatter_nd}, scatter_nd_interval, scatter_nd_hazards), index_facets("scatter-index-out-of-range")),
     with(OpDef{"OneHot", lower_one_hot}, one_hot_interval),
+    with(OpDef{"ReverseSequence", lower_reverse_sequence}, reverse_sequence_interval),
     with(value_dependent_shape(OpDef{"NonZero", lower_nonzero}), nonzero_interval),
     with(OpDef{"TopK", lower_top_k}, top_k_interval),
     with(value_dependent_shape(OpDef{"Compress", lower_compress}), compress_interval),

@@ -181,6 +181,9 @@ TEST(IndexingAbstract, TransfersAreSound) {
                {"x", "g", "u"}, attrs, std::nullopt, 1, 16);
     sound_node(tally, "ScatterND", 2, {{"u", at::randn({2, 4})}}, {"x", "i", "u"}, attrs, {{{2, 1}, Range{0, 2}}}, 1, 16);
   }
+  // ReverseSequence on x [time 3, batch 4]: known lengths move bounds, ranged ones hull.
+  sound_node(tally, "ReverseSequence", 2, {{"g", longs({3, 0, 2, 1})}}, {"x", "g"});
+  sound_node(tally, "ReverseSequence", 2, {}, {"x", "i"}, nullptr, {{{4}, Range{0, 3}}});
   sound_node(tally, "TopK", 2, {{"k", longs({3})}}, {"x", "k"}, nullptr, std::nullopt, 2);
   sound_node(tally, "Compress", 2, {{"c", at::tensor({1, 0, 1}).to(at::kBool)}}, {"x", "c"},
              [](onnx::NodeProto& n) { set_attr(n, "axis", int64_t{0}); });
