@@ -93,6 +93,11 @@ Result<TensorMap> given_inputs(const RunArgs& a) {
 }
 
 Status save_outputs(const Graph& g, const ExecResult& exec, const std::string& dir) {
+  // Checked before the folder is made: a sequence output leaves no half-written folder.
+  for (size_t i = 0; i < g.outputs.size(); ++i)
+    if (!exec.outputs[i].defined())
+      return Status::Error(fmt::format("output '{}' is a {}; --save-outputs writes tensors only", g.outputs[i],
+                                       exec.others.count(g.outputs[i]) ? exec.others.at(g.outputs[i]).describe() : "missing value"));
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::Error(fmt::format("{}: cannot create folder: {}", dir, ec.message()));
@@ -100,9 +105,6 @@ Status save_outputs(const Graph& g, const ExecResult& exec, const std::string& d
     const TensorType* type = g.type_of(g.outputs[i]);
     int32_t elem = type && type->elem_type ? type->elem_type : 0;
     at::Tensor t = exec.outputs[i];
-    if (!t.defined())
-      return Status::Error(fmt::format("output '{}' is a {}; --save-outputs writes tensors only", g.outputs[i],
-                                       exec.others.count(g.outputs[i]) ? exec.others.at(g.outputs[i]).describe() : "missing value"));
     if (at::isFloatingType(t.scalar_type()) && elem == onnx::TensorProto::FLOAT) t = t.to(at::kFloat);
     Status s = write_tensor_file(t, g.outputs[i], fmt::format("{}/output_{}.pb", dir, i), elem);
     if (!s.ok()) return s;

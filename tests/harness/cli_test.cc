@@ -107,6 +107,26 @@ TEST(Cli, InputsFromTensorFilesAndSavedOutputs) {
   EXPECT_FLOAT_EQ(v[2], std::exp(2.f));
 }
 
+// A model whose output is a sequence: run prints what it holds; --save-outputs,
+// which writes tensors, refuses it before making the folder; analyze names it.
+TEST(Cli, SequenceOutputsAreShownNotSaved) {
+  testing::ModelBuilder b;
+  b.input("x", {2});
+  b.node("SequenceConstruct", {"x", "x"}, {"s"});
+  auto* out = b.proto().mutable_graph()->add_output();
+  out->set_name("s");
+  out->mutable_type()->mutable_sequence_type()->mutable_elem_type()->mutable_tensor_type()->set_elem_type(
+      onnx::TensorProto::FLOAT);
+  std::string model = b.save("cli_seq.onnx"), dir = testing::test_tmp_dir() + "/cli_seq_out";
+  std::filesystem::remove_all(dir);
+  CliResult r = run_cli("run " + model);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("s  sequence of 2 tensors"), std::string::npos) << r.out;
+  expect_usage_error(run_cli("run " + model + " --save-outputs " + dir), "output 's' is a sequence of 2 tensors");
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  expect_usage_error(run_cli("analyze " + model), "'s' is a sequence value, which the analysis does not model");
+}
+
 TEST(Cli, BadInputsExitTwoWithOneLine) {
   std::string dir = testing::test_tmp_dir();
   std::ofstream(dir + "/garbage.onnx", std::ios::binary) << "\x0a\xff\xff\xff\xff garbage";
