@@ -195,6 +195,20 @@ static std::vector<at::Tensor> lower_node(const OpDef& def, const OpContext& ctx
   return outs;
 }
 
+// What a hook sees of a node's outputs: a sequence as its elements flattened into one
+// tensor, so a NaN born inside one (a SequenceMap body) is seen where it is born.
+static std::vector<at::Tensor> hook_view(const Node& node, const std::vector<at::Tensor>& outs, const ValueMap& others) {
+  std::vector<at::Tensor> view = outs;
+  for (size_t i = 0; i < view.size() && i < node.outputs.size(); ++i) {
+    auto it = view[i].defined() ? others.end() : others.find(node.outputs[i]);
+    if (it == others.end() || it->second.items.empty()) continue;
+    std::vector<at::Tensor> flat;
+    for (const at::Tensor& t : it->second.items) flat.push_back(t.detach().reshape({-1}));
+    view[i] = at::cat(flat);
+  }
+  return view;
+}
+
 Status Executor::run_nodes(const Graph& g, Scope scope, const std::string& prefix, at::Generator& gen,
                            const NodeHook& hook) const {
   TensorMap& values = scope.tensors;
@@ -257,7 +271,7 @@ Status Executor::run_nodes(const Graph& g, Scope scope, const std::string& prefi
       if (outs[i].defined() || !scope.others.count(node.outputs[i])) values[node.outputs[i]] = outs[i];
       if (outs[i].defined()) scope.others.erase(node.outputs[i]);
     }
-    if (hook) hook(node, outs);
+    if (hook) hook(node, hook_view(node, outs, scope.others));
     if (prune)
       for (const auto& in : node.inputs)
         if (!in.empty() && last_reader[in] == node.index && !g.is_initializer(in)) {

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "oracle/nonfinite.h"
 #include "tests/ops/op_test_util.h"
 
 namespace nanguard {
@@ -128,6 +129,39 @@ TEST(Sequence, TensorOpFedASequenceIsAnError) {
   std::string err = testing::run_built(b, {{"x", at::ones({2})}}).error;
   EXPECT_NE(err.find("'relu'"), std::string::npos) << err;
   EXPECT_NE(err.find("is a sequence"), std::string::npos) << err;
+}
+
+// SequenceMap of log over split(x): the NaN is born inside the body, so the run's
+// oracle must name the SequenceMap (its output sequence holds it), then the concat.
+TEST(Sequence, ANaNBornInASequenceMapBodyIsFound) {
+  ModelBuilder body(17);
+  auto& g = *body.proto().mutable_graph();
+  body.input("e", {-1});
+  body.node("Log", {"e"}, {"le"});
+  body.output("le", {-1});
+  ModelBuilder b(17);  // SequenceMap is new in opset 17
+  b.input("x", {3});
+  b.node("SplitToSequence", {"x"}, {"s"});
+  auto& map = b.node("SequenceMap", {"s"}, {"ls"}, "map");
+  auto* a = map.add_attribute();
+  a->set_name("body");
+  a->set_type(onnx::AttributeProto::GRAPH);
+  *a->mutable_g() = g;
+  a->mutable_g()->set_name("body");
+  set_attr(b.node("ConcatFromSequence", {"ls"}, {"y"}, "concat"), "axis", int64_t{0});
+  b.output("y", {3});
+  auto graph = load_model_proto(b.proto(), "seqmap.onnx");
+  ASSERT_TRUE(graph.ok()) << graph.status().message();
+  auto ex = Executor::create(*graph, {});
+  ASSERT_TRUE(ex.ok()) << ex.status().message();
+  auto run = run_with_oracle(*ex, {{"x", at::tensor({1.f, -1.f, 2.f})}});
+  ASSERT_TRUE(run.ok()) << run.status().message();
+  ASSERT_EQ(run->nonfinite.size(), 2u);
+  EXPECT_EQ(run->nonfinite[0].node, "map");
+  EXPECT_TRUE(run->nonfinite[0].born);
+  EXPECT_EQ(run->nonfinite[0].nan_count, 1);
+  EXPECT_EQ(run->nonfinite[1].node, "concat");
+  EXPECT_FALSE(run->nonfinite[1].born);
 }
 
 // y = log(concat(split(x))): the log is a hazard for x in [-1, 1]. The analysis
