@@ -27,10 +27,6 @@ bool scalar_bool(const OpContext& c, size_t i) {
   return t.item<double>() != 0;
 }
 
-std::vector<at::Tensor> lower_if(const OpContext& c) {
-  return c.run_subgraph(scalar_bool(c, 0) ? "then_branch" : "else_branch", {});
-}
-// The same where a branch returns sequences or optionals.
 std::vector<OpValue> lower_if_values(const OpContext& c) {
   return c.run_subgraph_values(scalar_bool(c, 0) ? "then_branch" : "else_branch", {});
 }
@@ -99,23 +95,6 @@ std::vector<OpValue> lower_loop_values(const OpContext& c) {
     result.push_back(OpValue::of(rows[k].empty() ? no_rows(body, body.outputs[1 + s.carried + k], 0, c.device)
                                                  : at::stack(rows[k], 0)));
   return result;
-}
-
-// The tensor-only form, for callers that evaluate ops on tensors.
-std::vector<at::Tensor> lower_loop(const OpContext& c) {
-  OpContext vc = c;
-  vc.values.clear();
-  for (const at::Tensor& t : c.inputs) vc.values.push_back(OpValue::of(t));
-  vc.run_subgraph_values = [&c](const std::string& attr, const std::vector<OpValue>& in) {
-    std::vector<at::Tensor> tin;
-    for (const OpValue& v : in) tin.push_back(v.tensor);
-    std::vector<OpValue> out;
-    for (const at::Tensor& t : c.run_subgraph(attr, tin)) out.push_back(OpValue::of(t));
-    return out;
-  };
-  std::vector<at::Tensor> out;
-  for (const OpValue& v : lower_loop_values(vc)) out.push_back(v.tensor);
-  return out;
 }
 
 // What the analysis of a Loop tracks: when it may or must stop, and what it has seen.
@@ -224,8 +203,8 @@ std::vector<IntervalTensor> loop_interval(const AbstractContext& a) {
 }  // namespace
 
 NANGUARD_REGISTER_OPS({
-    with_values(with(OpDef{"If", lower_if}, if_interval), lower_if_values),
-    with_values(with(OpDef{"Loop", lower_loop}, loop_interval), lower_loop_values),
+    with_values(with(OpDef{"If", tensors_via_values(lower_if_values)}, if_interval), lower_if_values),
+    with_values(with(OpDef{"Loop", tensors_via_values(lower_loop_values)}, loop_interval), lower_loop_values),
 });
 
 }  // namespace nanguard

@@ -9,6 +9,27 @@
 
 namespace nanguard {
 
+LowerFn tensors_via_values(ValueLowerFn lower) {
+  return [lower = std::move(lower)](const OpContext& c) {
+    OpContext vc = c;
+    vc.values.clear();
+    for (const at::Tensor& t : c.inputs) vc.values.push_back(OpValue::of(t));
+    vc.run_subgraph_values = [&c](const std::string& attr, const std::vector<OpValue>& in) {
+      std::vector<at::Tensor> tensors;
+      for (const OpValue& v : in) tensors.push_back(v.tensor);
+      std::vector<OpValue> out;
+      for (const at::Tensor& t : c.run_subgraph(attr, tensors)) out.push_back(OpValue::of(t));
+      return out;
+    };
+    std::vector<at::Tensor> out;
+    for (const OpValue& v : lower(vc)) {
+      if (!v.is_tensor()) c.fail("returns a " + v.describe() + ", which only the executor runs");
+      out.push_back(v.tensor);
+    }
+    return out;
+  };
+}
+
 OpRegistry& OpRegistry::instance() {
   static OpRegistry registry;
   return registry;

@@ -161,6 +161,11 @@ inline OpDef with_quotient(OpDef d, int numerator, int divisor) {
   return d;
 }
 
+// The tensor lowering of a value lowering, for callers that hold tensors only (the
+// analyzer's exact evaluation): inputs wrapped as values, subgraphs run on tensors; a
+// non-tensor output throws ModelError.
+LowerFn tensors_via_values(ValueLowerFn lower);
+
 // Ops whose inputs or outputs may be sequences or optionals: their value lowering.
 inline OpDef with_values(OpDef d, ValueLowerFn lower) {
   d.lower_values = std::move(lower);
