@@ -386,7 +386,82 @@ struct Scope {
   std::unordered_set<std::string>& unbounded;  // tensors downstream of an unbounded origin
   int64_t& flops_left;
   std::string prefix;
+  int64_t& partition_left;  // output elements partitioning may still compute
 };
+
+void analyze_node(const Scope& scope, const Node& node);
+
+// Whether some float output's bounds pass its type's finite limit.
+bool exceeds_limits(const AbstractContext& a, const std::vector<IntervalTensor>& outs) {
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const IntervalTensor& t = outs[i];
+    if (!t.lo.defined() || !t.is_float() || t.exact() || t.numel() == 0) continue;
+    double limit = finite_limit(a, i);
+    if (t.max() > limit || t.min() < -limit) return true;
+  }
+  return false;
+}
+
+// One cell: the cone analysed again on a copy of the state, with `tensor` narrowed to
+// `cell` and no symbolic or partition budget (a cell is the cheap check).
+CellOutcome analyse_cell(const Scope& scope, const Node& node, const std::vector<const Node*>& cone,
+                         const std::string& tensor, const IntervalTensor& cell) {
+  AnalysisResult scratch;
+  scratch.intervals = scope.result.intervals;
+  scratch.intervals[tensor] = cell;
+  std::unordered_set<std::string> unbounded = scope.unbounded;
+  for (const Node* n : cone)
+    for (const std::string& o : n->outputs) unbounded.erase(o);
+  int64_t flops = 0, partitions = 0;
+  Scope s{scope.graph, scope.options, scratch, unbounded, flops, scope.prefix, partitions};
+  CellOutcome out;
+  try {
+    for (const Node* n : cone) analyze_node(s, *n);
+  } catch (const std::exception&) {
+    return out;
+  }
+  out.completed = true;
+  for (const Finding& f : scratch.findings)
+    if (f.node == scope.prefix + node.name) out.hazards.push_back(f.hazard);
+  for (const std::string& o : node.outputs) out.bounds.push_back(o.empty() ? IntervalTensor() : scratch.intervals.at(o));
+  for (const std::string& i : node.inputs) out.bounds.push_back(i.empty() ? IntervalTensor() : scratch.intervals.at(i));
+  return out;
+}
+
+// `t` intersected with a partition's bound of it (a sound bound too: the cells cover).
+void tighten(IntervalTensor& t, const IntervalTensor& p) {
+  if (!p.lo.defined() || !t.lo.defined() || t.exact()) return;
+  at::Tensor lo = at::maximum(t.lo, p.lo), hi = at::minimum(t.hi, p.hi);
+  if ((lo > hi).any().item<bool>()) return;  // disjoint: keep the one-cell bound
+  t = compact(IntervalTensor::of_bounds(lo, hi, t.shape, t.dtype));
+}
+
+// The hazards a partition proves absent leave `reports`; the outputs and inputs it
+// bounds are intersected with what the one-cell analysis gave.
+void partition(const Scope& scope, const Node& node, const AbstractContext& a, std::vector<HazardReport>& reports,
+               std::vector<IntervalTensor>& outs) {
+  std::vector<std::string> hazards;  // a definite one holds on every value: no cell clears it
+  for (const HazardReport& h : reports)
+    if (!h.definite) hazards.push_back(h.hazard);
+  if (hazards.empty() && !exceeds_limits(a, outs)) return;
+  std::vector<double> limits;  // the outputs within their type, the inputs finite
+  for (size_t i = 0; i < node.outputs.size(); ++i) limits.push_back(finite_limit(a, i));
+  limits.resize(node.outputs.size() + node.inputs.size(), std::numeric_limits<double>::max());
+  CellAnalysis analyse = [&](const std::vector<const Node*>& cone, const std::string& tensor, const IntervalTensor& cell) {
+    return analyse_cell(scope, node, cone, tensor, cell);
+  };
+  auto proof = prove_by_partition(scope.graph, node, scope.result.intervals, hazards, limits, scope.options.partition,
+                                  scope.partition_left, analyse);
+  if (!proof) return;
+  std::set<std::string> proved(proof->hazards.begin(), proof->hazards.end());
+  reports.erase(std::remove_if(reports.begin(), reports.end(),
+                               [&](const HazardReport& h) { return !h.definite && proved.count(h.hazard); }),
+                reports.end());
+  for (size_t i = 0; i < outs.size() && i < node.outputs.size(); ++i) tighten(outs[i], proof->bounds[i]);
+  for (size_t i = 0; i < node.inputs.size(); ++i)
+    if (!node.inputs[i].empty()) tighten(scope.result.intervals.at(node.inputs[i]), proof->bounds[node.outputs.size() + i]);
+  scope.result.partitions.push_back(std::move(*proof));
+}
 
 // One node: its output intervals (concrete when every input is exact), its hazards,
 // the generic float32 overflow check. Throws when the analysis cannot continue.
@@ -460,14 +535,18 @@ void analyze_node(const Scope& scope, const Node& node) {
   // a gradient-only hazard does not.
   bool forward_reported = guarded || nan_bounds;
   // An op analysed on clamped infinite operands: its own conditions would read the clamp.
+  std::vector<HazardReport> reports;
   if (def && def->hazards && supported && !guarded) {
-    std::vector<HazardReport> reports = def->hazards(a);
+    reports = def->hazards(a);
     filter_hazards_with_facts(a, reports);
     if (!reports.empty() && !infinite_in) recheck_hazards(graph, *def, a, options, result, reports, flops_left);
-    for (const HazardReport& h : reports) {
-      result.findings.push_back(make_finding(a, h, prefix));
-      forward_reported |= h.kind == HazardKind::kForward;
-    }
+  }
+  if (supported && !exact_ok && !infinite_in && !guarded && !nan_bounds && prefix.empty() && scope.partition_left > 0 &&
+      (!reports.empty() || exceeds_limits(a, outs)))
+    partition(scope, node, a, reports, outs);
+  for (const HazardReport& h : reports) {
+    result.findings.push_back(make_finding(a, h, prefix));
+    forward_reported |= h.kind == HazardKind::kForward;
   }
   bool fed_unbounded = false;
   for (const auto& in : node.inputs) fed_unbounded |= unbounded.count(in) > 0;
@@ -533,7 +612,7 @@ std::vector<IntervalTensor> analyze_subgraph(const Scope& scope, const Node& nod
   }
   for (const auto& [name, proto] : body.initializers) sub.intervals[name] = IntervalTensor::of_value(tensor_from_proto(proto));
   for (size_t i = 0; i < inputs.size(); ++i) sub.intervals[body.inputs[i]] = inputs[i];
-  Scope inner{body, scope.options, sub, unbounded, scope.flops_left, prefix};
+  Scope inner{body, scope.options, sub, unbounded, scope.flops_left, prefix, scope.partition_left};
   std::string error;
   for (const Node& n : body.nodes) {
     try {
@@ -563,7 +642,8 @@ Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options
   result.intervals = std::move(init.value());
   std::unordered_set<std::string> unbounded;  // tensors downstream of an unbounded origin
   int64_t flops_left = options.symbolic_budget;
-  Scope scope{graph, options, result, unbounded, flops_left, ""};
+  int64_t partition_left = options.partition.element_budget;
+  Scope scope{graph, options, result, unbounded, flops_left, "", partition_left};
   for (const Node& node : graph.nodes) {
     try {
       analyze_node(scope, node);

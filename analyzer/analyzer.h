@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "analyzer/finding.h"
+#include "analyzer/partition.h"
 #include "model/graph.h"
 #include "model/ranges.h"
 #include "model/status.h"
@@ -52,6 +53,10 @@ struct AnalyzeOptions {
   // at a cost in time and, on deep float32 models, in loose findings. kAuto chains
   // where a half type's 65504 makes the local hazards too weak.
   GradientMode gradients = GradientMode::kAuto;
+  // A hazard (or overflow) intervals cannot rule out, on the path of a small tensor
+  // read along two paths or more: that tensor split into cells and the nodes between
+  // analysed again per cell (analyzer/partition.h). element_budget 0: never.
+  PartitionOptions partition;
 };
 
 // Whether the analysis of `graph` under `options` chains gradient bounds.
@@ -64,6 +69,7 @@ struct AnalysisResult {
   std::vector<Finding> findings;  // topological order
   std::unordered_map<std::string, IntervalTensor> intervals;  // per tensor
   std::vector<std::string> unsupported;  // op types without abstract semantics
+  std::vector<PartitionProof> partitions;  // hazards and bounds proved cell by cell
 };
 
 Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options);

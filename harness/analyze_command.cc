@@ -19,6 +19,7 @@ struct AnalyzeArgs {
   AnalyzeOptions defaults;
   int symbolic_window = defaults.symbolic_window;
   double symbolic_budget = static_cast<double>(defaults.symbolic_budget);
+  double partition_budget = static_cast<double>(defaults.partition.element_budget);
   GradientMode gradients = GradientMode::kAuto;
 };
 
@@ -26,6 +27,7 @@ int run(const AnalyzeArgs& a) {
   AnalyzeOptions opt;
   opt.symbolic_window = a.symbolic_window;
   opt.symbolic_budget = static_cast<int64_t>(a.symbolic_budget);
+  opt.partition.element_budget = static_cast<int64_t>(a.partition_budget);
   opt.gradients = a.gradients;
   if (Status s = parse_weights_flag(a.weights, opt); !s.ok()) return usage_error(s);
   auto m = load_with_ranges(a.common);
@@ -56,6 +58,9 @@ CommandFn add_analyze_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--symbolic-budget", args->symbolic_budget,
                   "multiply-adds the symbolic bounds may spend in the whole analysis (bounds its time)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--partition-budget", args->partition_budget,
+                  "output elements that analysing small tensors (masks, counts) cell by cell may compute; 0: never")
       ->check(CLI::NonNegativeNumber);
   add_gradients_flag(*cmd, args->gradients);
   return [cmd, args]() -> int { return cmd->parsed() ? run(*args) : -1; };

@@ -4,6 +4,7 @@
 #include <map>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 namespace nanguard {
 namespace {
@@ -45,6 +46,10 @@ std::string findings_json(const ReportContext& ctx, const AnalysisResult& r) {
   json j{{"model", ctx.model_path}, {"weights", ctx.weights}, {"ranges", ranges},
          {"nodes", ctx.graph ? ctx.graph->nodes.size() : 0}, {"unsupported_ops", r.unsupported},
          {"gradients", ctx.gradients_chained ? "chain" : "local"}, {"findings", findings}};
+  json partitions = json::array();
+  for (const auto& p : r.partitions)
+    partitions.push_back({{"node", p.node}, {"tensors", p.tensors}, {"cells", p.cells}, {"hazards", p.hazards}});
+  j["partitions"] = partitions;
   return j.dump(2) + "\n";
 }
 
@@ -91,6 +96,12 @@ std::string findings_text(const ReportContext& ctx, const AnalysisResult& r) {
   std::string unsupported;
   for (const auto& u : r.unsupported) unsupported += (unsupported.empty() ? "" : ", ") + u;
   s += fmt::format("; ops without abstract semantics: {}\n", unsupported.empty() ? "none" : unsupported);
+  for (const auto& p : r.partitions) {
+    std::string what;
+    for (const auto& h : p.hazards) what += (what.empty() ? "" : ", ") + h;
+    s += fmt::format("partition: '{}' proved {} by splitting {} into {} cells\n", p.node,
+                     what.empty() ? "its outputs finite" : what, fmt::join(p.tensors, ", "), p.cells);
+  }
   if (r.findings.empty()) s += "proved: no op can produce NaN/INF for inputs in range\n";
   // Say what the proof covers of the backward pass: the local hazards alone do not
   // bound a gradient that the ops after it scale.

@@ -224,6 +224,29 @@ TEST(Cli, AnalyzeExitCodesAndReports) {
   expect_usage_error(run_cli("analyze " + exp_model() + " --format xml"), "nanguard:");
 }
 
+// log(1 - t / (t + 1)) over t in [0, 10]: proved only by splitting t into cells.
+TEST(Cli, AnalyzeReportsProofsByPartition) {
+  ModelBuilder b;
+  b.input("t", {1}).initializer("one", at::ones({1})).output("y", {1});
+  b.node("Add", {"t", "one"}, {"t1"}, "plus_one");
+  b.node("Div", {"t", "t1"}, {"ratio"}, "ratio");
+  b.node("Sub", {"one", "ratio"}, {"rest"}, "rest");
+  b.node("Log", {"rest"}, {"y"}, "log");
+  std::string model = b.save("cli_partition.onnx");
+  CliResult text = run_cli("analyze " + model + " --range t=0,10");
+  EXPECT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("partition: 'log' proved log-nonpositive by splitting t into 64 cells"), std::string::npos)
+      << text.out;
+  auto j = nlohmann::json::parse(run_cli("analyze " + model + " --range t=0,10 --format json").out);
+  ASSERT_EQ(j["partitions"].size(), 1u);
+  EXPECT_EQ(j["partitions"][0]["node"], "log");
+  EXPECT_EQ(j["partitions"][0]["cells"], 64);
+  CliResult off = run_cli("analyze " + model + " --range t=0,10 --partition-budget 0");
+  EXPECT_EQ(off.code, 1) << off.out;
+  EXPECT_NE(off.out.find("log-nonpositive"), std::string::npos) << off.out;
+  expect_usage_error(run_cli("analyze " + model + " --partition-budget -3"), "--partition-budget");
+}
+
 TEST(Cli, OpsListsFacets) {
   CliResult r = run_cli("ops --format json");
   EXPECT_EQ(r.code, 0) << r.err;
