@@ -38,10 +38,13 @@ int run(const SoundArgs& a) {
   for (const auto& x : rep->violations)
     v.push_back({{"sample", x.sample}, {"node", x.node}, {"tensor", x.tensor}, {"value", x.value}, {"lo", x.lo}, {"hi", x.hi}, {"what", x.what}});
   nlohmann::json j{{"model", graph->model_path}, {"samples", rep->samples}, {"checked_values", rep->checked_values},
-                   {"backward_samples", rep->backward_samples}, {"violations", v}};
+                   {"backward_samples", rep->backward_samples}, {"gradient_values", rep->gradient_values},
+                   {"stopped_samples", rep->stopped_samples}, {"violations", v}};
   std::string text = a.common.format == "json" ? j.dump(2) + "\n"
-      : fmt::format("soundcheck {}: {} samples ({} with a backward pass), {} values checked, {} violations\n",
-                    graph->model_path, rep->samples, rep->backward_samples, rep->checked_values, rep->violations.size());
+      : fmt::format("soundcheck {}: {} samples ({} with a backward pass, {} stopped by an error), {} values and {} "
+                    "gradient values checked, {} violations\n",
+                    graph->model_path, rep->samples, rep->backward_samples, rep->stopped_samples, rep->checked_values,
+                    rep->gradient_values, rep->violations.size());
   if (a.common.format != "json")
     for (const auto& x : rep->violations)
       text += fmt::format("  sample {} node '{}' tensor '{}': {} {:.9g} not in [{:.9g}, {:.9g}]\n", x.sample, x.node, x.tensor, x.what, x.value, x.lo, x.hi);

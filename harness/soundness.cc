@@ -157,6 +157,8 @@ void check_gradients(const Graph& graph, const ExecResult& exec, const AnalysisR
       if (auto it = exec.values.find(o); it != exec.values.end() && !finite_or_none(it->second.grad())) return false;
     return true;
   };
+  for (const auto& [name, v] : exec.values)
+    if (v.defined() && v.grad().defined()) rep.gradient_values += v.grad().numel();
   std::unordered_map<std::string, std::vector<const Node*>> consumers;
   for (const Node& n : graph.nodes)
     for (const auto& in : n.inputs) consumers[in].push_back(&n);
@@ -212,6 +214,7 @@ Result<SoundnessReport> check_soundness(const Graph& graph, const AnalyzeOptions
     auto run = ex->run(feeds, hook);
     ++rep.samples;
     if (!run.ok()) {
+      ++rep.stopped_samples;
       judge_crash(run.status(), graph, *analysis, explained, s, rep);
       continue;
     }

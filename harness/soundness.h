@@ -23,6 +23,8 @@ struct SoundnessReport {
   int64_t samples = 0;
   int64_t checked_values = 0;  // tensor elements compared against bounds
   int64_t backward_samples = 0;  // runs whose gradients were checked too
+  int64_t gradient_values = 0;   // gradient elements those runs checked
+  int64_t stopped_samples = 0;   // runs that threw (each judged: explained or a violation)
   std::vector<SoundnessViolation> violations;
 };
 

@@ -35,7 +35,7 @@ def main():
     ap.add_argument("--budget", type=float, default=4.0, help="seconds of sampling per model at most")
     ap.add_argument("--nanguard", default=os.path.join(ROOT, "build", "nanguard"))
     args = ap.parse_args()
-    total_runs = total_values = 0
+    total_runs = total_values = total_backward = total_grads = total_stopped = 0
     violations, skipped, rows, bad_models = [], [], [], {}
     grist = os.path.join(ROOT, "corpora", "grist")
     jobs = []
@@ -55,25 +55,33 @@ def main():
             continue
         total_runs += rep["samples"]
         total_values += rep["checked_values"]
+        total_backward += rep.get("backward_samples", 0)
+        total_grads += rep.get("gradient_values", 0)
+        total_stopped += rep.get("stopped_samples", 0)
         for v in rep["violations"]:
             violations.append(f"{label}: {v}")
         if rep["violations"]:
             kinds = sorted({v["what"] for v in rep["violations"]})
             bad_models[label] = f"{len(rep['violations'])} ({', '.join(kinds)}; first at node {rep['violations'][0]['node']})"
         if label.startswith("grist"):
-            rows.append(f"| {label} | {rep['samples']} | {rep['checked_values']} | {len(rep['violations'])} |")
-    summary = (f"{total_runs} sampled executions, {total_values} values checked, "
+            rows.append(f"| {label} | {rep['samples']} | {rep['checked_values']} | {rep.get('backward_samples', 0)} | "
+                        f"{rep.get('gradient_values', 0)} | {rep.get('stopped_samples', 0)} | {len(rep['violations'])} |")
+    summary = (f"{total_runs} sampled executions, {total_values} values checked; {total_backward} backward passes, "
+               f"{total_grads} gradient values checked; {total_stopped} runs stopped by an error; "
                f"{len(violations)} violations; {len(skipped)} models skipped (unsupported or unloadable)")
     with open(os.path.join(ROOT, "results", "soundness.md"), "w") as f:
         f.write(f"# Soundness by sampling\n\n`scripts/soundness {args.samples} {args.budget:g}`, {datetime.date.today()}. "
                 "Each execution draws inputs (and free weights) inside the analysed box: the box corners, "
                 "float32 edge values, uniform draws; every node's values must lie within its abstract "
-                "bounds and every NaN/INF must have been reported.\n\n")
+                "bounds and every NaN/INF must have been reported. A run whose forward values stay finite "
+                "also runs a backward pass: a NaN/INF gradient born at a node without a finding is a violation. "
+                "A run that throws is a violation unless its node has a `crash` finding (or lies after a finding).\n\n")
         f.write(f"**{summary}**\n\n")
         if violations:
             f.write("## Models with violations\n\n" + "\n".join(f"- {m}: {d}" for m, d in bad_models.items()) + "\n\n")
             f.write("## First violations\n\n" + "\n".join(f"- {v}" for v in violations[:50]) + "\n\n")
-        f.write("| GRIST model | executions | values checked | violations |\n|---|---:|---:|---:|\n")
+        f.write("| GRIST model | executions | values checked | backward passes | gradient values | stopped | violations |\n"
+                "|---|---:|---:|---:|---:|---:|---:|\n")
         f.write("\n".join(rows) + "\n\n## Skipped\n\n" + "\n".join(f"- {s}" for s in skipped) + "\n")
     print(summary)
     for m, d in bad_models.items():
