@@ -24,6 +24,7 @@ struct Linearization {
   double s = 0;
   double t = 0;  // T_e in float64
   std::vector<at::Tensor> grads;  // ds/dz per variable (float64)
+  bool saturated = false;         // a gradient element was NaN/INF (zeroed)
 };
 
 class Search {
@@ -121,16 +122,31 @@ class Search {
     return false;
   }
 
-  // The element to move and the surrogate for it.
+  // The element to move and the surrogate for it. A float32 pass first (several times
+  // cheaper on convolutions, whose float64 kernels are slow): it serves unless its
+  // surrogate or gradients saturate; an exact target (a divisor of exactly 0) needs the
+  // float64 pass's resolution of T_e - shift.
   std::optional<Linearization> linearize(const TensorMap& point) {
-    TensorMap feeds = c_.space.feeds(point, c_.graph, at::kDouble);
+    if (c_.target.relation != Relation::kEqual)
+      if (auto lin = linearize_with(c_.ex32, at::kFloat, point); lin && usable(*lin)) return lin;
+    return linearize_with(c_.ex64, at::kDouble, point);
+  }
+
+  static bool usable(const Linearization& lin) {
+    bool moves = false;
+    for (const at::Tensor& g : lin.grads) moves = moves || g.ne(0).any().item<bool>();
+    return moves && !lin.saturated && std::isfinite(lin.s) && std::isfinite(lin.t);
+  }
+
+  std::optional<Linearization> linearize_with(Executor& ex, at::ScalarType type, const TensorMap& point) {
+    TensorMap feeds = c_.space.feeds(point, c_.graph, type);
     std::vector<at::Tensor> leaves;
     for (const auto& var : c_.space.variables) {
       at::Tensor& t = feeds[var.name];
       t = t.detach().clone().requires_grad_(true);
       leaves.push_back(t);
     }
-    auto exec = c_.ex64.run(feeds);
+    auto exec = ex.run(feeds);
     if (!exec.ok() || !exec->values.count(c_.target_tensor())) return std::nullopt;
     at::Tensor T = exec->values.at(c_.target_tensor());
     if (!T.requires_grad() || !at::isFloatingType(T.scalar_type()) || T.numel() == 0) return std::nullopt;
@@ -144,7 +160,9 @@ class Search {
     Linearization lin{sur, sur.goal.s0, tv, {}};
     for (const auto& leaf : leaves) {
       at::Tensor g = leaf.grad();
-      lin.grads.push_back(g.defined() ? g.nan_to_num(0, 0, 0) : at::zeros_like(leaf).detach());
+      if (g.defined() && !g.isfinite().all().item<bool>()) lin.saturated = true;
+      lin.grads.push_back(g.defined() ? g.to(at::kDouble).nan_to_num(0, 0, 0)
+                                      : at::zeros_like(leaf, at::TensorOptions().dtype(at::kDouble)).detach());
     }
     return lin;
   }
