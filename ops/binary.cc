@@ -117,7 +117,16 @@ std::vector<IntervalTensor> mul_interval(const AbstractContext& a) {
     at::Tensor lo = at::where(contains_zero(x), at::zeros_like(b.lo), at::minimum(x.lo * x.lo, x.hi * x.hi));
     return {make_interval({lo, b.hi}, out_shape(a), out_dtype(a), 1)};
   }
-  return {make_interval(bounds_mul(bounds_of(a.input(0)), bounds_of(a.input(1))), out_shape(a), out_dtype(a), 1)};
+  Bounds b = bounds_mul(bounds_of(a.input(0)), bounds_of(a.input(1)));
+  // 0 * +-inf is NaN, not the 0 real interval products take it for: a mask fill times a
+  // factor that may be 0 ((1 - m) * -inf at m = 1). NaN bounds report it.
+  auto infinite = [](const IntervalTensor& t) { return t.lo.isinf().logical_or(t.hi.isinf()); };
+  const IntervalTensor &x = a.input(0), &y = a.input(1);
+  if (x.is_float() && y.is_float()) {
+    at::Tensor nan = contains_zero(x).logical_and(infinite(y)).logical_or(contains_zero(y).logical_and(infinite(x)));
+    if (nan.any().item<bool>()) b = {b.lo.masked_fill(nan, NAN), b.hi.masked_fill(nan, NAN)};
+  }
+  return {make_interval(b, out_shape(a), out_dtype(a), 1)};
 }
 
 std::vector<IntervalTensor> div_interval(const AbstractContext& a) {

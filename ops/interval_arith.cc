@@ -8,7 +8,9 @@ Bounds bounds_add(const Bounds& a, const Bounds& b) { return {a.lo + b.lo, a.hi 
 Bounds bounds_sub(const Bounds& a, const Bounds& b) { return {a.lo - b.hi, a.hi - b.lo}; }
 
 Bounds bounds_mul(const Bounds& a, const Bounds& b) {
-  auto safe = [](const at::Tensor& p) { return at::nan_to_num(p, 0.0); };
+  // 0 * inf is 0 for the real values an interval stands for; an infinite product stays
+  // infinite (a mask fill times a positive factor is the fill, not DBL_MAX).
+  auto safe = [](const at::Tensor& p) { return at::where(p.isnan(), at::zeros_like(p), p); };
   at::Tensor p1 = safe(a.lo * b.lo), p2 = safe(a.lo * b.hi), p3 = safe(a.hi * b.lo), p4 = safe(a.hi * b.hi);
   return {at::minimum(at::minimum(p1, p2), at::minimum(p3, p4)),
           at::maximum(at::maximum(p1, p2), at::maximum(p3, p4))};

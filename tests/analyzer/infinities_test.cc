@@ -121,5 +121,40 @@ TEST(Infinities, APaddingMaskOverAnEmptySequenceIsASoftmaxFinding) {
   EXPECT_TRUE(run->outputs[0][1].isfinite().all().item<bool>());
 }
 
+// softmax(x + (1 - m) * -inf), a multiplicative mask as users write it: a factor that
+// may be 0 makes 0 * -inf = NaN at the Mul (m = 1: the entry the mask keeps); a factor
+// kept away from 0 carries the fill (a scaled -inf is -inf, not an overflow).
+testing::ModelBuilder multiplied_mask() {
+  testing::ModelBuilder b(13);
+  b.input("x", {2, 4}).input("m", {2, 4}).output("p", {2, 4});
+  b.initializer("one", at::ones({}));
+  b.initializer("fill", at::full({}, -kInf));
+  b.node("Sub", {"one", "m"}, {"drop"}, "drop");
+  b.node("Mul", {"drop", "fill"}, {"bias"}, "bias");
+  b.node("Add", {"x", "bias"}, {"masked"}, "add_mask");
+  b.node("Softmax", {"masked"}, {"p"}, "softmax");
+  return b;
+}
+
+TEST(Infinities, ZeroTimesAMaskFillIsAFindingAtTheMul) {
+  testing::ModelBuilder b = multiplied_mask();
+  AnalyzeOptions opt = testing::ranges_of({{"x", {-1, 1}}, {"m", {0, 1}}});
+  EXPECT_EQ(testing::summary(testing::analyze_built(b, opt).findings), (Names{"bias:nan-from-infinities"}));
+  auto run = testing::run_model(b, {{"x", at::zeros({2, 4})}, {"m", at::ones({2, 4})}});
+  ASSERT_TRUE(run.ok());
+  EXPECT_TRUE(run->values.at("bias").isnan().all().item<bool>());
+  EXPECT_GT(testing::expect_sound(b, opt, "multiplied mask", nullptr, 40, 1), 0);
+}
+
+TEST(Infinities, APositiveFactorCarriesTheFill) {
+  testing::ModelBuilder b = multiplied_mask();
+  // 1 - m in [0.5, 1]: every entry is -inf, the whole row masked (NaN at the softmax).
+  AnalyzeOptions opt = testing::ranges_of({{"x", {-1, 1}}, {"m", {0, 0.5}}});
+  AnalysisResult r = testing::analyze_built(b, opt);
+  EXPECT_EQ(testing::summary(r.findings), (Names{"softmax:softmax-infinite-row"}));
+  EXPECT_EQ(r.intervals.at("bias").max(), -std::numeric_limits<double>::infinity());
+  EXPECT_GT(testing::expect_sound(b, opt, "positive factor", nullptr, 40, 1), 0);
+}
+
 }  // namespace
 }  // namespace nanguard
