@@ -158,5 +158,26 @@ TEST(Soundness, AGradientBornAtAFlaggedConsumerIsNotBlamedOnAnother) {
   for (const auto& v : rep->violations) ADD_FAILURE() << v.node << " " << v.tensor << ": " << v.what;
 }
 
+// Resize over ranged scales: the analysis reports the op unsupported, so neither its
+// values nor its shape (the scales pick it) are claimed, and a run whose output shape
+// differs from the declared one is no violation. Its gradient is still checked.
+TEST(Soundness, AnUnsupportedOpsShapeIsNotClaimed) {
+  ModelBuilder b(13);
+  b.input("x", {1, 1, 2, 2}).input("scales", {4}).output("y", {1, 1, 4, 4});
+  b.node("Resize", {"x", "", "scales"}, {"y"}, "resize");  // mode nearest
+  auto g = load_model_proto(b.proto(), "resize.onnx");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  AnalyzeOptions opt;
+  opt.ranges = {{"x", {-1, 1}}, {"scales", {1, 3}}};
+  auto analysed = analyze(*g, opt);
+  ASSERT_TRUE(analysed.ok()) << analysed.status().message();
+  ASSERT_EQ(analysed->findings.size(), 1u);
+  EXPECT_EQ(analysed->findings[0].hazard, "unsupported");
+  auto rep = check_soundness(*g, opt, 20, 3);
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  EXPECT_EQ(rep->samples, 20);
+  for (const auto& v : rep->violations) ADD_FAILURE() << v.node << " " << v.tensor << ": " << v.what;
+}
+
 }  // namespace
 }  // namespace nanguard
