@@ -89,7 +89,12 @@ inline Bounds bilinear_bounds(const BilinearFn& f, const CenterRadius& x, const 
   // float limit the accumulator may overflow even if the exact sum does not. A cheap
   // scalar test (max|x| * max|w| * n) skips computing mag in the common case.
   double limit = value_limit(float_type);
-  double xmax = (ax + x.r).max().item<double>(), wmax = (aw + w.r).max().item<double>();
+  // A fixed operand's radius is a broadcast 0: its max is max|c|, without a full-size
+  // temporary (|W| + 0 of vgg16's 25088 x 4096 weight is 822 MB of float64).
+  auto max_of = [](const at::Tensor& a, const CenterRadius& t) {
+    return (t.exact ? a.max() : (a + t.r).max()).item<double>();
+  };
+  double xmax = max_of(ax, x), wmax = max_of(aw, w);
   if (xmax * wmax * n * (1 + g) > limit) {
     if (!mag.defined()) mag = f(ax + x.r, aw + w.r);
     at::Tensor risky = at::isnan(mag).logical_or(mag * (1 + g) > limit);
