@@ -27,9 +27,19 @@ Result<std::string> read_file(const std::string& path) {
   if (fs::is_directory(path, ec)) return Status::Error(fmt::format("{}: is a directory, not an ONNX file", path));
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::Error(fmt::format("{}: cannot open for reading", path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  if (!fs::is_regular_file(path, ec)) {  // a pipe: no size to read up front
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  // Read into a string of the file's size: a stringstream grows by doubling and str()
+  // copies, 2-3x a large model's size at once.
+  uintmax_t size = fs::file_size(path, ec);
+  if (ec) return Status::Error(fmt::format("{}: cannot read its size", path));
+  std::string bytes(static_cast<size_t>(size), '\0');
+  if (!in.read(bytes.data(), static_cast<std::streamsize>(size)))
+    return Status::Error(fmt::format("{}: cannot read the file", path));
+  return bytes;
 }
 
 namespace {
@@ -424,6 +434,7 @@ Result<Graph> load_model(const std::string& path, const LoadOptions& options) {
   onnx::ModelProto m;
   if (bytes->empty() || !m.ParseFromString(*bytes) || !m.has_graph())
     return Status::Error(fmt::format("{}: not a valid ONNX model (protobuf parse failed)", path));
+  std::string().swap(*bytes);  // the parsed message holds everything now
   return load_model_proto(std::move(m), path, options);
 }
 
