@@ -402,6 +402,14 @@ bool exceeds_limits(const AbstractContext& a, const std::vector<IntervalTensor>&
   return false;
 }
 
+// `t` intersected with a partition's bound of it (a sound bound too: the cells cover).
+void tighten(IntervalTensor& t, const IntervalTensor& p) {
+  if (!p.lo.defined() || !t.lo.defined() || t.exact()) return;
+  at::Tensor lo = at::maximum(t.lo, p.lo), hi = at::minimum(t.hi, p.hi);
+  if ((lo > hi).any().item<bool>()) return;  // disjoint: keep the one-cell bound
+  t = compact(IntervalTensor::of_bounds(lo, hi, t.shape, t.dtype));
+}
+
 // One cell: the cone analysed again on a copy of the state, with `tensor` narrowed to
 // `cell` and no symbolic or partition budget (a cell is the cheap check).
 CellOutcome analyse_cell(const Scope& scope, const Node& node, const std::vector<const Node*>& cone,
@@ -416,7 +424,15 @@ CellOutcome analyse_cell(const Scope& scope, const Node& node, const std::vector
   Scope s{scope.graph, scope.options, scratch, unbounded, flops, scope.prefix, partitions};
   CellOutcome out;
   try {
-    for (const Node* n : cone) analyze_node(s, *n);
+    // A cone node's bound from the whole box holds in the cell too (symbolic bounds,
+    // which cells skip, may have tightened it): the cell keeps the meet of both.
+    for (const Node* n : cone) {
+      analyze_node(s, *n);
+      if (n == &node) continue;
+      for (const std::string& o : n->outputs)
+        if (auto it = scope.result.intervals.find(o); !o.empty() && it != scope.result.intervals.end())
+          tighten(scratch.intervals.at(o), it->second);
+    }
   } catch (const std::exception&) {
     return out;
   }
@@ -426,14 +442,6 @@ CellOutcome analyse_cell(const Scope& scope, const Node& node, const std::vector
   for (const std::string& o : node.outputs) out.bounds.push_back(o.empty() ? IntervalTensor() : scratch.intervals.at(o));
   for (const std::string& i : node.inputs) out.bounds.push_back(i.empty() ? IntervalTensor() : scratch.intervals.at(i));
   return out;
-}
-
-// `t` intersected with a partition's bound of it (a sound bound too: the cells cover).
-void tighten(IntervalTensor& t, const IntervalTensor& p) {
-  if (!p.lo.defined() || !t.lo.defined() || t.exact()) return;
-  at::Tensor lo = at::maximum(t.lo, p.lo), hi = at::minimum(t.hi, p.hi);
-  if ((lo > hi).any().item<bool>()) return;  // disjoint: keep the one-cell bound
-  t = compact(IntervalTensor::of_bounds(lo, hi, t.shape, t.dtype));
 }
 
 // The hazards a partition proves absent leave `reports`; the outputs and inputs it
