@@ -90,9 +90,10 @@ inline Bounds bilinear_bounds(const BilinearFn& f, const CenterRadius& x, const 
   // scalar test (max|x| * max|w| * n) skips computing mag in the common case.
   double limit = value_limit(float_type);
   // A fixed operand's radius is a broadcast 0: its max is max|c|, without a full-size
-  // temporary (|W| + 0 of vgg16's 25088 x 4096 weight is 822 MB of float64).
+  // temporary (|W| + 0 of vgg16's 25088 x 4096 weight is 822 MB of float64); amax
+  // reduces a transposed weight in place, where max() copies it contiguous first.
   auto max_of = [](const at::Tensor& a, const CenterRadius& t) {
-    return (t.exact ? a.max() : (a + t.r).max()).item<double>();
+    return (t.exact ? a.amax() : (a + t.r).amax()).item<double>();
   };
   double xmax = max_of(ax, x), wmax = max_of(aw, w);
   if (xmax * wmax * n * (1 + g) > limit) {
