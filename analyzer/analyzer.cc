@@ -451,7 +451,8 @@ void partition(const Scope& scope, const Node& node, const AbstractContext& a, s
   std::vector<std::string> hazards;  // a definite one holds on every value: no cell clears it
   for (const HazardReport& h : reports)
     if (!h.definite) hazards.push_back(h.hazard);
-  if (hazards.empty() && !exceeds_limits(a, outs)) return;
+  bool exceeded = exceeds_limits(a, outs);
+  if (hazards.empty() && !exceeded) return;
   std::vector<double> limits;  // the outputs within their type, the inputs finite
   for (size_t i = 0; i < node.outputs.size(); ++i) limits.push_back(finite_limit(a, i));
   limits.resize(node.outputs.size() + node.inputs.size(), std::numeric_limits<double>::max());
@@ -468,7 +469,8 @@ void partition(const Scope& scope, const Node& node, const AbstractContext& a, s
   for (size_t i = 0; i < outs.size() && i < node.outputs.size(); ++i) tighten(outs[i], proof->bounds[i]);
   for (size_t i = 0; i < node.inputs.size(); ++i)
     if (!node.inputs[i].empty()) tighten(scope.result.intervals.at(node.inputs[i]), proof->bounds[node.outputs.size() + i]);
-  scope.result.partitions.push_back(std::move(*proof));
+  // Reported where it proved something: a hazard, or outputs back within their limit.
+  if (!proof->hazards.empty() || exceeded) scope.result.partitions.push_back(std::move(*proof));
 }
 
 // One node: its output intervals (concrete when every input is exact), its hazards,

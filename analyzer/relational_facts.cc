@@ -407,6 +407,59 @@ bool group_holds_one(const MaxOf& m, const at::Tensor& ix, const at::Tensor& iy)
   return false;
 }
 
+// The unit roundoff of one rounding to `t`.
+double roundoff_of(at::ScalarType t) {
+  switch (t) {
+    case at::kDouble: return 0x1p-53;
+    case at::kHalf: return 0x1p-11;
+    case at::kBFloat16: return 0x1p-8;
+    default: return 0x1p-24;
+  }
+}
+
+// Two reductions of the same kind over the same axes (the same attributes and the same
+// axes tensor, so a computed axes input is the same value too).
+bool same_reduction(const Node& a, const Node& b) {
+  auto axes_input = [](const Node& n) { return n.inputs.size() > 1 ? n.inputs[1] : std::string(); };
+  return a.op_type == b.op_type && axes_input(a) == axes_input(b) && attr_ints(a, "axes") == attr_ints(b, "axes") &&
+         attr_int(a, "keepdims", 1) == attr_int(b, "keepdims", 1) &&
+         attr_int(a, "noop_with_empty_axes", 0) == attr_int(b, "noop_with_empty_axes", 0);
+}
+
+// Var = mean(x * x) - mean(x)^2 (the ONNX LayerNormalization function body, a
+// hand-written variance) is >= 0 in reals (Jensen). In the model's float type with
+// Q = mean(x^2) and n terms a mean: mean(x*x) >= (1 - g) Q for g = gamma_{n+2};
+// |fl(mean x) - mean x| <= g sqrt(Q) (Cauchy-Schwarz), so fl(mean x)^2 rounds to at
+// most (m^2 + (2g + g^2) Q)(1 + u) with m^2 <= Q; the difference is then >= -c Q and
+// its rounding keeps that within (1 + u): c = (g + u + (2g + g^2)(1 + u))(1 + u).
+// Q <= hi(mean(x*x)) / (1 - g). Squares that underflow add n subnormals.
+void variance_by_moments(const AbstractContext& a, const KnownIntervals& known, IntervalTensor& out) {
+  const Graph& g = a.graph;
+  const Node& sub = a.node;
+  if (sub.inputs.size() != 2 || !out.is_float()) return;
+  const Node* mean_sq = producer_of(g, sub.inputs[0], "ReduceMean");
+  const Node* sq_mean = g.producer(sub.inputs[1]);
+  if (!mean_sq || !sq_mean || sq_mean->inputs.empty()) return;
+  const Node* mean = producer_of(g, sq_mean->inputs[0], "ReduceMean");
+  if (!mean || !squares_of(g, sub.inputs[1], mean->outputs[0]) || !same_reduction(*mean, *mean_sq)) return;
+  const std::string& x = mean->inputs[0];
+  if (!squares_of(g, mean_sq->inputs[0], x)) return;
+  auto xi = known.find(x), mi = known.find(mean->outputs[0]);
+  if (xi == known.end() || mi == known.end() || !xi->second.lo.defined() || mi->second.numel() <= 0) return;
+  const IntervalTensor& xv = xi->second;
+  if (!std::isfinite(xv.min()) || !std::isfinite(xv.max())) return;
+  double n = static_cast<double>(xv.numel()) / static_cast<double>(mi->second.numel());
+  double u = roundoff_of(out.dtype), nu = (n + 2) * u;
+  if (nu >= 0.5) return;
+  double gam = nu / (1 - nu);
+  double c = (gam + u + (2 * gam + gam * gam) * (1 + u)) * (1 + u);
+  double q = a.input(0).max() / (1 - gam);
+  if (!std::isfinite(q)) return;
+  double floor = -(c * q + 4 * n * kFloat32MinSubnormal);
+  out.lo = out.lo.clamp_min(floor);
+  out.hi = at::maximum(out.hi, out.lo);
+}
+
 // ScatterElements(data >= 0, idx, Exp(x - y), reduction add) with y a per-group max
 // of x: every group that holds its own max's term sums to >= 1 (a float32 sum of
 // non-negative terms, one of them exactly 1): the edge softmax denominator.
@@ -463,6 +516,7 @@ void filter_hazards_with_facts(const AbstractContext& a, std::vector<HazardRepor
 void refine_with_facts(const AbstractContext& a, const KnownIntervals& known, std::vector<IntervalTensor>& outs) {
   if (!outs.empty() && outs[0].lo.defined() && !outs[0].exact()) {
     if (a.node.op_type == "Sub") sub_of_dominating_max(a, known, outs[0]);
+    if (a.node.op_type == "Sub") variance_by_moments(a, known, outs[0]);
     if (a.node.op_type == "ScatterElements") scatter_softmax_denominator(a, known, outs[0]);
     cosine_products(a, outs[0]);
   }

@@ -166,5 +166,61 @@ TEST(RelationalFacts, CosineSimilaritiesOfNormalisedRowsAreBoundedByOne) {
   EXPECT_GT(rb->intervals.at("cos").max(), 2.0);
 }
 
+// (x - mean(x)) / sqrt(mean(x * x) - mean(x)^2 + eps): the variance by moments, as the
+// ONNX LayerNormalization function body computes it. `second_axes` breaks the pattern
+// (the two means over different axes); `eps` 0 leaves a real hazard (all x equal: the
+// difference may round below 0).
+std::vector<std::string> node_hazards(const std::vector<Finding>& findings) {
+  std::vector<std::string> out;
+  for (const auto& f : findings) out.push_back(f.node + ":" + f.hazard);
+  return out;
+}
+
+ModelBuilder moments_norm(int64_t second_axis, float eps) {
+  ModelBuilder b(13);
+  b.input("x", {2, 8}).output("y", {2, 8});
+  b.initializer("eps", at::full({}, eps));
+  set_attr(b.node("ReduceMean", {"x"}, {"m"}, "mean"), "axes", std::vector<int64_t>{1});
+  b.node("Mul", {"x", "x"}, {"xx"}, "square");
+  set_attr(b.node("ReduceMean", {"xx"}, {"q"}, "mean_sq"), "axes", std::vector<int64_t>{second_axis});
+  b.node("Mul", {"m", "m"}, {"mm"}, "sq_mean");
+  b.node("Sub", {"q", "mm"}, {"var"}, "var");
+  b.node("Add", {"var", "eps"}, {"ve"}, "plus_eps");
+  b.node("Sqrt", {"ve"}, {"sd"}, "sqrt");
+  b.node("Sub", {"x", "m"}, {"d"}, "centre");
+  b.node("Div", {"d", "sd"}, {"y"}, "normalise");
+  return b;
+}
+
+TEST(RelationalFacts, AVarianceByMomentsIsNonNegativeUpToRounding) {
+  AnalyzeOptions opt{{{"x", {-1, 1}}}};
+  ModelBuilder good = moments_norm(1, 1e-5f);
+  auto g = load_model_proto(good.proto(), "moments.onnx");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  auto r = analyze(*g, opt);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(node_hazards(r->findings), std::vector<std::string>{});
+  EXPECT_GT(r->intervals.at("var").min(), -1e-5);  // -c * max(mean(x*x)): about 2e-6 here
+  EXPECT_LT(r->intervals.at("var").min(), 0.0);    // rounding is not assumed away
+  auto rep = check_soundness(*g, opt, 60, 3);
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  EXPECT_GT(rep->checked_values, 0);
+  for (const auto& v : rep->violations) ADD_FAILURE() << v.node << ": " << v.what << " " << v.value;
+  // Means over different axes: no fact, the variance's interval crosses -1.
+  ModelBuilder other = moments_norm(0, 1e-5f);
+  auto go = load_model_proto(other.proto(), "moments_axes.onnx");
+  ASSERT_TRUE(go.ok());
+  auto ro = analyze(*go, opt);
+  ASSERT_TRUE(ro.ok()) << ro.status().message();
+  EXPECT_LT(ro->intervals.at("var").min(), -0.5);
+  // No eps: sqrt of a variance that may round below 0 stays a finding.
+  auto gz = load_model_proto(moments_norm(1, 0.f).proto(), "moments_no_eps.onnx");
+  ASSERT_TRUE(gz.ok());
+  auto rz = analyze(*gz, opt);
+  ASSERT_TRUE(rz.ok());
+  std::vector<std::string> found = node_hazards(rz->findings);
+  EXPECT_NE(std::find(found.begin(), found.end(), "sqrt:sqrt-negative"), found.end());
+}
+
 }  // namespace
 }  // namespace nanguard
