@@ -92,8 +92,8 @@ const std::vector<HazardFacet>& generic_facets() {
                   "an operand may hold a deliberate +-inf (a mask fill) that this op's semantics do not follow", {},
                   target_output_not_finite()},
       HazardFacet{"nan-from-infinities", HazardKind::kForward, nullptr,
-                  "inf - inf or 0 * inf of operands that hold +-inf: a whole operand pair decides it", {},
-                  target_output_not_finite()},
+                  "inf - inf or 0 * inf of operands that hold +-inf: a whole operand pair decides it",
+                  {"finite-mask-fill"}, target_output_not_finite()},
   };
   return kGeneric;
 }

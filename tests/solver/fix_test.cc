@@ -129,6 +129,31 @@ TEST(Fix, LogSoftmaxRewriteIsProvedAndEqualWhereFinite) {
   EXPECT_GT(failing, 0);  // the original does give -inf in this range
 }
 
+// softmax(x + (1 - m) * -inf): 0 * -inf = NaN where m = 1 keeps an entry. The finite
+// fill is proved, and on a 0/1 mask equals the original wherever that is finite.
+TEST(Fix, AMultipliedMaskFillBecomesFinite) {
+  ModelBuilder b;
+  b.input("x", {2, 4}).input("m", {2, 4}).output("p", {2, 4});
+  b.initializer("one", at::ones({})).initializer("fill", at::full({}, -std::numeric_limits<float>::infinity()));
+  b.node("Sub", {"one", "m"}, {"drop"}, "drop");
+  b.node("Mul", {"drop", "fill"}, {"bias"}, "bias");
+  b.node("Add", {"x", "bias"}, {"masked"}, "add_mask");
+  b.node("Softmax", {"masked"}, {"p"}, "softmax");
+  RangeMap r{{"x", {-10, 10}}, {"m", {0, 1}}};
+  Fixed f = fix(b, r, FixMode::kAuto);
+  EXPECT_EQ(only_fix(f).status, "fixed");
+  EXPECT_EQ(only_fix(f).rewrite, "finite-mask-fill");
+  EXPECT_EQ(findings(f.patched, r), 0u);
+  TensorMap feeds{{"x", at::randn({2, 4})}, {"m", at::tensor({1.f, 0.f, 1.f, 1.f, 0.f, 1.f, 0.f, 0.f}).reshape({2, 4})}};
+  at::Tensor before = run(f.original, feeds, "p"), after = run(f.patched, feeds, "p");
+  EXPECT_TRUE(before.isnan().any().item<bool>());  // the kept entries' 0 * -inf
+  EXPECT_TRUE(after.isfinite().all().item<bool>());
+  // Where the original keeps its -inf arithmetic finite (no entry kept by a 0 * -inf),
+  // both agree: an all-masked-but-one row through a where-style mask.
+  at::Tensor expect = at::softmax(feeds["x"].masked_fill(feeds["m"] == 0, -1e30), 1);
+  EXPECT_TRUE(at::allclose(after, expect, 1e-6, 1e-7));
+}
+
 TEST(Fix, SigmoidCrossEntropyRewrites) {
   ModelBuilder b;
   b.input("z", {8}).output("a", {8}).output("c", {8});
@@ -309,6 +334,15 @@ TEST(Fix, EveryRewriteIsNamedByAFacetAndEveryNameResolves) {
         named.insert(name);
       }
   }
+  // The hazards the analyzer reports for any op (an op without facets of its own
+  // resolves them to the generic ones).
+  for (const char* h : {"overflow", "unsupported", "gradient-overflow", "gradient-unbounded", "infinite-operand",
+                        "nan-from-infinities"})
+    if (const HazardFacet* f = find_facet("Identity", "", h))
+      for (const std::string& name : f->rewrites) {
+        EXPECT_NE(find_rewrite(name), nullptr) << h << " names " << name;
+        named.insert(name);
+      }
   for (const std::string& name : rewrite_names()) EXPECT_TRUE(named.count(name)) << name << " is named by no facet";
 }
 
