@@ -65,23 +65,26 @@ std::vector<Candidate> candidates(const Graph& g, const Node& node,
   std::set<int> anc;
   std::unordered_set<std::string> tensors;
   ancestors(g, node, anc, tensors);
-  std::vector<Candidate> out;
+  std::vector<std::pair<int, std::string>> small;  // (producer index, name)
   for (const std::string& t : tensors) {
     auto it = intervals.find(t);
     if (it == intervals.end()) continue;
     const IntervalTensor& x = it->second;
     if (!x.lo.defined() || x.exact() || x.numel() < 1 || x.numel() > opt.max_elements) continue;
+    const Node* p = g.producer(t);
+    small.emplace_back(p ? p->index : -1, t);
+  }
+  // The earliest first: splitting a source keeps every correlation after it. Each
+  // path count walks the cone, so a deep graph's many small tensors are not all tried.
+  std::sort(small.begin(), small.end());
+  std::vector<Candidate> out;
+  int walks = 0;
+  for (const auto& [order, t] : small) {
+    if (static_cast<int>(out.size()) >= opt.max_tensors || walks++ >= 4 * opt.max_tensors) break;
     double paths = 0;
     std::vector<const Node*> cone = cone_from(g, node, anc, t, paths);
-    if (paths < 2) continue;
-    const Node* p = g.producer(t);
-    out.push_back({t, std::move(cone), p ? p->index : -1});
+    if (paths >= 2) out.push_back({t, std::move(cone), order});
   }
-  // The earliest first: splitting a source keeps every correlation after it.
-  std::sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& b) {
-    return a.order != b.order ? a.order < b.order : a.tensor < b.tensor;
-  });
-  if (static_cast<int>(out.size()) > opt.max_tensors) out.resize(opt.max_tensors);
   return out;
 }
 
