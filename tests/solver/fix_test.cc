@@ -130,11 +130,13 @@ TEST(Fix, LogSoftmaxRewriteIsProvedAndEqualWhereFinite) {
 }
 
 // softmax(x + (1 - m) * -inf): 0 * -inf = NaN where m = 1 keeps an entry. The finite
-// fill is proved, and on a 0/1 mask equals the original wherever that is finite.
-TEST(Fix, AMultipliedMaskFillBecomesFinite) {
+// fill (of a scalar or a fill tensor) is proved, and on a 0/1 mask gives the softmax
+// of masked_fill(m == 0, -1e30).
+void expect_mask_fill_fixed(bool tensor_fill) {
   ModelBuilder b;
   b.input("x", {2, 4}).input("m", {2, 4}).output("p", {2, 4});
-  b.initializer("one", at::ones({})).initializer("fill", at::full({}, -std::numeric_limits<float>::infinity()));
+  float inf = std::numeric_limits<float>::infinity();
+  b.initializer("one", at::ones({})).initializer("fill", tensor_fill ? at::full({4}, -inf) : at::full({}, -inf));
   b.node("Sub", {"one", "m"}, {"drop"}, "drop");
   b.node("Mul", {"drop", "fill"}, {"bias"}, "bias");
   b.node("Add", {"x", "bias"}, {"masked"}, "add_mask");
@@ -148,10 +150,14 @@ TEST(Fix, AMultipliedMaskFillBecomesFinite) {
   at::Tensor before = run(f.original, feeds, "p"), after = run(f.patched, feeds, "p");
   EXPECT_TRUE(before.isnan().any().item<bool>());  // the kept entries' 0 * -inf
   EXPECT_TRUE(after.isfinite().all().item<bool>());
-  // Where the original keeps its -inf arithmetic finite (no entry kept by a 0 * -inf),
-  // both agree: an all-masked-but-one row through a where-style mask.
+  // The fixed model computes what a where-style mask does.
   at::Tensor expect = at::softmax(feeds["x"].masked_fill(feeds["m"] == 0, -1e30), 1);
   EXPECT_TRUE(at::allclose(after, expect, 1e-6, 1e-7));
+}
+
+TEST(Fix, AMultipliedMaskFillBecomesFinite) {
+  expect_mask_fill_fixed(false);  // a scalar fill
+  expect_mask_fill_fixed(true);   // a fill tensor
 }
 
 TEST(Fix, SigmoidCrossEntropyRewrites) {
