@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include "ops/tensor_proto.h"
 
@@ -85,6 +86,44 @@ Status check_range_names(const Graph& graph, const RangeMap& ranges) {
   return Status::Ok();
 }
 
+namespace {
+
+std::string first_line(std::string msg) {
+  if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
+  return msg;
+}
+
+// One input's values, uniform in `r`. A shape LibTorch cannot lay out (strides past
+// int64 beside a 0 dimension) is an error, not an exception out of the draw.
+Result<at::Tensor> draw_input(const std::vector<int64_t>& dims, at::ScalarType st, const Range& r, at::Generator& gen) {
+  bool is_float = at::isFloatingType(st);
+  try {
+    at::Tensor t;
+    if (is_float) {
+      t = at::empty(dims, at::kDouble).uniform_(r.lo, r.hi, gen);
+      if (st == at::kFloat || st == at::kDouble) {
+        t = at::clamp(t.to(st), r.lo, r.hi);  // rounding to float32 must not leave the range
+      } else {  // float16, bfloat16: CPU has no clamp kernel for them; round, then compare in double
+        t = t.to(st);
+        at::Tensor back = t.to(at::kDouble);
+        at::Tensor outside = (back < r.lo).logical_or(back > r.hi);
+        t = at::where(outside, at::scalar_tensor((r.lo + r.hi) / 2, at::kDouble).to(st), t);
+      }
+    } else if (st == at::kBool) {
+      t = at::empty(dims, at::kLong).random_(0, 2, gen).to(at::kBool);
+    } else {
+      int64_t lo = static_cast<int64_t>(std::ceil(r.lo)), hi = static_cast<int64_t>(std::floor(r.hi));
+      if (lo > hi) return Status::Error("range holds no integer");
+      t = at::empty(dims, at::kLong).random_(lo, hi + 1, gen).to(st);
+    }
+    return t;
+  } catch (const std::exception& e) {
+    return Status::Error(fmt::format("cannot draw values of shape [{}]: {}", fmt::join(dims, ", "), first_line(e.what())));
+  }
+}
+
+}  // namespace
+
 Result<TensorMap> random_inputs(const Graph& graph, const RangeMap& ranges, uint64_t seed, const TensorMap& given) {
   at::Generator gen = at::detail::createCPUGenerator(seed);
   TensorMap feeds = given;
@@ -107,25 +146,9 @@ Result<TensorMap> random_inputs(const Graph& graph, const RangeMap& ranges, uint
     bool is_float = at::isFloatingType(st);
     auto it = ranges.find(name);
     Range r = it != ranges.end() ? it->second : (is_float ? kDefaultFloatRange : kDefaultIntRange);
-    at::Tensor t;
-    if (is_float) {
-      t = at::empty(*type->dims, at::kDouble).uniform_(r.lo, r.hi, gen);
-      if (st == at::kFloat || st == at::kDouble) {
-        t = at::clamp(t.to(st), r.lo, r.hi);  // rounding to float32 must not leave the range
-      } else {  // float16, bfloat16: CPU has no clamp kernel for them; round, then compare in double
-        t = t.to(st);
-        at::Tensor back = t.to(at::kDouble);
-        at::Tensor outside = (back < r.lo).logical_or(back > r.hi);
-        t = at::where(outside, at::scalar_tensor((r.lo + r.hi) / 2, at::kDouble).to(st), t);
-      }
-    } else if (st == at::kBool) {
-      t = at::empty(*type->dims, at::kLong).random_(0, 2, gen).to(at::kBool);
-    } else {
-      int64_t lo = static_cast<int64_t>(std::ceil(r.lo)), hi = static_cast<int64_t>(std::floor(r.hi));
-      if (lo > hi) return Status::Error(fmt::format("{}: input '{}': range holds no integer", graph.model_path, name));
-      t = at::empty(*type->dims, at::kLong).random_(lo, hi + 1, gen).to(st);
-    }
-    feeds[name] = t;
+    auto t = draw_input(*type->dims, st, r, gen);
+    if (!t.ok()) return Status::Error(fmt::format("{}: input '{}': {}", graph.model_path, name, t.status().message()));
+    feeds[name] = std::move(*t);
   }
   return feeds;
 }

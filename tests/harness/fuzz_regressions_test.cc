@@ -166,6 +166,21 @@ TEST(FuzzRegressions, HugeDimensionsSaturateAndAreRefused) {
   EXPECT_NE(gc.status().message().find("over the cap"), std::string::npos) << gc.status().message();
 }
 
+// fuzz_loader: AveragePool over an input declared [0, 4, 2, 2^31, 2^31]: no element,
+// so under every size cap, but its strides pass int64 and LibTorch threw out of
+// random_inputs (uncaught: a deadly signal). The draw's error is a value now.
+TEST(FuzzRegressions, AnInputWhoseStridesPassInt64IsAnErrorNotAThrow) {
+  constexpr int64_t k = int64_t{1} << 31;
+  Graph g = one_node_graph("Neg", 13, {"x"}, "y",
+                           {{"x", TensorType{onnx::TensorProto::FLOAT, std::vector<int64_t>{0, 4, 2, k, k}}},
+                            {"y", TensorType{onnx::TensorProto::FLOAT, std::vector<int64_t>{0, 4, 2, k, k}}}});
+  auto feeds = random_inputs(g, {}, 0);
+  ASSERT_FALSE(feeds.ok());
+  EXPECT_NE(feeds.status().message().find("input 'x': cannot draw values of shape [0, 4, 2, 2147483648, 2147483648]"),
+            std::string::npos)
+      << feeds.status().message();
+}
+
 // fuzz_loader: ConvTranspose(W, X) with a rank-0 second input crashed libonnx 1.12's
 // shape inference (SEGV); the ranks the spec requires equal are checked first.
 TEST(FuzzRegressions, ConvWithMismatchedRanksIsAnError) {
