@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <queue>
+#include <set>
 #include <sstream>
 #include <unordered_set>
 
@@ -382,6 +383,22 @@ Status check_axis(const onnx::NodeProto& n, int64_t opset, const std::map<std::s
   return Status::Ok();
 }
 
+// Strides and dilations of a conv or pool must be positive: libonnx's
+// convPoolShapeInference divides by them (a stride of 0: an FPE, found by fuzz_loader).
+Status check_window_steps(const onnx::NodeProto& n, const std::string& path) {
+  static const std::set<std::string> kWindowed = {"Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "AveragePool",
+                                                  "MaxPool", "LpPool", "MaxUnpool"};
+  if (!(n.domain().empty() || n.domain() == "ai.onnx") || !kWindowed.count(n.op_type())) return Status::Ok();
+  for (const auto& a : n.attribute()) {
+    if (a.name() != "strides" && a.name() != "dilations") continue;
+    for (int64_t v : a.ints())
+      if (v <= 0)
+        return Status::Error(fmt::format("{}: invalid ONNX model: {} '{}': {} must be positive, got {}", path,
+                                         n.op_type(), n.name(), a.name(), v));
+  }
+  return Status::Ok();
+}
+
 // libonnx 1.12's shape inference indexes dimensions without checking them: a conv's
 // weight of the wrong rank, an axis outside the input's rank (SEGVs on
 // a rank-0 weight and on LayerNormalization's axis -536870913; found by fuzz_loader).
@@ -411,6 +428,7 @@ Status check_ranks(const onnx::ModelProto& m, int64_t opset, const std::string& 
     if (Status s = declare(t.name(), t.dims_size()); !s.ok()) return s;
   for (const auto& n : m.graph().node()) {
     if (Status s = check_axis(n, opset, ranks, path); !s.ok()) return s;
+    if (Status s = check_window_steps(n, path); !s.ok()) return s;
     // Every op whose inference is libonnx's convPoolShapeInference with a weight
     // (ConvInteger's mismatched ranks: a SEGV, found by fuzz_loader).
     static const std::map<std::string, int> kWeightInput = {

@@ -181,6 +181,29 @@ TEST(FuzzRegressions, AnInputWhoseStridesPassInt64IsAnErrorNotAThrow) {
       << feeds.status().message();
 }
 
+// fuzz_loader: a Conv with strides [0, 2]: libonnx's convPoolShapeInference divides by
+// the stride (an FPE under UBSan). Refused before inference, and so is a pool's.
+TEST(FuzzRegressions, AZeroStrideOrDilationIsRefusedBeforeInference) {
+  for (const char* op : {"Conv", "MaxPool"}) {
+    for (const char* attr : {"strides", "dilations"}) {
+      testing::ModelBuilder b(13);
+      b.input("x", {1, 1, 4, 5}).output("y", {1, 1, -1, -1});
+      std::vector<std::string> in{"x"};
+      if (std::string(op) == "Conv") {
+        b.initializer("w", at::ones({1, 1, 3, 3}));
+        in.push_back("w");
+      }
+      auto& n = b.node(op, in, {"y"}, "window");
+      testing::set_attr(n, "kernel_shape", std::vector<int64_t>{3, 3});
+      testing::set_attr(n, attr, std::vector<int64_t>{0, 2});
+      auto g = load_model_proto(b.proto(), "zero_step.onnx");
+      ASSERT_FALSE(g.ok()) << op << " " << attr;
+      EXPECT_NE(g.status().message().find(std::string(attr) + " must be positive, got 0"), std::string::npos)
+          << g.status().message();
+    }
+  }
+}
+
 // fuzz_loader: ConvTranspose(W, X) with a rank-0 second input crashed libonnx 1.12's
 // shape inference (SEGV); the ranks the spec requires equal are checked first.
 TEST(FuzzRegressions, ConvWithMismatchedRanksIsAnError) {
