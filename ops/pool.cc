@@ -372,6 +372,13 @@ std::vector<HazardReport> average_pool_hazards(const AbstractContext& a) {
   for (int64_t v : attr_ints(a.node, "kernel_shape")) k *= static_cast<double>(v);
   if (auto h = window_sum_overflow(a, x, k)) out.push_back(*h);
   ones_shape[0] = ones_shape[1] = 1;
+  // One plane of ones, held to the per-tensor cap before it is made: an empty batch
+  // over a plane of 2^31 asked for 17 GB here (fuzz_loader, out of memory).
+  int64_t plane = 1;
+  for (int64_t d : ones_shape)
+    if (__builtin_mul_overflow(plane, d, &plane)) plane = std::numeric_limits<int64_t>::max();
+  if (plane > (int64_t{1} << 30) / static_cast<int64_t>(sizeof(double)))
+    a.fail(fmt::format("a spatial plane of {} elements is over the cap of 1 GiB per tensor", plane));
   at::Tensor y = run_pool(a, lower_average_pool, at::ones(ones_shape, at::kDouble));
   if (at::isnan(y).any().item<bool>())
     out.push_back(make_hazard("avgpool-empty-window", HazardKind::kForward, "a window covers only pads (count_include_pad = 0)",

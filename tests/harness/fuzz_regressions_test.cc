@@ -181,6 +181,19 @@ TEST(FuzzRegressions, AnInputWhoseStridesPassInt64IsAnErrorNotAThrow) {
       << feeds.status().message();
 }
 
+// fuzz_loader: AveragePool over an empty batch [0, 4, 1, 2^31]: its empty-window hazard
+// check made a plane of 2^31 ones (17 GB, out of memory) before any cap was applied.
+TEST(FuzzRegressions, AnAveragePoolHazardPlaneIsHeldToTheCap) {
+  testing::ModelBuilder b(11);
+  b.input("x", {0, 4, 1, int64_t{1} << 31}).output("y", {0, 4, 1, -1});
+  testing::set_attr(b.node("AveragePool", {"x"}, {"y"}, "pool"), "kernel_shape", std::vector<int64_t>{1, 2});
+  auto g = load_model_proto(b.proto(), "pool_plane.onnx");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  auto r = analyze(*g, AnalyzeOptions{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("over the cap of 1 GiB"), std::string::npos) << r.status().message();
+}
+
 // fuzz_loader: a Conv with strides [0, 2]: libonnx's convPoolShapeInference divides by
 // the stride (an FPE under UBSan). Refused before inference, and so is a pool's.
 TEST(FuzzRegressions, AZeroStrideOrDilationIsRefusedBeforeInference) {
