@@ -211,7 +211,11 @@ Bounds routing_bounds(const AbstractContext& a, const at::Tensor& g, size_t firs
 // channel (dimension 1).
 Bounds batch_norm_bounds(const AbstractContext& a, const at::Tensor& g) {
   if (a.node.outputs.size() > 1 && !a.node.outputs[1].empty()) return std::nullopt;  // training mode
+  if (a.inputs.size() < 5) return std::nullopt;
   const IntervalTensor &x = a.input(0), &scale = a.input(1), &mean = a.input(3), &var = a.input(4);
+  // No channel axis (a rank-0 or rank-1 x): no rule, so gradient-unbounded
+  // (fuzz_loader: cshape[1] of a rank-0 x was a SEGV).
+  if (x.shape.size() < 2 || !scale.lo.defined() || !mean.lo.defined() || !var.lo.defined()) return std::nullopt;
   double eps = attr_float(a.node, "epsilon", 1e-5f);
   std::vector<int64_t> cshape(x.shape.size(), 1);
   cshape[1] = x.shape[1];

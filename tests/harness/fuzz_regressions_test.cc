@@ -194,6 +194,24 @@ TEST(FuzzRegressions, AnAveragePoolHazardPlaneIsHeldToTheCap) {
   EXPECT_NE(r.status().message().find("over the cap of 1 GiB"), std::string::npos) << r.status().message();
 }
 
+// fuzz_loader: BatchNormalization of a rank-0 x under the backward bound: the rule
+// indexed x's channel axis (a SEGV). No channel axis: no rule, gradient-unbounded.
+TEST(FuzzRegressions, ABatchNormOfARankZeroInputHasNoBackwardRule) {
+  testing::ModelBuilder b(15);
+  b.input("x", {}).output("y", {});
+  for (const char* p : {"s", "bias", "mean", "var"}) b.initializer(p, at::ones({3}));
+  b.node("BatchNormalization", {"x", "s", "bias", "mean", "var"}, {"y"}, "bn");
+  auto g = load_model_proto(b.proto(), "bn_rank0.onnx");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  AnalyzeOptions opt;
+  opt.gradients = GradientMode::kChain;
+  auto r = analyze(*g, opt);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  bool unbounded = false;
+  for (const auto& f : r->findings) unbounded |= f.hazard == "gradient-unbounded";
+  EXPECT_TRUE(unbounded);
+}
+
 // fuzz_loader: a Conv with strides [0, 2]: libonnx's convPoolShapeInference divides by
 // the stride (an FPE under UBSan). Refused before inference, and so is a pool's.
 TEST(FuzzRegressions, AZeroStrideOrDilationIsRefusedBeforeInference) {
