@@ -10,6 +10,7 @@
 #include "model/attributes.h"
 #include "ops/op_context.h"
 #include "ops/op_registry.h"
+#include "ops/type_limit.h"
 
 namespace nanguard {
 namespace {
@@ -233,6 +234,14 @@ Bounds batch_norm_bounds(const AbstractContext& a, const at::Tensor& g) {
   r[2] = to_channel(g);
   r[3] = to_channel(g * s * inv);
   r[4] = to_channel(g * s * xc * inv.pow(3) * 0.5);
+  // The backward pass forms products of g, x - mean and inv (up to inv^3) before the
+  // scale multiplies them, in some order: past the type's limit one is INF, and INF * 0
+  // (a zero scale) is NaN (fuzz_soundness: scale 0, mean 2e34, var ~ 0 gave a NaN var
+  // gradient). Every partial product is at most the product of max(factor, 1).
+  auto at_least_one = [](const at::Tensor& t) { return t.clamp_min(1.0); };
+  at::Tensor unscaled = to_channel(at_least_one(g) * at_least_one(xc) * at_least_one(inv).pow(3));
+  double limit = std::min(input_limit(a, 4), input_limit(a, 0));
+  r[4] = at::where(unscaled.nan_to_num(kInf, kInf, kInf) * (1 + 1e-6) >= limit, at::full_like(r[4], kInf), r[4]);
   for (auto& t : r) t = t.nan_to_num(kInf, kInf, kInf);
   return r;
 }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "analyzer/analyzer.h"
+#include "harness/soundness.h"
 #include "model/onnx_loader.h"
 #include "oracle/executor.h"
 #include "oracle/input_source.h"
@@ -210,6 +211,25 @@ TEST(FuzzRegressions, ABatchNormOfARankZeroInputHasNoBackwardRule) {
   bool unbounded = false;
   for (const auto& f : r->findings) unbounded |= f.hazard == "gradient-unbounded";
   EXPECT_TRUE(unbounded);
+}
+
+// fuzz_soundness: test_batchnorm_example with scale [0, 0], mean 2e34 and var in
+// [0, 2.7e-43]: the var gradient's rule multiplied by |scale| = 0 and claimed 0, but
+// the backward pass forms g (x - mean) inv^3 first, INF in float32, and INF * 0 is NaN.
+TEST(FuzzRegressions, ABatchNormVarGradientThatOverflowsBeforeTheScaleIsNotClaimed) {
+  testing::ModelBuilder b(15);
+  b.input("x", {2, 3, 2}).input("s", {3}).input("bias", {3}).input("mean", {3}).input("var", {3});
+  b.output("y", {2, 3, 2});
+  b.node("BatchNormalization", {"x", "s", "bias", "mean", "var"}, {"y"}, "bn");
+  auto g = load_model_proto(b.proto(), "bn_zero_scale.onnx");
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  AnalyzeOptions opt;
+  opt.ranges = {{"x", {-2, 2}}, {"s", {0, 0}}, {"bias", {0, 1}}, {"mean", {2e34, 2e34}}, {"var", {0, 2.7e-43}}};
+  opt.gradients = GradientMode::kChain;
+  auto rep = check_soundness(*g, opt, 40, 3);
+  ASSERT_TRUE(rep.ok()) << rep.status().message();
+  EXPECT_GT(rep->backward_samples, 0);
+  for (const auto& v : rep->violations) ADD_FAILURE() << v.node << " " << v.tensor << ": " << v.what;
 }
 
 // fuzz_loader: a Conv with strides [0, 2]: libonnx's convPoolShapeInference divides by
