@@ -404,10 +404,7 @@ bool exceeds_limits(const AbstractContext& a, const std::vector<IntervalTensor>&
 
 // `t` intersected with a partition's bound of it (a sound bound too: the cells cover).
 void tighten(IntervalTensor& t, const IntervalTensor& p) {
-  if (!p.lo.defined() || !t.lo.defined() || t.exact()) return;
-  at::Tensor lo = at::maximum(t.lo, p.lo), hi = at::minimum(t.hi, p.hi);
-  if ((lo > hi).any().item<bool>()) return;  // disjoint: keep the one-cell bound
-  t = compact(IntervalTensor::of_bounds(lo, hi, t.shape, t.dtype));
+  if (t.lo.defined() && !t.exact()) t = meet(t, p);
 }
 
 // One cell: the cone analysed again on a copy of the state, with `tensor` narrowed to

@@ -8,27 +8,25 @@
 namespace nanguard {
 namespace {
 
-// The nodes `node` depends on (through its inputs and a subgraph's outer references),
-// as graph indices, and every tensor they or `node` read.
+// What a node reads: its inputs and a subgraph's outer references.
+std::vector<std::string> reads_of(const Node& n) {
+  std::vector<std::string> reads = n.inputs;
+  for (const std::string& r : implicit_inputs(n)) reads.push_back(r);
+  return reads;
+}
+
+// The nodes `node` depends on, as graph indices, and every tensor they or `node` read.
 void ancestors(const Graph& g, const Node& node, std::set<int>& nodes, std::unordered_set<std::string>& tensors) {
   std::vector<const Node*> todo{&node};
   while (!todo.empty()) {
     const Node* n = todo.back();
     todo.pop_back();
-    std::vector<std::string> reads = n->inputs;
-    for (const std::string& r : implicit_inputs(*n)) reads.push_back(r);
-    for (const std::string& in : reads) {
+    for (const std::string& in : reads_of(*n)) {
       if (in.empty() || !tensors.insert(in).second) continue;
       const Node* p = g.producer(in);
       if (p && nodes.insert(p->index).second) todo.push_back(p);
     }
   }
-}
-
-std::vector<std::string> reads_of(const Node& n) {
-  std::vector<std::string> reads = n.inputs;
-  for (const std::string& r : implicit_inputs(n)) reads.push_back(r);
-  return reads;
 }
 
 // The nodes between `tensor` and `node` (those of `anc` that read it, directly or not,
@@ -198,6 +196,14 @@ bool clean_for(const CellOutcome& c, const std::string& h) {
 
 }  // namespace
 
+IntervalTensor meet(const IntervalTensor& a, const IntervalTensor& b) {
+  if (!a.lo.defined()) return b;
+  if (!b.lo.defined()) return a;
+  at::Tensor lo = at::maximum(a.lo, b.lo), hi = at::minimum(a.hi, b.hi);
+  if ((lo > hi).any().item<bool>()) return a;
+  return compact(IntervalTensor::of_bounds(lo, hi, a.shape, a.dtype));
+}
+
 std::optional<PartitionProof> prove_by_partition(const Graph& graph, const Node& node,
                                                  const std::unordered_map<std::string, IntervalTensor>& intervals,
                                                  const std::vector<std::string>& hazards,
@@ -233,11 +239,7 @@ std::optional<PartitionProof> prove_by_partition(const Graph& graph, const Node&
     if (!gained) continue;
     for (size_t i = 0; i < limits.size(); ++i) {
       if (!bounded[i]) continue;
-      proof.bounds[i] = proof.bounds[i].lo.defined()
-                            ? IntervalTensor::of_bounds(at::maximum(proof.bounds[i].lo, joined[i].lo),
-                                                        at::minimum(proof.bounds[i].hi, joined[i].hi),
-                                                        joined[i].shape, joined[i].dtype)
-                            : joined[i];
+      proof.bounds[i] = meet(proof.bounds[i], joined[i]);
     }
     proof.tensors.push_back(c.tensor);
     proof.cells += static_cast<int>(cells.size());

@@ -60,6 +60,10 @@ std::optional<PartitionProof> prove_by_partition(const Graph& graph, const Node&
                                                  const std::vector<double>& limits, const PartitionOptions& options,
                                                  int64_t& budget, const CellAnalysis& analyse);
 
+// The intersection of two bounds of one tensor (both sound: so is their meet); the
+// defined one when the other is not, and `a` where they are disjoint.
+IntervalTensor meet(const IntervalTensor& a, const IntervalTensor& b);
+
 // The cells of `t` (their union is t): integer elements enumerated where the product of
 // their value counts fits `max_cells`, else the widest elements cut into equal pieces.
 // Empty when `t` cannot be split (exact, unbounded, or nothing to cut).

@@ -6,6 +6,7 @@
 #include <optional>
 #include <unordered_set>
 
+#include "ops/bilinear_bounds.h"
 #include "ops/tensor_proto.h"
 #include "ops/type_limit.h"
 #include "ops/interval_arith.h"
@@ -407,16 +408,6 @@ bool group_holds_one(const MaxOf& m, const at::Tensor& ix, const at::Tensor& iy)
   return false;
 }
 
-// The unit roundoff of one rounding to `t`.
-double roundoff_of(at::ScalarType t) {
-  switch (t) {
-    case at::kDouble: return 0x1p-53;
-    case at::kHalf: return 0x1p-11;
-    case at::kBFloat16: return 0x1p-8;
-    default: return 0x1p-24;
-  }
-}
-
 // Two reductions of the same kind over the same axes (the same attributes and the same
 // axes tensor, so a computed axes input is the same value too).
 bool same_reduction(const Node& a, const Node& b) {
@@ -449,7 +440,7 @@ void variance_by_moments(const AbstractContext& a, const KnownIntervals& known, 
   const IntervalTensor& xv = xi->second;
   if (!std::isfinite(xv.min()) || !std::isfinite(xv.max())) return;
   double n = static_cast<double>(xv.numel()) / static_cast<double>(mi->second.numel());
-  double u = roundoff_of(out.dtype), nu = (n + 2) * u;
+  double u = unit_roundoff(out.dtype), nu = (n + 2) * u;
   if (nu >= 0.5) return;
   double gam = nu / (1 - nu);
   double c = (gam + u + (2 * gam + gam * gam) * (1 + u)) * (1 + u);

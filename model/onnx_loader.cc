@@ -470,9 +470,7 @@ Result<Graph> load_model_proto(onnx::ModelProto m, const std::string& path, cons
   try {
     onnx::checker::check_model(m);
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
-    return Status::Error(fmt::format("{}: invalid ONNX model: {}", path, msg));
+    return Status::Error(fmt::format("{}: invalid ONNX model: {}", path, first_line(e.what())));
   }
   if (Status s = check_ranks(m, *opset, path); !s.ok()) return s;
   if (Status s = check_declared_inputs(m, options, path); !s.ok()) return s;

@@ -10,6 +10,13 @@
 
 namespace nanguard {
 
+// The first line of an error message: a Status carries one line (LibTorch's and
+// libonnx's messages go on with their call stacks).
+inline std::string first_line(std::string message) {
+  if (auto nl = message.find('\n'); nl != std::string::npos) message.resize(nl);
+  return message;
+}
+
 class Status {
  public:
   Status() = default;

@@ -21,9 +21,14 @@ namespace nanguard {
 
 using BilinearFn = std::function<at::Tensor(const at::Tensor&, const at::Tensor&)>;
 
-// The unit roundoff of the run's float type.
+// The unit roundoff of one rounding to a float type (the run's, or a tensor's).
 inline double unit_roundoff(at::ScalarType float_type) {
-  return float_type == at::kDouble ? 0x1p-53 : 0x1p-24;
+  switch (float_type) {
+    case at::kDouble: return 0x1p-53;
+    case at::kHalf: return 0x1p-11;
+    case at::kBFloat16: return 0x1p-8;
+    default: return 0x1p-24;
+  }
 }
 
 // gamma_{n+2} = (n+2)u / (1 - (n+2)u); infinite when (n+2)u >= 1.

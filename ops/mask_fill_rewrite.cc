@@ -1,14 +1,14 @@
 // The rewrite for nan-from-infinities where a mask fill is multiplied: (1 - m) * -inf
-// is 0 * -inf = NaN at the entries the mask keeps (a scalar fill or a mask tensor). A large finite fill instead
-// (-1e30, or -1e4 in float16) masks the same entries (exp(-1e30 - max) is 0 in every
-// float type) and keeps the rest exact: x + 0 = x.
+// is 0 * -inf = NaN at the entries the mask keeps (a scalar fill or a fill tensor). A
+// large finite fill instead (-1e30, or -1e4 in float16) masks the same entries
+// (exp(-1e30 - max) is 0 in every float type) and keeps the rest exact: x + 0 = x.
 #include <cmath>
 #include <optional>
 
 #include <fmt/core.h>
 
+#include "model/patch.h"
 #include "ops/rewrite.h"
-#include "ops/tensor_proto.h"
 
 namespace nanguard {
 namespace {
@@ -16,23 +16,9 @@ namespace {
 // The largest fill whose sum with a score stays finite and whose exp underflows to 0.
 double finite_fill(int32_t type) { return type == onnx::TensorProto::FLOAT16 ? 1e4 : 1e30; }
 
-onnx::AttributeProto int_attribute(const char* name, int64_t value) {
-  onnx::AttributeProto a;
-  a.set_name(name);
-  a.set_type(onnx::AttributeProto::INT);
-  a.set_i(value);
-  return a;
-}
-
-bool holds_infinity(const Graph& g, const std::string& tensor) {
-  auto it = g.initializers.find(tensor);
-  if (it == g.initializers.end()) return false;
-  try {
-    at::Tensor t = tensor_from_proto(it->second);
-    return at::isFloatingType(t.scalar_type()) && t.isinf().any().item<bool>();
-  } catch (const std::exception&) {
-    return false;
-  }
+bool constant_with_infinity(const Graph& g, const std::string& tensor) {
+  auto t = constant_value(g, tensor);
+  return t && at::isFloatingType(t->scalar_type()) && t->isinf().any().item<bool>();
 }
 
 // Every +-inf in a constant the faulty node reads becomes a finite fill of its sign:
@@ -45,7 +31,7 @@ std::optional<RewriteApplied> finite_mask_fill(RewriteContext& ctx) {
   double fill = 0;
   for (size_t i = 0; i < ctx.node.inputs.size(); ++i) {
     const std::string& c = ctx.node.inputs[i];
-    if (c.empty() || !holds_infinity(ctx.graph, c)) continue;
+    if (c.empty() || !constant_with_infinity(ctx.graph, c)) continue;
     int32_t type = ctx.patch.elem_type(c) ? ctx.patch.elem_type(c) : onnx::TensorProto::FLOAT;
     fill = finite_fill(type);
     std::string neg = ctx.patch.add_scalar("minus_fill", -fill, type), pos = ctx.patch.add_scalar("fill", fill, type);

@@ -56,15 +56,19 @@ const Node* producer_through_identities(const RewriteContext& ctx, const std::st
   return p;
 }
 
-bool constant_equal(const Graph& graph, const std::string& tensor, double value) {
+std::optional<at::Tensor> constant_value(const Graph& graph, const std::string& tensor) {
   auto it = graph.initializers.find(tensor);
-  if (it == graph.initializers.end()) return false;
+  if (it == graph.initializers.end()) return std::nullopt;
   try {
-    at::Tensor t = tensor_from_proto(it->second);
-    return t.numel() > 0 && (t.to(at::kDouble) == value).all().item<bool>();
+    return tensor_from_proto(it->second);
   } catch (const std::exception&) {
-    return false;
+    return std::nullopt;
   }
+}
+
+bool constant_equal(const Graph& graph, const std::string& tensor, double value) {
+  auto t = constant_value(graph, tensor);
+  return t && t->numel() > 0 && (t->to(at::kDouble) == value).all().item<bool>();
 }
 
 }  // namespace nanguard

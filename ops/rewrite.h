@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <ATen/ATen.h>
+
 #include "model/graph.h"
 #include "model/patch.h"
 #include "model/ranges.h"
@@ -58,6 +60,8 @@ struct RewriteRegistrar {
 // The node producing `tensor`, looking through identities the analysis proves
 // (Identity, and Relu of a tensor already >= 0); null for inputs and initializers.
 const Node* producer_through_identities(const RewriteContext& ctx, const std::string& tensor);
+// The value of initializer `tensor`; nullopt when it is not one (or cannot be read).
+std::optional<at::Tensor> constant_value(const Graph& graph, const std::string& tensor);
 // True when `tensor` is an initializer every element of which equals `value`.
 bool constant_equal(const Graph& graph, const std::string& tensor, double value);
 

@@ -256,9 +256,7 @@ Status Executor::run_nodes(const Graph& g, Scope scope, const std::string& prefi
       if (!prefix.empty() && msg.rfind("node '" + node.name + "'", 0) == 0) msg = "node '" + name + msg.substr(6 + node.name.size());
       return Status::Error(msg);
     } catch (const std::exception& e) {
-      std::string msg = e.what();
-      if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
-      return Status::Error(fmt::format("node '{}' ({}): execution failed: {}", name, node.op_type, msg));
+      return Status::Error(fmt::format("node '{}' ({}): execution failed: {}", name, node.op_type, first_line(e.what())));
     }
     if (outs.size() < node.outputs.size()) {
       // Optional outputs a lowering does not compute must not be consumed.

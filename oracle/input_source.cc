@@ -88,11 +88,6 @@ Status check_range_names(const Graph& graph, const RangeMap& ranges) {
 
 namespace {
 
-std::string first_line(std::string msg) {
-  if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
-  return msg;
-}
-
 // One input's values, uniform in `r`. A shape LibTorch cannot lay out (strides past
 // int64 beside a 0 dimension) is an error, not an exception out of the draw.
 Result<at::Tensor> draw_input(const std::vector<int64_t>& dims, at::ScalarType st, const Range& r, at::Generator& gen) {
