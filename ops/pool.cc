@@ -5,6 +5,7 @@
 // NaN: a NaN in a window makes the max NaN (ATen's rule); the ONNX backend-test
 // reference drops NaNs from a window instead, which would hide them.
 #include <cmath>
+#include <algorithm>
 #include <limits>
 #include <optional>
 
@@ -58,6 +59,16 @@ at::Tensor window_sum(const at::Tensor& x, const PoolWindow& w) {
   return at::avg_pool3d(x, w.kernel, w.strides, zero, w.ceil_mode, false, 1);
 }
 
+// The element count of `dims`: 0 beside a 0, else saturating at int64's largest (a
+// size check then fails).
+int64_t elements(const std::vector<int64_t>& dims) {
+  if (std::find(dims.begin(), dims.end(), 0) != dims.end()) return 0;
+  int64_t n = 1;
+  for (int64_t d : dims)
+    if (__builtin_mul_overflow(n, d, &n)) return std::numeric_limits<int64_t>::max();
+  return n;
+}
+
 // Averages divide by the number of input elements in the window, plus the pads when
 // count_include_pad = 1. A window made only of pads averages 0/0 = NaN, as the
 // ONNX reference's mean of an empty window does.
@@ -72,10 +83,7 @@ std::vector<at::Tensor> lower_average_pool(const OpContext& ctx) {
   mask_shape.insert(mask_shape.end(), w.in.begin(), w.in.end());
   // The count mask spans the spatial plane even when the batch is empty (an input of
   // [0, 4, 2, 2^31] asked for 17 GB; found by fuzz_loader): it is held to the cap.
-  int64_t plane = 1;
-  for (int64_t d : w.in)
-    if (__builtin_mul_overflow(plane, d, &plane)) plane = std::numeric_limits<int64_t>::max();
-  ctx.check_size(plane, x.scalar_type());
+  ctx.check_size(elements(w.in), x.scalar_type());
   at::Tensor mask = pad_spatial(at::ones(mask_shape, x.options().requires_grad(false)), w.pads, include_pad ? 1.0 : 0.0);
   return {sums / window_sum(mask, w)};
 }
@@ -374,9 +382,7 @@ std::vector<HazardReport> average_pool_hazards(const AbstractContext& a) {
   ones_shape[0] = ones_shape[1] = 1;
   // One plane of ones, held to the per-tensor cap before it is made: an empty batch
   // over a plane of 2^31 asked for 17 GB here (fuzz_loader, out of memory).
-  int64_t plane = 1;
-  for (int64_t d : ones_shape)
-    if (__builtin_mul_overflow(plane, d, &plane)) plane = std::numeric_limits<int64_t>::max();
+  int64_t plane = elements(ones_shape);
   if (plane > (int64_t{1} << 30) / static_cast<int64_t>(sizeof(double)))
     a.fail(fmt::format("a spatial plane of {} elements is over the cap of 1 GiB per tensor", plane));
   at::Tensor y = run_pool(a, lower_average_pool, at::ones(ones_shape, at::kDouble));
