@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "analyzer/finding.h"
+#include "analyzer/norm_bounds.h"
 #include "analyzer/partition.h"
 #include "model/graph.h"
 #include "model/ranges.h"
@@ -57,6 +58,11 @@ struct AnalyzeOptions {
   // read along two paths or more: that tensor split into cells and the nodes between
   // analysed again per cell (analyzer/partition.h). element_budget 0: never.
   PartitionOptions partition;
+  // Norm bounds (analyzer/norm_bounds.h): an output whose interval passes `norms.above`
+  // in magnitude is bounded by its Euclidean norm, chained back through the weights'
+  // largest singular values. Deep random conv stacks, whose interval bounds pass
+  // float32's limit while real values stay small, are proved finite this way.
+  NormOptions norms;
 };
 
 // Whether the analysis of `graph` under `options` chains gradient bounds.
@@ -70,6 +76,10 @@ struct AnalysisResult {
   std::unordered_map<std::string, IntervalTensor> intervals;  // per tensor
   std::vector<std::string> unsupported;  // op types without abstract semantics
   std::vector<PartitionProof> partitions;  // hazards and bounds proved cell by cell
+  NormMap norms;  // a bound on a tensor's Euclidean norm, where one was needed
+  // Nodes whose output interval a norm bound tightened (deep stacks that intervals
+  // alone would report as overflowing).
+  std::vector<std::string> norm_tightened;
 };
 
 Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options);

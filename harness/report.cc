@@ -50,6 +50,7 @@ std::string findings_json(const ReportContext& ctx, const AnalysisResult& r) {
   for (const auto& p : r.partitions)
     partitions.push_back({{"node", p.node}, {"tensors", p.tensors}, {"cells", p.cells}, {"hazards", p.hazards}});
   j["partitions"] = partitions;
+  j["norm_tightened"] = r.norm_tightened;
   return j.dump(2) + "\n";
 }
 
@@ -102,6 +103,9 @@ std::string findings_text(const ReportContext& ctx, const AnalysisResult& r) {
     s += fmt::format("partition: '{}' proved {} by splitting {} into {} cells\n", p.node,
                      what.empty() ? "its outputs finite" : what, fmt::join(p.tensors, ", "), p.cells);
   }
+  if (!r.norm_tightened.empty())
+    s += fmt::format("norm bounds: {} output{} tightened by the weights' singular values, from '{}' on\n",
+                     r.norm_tightened.size(), r.norm_tightened.size() == 1 ? "" : "s", r.norm_tightened.front());
   if (r.findings.empty()) s += "proved: no op can produce NaN/INF for inputs in range\n";
   // Say what the proof covers of the backward pass: the local hazards alone do not
   // bound a gradient that the ops after it scale.

@@ -411,9 +411,15 @@ bool relu_symbolic(BackSubstitution& b, const Node& n, const LinearRows& p) {
   return true;
 }
 
+// |leaky_relu(x)| <= max(1, |alpha|) |x|, the product rounded once.
+double leaky_relu_norm(const NormContext& c) {
+  double alpha = std::abs(attr_float(c.a.node, "alpha", 0.01f));
+  return c.input(0) * std::max(1.0, alpha) * (1 + 0x1p-23);
+}
+
 NANGUARD_REGISTER_OPS({
-    with_symbolic(with(OpDef{"Relu", lower_relu}, relu_interval), relu_symbolic),
-    with(OpDef{"LeakyRelu", lower_leaky_relu}, leaky_relu_interval),
+    with_norm(with_symbolic(with(OpDef{"Relu", lower_relu}, relu_interval), relu_symbolic), norm_preserved),
+    with_norm(with(OpDef{"LeakyRelu", lower_leaky_relu}, leaky_relu_interval), leaky_relu_norm),
     with(OpDef{"Elu", lower_elu}, elu_interval),
     with(OpDef{"Selu", lower_selu}, selu_interval),
     with_facets(with(OpDef{"Celu", lower_celu}, celu_interval, celu_hazards), celu_facets()),

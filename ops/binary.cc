@@ -12,6 +12,7 @@
 #include <fmt/core.h>
 #include <z3++.h>
 
+#include "ops/bilinear_bounds.h"
 #include "ops/type_limit.h"
 #include "ops/float_thresholds.h"
 #include "ops/interval_arith.h"
@@ -483,18 +484,49 @@ SymbolicFn scale_symbolic(bool divides) {
   };
 }
 
+// Operand i's norm broadcast to the output: each of its elements repeats out / own times.
+double broadcast_input_norm(const NormContext& c, size_t i) {
+  if (!c.a.has_input(i) || c.outputs.empty() || !c.outputs[0].lo.defined()) return kNoNormBound;
+  int64_t own = c.a.input(i).numel(), out = c.outputs[0].numel();
+  if (out == 0) return 0;
+  return own == 0 ? kNoNormBound : c.input(i) * std::sqrt(static_cast<double>(out) / static_cast<double>(own));
+}
+
+// ||x +- y|| <= ||x|| + ||y|| (broadcast), the sum rounded once.
+double sum_norm(const NormContext& c) {
+  return (broadcast_input_norm(c, 0) + broadcast_input_norm(c, 1)) * (1 + unit_roundoff(c.a.float_type));
+}
+
+// ||x * y|| <= ||x|| max|y| (either way round), the product rounded once; a product
+// that underflows loses at most a smallest subnormal per element.
+double product_norm(const NormContext& c) {
+  double best = kNoNormBound;
+  for (size_t i = 0; i < 2; ++i) {
+    if (!c.a.has_input(1 - i) || !c.a.input(1 - i).is_float()) return kNoNormBound;
+    const IntervalTensor& other = c.a.input(1 - i);
+    double m = other.numel() == 0 ? 0 : std::max(std::abs(other.min()), std::abs(other.max()));
+    double n = broadcast_input_norm(c, i) * m;
+    if (!std::isnan(n)) best = std::min(best, n);
+  }
+  double tiny = kFloat32MinSubnormal * std::sqrt(static_cast<double>(c.outputs.empty() ? 0 : c.outputs[0].numel()));
+  return best * (1 + unit_roundoff(c.a.float_type)) + tiny;
+}
+
 OpDef add_op() {
   OpDef d = with(binary("Add", [](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b); }), add_interval);
+  d = with_norm(std::move(d), sum_norm);
   return takes_infinities(affine_op(with_symbolic(broadcasting(with_z3(std::move(d), z3_add)), sum_symbolic(false))));
 }
 
 OpDef sub_op() {
   OpDef d = with(binary("Sub", [](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b); }), sub_interval);
+  d = with_norm(std::move(d), sum_norm);
   return takes_infinities(affine_op(with_symbolic(broadcasting(with_z3(std::move(d), z3_sub)), sum_symbolic(true))));
 }
 
 OpDef mul_op() {
   OpDef d = with(binary("Mul", [](const at::Tensor& a, const at::Tensor& b) { return at::mul(a, b); }), mul_interval);
+  d = with_norm(std::move(d), product_norm);
   return takes_infinities(with_symbolic(broadcasting(with_z3(std::move(d), z3_mul)), scale_symbolic(false)));
 }
 

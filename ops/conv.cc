@@ -3,6 +3,7 @@
 // ONNX pads may be asymmetric and ATen's are not, so uneven pads are applied with
 // constant_pad_nd (zeros, as ONNX pads: a padded 0 times an INF weight is NaN in both).
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <optional>
 
@@ -278,8 +279,58 @@ bool conv_symbolic(BackSubstitution& b, const Node& n, const LinearRows& p) {
   return true;
 }
 
+// The kernel of each group as one matrix of taps, [group, O/group, prod(kernel) * C/group].
+at::Tensor group_tap_matrices(const at::Tensor& w, int64_t group) {
+  std::vector<int64_t> sizes{group, w.size(0) / group, w.size(1)}, perm{0, 1};
+  for (int64_t d = 2; d < w.dim(); ++d) {
+    sizes.push_back(w.size(d));
+    perm.push_back(d + 1);
+  }
+  perm.push_back(2);
+  return w.reshape(sizes).permute(perm).reshape({group, w.size(0) / group, -1});
+}
+
+// Conv sums, over the taps t, W_t times a strided shift of x (zero padding only drops
+// terms, and one shift reads each position once): with M = [W_t1 ... W_tK] per group,
+// ||y|| <= sigma(M) sqrt(sum_t ||shift_t x||^2) <= sigma(M) sqrt(overlap) ||x||, groups
+// being blocks of a block-diagonal operator. The float32 sums err by gamma_n |W| |x|,
+// and their partial sums stay below || |M| || sqrt(overlap) ||x|| + |b|, which must be
+// finite for the bound to hold at all.
+double conv_norm(const NormContext& c) {
+  const AbstractContext& a = c.a;
+  if (!a.has_input(1) || !a.input(1).exact() || !a.input(1).is_float() || c.outputs.empty() ||
+      !c.outputs[0].lo.defined() || !std::isfinite(c.input(0)))
+    return kNoNormBound;
+  at::Tensor w = a.input(1).value;
+  int64_t group = attr_int(a.node, "group", 1);
+  size_t rank = static_cast<size_t>(std::max<int64_t>(w.dim() - 2, 0));
+  auto strides = attr_ints_opt(a.node, "strides").value_or(std::vector<int64_t>(rank, 1));
+  auto dilations = attr_ints_opt(a.node, "dilations").value_or(std::vector<int64_t>(rank, 1));
+  if (rank == 0 || group < 1 || w.size(0) % group != 0 || strides.size() != rank || dilations.size() != rank)
+    return kNoNormBound;
+  double overlap = 1, fan = static_cast<double>(w.size(1));
+  for (size_t d = 0; d < rank; ++d) {
+    if (strides[d] < 1 || dilations[d] < 1) return kNoNormBound;
+    overlap *= static_cast<double>(window_overlap(w.size(d + 2), strides[d], dilations[d]));
+    fan *= static_cast<double>(w.size(d + 2));
+  }
+  at::Tensor taps = group_tap_matrices(w, group);
+  double sigma = max_spectral_norm_bound(taps), magnitude = magnitude_norm_bound(taps);
+  int64_t out = c.outputs[0].numel();
+  double bias = 0;
+  if (a.has_input(2)) {
+    if (!a.input(2).exact()) return kNoNormBound;
+    bias = broadcast_norm(a.input(2).value, out);
+    fan += 1;
+  }
+  double spread = std::sqrt(overlap) * c.input(0), g = accumulation_gamma(fan, a.float_type);
+  double partial = magnitude * spread + bias;
+  if (!(partial * (1 + g) < value_limit(a.float_type))) return kNoNormBound;
+  return sigma * spread + bias + g * partial + fan * kFloat32MinSubnormal * std::sqrt(static_cast<double>(out));
+}
+
 NANGUARD_REGISTER_OPS({
-    affine_op(with_symbolic(with(OpDef{"Conv", lower_conv}, conv_interval), conv_symbolic)),
+    with_norm(affine_op(with_symbolic(with(OpDef{"Conv", lower_conv}, conv_interval), conv_symbolic)), conv_norm),
     with(OpDef{"ConvTranspose", lower_conv_transpose}, conv_interval),
 });
 

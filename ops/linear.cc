@@ -3,6 +3,7 @@
 // Float products follow IEEE through ATen: an overflowing dot product is INF and
 // INF * 0 inside a sum is NaN, as ONNX specifies by reference to numpy.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <optional>
 #include <string>
@@ -238,9 +239,78 @@ bool gemm_symbolic(BackSubstitution& b, const Node& n, const LinearRows& p) {
   return dense_symbolic(b, n, p, layer);
 }
 
+// The norm of a matrix product A B before its rounding, and a bound on its magnitudes
+// || |A| |B| ||_F (the scale of the rounding and of every partial sum): a fixed 2-D
+// factor by its largest singular value, ||A B||_F <= sigma(B) ||A||_F (and for A), else
+// ||A B||_F <= ||A||_F ||B||_F slice by slice when neither broadcasts its batch.
+struct ProductNorm {
+  double value = kNoNormBound, magnitude = kNoNormBound;
+};
+
+ProductNorm matrix_product_norm(const NormContext& c, bool trans_a, bool trans_b) {
+  const IntervalTensor &a = c.a.input(0), &b = c.a.input(1);
+  if (!a.is_float() || !b.is_float() || !std::isfinite(c.input(0)) || !std::isfinite(c.input(1))) return {};
+  auto fixed_matrix = [](const IntervalTensor& t, bool trans) {
+    at::Tensor m = t.value.to(at::kDouble);
+    return (trans ? m.t() : m).unsqueeze(0);
+  };
+  if (b.exact() && b.shape.size() == 2) {
+    at::Tensor m = fixed_matrix(b, trans_b);
+    return {max_spectral_norm_bound(m) * c.input(0), magnitude_norm_bound(m) * c.input(0)};
+  }
+  if (a.exact() && a.shape.size() == 2) {
+    at::Tensor m = fixed_matrix(a, trans_a);
+    return {max_spectral_norm_bound(m) * c.input(1), magnitude_norm_bound(m) * c.input(1)};
+  }
+  bool same_batch = a.shape.size() <= 2 && b.shape.size() <= 2;
+  if (a.shape.size() == b.shape.size() && a.shape.size() > 2)
+    same_batch = std::equal(a.shape.begin(), a.shape.end() - 2, b.shape.begin());
+  if (!same_batch) return {};
+  double n = c.input(0) * c.input(1);
+  return {n, n};
+}
+
+// The contracted length of a product (the rounding's n).
+double contracted(const IntervalTensor& a, bool trans_a) {
+  if (a.shape.empty()) return 0;
+  size_t axis = a.shape.size() == 1 ? 0 : a.shape.size() - (trans_a ? 2 : 1);
+  return static_cast<double>(a.shape[axis]);
+}
+
+// Products that underflow lose at most a smallest subnormal each, per output element.
+double product_with_rounding(const ProductNorm& p, double fan, at::ScalarType type, int64_t out) {
+  double g = accumulation_gamma(fan, type);
+  if (!(p.magnitude * (1 + g) < value_limit(type))) return kNoNormBound;
+  return p.value + g * p.magnitude + fan * kFloat32MinSubnormal * std::sqrt(static_cast<double>(out));
+}
+
+double matmul_norm(const NormContext& c) {
+  if (!c.a.has_input(0) || !c.a.has_input(1) || c.outputs.empty() || !c.outputs[0].lo.defined()) return kNoNormBound;
+  ProductNorm p = matrix_product_norm(c, false, false);
+  return product_with_rounding(p, contracted(c.a.input(0), false), c.a.float_type, c.outputs[0].numel());
+}
+
+// alpha * (A' B') + beta * C: the scaling and the addition round once each.
+double gemm_norm(const NormContext& c) {
+  if (!c.a.has_input(0) || !c.a.has_input(1) || c.outputs.empty() || !c.outputs[0].lo.defined()) return kNoNormBound;
+  bool ta = attr_int(c.a.node, "transA", 0) != 0, tb = attr_int(c.a.node, "transB", 0) != 0;
+  double alpha = std::abs(attr_float(c.a.node, "alpha", 1.0f)), beta = std::abs(attr_float(c.a.node, "beta", 1.0f));
+  double u = unit_roundoff(c.a.float_type);
+  int64_t out = c.outputs[0].numel();
+  double product = product_with_rounding(matrix_product_norm(c, ta, tb), contracted(c.a.input(0), ta), c.a.float_type, out);
+  if (!std::isfinite(product)) return kNoNormBound;  // alpha = 0 times an INF is NaN
+  double y = alpha * product;
+  if (c.a.has_input(2) && beta != 0) {
+    int64_t own = c.a.input(2).numel();
+    if (own == 0 && out > 0) return kNoNormBound;
+    y = y * (1 + u) + beta * c.input(2) * std::sqrt(static_cast<double>(out) / static_cast<double>(std::max<int64_t>(own, 1)));
+  }
+  return y * (1 + u) * (1 + u) + kFloat32MinSubnormal * std::sqrt(static_cast<double>(out));
+}
+
 NANGUARD_REGISTER_OPS({
-    affine_op(with_symbolic(with(OpDef{"MatMul", lower_matmul}, matmul_interval), matmul_symbolic)),
-    affine_op(with_symbolic(with(OpDef{"Gemm", lower_gemm}, gemm_interval), gemm_symbolic)),
+    with_norm(affine_op(with_symbolic(with(OpDef{"MatMul", lower_matmul}, matmul_interval), matmul_symbolic)), matmul_norm),
+    with_norm(affine_op(with_symbolic(with(OpDef{"Gemm", lower_gemm}, gemm_interval), gemm_symbolic)), gemm_norm),
     with(OpDef{"Einsum", lower_einsum}, einsum_interval),
     OpDef{"MatMulInteger", lower_matmul_integer},
     OpDef{"QLinearMatMul", lower_qlinear_matmul},

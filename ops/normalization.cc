@@ -13,6 +13,7 @@
 #include <ATen/ATen.h>
 #include <fmt/core.h>
 
+#include "ops/bilinear_bounds.h"
 #include "ops/type_limit.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
@@ -577,13 +578,36 @@ bool batch_norm_symbolic(BackSubstitution& b, const Node& n, const LinearRows& p
   return true;
 }
 
+// Inference BatchNormalization is g x + h per channel (g = scale / sqrt(var + eps),
+// h = B - mean g): ||y|| <= max|g| ||x|| + ||h||, and its four roundings and square root
+// err by at most 8u (|g| (|x| + |mean|) + |B|) per element.
+double batch_norm_norm(const NormContext& c) {
+  const AbstractContext& a = c.a;
+  bool spatial = a.opset >= 9 || attr_int(a.node, "spatial", 1) != 0;
+  if (!spatial || (a.opset >= 14 && attr_int(a.node, "training_mode", 0) != 0) || a.num_inputs() < 5 ||
+      c.outputs.empty() || !c.outputs[0].lo.defined())
+    return kNoNormBound;
+  std::vector<at::Tensor> v;
+  for (size_t i = 1; i < 5; ++i) {
+    if (!a.has_input(i) || !a.input(i).exact() || !a.input(i).is_float()) return kNoNormBound;
+    v.push_back(a.input(i).value.to(at::kDouble).reshape({-1}));
+  }
+  double eps = attr_float(a.node, "epsilon", 1e-5f);
+  at::Tensor g = v[0] / at::sqrt(v[3] + eps), h = v[1] - v[2] * g;
+  if (!at::isfinite(g).all().item<bool>() || !at::isfinite(h).all().item<bool>()) return kNoNormBound;
+  int64_t out = c.outputs[0].numel();
+  double scaled = (g.numel() == 0 ? 0 : g.abs().max().item<double>()) * c.input(0);
+  double error = 8 * unit_roundoff(a.float_type) * (scaled + broadcast_norm(g.abs() * v[2].abs() + v[1].abs(), out));
+  return scaled + broadcast_norm(h, out) + error + 4 * kFloat32MinSubnormal * std::sqrt(static_cast<double>(out));
+}
+
 OpDef batch_norm() {
   OpDef d = with_facets(with(OpDef{"BatchNormalization", lower_batch_norm}, batch_norm_interval, batch_norm_hazards),
                         batch_norm_facets());
   // X, scale, B, mean, var: a free variance stays a variance (>= 0).
   using R = InputRole;
   d = with_input_roles(std::move(d), {R::kValue, R::kValue, R::kValue, R::kValue, R::kNonnegative});
-  return affine_op(with_symbolic(std::move(d), batch_norm_symbolic));
+  return with_norm(affine_op(with_symbolic(std::move(d), batch_norm_symbolic)), batch_norm_norm);
 }
 
 NANGUARD_REGISTER_OPS({

@@ -14,6 +14,7 @@
 #include "model/graph.h"
 #include "ops/abstract_context.h"
 #include "ops/hazard.h"
+#include "ops/norm_bounds.h"
 #include "ops/op_context.h"
 #include "ops/symbolic_form.h"
 
@@ -84,6 +85,9 @@ struct OpDef {
   // The op composes neurons linearly (Conv, Gemm, Add...): the analyzer refines its
   // outputs symbolically where they grow large or feed a hazard. Needs `symbolic`.
   bool affine = false;
+  // A bound on its output's Euclidean norm from its inputs' (ops/norm_bounds.h); null
+  // when the op gives none, and then norm bounds stop at its output.
+  NormFn norm = nullptr;
   // Its transfer is exact on +-inf cells, as extended reals (a -inf mask fill carried
   // through Add, Where, Max or Softmax); an inf - inf it meets gives NaN bounds, which
   // the analyzer reports. Other ops (and monotone ones, whose transfers evaluate the op
@@ -141,6 +145,12 @@ inline OpDef with_symbolic(OpDef d, SymbolicFn transfer) {
 // Marks an op that composes neurons linearly (its outputs are refined symbolically).
 inline OpDef takes_infinities(OpDef d) {
   d.infinities = true;
+  return d;
+}
+
+// Ops that norm bounds cross: their norm transfer.
+inline OpDef with_norm(OpDef d, NormFn transfer) {
+  d.norm = std::move(transfer);
   return d;
 }
 

@@ -12,6 +12,7 @@
 #include <ATen/ATen.h>
 #include <fmt/core.h>
 
+#include "ops/bilinear_bounds.h"
 #include "ops/collapsed_bounds.h"
 #include "ops/interval_arith.h"
 #include "ops/op_registry.h"
@@ -400,6 +401,65 @@ std::vector<HazardReport> global_average_pool_hazards(const AbstractContext& a) 
   return {};
 }
 
+// An attribute of one value per spatial axis, `fallback` each when absent; empty
+// when it has the wrong length.
+std::vector<int64_t> per_axis(const Node& node, const char* name, size_t rank, int64_t fallback) {
+  auto v = attr_ints_opt(node, name).value_or(std::vector<int64_t>(rank, fallback));
+  return v.size() == rank ? v : std::vector<int64_t>{};
+}
+
+// How many windows of the node one input position falls in, at most; 0 when the
+// attributes do not say.
+int64_t pool_overlap(const Node& node, size_t rank) {
+  auto kernel = per_axis(node, "kernel_shape", rank, 0), strides = per_axis(node, "strides", rank, 1),
+       dilations = per_axis(node, "dilations", rank, 1);
+  if (kernel.empty() || strides.empty() || dilations.empty()) return 0;
+  int64_t overlap = 1;
+  for (size_t i = 0; i < rank; ++i) {
+    if (kernel[i] < 1 || strides[i] < 1 || dilations[i] < 1) return 0;
+    overlap *= window_overlap(kernel[i], strides[i], dilations[i]);
+  }
+  return overlap;
+}
+
+// A window's max is one of its elements (padding never wins: a window holds one at
+// least), so the squares of the outputs sum to at most overlap * ||x||^2. Exact.
+double max_pool_norm(const NormContext& c) {
+  size_t rank = c.a.input(0).shape.size();
+  int64_t overlap = rank > 2 ? pool_overlap(c.a.node, rank - 2) : 0;
+  return overlap == 0 ? kNoNormBound : c.input(0) * std::sqrt(static_cast<double>(overlap));
+}
+
+// (sum of m elements / d)^2 <= m sum x^2 / d^2 <= sum x^2 / d for a divisor d >= m: the
+// kernel's size without ceil mode when no pads are dropped, else 1 at least. The sum's
+// rounding adds gamma_K sum |x| <= gamma_K sqrt(K) ||window||, the division one more.
+double average_pool_norm(const NormContext& c) {
+  size_t rank = c.a.input(0).shape.size();
+  if (rank <= 2) return kNoNormBound;
+  int64_t overlap = pool_overlap(c.a.node, rank - 2);
+  auto kernel = per_axis(c.a.node, "kernel_shape", rank - 2, 0);
+  if (overlap == 0) return kNoNormBound;
+  double k = 1;
+  for (int64_t v : kernel) k *= static_cast<double>(v);
+  auto pads = attr_ints_opt(c.a.node, "pads");
+  bool padded = (pads && std::any_of(pads->begin(), pads->end(), [](int64_t p) { return p != 0; })) ||
+                attr_string(c.a.node, "auto_pad", "NOTSET").rfind("SAME", 0) == 0;
+  bool full = attr_int(c.a.node, "ceil_mode", 0) == 0 && (!padded || attr_int(c.a.node, "count_include_pad", 0) != 0);
+  double divisor = full ? k : 1;
+  double rounding = (1 + accumulation_gamma(k, c.a.float_type) * std::sqrt(k)) * (1 + unit_roundoff(c.a.float_type));
+  return c.input(0) * std::sqrt(static_cast<double>(overlap) / divisor) * rounding;
+}
+
+// The mean over n positions: (sum / n)^2 <= sum x^2 / n per channel, rounded as above.
+double global_average_pool_norm(const NormContext& c) {
+  const IntervalTensor& x = c.a.input(0);
+  double n = 1;
+  for (size_t i = 2; i < x.shape.size(); ++i) n *= static_cast<double>(x.shape[i]);
+  if (x.shape.size() < 3 || n == 0) return kNoNormBound;
+  double rounding = (1 + accumulation_gamma(n, c.a.float_type)) * (1 + unit_roundoff(c.a.float_type));
+  return c.input(0) / std::sqrt(n) * rounding;
+}
+
 HazardFacet window_sum_facet() {
   return bounded_overflow_facet("a window's float32 sum depends on every element in it; the fixer bounds them all");
 }
@@ -412,15 +472,18 @@ std::vector<HazardFacet> lp_pool_facets() {
 }
 
 NANGUARD_REGISTER_OPS({
-    with(OpDef{"MaxPool", lower_max_pool}, max_pool_interval),
-    with_facets(with(OpDef{"AveragePool", lower_average_pool}, average_pool_interval, average_pool_hazards),
-                {slice_facet("avgpool-empty-window", HazardKind::kForward, "the pads and attributes, not an operand value"),
-                 window_sum_facet()}),
+    with_norm(with(OpDef{"MaxPool", lower_max_pool}, max_pool_interval), max_pool_norm),
+    with_norm(with_facets(with(OpDef{"AveragePool", lower_average_pool}, average_pool_interval, average_pool_hazards),
+                          {slice_facet("avgpool-empty-window", HazardKind::kForward,
+                                       "the pads and attributes, not an operand value"),
+                           window_sum_facet()}),
+              average_pool_norm),
     with_facets(with(OpDef{"LpPool", lower_lp_pool}, lp_pool_interval, lp_pool_hazards), lp_pool_facets()),
-    with_facets(with(OpDef{"GlobalAveragePool", lower_global_average_pool}, global_average_pool_interval,
-                     global_average_pool_hazards),
-                {window_sum_facet()}),
-    with(OpDef{"GlobalMaxPool", lower_global_max_pool}, global_max_pool_interval),
+    with_norm(with_facets(with(OpDef{"GlobalAveragePool", lower_global_average_pool}, global_average_pool_interval,
+                               global_average_pool_hazards),
+                          {window_sum_facet()}),
+              global_average_pool_norm),
+    with_norm(with(OpDef{"GlobalMaxPool", lower_global_max_pool}, global_max_pool_interval), norm_preserved),
     with_facets(with(OpDef{"GlobalLpPool", lower_global_lp_pool}, lp_pool_interval, lp_pool_hazards), lp_pool_facets()),
 });
 

@@ -9,6 +9,7 @@
 // live in shape_create.cc.
 #include <optional>
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include <ATen/ATen.h>
@@ -294,6 +295,13 @@ int64_t normalize_axis_abstract(const AbstractContext& a, int64_t axis, int64_t 
 
 // Pure data movement: the lowering moves the lower and the upper bounds alike; the
 // shape, axes, split, starts/ends/steps and repeats operands ('e') must be exact.
+// Concat joins disjoint parts: the squared norms add.
+double concat_norm(const NormContext& c) {
+  double sum = 0;
+  for (size_t i = 0; i < c.inputs.size(); ++i) sum += c.input(i) * c.input(i);
+  return std::sqrt(sum) * (1 + 0x1p-50);
+}
+
 OpDef moves(const char* op_type, LowerFn lower, const char* roles) {
   OpDef d{op_type, lower};
   d.interval = moving(lower, roles);
@@ -341,12 +349,12 @@ OpDef shape_op(const char* op_type, LowerFn lower) {
 }
 
 NANGUARD_REGISTER_OPS({
-    moves("Reshape", lower_reshape, "de"),
-    moves("Flatten", lower_flatten, "d"),
-    moves("Transpose", lower_transpose, "d"),
-    moves("Squeeze", lower_squeeze, "de"),
-    moves("Unsqueeze", lower_unsqueeze, "de"),
-    with_symbolic(with(moves("Concat", lower_concat, "d"), concat_interval), concat_symbolic),
+    with_norm(moves("Reshape", lower_reshape, "de"), norm_preserved),
+    with_norm(moves("Flatten", lower_flatten, "d"), norm_preserved),
+    with_norm(moves("Transpose", lower_transpose, "d"), norm_preserved),
+    with_norm(moves("Squeeze", lower_squeeze, "de"), norm_preserved),
+    with_norm(moves("Unsqueeze", lower_unsqueeze, "de"), norm_preserved),
+    with_norm(with_symbolic(with(moves("Concat", lower_concat, "d"), concat_interval), concat_symbolic), concat_norm),
     moves("Split", lower_split, "de"),
     moves("Slice", lower_slice, "de"),
     moves("Expand", lower_expand, "de"),

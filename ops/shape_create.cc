@@ -165,6 +165,19 @@ std::vector<IntervalTensor> dropout_interval(const AbstractContext& a) {
   return move_bounds(lower_dropout, a, training ? "dee" : "dxe");
 }
 
+// Constant Pad keeps x's elements (or crops them) and adds the padding value at most
+// out - in times; reflect and edge repeat elements and have no norm facet.
+double pad_norm(const NormContext& c) {
+  if (attr_string(c.a.node, "mode", "constant") != "constant" || c.outputs.empty() || !c.outputs[0].lo.defined())
+    return kNoNormBound;
+  double value = 0;
+  if (c.a.opset < 11) value = std::abs(attr_float(c.a.node, "value", 0.f));
+  else if (c.a.has_input(2)) value = std::max(std::abs(c.a.input(2).min()), std::abs(c.a.input(2).max()));
+  if (std::isnan(value)) return kNoNormBound;
+  double added = static_cast<double>(std::max<int64_t>(c.outputs[0].numel() - c.a.input(0).numel(), 0));
+  return c.input(0) + (value == 0 ? 0 : value * std::sqrt(added));
+}
+
 // Pad (constant: the padding value is one more data operand, each output element is
 // either an input element or that value; reflect/edge copy elements) and Trilu (each
 // element kept or set to 0) only move values, so their bounds move the same way. The
@@ -173,7 +186,7 @@ std::vector<IntervalTensor> dropout_interval(const AbstractContext& a) {
 NANGUARD_REGISTER_OPS({
     with(OpDef{"ConstantOfShape", lower_constant_of_shape}, moving(lower_constant_of_shape, "e")),
     with(value_dependent_shape(OpDef{"Range", lower_range}), moving(lower_range, "e")),
-    with(OpDef{"Pad", lower_pad}, moving(lower_pad, "ded")),
+    with_norm(with(OpDef{"Pad", lower_pad}, moving(lower_pad, "ded")), pad_norm),
     with(OpDef{"Trilu", lower_trilu}, moving(lower_trilu, "de")),
     with(OpDef{"EyeLike", lower_eye_like}, eye_like_interval),
     with(OpDef{"Dropout", lower_dropout}, dropout_interval),

@@ -348,7 +348,8 @@ NANGUARD_REGISTER_OPS({
     with(unary("Erf", [](T x) { return x.erf(); }), increasing_on([](T x) { return x.erf(); }, -kInf, kInf, 4, -1, 1)),
     with(unary("Not", [](T x) { return x.logical_not(); }), not_interval),
     with(unary("IsNaN", [](T x) { return x.isnan(); }), isnan_interval),
-    with_values(with_symbolic(unary("Identity", [](T x) { return x; }, Monotone::kDataMovement), identity_symbolic),
+    with_values(with_norm(with_symbolic(unary("Identity", [](T x) { return x; }, Monotone::kDataMovement), identity_symbolic),
+                          norm_preserved),
                 [](const OpContext& c) { return std::vector<OpValue>{c.value(0)}; }),
     with(OpDef{"IsInf", lower_is_inf}, isinf_interval),
 });
