@@ -21,7 +21,7 @@ struct AnalyzeArgs {
   double symbolic_budget = static_cast<double>(defaults.symbolic_budget);
   double partition_budget = static_cast<double>(defaults.partition.element_budget);
   GradientMode gradients = GradientMode::kAuto;
-  bool no_norm_bounds = false;
+  double norm_above = defaults.norms.above;
 };
 
 int run(const AnalyzeArgs& a) {
@@ -30,7 +30,7 @@ int run(const AnalyzeArgs& a) {
   opt.symbolic_budget = static_cast<int64_t>(a.symbolic_budget);
   opt.partition.element_budget = static_cast<int64_t>(a.partition_budget);
   opt.gradients = a.gradients;
-  if (a.no_norm_bounds) opt.norms.above = 0;
+  opt.norms.above = a.norm_above;
   if (Status s = parse_weights_flag(a.weights, opt); !s.ok()) return usage_error(s);
   auto m = load_with_ranges(a.common);
   if (!m.ok()) return usage_error(m.status());
@@ -64,8 +64,7 @@ CommandFn add_analyze_command(CLI::App& app) {
   cmd->add_option("--partition-budget", args->partition_budget,
                   "output elements that analysing small tensors (masks, counts) cell by cell may compute; 0: never")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_flag("--no-norm-bounds", args->no_norm_bounds,
-               "do not bound tensors by their Euclidean norm (the weights' singular values)");
+  add_norm_flag(*cmd, args->norm_above);
   add_gradients_flag(*cmd, args->gradients);
   return [cmd, args]() -> int { return cmd->parsed() ? run(*args) : -1; };
 }

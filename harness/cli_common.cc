@@ -105,6 +105,13 @@ void add_gradients_flag(CLI::App& app, GradientMode& mode) {
       ->check(CLI::IsMember({"auto", "chain", "local"}));
 }
 
+void add_norm_flag(CLI::App& app, double& above) {
+  app.add_option("--norm-above", above,
+                 "bound outputs whose interval passes MAG in magnitude by their Euclidean norm too, chained through "
+                 "the weights' largest singular values (default 1e20; 0: never)")
+      ->check(CLI::NonNegativeNumber);
+}
+
 Status parse_weights_flag(const std::string& spec, AnalyzeOptions& opt) {
   if (spec == "fixed") return Status::Ok();
   if (spec == "free") {

@@ -49,6 +49,9 @@ Status parse_weights_flag(const std::string& spec, AnalyzeOptions& options);
 // --gradients auto|chain|local into `mode` (AnalyzeOptions::gradients).
 void add_gradients_flag(CLI::App& app, GradientMode& mode);
 
+// --norm-above MAG (AnalyzeOptions::norms.above).
+void add_norm_flag(CLI::App& app, double& above);
+
 // Prints "nanguard: <message>" once on stderr; returns exit code 2.
 int usage_error(const Status& status);
 

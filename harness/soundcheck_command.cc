@@ -22,11 +22,13 @@ struct SoundArgs {
   double budget = 0;
   uint64_t seed = 0;
   GradientMode gradients = GradientMode::kAuto;
+  double norm_above = AnalyzeOptions{}.norms.above;
 };
 
 int run(const SoundArgs& a) {
   AnalyzeOptions opt;
   opt.gradients = a.gradients;
+  opt.norms.above = a.norm_above;
   if (Status s = parse_weights_flag(a.weights, opt); !s.ok()) return usage_error(s);
   auto m = load_with_ranges(a.common);
   if (!m.ok()) return usage_error(m.status());
@@ -65,6 +67,7 @@ CommandFn add_soundcheck_command(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "seed (default 0)");
   add_gradients_flag(*cmd, args->gradients);
   cmd->add_option("--budget", args->budget, "stop sampling after SECONDS (the corners always run)");
+  add_norm_flag(*cmd, args->norm_above);
   return [cmd, args]() -> int { return cmd->parsed() ? run(*args) : -1; };
 }
 

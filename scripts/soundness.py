@@ -10,8 +10,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE_TESTS = "/usr/share/libonnx-testdata/data/node"
 
 
-def soundcheck(nanguard, model, ranges, weights, samples, budget):
+def soundcheck(nanguard, model, ranges, weights, samples, budget, extra=()):
     args = [nanguard, "soundcheck", model, "--samples", str(samples), "--budget", str(budget), "--format", "json"]
+    args += list(extra)
     for name, (lo, hi) in ranges.items():
         args += ["--range", f"{name}={lo},{hi}"]
     if weights:
@@ -34,7 +35,10 @@ def main():
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--budget", type=float, default=4.0, help="seconds of sampling per model at most")
     ap.add_argument("--nanguard", default=os.path.join(ROOT, "build", "nanguard"))
+    ap.add_argument("--norm-above", help="passed to soundcheck (1e-300: every op's norm facet runs)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "results", "soundness.md"))
     args = ap.parse_args()
+    extra = ["--norm-above", args.norm_above] if args.norm_above else []
     total_runs = total_values = total_backward = total_grads = total_stopped = 0
     violations, skipped, rows, bad_models = [], [], [], {}
     grist = os.path.join(ROOT, "corpora", "grist")
@@ -49,7 +53,7 @@ def main():
         for t in sorted(os.listdir(NODE_TESTS)):
             jobs.append((f"node/{t}", os.path.join(NODE_TESTS, t, "model.onnx"), {}, ""))
     for label, model, ranges, weights in jobs:
-        rep, err = soundcheck(args.nanguard, model, ranges, weights, args.samples, args.budget)
+        rep, err = soundcheck(args.nanguard, model, ranges, weights, args.samples, args.budget, extra)
         if rep is None:
             skipped.append(f"{label}: {err}")
             continue
@@ -69,8 +73,10 @@ def main():
     summary = (f"{total_runs} sampled executions, {total_values} values checked; {total_backward} backward passes, "
                f"{total_grads} gradient values checked; {total_stopped} runs stopped by an error; "
                f"{len(violations)} violations; {len(skipped)} models skipped (unsupported or unloadable)")
-    with open(os.path.join(ROOT, "results", "soundness.md"), "w") as f:
-        f.write(f"# Soundness by sampling\n\n`scripts/soundness {args.samples} {args.budget:g}`, {datetime.date.today()}. "
+    shown = f" --norm-above {args.norm_above}" if args.norm_above else ""
+    with open(args.out, "w") as f:
+        f.write(f"# Soundness by sampling\n\n`scripts/soundness.py --samples {args.samples} --budget {args.budget:g}{shown}`, "
+                f"{datetime.date.today()}. "
                 "Each execution draws inputs (and free weights) inside the analysed box: the box corners, "
                 "float32 edge values, uniform draws; every node's values must lie within its abstract "
                 "bounds and every NaN/INF must have been reported. A run whose forward values stay finite "

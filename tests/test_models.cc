@@ -1,5 +1,6 @@
 #include "test_models.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -126,6 +127,23 @@ ModelBuilder cancelling_log_model() {
   b.node("Sub", {prev, "x"}, {"d"});
   b.node("Sub", {"d", "c"}, {"e"});
   b.node("Log", {"e"}, {"y"}, "log");
+  return b;
+}
+
+ModelBuilder random_conv_stack(int layers, int64_t channels) {
+  at::manual_seed(11);
+  ModelBuilder b;
+  b.input("x", {1, channels, 8, 8}).output("y", {1, channels, 8, 8});
+  double fan_in = static_cast<double>(channels * 9);
+  std::string cur = "x";
+  for (int i = 0; i < layers; ++i) {
+    std::string id = std::to_string(i), w = "w" + id, c = "c" + id, r = i + 1 == layers ? "y" : "r" + id;
+    b.initializer(w, at::randn({channels, channels, 3, 3}) * std::sqrt(2.0 / fan_in));
+    b.initializer(w + "b", at::zeros({channels}));
+    set_attr(b.node("Conv", {cur, w, w + "b"}, {c}, "conv" + id), "pads", std::vector<int64_t>{1, 1, 1, 1});
+    b.node("Relu", {c}, {r}, "relu" + id);
+    cur = r;
+  }
   return b;
 }
 

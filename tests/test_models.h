@@ -45,4 +45,9 @@ ModelBuilder log_model(std::vector<int64_t> dims, std::optional<float> clip_min 
 // named "log": a false alarm of a symbolic window too short to meet x twice.
 ModelBuilder cancelling_log_model();
 
+// `layers` random 3x3 Conv (zero padding, kaiming-normal weights, seeded) + Relu over
+// `channels` channels of an 8x8 map, x -> y: intervals grow by up to the rows' sum of
+// |W| per layer while real values stay near 1.
+ModelBuilder random_conv_stack(int layers, int64_t channels);
+
 }  // namespace nanguard::testing

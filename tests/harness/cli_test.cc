@@ -247,6 +247,20 @@ TEST(Cli, AnalyzeReportsProofsByPartition) {
   expect_usage_error(run_cli("analyze " + model + " --partition-budget -3"), "--partition-budget");
 }
 
+// A deep random conv stack: intervals report an overflow, norm bounds prove it finite.
+TEST(Cli, AnalyzeBoundsADeepConvStackByNorms) {
+  std::string model = testing::random_conv_stack(40, 64).save("cli_conv_stack.onnx");
+  CliResult text = run_cli("analyze " + model + " --range x=0,1");
+  EXPECT_EQ(text.code, 0) << text.out << text.err;
+  EXPECT_NE(text.out.find("norm bounds: "), std::string::npos) << text.out;
+  auto j = nlohmann::json::parse(run_cli("analyze " + model + " --range x=0,1 --format json").out);
+  EXPECT_FALSE(j["norm_tightened"].empty());
+  CliResult off = run_cli("analyze " + model + " --range x=0,1 --norm-above 0");
+  EXPECT_EQ(off.code, 1) << off.out;
+  EXPECT_NE(off.out.find("forward overflow"), std::string::npos) << off.out;
+  expect_usage_error(run_cli("analyze " + model + " --norm-above -1"), "--norm-above");
+}
+
 TEST(Cli, OpsListsFacets) {
   CliResult r = run_cli("ops --format json");
   EXPECT_EQ(r.code, 0) << r.err;
