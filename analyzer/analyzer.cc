@@ -527,9 +527,11 @@ void analyze_node(const Scope& scope, const Node& node) {
   // Symbolic rows are real-valued: they cannot cross a carried infinity.
   if (supported && !exact_ok && !infinite_in && affine(def) && outs.size() == 1 && wants_symbolic(options, outs[0], flops_left))
     outs[0] = refine(graph, options, result, node.outputs[0], std::move(outs[0]), flops_left);
-  if (supported && !exact_ok && !infinite_in && !nan_bounds &&
-      refine_with_norms(*def, a, outs, result.intervals, result.norms, options.norms) && prefix.empty())
-    result.norm_tightened.push_back(node.name);
+  if (supported && !exact_ok && !infinite_in && !nan_bounds) {
+    double before = outs.empty() || !outs[0].lo.defined() || outs[0].numel() == 0 ? 0 : std::max(-outs[0].min(), outs[0].max());
+    if (refine_with_norms(*def, a, outs, result.intervals, result.norms, options.norms) && prefix.empty())
+      result.norm_tightened.push_back({node.name, node.outputs[0], result.norms.at(node.outputs[0]), before});
+  }
   if (!supported) {
     std::string name = node.domain.empty() ? node.op_type : node.domain + "." + node.op_type;
     if (std::find(result.unsupported.begin(), result.unsupported.end(), name) == result.unsupported.end())

@@ -77,9 +77,14 @@ struct AnalysisResult {
   std::vector<std::string> unsupported;  // op types without abstract semantics
   std::vector<PartitionProof> partitions;  // hazards and bounds proved cell by cell
   NormMap norms;  // a bound on a tensor's Euclidean norm, where one was needed
-  // Nodes whose output interval a norm bound tightened (deep stacks that intervals
-  // alone would report as overflowing).
-  std::vector<std::string> norm_tightened;
+  // Outputs whose interval a norm bound tightened (deep stacks that intervals alone
+  // would report as overflowing), in topological order.
+  struct NormTightening {
+    std::string node, tensor;
+    double norm = 0;    // the bound on the output's Euclidean norm
+    double before = 0;  // the interval's largest magnitude before
+  };
+  std::vector<NormTightening> norm_tightened;
 };
 
 Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options);

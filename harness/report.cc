@@ -50,7 +50,10 @@ std::string findings_json(const ReportContext& ctx, const AnalysisResult& r) {
   for (const auto& p : r.partitions)
     partitions.push_back({{"node", p.node}, {"tensors", p.tensors}, {"cells", p.cells}, {"hazards", p.hazards}});
   j["partitions"] = partitions;
-  j["norm_tightened"] = r.norm_tightened;
+  json tightened = json::array();
+  for (const auto& t : r.norm_tightened)
+    tightened.push_back({{"node", t.node}, {"tensor", t.tensor}, {"norm", t.norm}, {"interval_magnitude", t.before}});
+  j["norm_tightened"] = tightened;
   return j.dump(2) + "\n";
 }
 
@@ -103,9 +106,13 @@ std::string findings_text(const ReportContext& ctx, const AnalysisResult& r) {
     s += fmt::format("partition: '{}' proved {} by splitting {} into {} cells\n", p.node,
                      what.empty() ? "its outputs finite" : what, fmt::join(p.tensors, ", "), p.cells);
   }
-  if (!r.norm_tightened.empty())
-    s += fmt::format("norm bounds: {} output{} tightened by the weights' singular values, from '{}' on\n",
-                     r.norm_tightened.size(), r.norm_tightened.size() == 1 ? "" : "s", r.norm_tightened.front());
+  if (!r.norm_tightened.empty()) {
+    const auto& last = r.norm_tightened.back();
+    s += fmt::format("norm bounds: {} output{} tightened by the weights' singular values, from '{}' on; the last, "
+                     "'{}', to norm {:.3g} (intervals: {:.3g})\n",
+                     r.norm_tightened.size(), r.norm_tightened.size() == 1 ? "" : "s", r.norm_tightened.front().node,
+                     last.node, last.norm, last.before);
+  }
   if (r.findings.empty()) s += "proved: no op can produce NaN/INF for inputs in range\n";
   // Say what the proof covers of the backward pass: the local hazards alone do not
   // bound a gradient that the ops after it scale.
