@@ -18,7 +18,7 @@ namespace nanguard {
 using NormMap = std::unordered_map<std::string, double>;
 
 struct NormOptions {
-  double above = 1e20;  // 0 or less: never (at most 1% of a half type's limit)
+  double above = 1e30;  // 0 or less: never (at most 1% of a half type's limit)
   double start = 1e4;
 };
 

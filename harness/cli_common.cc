@@ -108,7 +108,7 @@ void add_gradients_flag(CLI::App& app, GradientMode& mode) {
 void add_norm_flag(CLI::App& app, double& above) {
   app.add_option("--norm-above", above,
                  "bound outputs whose interval passes MAG in magnitude by their Euclidean norm too, chained through "
-                 "the weights' largest singular values (default 1e20; 0: never)")
+                 "the weights' largest singular values (default 1e30; 0: never)")
       ->check(CLI::NonNegativeNumber);
 }
 
