@@ -1,7 +1,7 @@
 """Runs `nanguard trigger` on every GRIST defect, guided and random, and scores both.
 
     /usr/bin/python3 scripts/trigger_corpus.py [--budget S] [--only 3,11,...] [--out FILE]
-        [--strategies guided,random] [--device cuda] [--nanguard BINARY] [--zoo]
+        [--strategies guided,random] [--device cuda] [--nanguard BINARY] [--zoo] [--weights MODE]
 
 Per defect: `nanguard trigger MODEL --node NODE --budget S --strategy guided|random
 --out DIR` with the case's ranges and weight mode (seed 0), then `nanguard replay` on
@@ -13,7 +13,8 @@ is the defects plain random sampling missed in results/random-trigger-plain.md.
 With --zoo, the naive log(softmax) heads of the clean architectures exported into
 corpora/zoo/cache (`scripts/corpus --zoo`) instead (default out results/trigger-zoo.md).
 With --device cuda, witnesses are confirmed on CPU and CUDA and each reproducer is
-replayed on both (scripts/gpu-check). Writes a markdown table (default
+replayed on both (scripts/gpu-check). --weights overrides every case's weight mode
+(fixed, free or free=LO,HI; e.g. free weights on the zoo, whose cases fix them). Writes a markdown table (default
 results/trigger-grist.md).
 """
 import argparse
@@ -30,6 +31,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GRIST = os.path.join(ROOT, "corpora", "grist")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from analyze_corpus import case_args  # noqa: E402
+
+
+def with_weights(case, mode):
+    """The case with its weight mode replaced: fixed, free or free=LO,HI."""
+    if not mode:
+        return case
+    w = {"mode": "fixed"} if mode == "fixed" else {"mode": "free"}
+    if mode.startswith("free="):
+        w["range"] = [float(v) for v in mode[5:].split(",")]
+    return dict(case, weights=w)
 
 
 def trigger(nanguard, model, case, defect, strategy, budget, out, device="cpu"):
@@ -91,6 +102,7 @@ def main():
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--out", default="")
     ap.add_argument("--zoo", action="store_true")
+    ap.add_argument("--weights", default="", help="override every case's weight mode: fixed, free or free=LO,HI")
     a = ap.parse_args()
     corpus = os.path.join(ROOT, "corpora", "zoo", "cache") if a.zoo else GRIST
     a.out = a.out or os.path.join(ROOT, "results", "trigger-zoo.md" if a.zoo else "trigger-grist.md")
@@ -105,7 +117,7 @@ def main():
     for prog in programs:
         if only and prog not in only:
             continue
-        case = json.load(open(os.path.join(corpus, prog, "case.json")))
+        case = with_weights(json.load(open(os.path.join(corpus, prog, "case.json"))), a.weights)
         model = os.path.join(corpus, prog, "model.onnx")
         for d in case["defects"]:
             row = {"id": d["id"], "op": d["op"], "kind": d["kind"], "node": d["node"]}
@@ -121,7 +133,7 @@ def write_table(a, rows, strategies):
     hard = set() if a.zoo else random_hard()
     lines = [f"# nanguard trigger on the {'zoo (naive log(softmax) heads)' if a.zoo else 'GRIST corpus'}", "",
              f"Command: `/usr/bin/python3 scripts/trigger_corpus.py --budget {a.budget:g}{' --zoo' if a.zoo else ''}"
-             f"{' --device cuda' if a.device == 'cuda' else ''}` (seed 0, one `nanguard trigger --node` "
+             f"{' --device cuda' if a.device == 'cuda' else ''}{' --weights ' + a.weights if a.weights else ''}` (seed 0, one `nanguard trigger --node` "
              f"per defect, search on CPU, confirmed on {'CPU and CUDA' if a.device == 'cuda' else 'CPU'}). A defect counts when its node comes back `triggered` (a real float32 run "
              "failed there: NaN/INF from finite inputs, or for `gradient` defects a real backward pass with a NaN/INF gradient "
              "at the node) and `nanguard replay` on the reproducer exits 0. Seconds: the search's own; medians over all "
