@@ -280,14 +280,11 @@ bool conv_symbolic(BackSubstitution& b, const Node& n, const LinearRows& p) {
 }
 
 // The kernel of each group as one matrix of taps, [group, O/group, prod(kernel) * C/group].
+// Per group, the [O / group, C' x taps] matrix of its taps. Its columns come in the
+// weight's own (c', tap) order, a view without a copy: singular values and the row and
+// column sums of |M| do not depend on the columns' order.
 at::Tensor group_tap_matrices(const at::Tensor& w, int64_t group) {
-  std::vector<int64_t> sizes{group, w.size(0) / group, w.size(1)}, perm{0, 1};
-  for (int64_t d = 2; d < w.dim(); ++d) {
-    sizes.push_back(w.size(d));
-    perm.push_back(d + 1);
-  }
-  perm.push_back(2);
-  return w.reshape(sizes).permute(perm).reshape({group, w.size(0) / group, -1});
+  return w.reshape({group, w.size(0) / group, -1});
 }
 
 // Conv sums, over the taps t, W_t times a strided shift of x (zero padding only drops

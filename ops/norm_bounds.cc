@@ -51,12 +51,16 @@ std::vector<double> spectral_norm_bounds(const at::Tensor& M_in, double max_mult
   std::vector<double> out(static_cast<size_t>(B), kNoNormBound);
   if (cost > max_multiply_adds || B == 0 || (r + 2) * u > 0.01) return out;
   if (r == 0 || c == 0) return std::vector<double>(static_cast<size_t>(B), 0.0);
-  double top = M.abs().max().item<double>();
+  auto [mn, mx] = at::aminmax(M);
+  double top = std::max(-mn.item<double>(), mx.item<double>());
   if (!std::isfinite(top)) return out;
   if (top == 0) return std::vector<double>(static_cast<size_t>(B), 0.0);
-  double scale = std::ldexp(1.0, -std::ilogb(top) - 1);  // exact: a power of 2
-  at::Tensor Mf = (M.to(at::kDouble) * scale).to(at::kFloat);
-  at::Tensor frob_m = at::linalg_vector_norm(M.flatten(1), 2, {1}, false, at::kDouble) * scale;
+  int e = std::ilogb(top);
+  double scale = std::ldexp(1.0, -e - 1);  // exact: a power of 2
+  // A float32 product by a normal power of 2 rounds as the exact one does.
+  at::Tensor Mf = M.scalar_type() == at::kFloat && e > -120 && e < 120 ? M * scale : (M.to(at::kDouble) * scale).to(at::kFloat);
+  // ||M||_F does not depend on the transpose: read the operand as laid out.
+  at::Tensor frob_m = at::linalg_vector_norm(M_in.reshape({B, -1}), 2, {1}, false, at::kDouble) * scale;
   at::Tensor G = symmetric(at::bmm(Mf, Mf.transpose(1, 2)));
   at::Tensor log_scale = at::zeros({B}, M.options());
   for (int t = 0; t < kSteps; ++t) {
