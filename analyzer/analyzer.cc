@@ -482,7 +482,8 @@ void analyze_node(const Scope& scope, const Node& node) {
   AbstractContext a{node, graph, graph.opset, {}, options.float_type};
   bool all_exact = true;
   for (const auto& in : node.inputs) {
-    a.inputs.push_back(in.empty() ? IntervalTensor() : result.intervals.at(in));
+    // A lazy weight's bounds live as long as this node's analysis.
+    a.inputs.push_back(in.empty() ? IntervalTensor() : result.intervals.at(in).with_bounds());
     if (!in.empty() && !a.inputs.back().exact()) all_exact = false;
   }
   const OpDef* def = OpRegistry::instance().find(node.op_type, node.domain);
@@ -667,6 +668,7 @@ Result<AnalysisResult> analyze(const Graph& graph, const AnalyzeOptions& options
     }
   }
   if (chains_gradients(graph, options)) {
+    for (auto& [name, t] : result.intervals) t = t.with_bounds();  // the backward bound reads them all
     try {
       merge_in_order(graph, result.findings, bound_gradients(graph, result, options).findings);
     } catch (const std::exception& e) {
@@ -691,7 +693,8 @@ bool chains_gradients(const Graph& graph, const AnalyzeOptions& options) {
 
 std::optional<Range> range_in(const AnalysisResult& result, const std::string& tensor) {
   auto it = result.intervals.find(tensor);
-  if (it == result.intervals.end() || !it->second.lo.defined() || it->second.numel() == 0) return std::nullopt;
+  if (it == result.intervals.end() || (!it->second.lo.defined() && !it->second.lazy()) || it->second.numel() == 0)
+    return std::nullopt;
   return Range{it->second.min(), it->second.max()};
 }
 

@@ -63,6 +63,11 @@ struct AnalyzeOptions {
   // largest singular values. Deep random conv stacks, whose interval bounds pass
   // float32's limit while real values stay small, are proved finite this way.
   NormOptions norms;
+  // Fixed weights past this many elements are kept lazy (IntervalTensor::of_weight):
+  // each op that reads one makes its float64 bounds for that read only, and the result
+  // keeps them lazy. For callers that read findings and bounds through min()/max()
+  // (the analyze command); 0 (the default): every weight has its bounds throughout.
+  int64_t lazy_weights_above = 0;
 };
 
 // Whether the analysis of `graph` under `options` chains gradient bounds.

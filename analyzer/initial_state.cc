@@ -84,7 +84,7 @@ Result<std::unordered_map<std::string, IntervalTensor>> initial_intervals(const 
       return Status::Error(fmt::format("{}: initializer '{}': {}", g.model_path, name, e.what()));
     }
     bool free = opt.weights == WeightMode::kFree && is_trainable(g, name, w);
-    state[name] = free ? free_weight(g, name, w, opt) : IntervalTensor::of_value(w);
+    state[name] = free ? free_weight(g, name, w, opt) : IntervalTensor::of_weight(w, opt.lazy_weights_above);
   }
   for (const auto& name : g.inputs) {
     const TensorType* t = g.type_of(name);

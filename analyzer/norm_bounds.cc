@@ -15,8 +15,8 @@ constexpr int64_t kExactNormLimit = int64_t{1} << 20;
 double magnitude(const IntervalTensor& t) { return t.numel() == 0 ? 0 : std::max(std::abs(t.min()), std::abs(t.max())); }
 
 double own_norm(const IntervalTensor& t) {
-  if (!t.lo.defined() || !t.is_float() || (t.exact() && t.numel() > kExactNormLimit)) return kNoNormBound;
-  return norm_of(t);
+  if ((!t.lo.defined() && !t.lazy()) || !t.is_float() || (t.exact() && t.numel() > kExactNormLimit)) return kNoNormBound;
+  return norm_of(t.with_bounds());
 }
 
 // The norms of the graph's tensors on demand, each from its producer's facet (its
@@ -84,7 +84,7 @@ class NormChain {
     AbstractContext a{p, graph_, opset_, {}, float_type_};
     for (const std::string& in : p.inputs) {
       auto it = in.empty() ? intervals_.end() : intervals_.find(in);
-      a.inputs.push_back(it == intervals_.end() ? IntervalTensor() : it->second);
+      a.inputs.push_back(it == intervals_.end() ? IntervalTensor() : it->second.with_bounds());
     }
     std::vector<IntervalTensor> outs;
     for (const std::string& o : p.outputs) {

@@ -34,6 +34,8 @@ struct WindowBackSubstitution final : BackSubstitution {
   at::Tensor tap_bound;   // [R, taps]: the terms of tapped rows, per tap (one padded conv)
 
   const IntervalTensor* interval(const std::string& name) const override;
+  // Lazy weights read in this window, with their bounds made (for the window only).
+  mutable std::unordered_map<std::string, IntervalTensor> with_bounds;
   int64_t opset() const override { return g.opset; }
   at::ScalarType float_type() const override { return opt.float_type; }
   bool spend(int64_t flops) override;
@@ -51,7 +53,11 @@ at::Tensor kernel_sum(const at::Tensor& A) { return A.dim() > 2 ? A.sum(spatial_
 const IntervalTensor* WindowBackSubstitution::interval(const std::string& name) const {
   if (name == target) return &target_interval;
   auto it = known.find(name);
-  return it == known.end() ? nullptr : &it->second;
+  if (it == known.end()) return nullptr;
+  if (!it->second.lazy()) return &it->second;
+  auto [m, fresh] = with_bounds.try_emplace(name);
+  if (fresh) m->second = it->second.with_bounds();
+  return &m->second;
 }
 
 // sum_c A[r, c, k] v[c] per tap: [R, taps].

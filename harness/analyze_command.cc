@@ -31,6 +31,8 @@ int run(const AnalyzeArgs& a) {
   opt.partition.element_budget = static_cast<int64_t>(a.partition_budget);
   opt.gradients = a.gradients;
   opt.norms.above = a.norm_above;
+  // The report reads findings only: weights past 1 MB of float32 keep no float64 copy.
+  opt.lazy_weights_above = int64_t{1} << 18;
   if (Status s = parse_weights_flag(a.weights, opt); !s.ok()) return usage_error(s);
   auto m = load_with_ranges(a.common);
   if (!m.ok()) return usage_error(m.status());

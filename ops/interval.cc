@@ -1,5 +1,6 @@
 #include "ops/interval.h"
 
+#include <cmath>
 #include <limits>
 #include <sstream>
 
@@ -13,6 +14,25 @@ IntervalTensor IntervalTensor::of_value(const at::Tensor& v) {
   at::Tensor d = v.detach().to(at::kCPU).to(at::kDouble);
   t.lo = d;
   t.hi = d;
+  return t;
+}
+
+IntervalTensor IntervalTensor::of_weight(const at::Tensor& v, int64_t lazy_above) {
+  if (lazy_above <= 0 || v.numel() <= lazy_above || !at::isFloatingType(v.scalar_type())) return of_value(v);
+  auto [mn, mx] = at::aminmax(v);  // an infinite weight is a carried infinity: readers test lo for it
+  if (!std::isfinite(mn.item<double>()) || !std::isfinite(mx.item<double>())) return of_value(v);
+  IntervalTensor t;
+  t.value = v.detach();
+  t.dtype = v.scalar_type();
+  t.shape = v.sizes().vec();
+  return t;
+}
+
+IntervalTensor IntervalTensor::with_bounds() const {
+  if (!lazy()) return *this;
+  IntervalTensor t = *this;
+  t.lo = value.to(at::kCPU).to(at::kDouble);
+  t.hi = t.lo;
   return t;
 }
 
@@ -44,14 +64,16 @@ int64_t IntervalTensor::numel() const {
   return n;
 }
 
-at::Tensor IntervalTensor::full_lo() const { return lo.expand(shape); }
-at::Tensor IntervalTensor::full_hi() const { return hi.expand(shape); }
+at::Tensor IntervalTensor::full_lo() const { return lazy() ? value.to(at::kDouble) : lo.expand(shape); }
+at::Tensor IntervalTensor::full_hi() const { return lazy() ? value.to(at::kDouble) : hi.expand(shape); }
 
 double IntervalTensor::min() const {
-  return lo.numel() == 0 ? std::numeric_limits<double>::infinity() : lo.min().item<double>();
+  const at::Tensor& b = lazy() ? value : lo;
+  return b.numel() == 0 ? std::numeric_limits<double>::infinity() : b.min().item<double>();
 }
 double IntervalTensor::max() const {
-  return hi.numel() == 0 ? -std::numeric_limits<double>::infinity() : hi.max().item<double>();
+  const at::Tensor& b = lazy() ? value : hi;
+  return b.numel() == 0 ? -std::numeric_limits<double>::infinity() : b.max().item<double>();
 }
 
 std::string IntervalTensor::str() const {

@@ -19,13 +19,18 @@ constexpr double kFloat32MinSubnormal = 1.4012984643248171e-45;  // 2^-149
 constexpr double kExpOverflowFloat32 = 88.72283935546875;
 
 struct IntervalTensor {
-  at::Tensor lo, hi;            // kDouble, broadcastable to `shape`
+  // kDouble, broadcastable to `shape`. Undefined for a lazy weight (below).
+  at::Tensor lo, hi;
   std::vector<int64_t> shape;   // the concrete tensor's shape
   at::ScalarType dtype = at::kFloat;
   at::Tensor value;             // defined when the tensor is known exactly (constants)
 
   // The exact value of a concrete tensor (constants, fixed weights, shapes).
   static IntervalTensor of_value(const at::Tensor& v);
+  // A large fixed weight kept as its value alone (no float64 lo = hi, twice its size
+  // again) when it has more than `lazy_above` elements (0: never) and is finite:
+  // readers that need bounds take with_bounds(), which makes them for that use only.
+  static IntervalTensor of_weight(const at::Tensor& v, int64_t lazy_above);
   // One cell for the whole tensor.
   static IntervalTensor uniform(std::vector<int64_t> shape, at::ScalarType dtype, double lo, double hi);
   // Nothing known: (-inf, +inf); the output of an unsupported op.
@@ -34,9 +39,12 @@ struct IntervalTensor {
                                   at::ScalarType dtype);
 
   bool exact() const { return value.defined(); }
+  bool lazy() const { return value.defined() && !lo.defined(); }
+  // This tensor with lo = hi made when lazy (the float64 copy lives as long as it).
+  IntervalTensor with_bounds() const;
   bool is_float() const { return at::isFloatingType(dtype); }
   int64_t numel() const;
-  at::Tensor full_lo() const;  // expanded to `shape`
+  at::Tensor full_lo() const;  // expanded to `shape` (a lazy weight: its value as float64)
   at::Tensor full_hi() const;
   double min() const;  // smallest lower bound
   double max() const;  // largest upper bound

@@ -157,5 +157,26 @@ TEST(NormBounds, ProveADeepConvStackFreeOfOverflow) {
   EXPECT_EQ(wide.findings[0].hazard, "overflow");
 }
 
+// Lazy weights (no float64 copy kept) change no bound: the same overflow without norm
+// bounds, the same proof and final interval with them, and the weights stay lazy.
+TEST(LazyWeights, GiveTheSameBoundsAndFindings) {
+  ModelBuilder b = testing::random_conv_stack(40, 64);
+  for (double above : {0.0, 1e30}) {
+    AnalyzeOptions opt{{{"x", {0, 1}}}};
+    opt.norms.above = above;
+    AnalysisResult eager = testing::analyze_built(b, opt);
+    opt.lazy_weights_above = 1;
+    AnalysisResult lazy = testing::analyze_built(b, opt);
+    ASSERT_EQ(lazy.findings.size(), eager.findings.size()) << above;
+    for (size_t i = 0; i < lazy.findings.size(); ++i) EXPECT_EQ(lazy.findings[i].node, eager.findings[i].node);
+    EXPECT_EQ(lazy.norm_tightened.size(), eager.norm_tightened.size());
+    EXPECT_EQ(lazy.intervals.at("y").max(), eager.intervals.at("y").max());
+    EXPECT_EQ(lazy.intervals.at("y").min(), eager.intervals.at("y").min());
+    int kept_lazy = 0;
+    for (const auto& [name, t] : lazy.intervals) kept_lazy += t.lazy();
+    EXPECT_GT(kept_lazy, 0);
+  }
+}
+
 }  // namespace
 }  // namespace nanguard
