@@ -5,27 +5,26 @@
 #include <sstream>
 
 namespace nanguard {
+namespace {
 
-IntervalTensor IntervalTensor::of_value(const at::Tensor& v) {
+// The value alone; with_bounds() adds its float64 lo = hi.
+IntervalTensor value_only(const at::Tensor& v) {
   IntervalTensor t;
   t.value = v.detach();
   t.dtype = v.scalar_type();
   t.shape = v.sizes().vec();
-  at::Tensor d = v.detach().to(at::kCPU).to(at::kDouble);
-  t.lo = d;
-  t.hi = d;
   return t;
 }
+
+}  // namespace
+
+IntervalTensor IntervalTensor::of_value(const at::Tensor& v) { return value_only(v).with_bounds(); }
 
 IntervalTensor IntervalTensor::of_weight(const at::Tensor& v, int64_t lazy_above) {
   if (lazy_above <= 0 || v.numel() <= lazy_above || !at::isFloatingType(v.scalar_type())) return of_value(v);
   auto [mn, mx] = at::aminmax(v);  // an infinite weight is a carried infinity: readers test lo for it
   if (!std::isfinite(mn.item<double>()) || !std::isfinite(mx.item<double>())) return of_value(v);
-  IntervalTensor t;
-  t.value = v.detach();
-  t.dtype = v.scalar_type();
-  t.shape = v.sizes().vec();
-  return t;
+  return value_only(v);
 }
 
 IntervalTensor IntervalTensor::with_bounds() const {
